@@ -1,0 +1,450 @@
+"""Values that cross stage boundaries.
+
+Every stage of the pipeline takes and returns these frozen values, so stages import
+types from here and never from each other. Nothing in this module does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Reason(StrEnum):
+    """Stable reason codes: audit rows, metric labels and problem ``type`` use them."""
+
+    # allowed
+    PUBLIC_ROUTE = "public-route"
+    ROLE_ALLOWED = "role-allowed"
+    # refused before a route is known
+    TARGET_AMBIGUOUS = "target-ambiguous"
+    HEADER_INVALID = "header-invalid"
+    BODY_TOO_LARGE = "body-too-large"
+    BODY_INVALID = "body-invalid"
+    ROUTE_NOT_FOUND = "route-not-found"
+    METHOD_NOT_ALLOWED = "method-not-allowed"
+    # identity
+    AUTH_REQUIRED = "auth-required"
+    SESSION_INVALID = "session-invalid"
+    CREDENTIAL_INVALID = "credential-invalid"
+    # decision
+    ROLE_FORBIDDEN = "role-forbidden"
+    TENANT_FOREIGN = "tenant-foreign"
+    TENANT_UNSELECTED = "tenant-unselected"
+    OBJECT_NOT_FOUND = "object-not-found"
+    ID_INVALID = "id-invalid"
+    RESOLVER_FAILED = "resolver-failed"
+    STEP_UP_REQUIRED = "step-up-required"
+    ENUMERATION_BLOCKED = "enumeration-blocked"
+    # infrastructure and response
+    AUDIT_UNAVAILABLE = "audit-unavailable"
+    UPSTREAM_REFUSED = "upstream-refused"
+    UPSTREAM_TIMEOUT = "upstream-timeout"
+    GUARD_BLOCKED = "guard-blocked"
+    INTERNAL_ERROR = "internal-error"
+    RATE_LIMITED = "rate-limited"
+
+
+ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
+
+
+class AuthMethod(StrEnum):
+    """How a principal proved who they are."""
+
+    SESSION = "session"
+    MAGIC_LINK = "magic-link"
+    OIDC = "oidc"
+    BEARER_JWT = "bearer-jwt"
+    API_KEY = "api-key"
+    CLI_MINT = "cli-mint"
+    NONE = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """The one canonical request target (I2): matched against rules and sent upstream."""
+
+    path: str
+    """Canonical percent-encoded path, exactly what routes match and the upstream gets."""
+    query: str
+    """Raw query string without ``?``, validated, forwarded byte for byte."""
+
+    @property
+    def raw(self) -> str:
+        """Path plus query as it appears on the upstream request line."""
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """An early refusal from ingress or identity, before any decision was made."""
+
+    reason: Reason
+    """Stable code for audit, metrics and the problem ``type``."""
+    detail: str = ""
+    """What went wrong, phrased for the person who sent the request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request that passed ingress."""
+
+    target: Target
+    """The canonical target."""
+    request_id: str
+    """Request id (random, 128 bits, hex) sent upstream as ``X-Request-Id``."""
+    client_ip: str
+    """Client address after applying the trusted-proxies list."""
+    scheme: str
+    """``http`` or ``https`` as the client used it (trusted proxies may say)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A role held in one tenant; ``tenant == "*"`` marks a global-scope grant."""
+
+    tenant: str
+    role: str
+
+
+GLOBAL_TENANT = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    user_id: str
+    """Stable user id (string of the store's integer id, or ``apikey:<id>``)."""
+    email: str
+    """Login email, lower-cased."""
+    memberships: tuple[Membership, ...]
+    """Every (tenant, role) the user holds, in grant order."""
+    auth_method: AuthMethod
+    """How this request was authenticated."""
+    auth_time: float
+    """Unix time of the last interactive authentication (for step-up, I6)."""
+    session_hash: str | None = None
+    """SHA-256 hex of the session id, if a session carried the request."""
+    active_tenant: str | None = None
+    """Tenant used for routes without an object; ``None`` when the user has none."""
+    superadmin: bool = False
+    """May use the whole admin API."""
+
+    def roles_in(self, tenant: str) -> tuple[str, ...]:
+        """Roles held in ``tenant`` itself (global grants are not included)."""
+        return tuple(m.role for m in self.memberships if m.tenant == tenant)
+
+    def global_roles(self) -> tuple[str, ...]:
+        """Roles granted with ``tenant == "*"``."""
+        return self.roles_in(GLOBAL_TENANT)
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """No credential was presented."""
+
+
+ANONYMOUS = Anonymous()
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRef:
+    """One object id a request names."""
+
+    type: str
+    """Resource type from the rules (``invoice``)."""
+    id: str
+    """The id as text, already checked against the route's id type."""
+    source: str
+    """Where it came from: ``path.invoice_id``, ``query.id``, ``body:/related``, ``form.x``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Owned:
+    """The resolver found the object; it belongs to ``tenant``."""
+
+    tenant: str
+
+
+@dataclass(frozen=True, slots=True)
+class NotFound:
+    """The resolver says the object does not exist."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverFailed:
+    """The resolver could not answer (timeout, bad answer, store error). Fails closed."""
+
+    detail: str
+
+
+OwnerAnswer = Owned | NotFound | ResolverFailed
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedRef:
+    """An object reference with its resolver's answer."""
+
+    ref: ObjectRef
+    answer: OwnerAnswer
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The verdict on one request. Built only by ``policy.decide``; rendered by ``responses``."""
+
+    allowed: bool
+    """True only when a rule explicitly allowed the request."""
+    reason: Reason
+    """Stable reason code."""
+    action: str | None = None
+    """Action judged (``read``, ``write``, ``export``…)."""
+    tenant: str | None = None
+    """Tenant the request acts in (owning tenant, path tenant or active tenant)."""
+    roles: tuple[str, ...] = ()
+    """Roles that granted the action (empty on denials)."""
+    explain: tuple[str, ...] = ()
+    """Reason chain, one human sentence per step (``rules simulate``, audit detail)."""
+    objects: tuple[ResolvedRef, ...] = ()
+    """Every object checked, with its owner."""
+
+    @property
+    def resource(self) -> ObjectRef | None:
+        """The first object named by the request, if any."""
+        return self.objects[0].ref if self.objects else None
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened after forwarding, recorded once the response is done."""
+
+    status: int
+    bytes_sent: int
+    duration_ms: float
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One audit record before it is written; the writer adds sequence and hashes."""
+
+    kind: str
+    """``request`` or an event name (``login``, ``session-minted``, ``outcome``…)."""
+    request_id: str = ""
+    actor: str = ""
+    tenant: str = ""
+    route: str = ""
+    decision: str = ""
+    reason: str = ""
+    method: str = ""
+    path: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Everything else of SPEC §6 (roles, auth method, client, user agent, ids…)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuditReceipt:
+    """Proof that an entry is durably committed."""
+
+    seq: int
+    request_id: str
+
+
+class IdSource(StrEnum):
+    """Where in a request an object id is read from."""
+
+    PATH = "path"
+    QUERY = "query"
+    BODY = "body"
+    FORM = "form"
+
+
+@dataclass(frozen=True, slots=True)
+class IdSpec:
+    """One place a route reads an object id from."""
+
+    type: str
+    """Resource type (a key of ``resources`` in the rules)."""
+    source: IdSource
+    key: str
+    """Path parameter, query parameter, form field, or JSON pointer for ``body``."""
+    id_type: str
+    """``int``, ``uuid``, ``slug`` or ``regex:<pattern>``; checked before resolving."""
+
+    @property
+    def label(self) -> str:
+        """``path.invoice_id``, ``query.id``, ``body:/related``, ``form.doc``."""
+        return f"body:{self.key}" if self.source is IdSource.BODY else f"{self.source}.{self.key}"
+
+
+class GuardMode(StrEnum):
+    BLOCK = "block"
+    FILTER = "filter"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardSpec:
+    """Response guard for JSON bodies (a second line of defence when the app leaks)."""
+
+    tenant_field: str
+    """JSON pointer with ``*`` wildcards to each item's tenant (``/items/*/tenant``)."""
+    mode: GuardMode
+
+
+@dataclass(frozen=True, slots=True)
+class RoleDef:
+    """A role of the RBAC matrix."""
+
+    name: str
+    can: frozenset[str]
+    """Actions this role allows."""
+    scope_global: bool = False
+    """A global-scope role applies in every tenant."""
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A compiled route rule (built once by ``routing.compile_routes``)."""
+
+    name: str
+    pattern: str
+    """The path template as written in the rules."""
+    methods: frozenset[str] | None
+    """Allowed methods (upper case); ``None`` means any."""
+    upstream: str
+    """Name of the upstream in the rules."""
+    action: str | None = None
+    """Explicit action; ``None`` derives it from the method."""
+    public: bool = False
+    step_up_seconds: float | None = None
+    """Maximum age of the last authentication for this route (I6)."""
+    tenant_param: str | None = None
+    """Path parameter that names the tenant (``tenant: path.tenant``)."""
+    ids: tuple[IdSpec, ...] = ()
+    """Every object id the route carries; the first is the primary resource."""
+    guard: GuardSpec | None = None
+    file_disposition: str | None = None
+    """``attachment`` or ``inline`` for file routes (SPEC §7)."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Request bodies larger than this are refused while streaming."""
+    websocket: bool = False
+    """Whether a WebSocket upgrade may pass on this route."""
+    sensitive: bool = False
+    """Audited in full (I6); true for export, delete, download and admin actions."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    """A route and the path parameters it captured (decoded)."""
+
+    route: Route
+    params: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class NoRoute:
+    """No route pattern matched the path."""
+
+
+@dataclass(frozen=True, slots=True)
+class MethodNotAllowed:
+    """A route matched the path but none allows the method."""
+
+    allowed: frozenset[str]
+
+
+MatchResult = RouteMatch | NoRoute | MethodNotAllowed
+
+ACTION_BY_METHOD: dict[str, str] = {
+    "GET": "read",
+    "HEAD": "read",
+    "OPTIONS": "read",
+    "POST": "write",
+    "PUT": "write",
+    "PATCH": "write",
+    "DELETE": "delete",
+}
+SENSITIVE_ACTIONS = frozenset({"export", "delete", "download", "manage_users", "admin"})
+
+
+def action_for(route: Route, method: str) -> str:
+    """The action a request performs: the route's own, else derived from the method.
+
+    Methods outside the table become their own lower-case action word, so only a role
+    that names that word may use them (default deny).
+    """
+    if route.action:
+        return route.action
+    return ACTION_BY_METHOD.get(method.upper(), method.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamDef:
+    """An app behind the gateway."""
+
+    name: str
+    url: str
+    """Base URL, scheme://host:port with no trailing slash."""
+    timeout_seconds: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryOwner:
+    """Owner kept in the gateway's registry (admin API, CSV import, learned on create)."""
+
+    learn_on_create: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOwner:
+    """Owner looked up over HTTP at the system of record.
+
+    ``url`` may hold ``{upstream}`` (the route's upstream base URL) and ``{id}``.
+    200 → the tenant at ``tenant_field`` (a JSON pointer); 404 → not found; else failed.
+    """
+
+    method: str
+    url: str
+    tenant_field: str
+    upstream: str | None = None
+    """Upstream whose URL fills ``{upstream}``; defaults to the route's upstream."""
+
+
+@dataclass(frozen=True, slots=True)
+class SqlOwner:
+    """Owner read with one read-only SQL query; ``:id`` is bound, the first column is the tenant."""
+
+    query: str
+    dsn: str
+
+
+OwnerSpec = RegistryOwner | HttpOwner | SqlOwner
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceDef:
+    """How to find the tenant that owns one type of object."""
+
+    name: str
+    owner: OwnerSpec
+    id_type: str = "slug"
+    """Type of ids read outside the path: ``int``, ``uuid``, ``slug`` or ``regex:…``."""
+    cache_seconds: float = 60.0
+    """How long a found owner is cached."""
+    negative_cache_seconds: float = 10.0
+    """How long a "not found" answer is cached."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """A validated, compiled rule set. Built by ``config.loader``; never mutated."""
+
+    upstreams: dict[str, UpstreamDef]
+    roles: dict[str, RoleDef]
+    resources: dict[str, ResourceDef]
+    routes: tuple[Route, ...]
+    source: str = ""
+    """File the rules came from (for messages)."""
+    digest: str = ""
+    """SHA-256 of the source text: identifies the active version."""
