@@ -1,0 +1,45 @@
+# Two entry points: `make demo` runs Gatehold in front of the demo app,
+# `make test` runs the whole suite (lint, types, unit, integration, browser).
+# Both set up what they need: a virtualenv, and Debian packages when missing.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := chromium
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test check lint types unit system-deps bench bench-quick clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	# httpbin 0.10.4 pins greenlet<3 on Python 3.11, which clashes with playwright;
+	# it does not need greenlet at run time, so it is installed without its pins.
+	$(BIN)/pip install -q --no-deps 'httpbin==0.10.4'
+	touch $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+demo: $(STAMP)
+	$(BIN)/gatehold demo
+
+check: $(STAMP)
+	$(BIN)/ruff format --check gateway tests bench
+	$(BIN)/ruff check gateway tests bench
+	$(BIN)/mypy --strict gateway
+
+test: $(STAMP) system-deps check
+	$(BIN)/pytest
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+clean:
+	rm -rf $(VENV) var test-artifacts

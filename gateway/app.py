@@ -1,0 +1,213 @@
+"""Composition root: the only place that builds stages and wires them together."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+
+from gateway.audit import AuditWriter
+from gateway.auth.redirects import safe_next
+from gateway.auth.sessions import SessionManager
+from gateway.config.settings import Settings
+from gateway.context import GATEWAY, Gateway
+from gateway.enumeration import EnumerationGuard
+from gateway.forward import Forwarder
+from gateway.guard import ResponseGuard
+from gateway.identity import Identity
+from gateway.ingress import Ingress, canonicalize
+from gateway.model import Reason, Rejection, RuleSet, Target
+from gateway.objects import ObjectExtractor
+from gateway.ownership import Ownership
+from gateway.assertion import AssertionSigner
+from gateway.pipeline import handle
+from gateway.policy import Policy
+from gateway.responses import Renderer
+from gateway.routing import Router
+from gateway.store import registry as registry_store
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = logging.getLogger("gatehold")
+
+PACKAGE_DIR = Path(__file__).parent
+ENGINE = web.AppKey("engine", AsyncEngine)
+TEMPLATES = web.AppKey("templates", jinja2.Environment)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class StoreRegistry:
+    """The ownership registry, backed by the gateway's store."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def get_owner(self, resource_type: str, object_id: str) -> str | None:
+        return await registry_store.get_owner(self._engine, resource_type, object_id)
+
+    async def set_owner(self, resource_type: str, object_id: str, tenant: str) -> None:
+        await registry_store.set_owner(self._engine, resource_type, object_id, tenant)
+
+
+def templates() -> jinja2.Environment:
+    """The HTML templates of the gateway's own pages (autoescaped)."""
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(PACKAGE_DIR / "templates"),
+        autoescape=True,
+        enable_async=False,
+    )
+
+
+def build_gateway(
+    settings: Settings, ruleset: RuleSet, engine: AsyncEngine, pages: jinja2.Environment
+) -> Gateway:
+    """Every stage of the pipeline, configured once."""
+    signer = AssertionSigner.load_or_create(
+        settings.key_path, issuer=settings.server.public_url, ttl_seconds=settings.assertion_ttl
+    )
+    sessions = SessionManager(
+        engine,
+        idle_timeout=settings.session_idle_timeout,
+        absolute_timeout=settings.session_absolute_timeout,
+    )
+    enumeration = settings.policy.enumeration
+    return Gateway(
+        ingress=Ingress(
+            public_url=settings.server.public_url,
+            trusted_proxies=settings.server.trusted_proxies,
+        ),
+        identity=Identity(sessions=sessions),
+        router=Router(ruleset.routes),
+        objects=ObjectExtractor(),
+        ownership=Ownership(
+            resources=ruleset.resources,
+            upstreams=ruleset.upstreams,
+            registry=StoreRegistry(engine),
+        ),
+        policy=Policy(ruleset.roles),
+        enumeration=EnumerationGuard(
+            window=enumeration.window_seconds,
+            slow_after=enumeration.slow_after,
+            block_after=enumeration.block_after,
+            block_for=enumeration.block_for_seconds,
+        ),
+        audit=AuditWriter(engine, max_batch=settings.audit.max_batch),
+        forward=Forwarder(
+            ruleset.upstreams, public_url=settings.server.public_url, signer=signer
+        ),
+        guard=ResponseGuard(),
+        renderer=Renderer(
+            templates=pages, foreign_object_status=settings.policy.foreign_object_status
+        ),
+        sessions=sessions,
+        cookie_secure=settings.sessions.cookie_secure,
+    )
+
+
+def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
+    """The gateway's aiohttp application: internal pages, then one catch-all pipeline route."""
+    engine = open_engine(settings.store_dsn)
+    pages = templates()
+    gateway = build_gateway(settings, ruleset, engine, pages)
+    app = web.Application(middlewares=[safety_net, internal_paths_are_canonical])
+    app[GATEWAY] = gateway
+    app[TEMPLATES] = pages
+    app[ENGINE] = engine
+    app.cleanup_ctx.append(_lifecycle)
+    app.router.add_get("/.gatehold/health", health)
+    app.router.add_get("/.gatehold/jwks.json", jwks)
+    app.router.add_get("/.gatehold/login", login_page)
+    app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
+    app.router.add_route("*", "/{tail:.*}", handle, name="pipeline")
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, the audit writer and the upstream pools; close them in reverse."""
+    gateway, engine = app[GATEWAY], app[ENGINE]
+    await migrate(engine)
+    await gateway.audit.start()
+    await gateway.ownership.start()
+    await gateway.forward.start()
+    yield
+    await gateway.forward.close()
+    await gateway.ownership.close()
+    await gateway.audit.close()
+    await engine.dispose()
+
+
+@web.middleware
+async def safety_net(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Any unexpected exception becomes a problem answer with a request id, never a trace."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception:
+        request_id = secrets.token_hex(16)
+        log.exception("unhandled error", extra={"request_id": request_id})
+        renderer = request.app[GATEWAY].renderer
+        problem = renderer.problem(
+            Reason.INTERNAL_ERROR,
+            detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
+            request_id=request_id,
+            target="/",
+        )
+        return renderer.render(request, problem)
+
+
+@web.middleware
+async def internal_paths_are_canonical(
+    request: web.Request, handler: Handler
+) -> web.StreamResponse:
+    """The gateway's own pages answer only their canonical address (I2).
+
+    aiohttp routes on the decoded path; without this, ``/%2Egatehold/...`` would reach
+    them by a second spelling. The catch-all pipeline canonicalizes on its own.
+    """
+    if request.match_info.route.name == "pipeline":
+        return await handler(request)
+    target = canonicalize(request.raw_path)
+    if not isinstance(target, Target) or target.path != request.raw_path.split("?", 1)[0]:
+        gateway = request.app[GATEWAY]
+        return gateway.reject_unadmitted(
+            request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
+        )
+    return await handler(request)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Liveness for load balancers and the container HEALTHCHECK."""
+    return web.json_response({"status": "ok"})
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """Public keys upstreams use to verify ``X-Gatehold-Assertion``."""
+    keys = request.app[GATEWAY].forward.signer.jwks()
+    return web.Response(
+        text=json.dumps(keys),
+        content_type="application/json",
+        headers={"Cache-Control": "public, max-age=300"},
+    )
+
+
+async def login_page(request: web.Request) -> web.Response:
+    """The sign-in page; ``rd`` is kept only if it is a same-origin path (I8)."""
+    target = safe_next(request.query.get("rd"))
+    page = request.app[TEMPLATES].get_template("login.html").render(rd=target)
+    return web.Response(
+        text=page,
+        content_type="text/html",
+        headers={
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'",
+        },
+    )

@@ -1,0 +1,137 @@
+"""Server-side sessions (I7): hashed ids, idle and absolute timeouts, revocation.
+
+The hot path never reads the database for a known session: principals are cached for
+a few seconds, keyed on the session hash. Revocation in this process evicts the cache
+at once; other processes see it when their short cache entry expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
+from gateway.store import sessions as session_store
+from gateway.store import users as user_store
+
+TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def hash_token(token: str) -> str:
+    """The only form of a session id the store ever sees."""
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    principal: Principal
+    idle_timeout: float
+    absolute_expiry: float
+    last_seen: float
+
+
+class SessionManager:
+    """Creates, resolves and revokes sessions."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        idle_timeout: float,
+        absolute_timeout: float,
+        cache_seconds: float = 2.0,
+        touch_every: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.idle_timeout = idle_timeout
+        self.absolute_timeout = absolute_timeout
+        self._touch_every = touch_every
+        self._clock = clock
+        self._cache: TTLCache[str, _Cached] = TTLCache(maxsize=200_000, ttl=cache_seconds)
+
+    async def principal(self, token: str) -> Principal | None:
+        """The principal a session cookie stands for, or ``None`` if it is not live."""
+        if not TOKEN_SHAPE.fullmatch(token):
+            return None
+        id_hash = hash_token(token)
+        now = self._clock()
+        cached = self._cache.get(id_hash)
+        if cached is None:
+            cached = await self._load(id_hash)
+            if cached is None:
+                return None
+            self._cache[id_hash] = cached
+        if now > cached.absolute_expiry or now - cached.last_seen > cached.idle_timeout:
+            self._cache.pop(id_hash, None)
+            return None
+        if now - cached.last_seen > self._touch_every:
+            await session_store.touch_session(self.engine, id_hash, now)
+            self._cache[id_hash] = _Cached(
+                cached.principal, cached.idle_timeout, cached.absolute_expiry, now
+            )
+        return cached.principal
+
+    async def _load(self, id_hash: str) -> _Cached | None:
+        row = await session_store.get_session(self.engine, id_hash)
+        if row is None or not session_store.session_is_live(row, self._clock()):
+            return None
+        user = await user_store.get_user(self.engine, row.user_id)
+        if user is None or not user.active:
+            return None
+        tenants = [m.tenant for m in user.memberships if m.tenant != GLOBAL_TENANT]
+        active = row.active_tenant if row.active_tenant in tenants else None
+        principal = Principal(
+            user_id=str(user.id),
+            email=user.email,
+            memberships=tuple(user.memberships),
+            auth_method=AuthMethod(row.auth_method),
+            auth_time=row.auth_time,
+            session_hash=id_hash,
+            active_tenant=active or (tenants[0] if tenants else None),
+            superadmin=user.superadmin,
+        )
+        return _Cached(principal, row.idle_timeout, row.absolute_expiry, row.last_seen)
+
+    async def create(
+        self,
+        *,
+        user_id: int,
+        auth_method: AuthMethod,
+        client_ip: str,
+        user_agent: str,
+        active_tenant: str | None = None,
+        auth_time: float | None = None,
+    ) -> tuple[str, str]:
+        """A new session (a new id at every login, I7). Returns (token, id hash)."""
+        now = self._clock()
+        return await session_store.create_session(
+            self.engine,
+            user_id=user_id,
+            auth_method=auth_method.value,
+            auth_time=now if auth_time is None else auth_time,
+            idle_timeout=self.idle_timeout,
+            absolute_timeout=self.absolute_timeout,
+            client_ip=client_ip,
+            user_agent=user_agent,
+            active_tenant=active_tenant,
+            now=now,
+        )
+
+    async def revoke(self, id_hash: str) -> None:
+        """End one session now."""
+        await session_store.revoke_session(self.engine, id_hash, self._clock())
+        self._cache.pop(id_hash, None)
+
+    async def revoke_user(self, user_id: int) -> int:
+        """End every session of a user now (deactivation, role or tenant change)."""
+        count = await session_store.revoke_user_sessions(self.engine, user_id, self._clock())
+        for key in [k for k, v in self._cache.items() if v.principal.user_id == str(user_id)]:
+            self._cache.pop(key, None)
+        return count

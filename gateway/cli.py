@@ -1,0 +1,430 @@
+"""The ``gatehold`` command.
+
+Every command takes ``--config FILE`` (default ``$GATEHOLD_CONFIG``, then
+``./gatehold.yaml``). Problems with settings or rules are printed all at once, one
+actionable line each, and the command exits with status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.audit import AuditWriter, event_entry
+from gateway.config.loader import check_rules_file, load_rules
+from gateway.config.rules import rules_json_schema
+from gateway.config.settings import Settings, load_settings
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.model import GLOBAL_TENANT, AuthMethod, Membership
+from gateway.store import audit_log
+from gateway.store import users as user_store
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(command: F) -> F:
+    """``--config FILE`` on every command."""
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        default=None,
+        help="Settings file (default: $GATEHOLD_CONFIG, then ./gatehold.yaml).",
+    )(command)
+
+
+def settings_from(config_path: Path | None) -> Settings:
+    """Load and validate settings, or print every problem and exit 2."""
+    try:
+        return load_settings(config_path, env=os.environ, cwd=Path.cwd())
+    except ConfigError as error:
+        fail(error.problems)
+
+
+def fail(problems: list[str]) -> Any:
+    for problem in problems:
+        click.echo(f"error: {problem}", err=True)
+    sys.exit(2)
+
+
+def run(coroutine: Awaitable[T]) -> T:
+    """Run one command's async body; a store outage is a clear message, not a trace."""
+    try:
+        return asyncio.run(coroutine)  # type: ignore[arg-type]
+    except StoreUnavailable as error:
+        fail([f"the store is unavailable: {error}"])
+        raise
+
+
+async def opened_store(settings: Settings) -> AsyncEngine:
+    engine = open_engine(settings.store_dsn)
+    await migrate(engine)
+    return engine
+
+
+@click.group()
+@click.version_option(package_name="gatehold")
+def main() -> None:
+    """Gatehold: an identity-aware reverse proxy for apps that check nothing themselves."""
+
+
+@main.command()
+@config_option
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes to run.")
+def serve(config_path: Path | None, workers: int | None) -> None:
+    """Serve the gateway until stopped."""
+    from gateway.runtime import serve as run_server
+
+    settings = settings_from(config_path)
+    check_rules_or_exit(settings)
+    run_server(settings, os.environ, workers=workers or settings.server.workers)
+
+
+@main.command()
+@click.option("--port", type=int, default=8080, show_default=True)
+@click.option(
+    "--data", "data_dir", type=click.Path(path_type=Path), default=Path("var/demo"),
+    show_default=True,
+)
+def demo(port: int, data_dir: Path) -> None:
+    """Run Gatehold in front of the bundled demo app "Ledger"."""
+    from gateway.demo.run import run_demo
+
+    run_demo(port=port, data_dir=data_dir)
+
+
+@main.command()
+@config_option
+def check(config_path: Path | None) -> None:
+    """Validate settings and rules; print every problem."""
+    settings = settings_from(config_path)
+    check_rules_or_exit(settings)
+    click.echo(f"settings and rules are valid ({settings.rules_path})")
+
+
+def check_rules_or_exit(settings: Settings) -> None:
+    problems = check_rules_file(settings.rules_path, {**os.environ, **settings.rules_env})
+    if problems:
+        fail(problems)
+
+
+@main.command(name="migrate")
+@config_option
+def migrate_command(config_path: Path | None) -> None:
+    """Create or upgrade the store's schema."""
+    settings = settings_from(config_path)
+
+    async def body() -> None:
+        engine = await opened_store(settings)
+        await engine.dispose()
+
+    run(body())
+    click.echo("store schema is up to date")
+
+
+# ---------------------------------------------------------------- rules
+
+
+@main.group()
+def rules() -> None:
+    """Check, simulate and describe rule sets."""
+
+
+@rules.command(name="check")
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@config_option
+def rules_check(file: Path, config_path: Path | None) -> None:
+    """Validate a rules FILE; report every error with file:line and what to do."""
+    problems = check_rules_file(file, os.environ)
+    if problems:
+        fail(problems)
+    click.echo(f"{file}: valid")
+
+
+@rules.command(name="schema")
+def rules_schema() -> None:
+    """Print the JSON Schema of the rules format."""
+    click.echo(json.dumps(rules_json_schema(), indent=2))
+
+
+@rules.command(name="simulate")
+@config_option
+@click.option("--user", "email", required=True, help="Decide as this user.")
+@click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
+@click.option("--body", "body_file", type=click.File("rb"), default=None)
+@click.option("--content-type", default="application/json", show_default=True)
+@click.argument("method")
+@click.argument("path")
+def rules_simulate(
+    config_path: Path | None,
+    email: str,
+    tenant: str | None,
+    body_file: Any,
+    content_type: str,
+    method: str,
+    path: str,
+) -> None:
+    """Print the decision for METHOD PATH as a user, with the reason chain."""
+    from gateway.admin.explain import explain, principal_for
+    from gateway.app import build_gateway, templates
+
+    settings = settings_from(config_path)
+    body = body_file.read() if body_file else b""
+
+    async def body_() -> int:
+        engine = await opened_store(settings)
+        ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+        gw = build_gateway(settings, ruleset, engine, templates())
+        await gw.ownership.start()
+        try:
+            principal = await principal_for(gw, email, tenant=tenant)
+            if principal is None:
+                click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
+                return 2
+            result = await explain(
+                gw, principal=principal, method=method, target=path, body=body,
+                content_type=content_type,
+            )
+        finally:
+            await gw.ownership.close()
+            await engine.dispose()
+        verdict = result.decision
+        allowed = getattr(verdict, "allowed", False)
+        click.echo(f"{'ALLOW' if allowed else 'DENY'} {verdict.reason}")
+        for step in result.steps:
+            click.echo(f"  - {step}")
+        return 0 if allowed else 1
+
+    sys.exit(run(body_()))
+
+
+# ---------------------------------------------------------------- users
+
+
+@main.group()
+def users() -> None:
+    """Manage users and their memberships."""
+
+
+@users.command(name="add")
+@config_option
+@click.argument("email")
+@click.option("--tenant", "tenants", multiple=True, help="Tenant (repeat; '*' for global).")
+@click.option("--role", "roles", multiple=True, help="Role in the matching --tenant (repeat).")
+@click.option("--superadmin", is_flag=True, help="May manage everything in the admin UI.")
+def users_add(
+    config_path: Path | None,
+    email: str,
+    tenants: tuple[str, ...],
+    roles: tuple[str, ...],
+    superadmin: bool,
+) -> None:
+    """Add a user, or add memberships to an existing one: --tenant T --role R, repeatable."""
+    if len(tenants) != len(roles):
+        fail(["give one --role for every --tenant, in order: --tenant acme --role standard"])
+    settings = settings_from(config_path)
+    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+    unknown = [r for r in roles if r not in ruleset.roles]
+    if unknown:
+        known = ", ".join(sorted(ruleset.roles))
+        fail([f"unknown role {r!r}; the rules define: {known}" for r in unknown])
+    memberships = [Membership(t, r) for t, r in zip(tenants, roles, strict=True)]
+
+    async def body() -> int:
+        engine = await opened_store(settings)
+        writer = AuditWriter(engine)
+        await writer.start()
+        try:
+            user_id = await user_store.add_user(
+                engine, email, memberships=memberships, superadmin=superadmin
+            )
+            grants = [f"{m.role}@{m.tenant}" for m in memberships]
+            await writer.begin(
+                event_entry("user-added", actor="cli", subject=email.lower(), grants=grants)
+            )
+            return user_id
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    user_id = run(body())
+    click.echo(f"user {email.lower()} (id {user_id}) has: " + describe(memberships))
+
+
+def describe(memberships: list[Membership]) -> str:
+    parts = [
+        f"{m.role} in every tenant" if m.tenant == GLOBAL_TENANT else f"{m.role} in {m.tenant}"
+        for m in memberships
+    ]
+    return ", ".join(parts) or "no new memberships"
+
+
+@users.command(name="list")
+@config_option
+def users_list(config_path: Path | None) -> None:
+    """List users with their memberships."""
+    settings = settings_from(config_path)
+
+    async def body() -> list[user_store.UserRow]:
+        engine = await opened_store(settings)
+        try:
+            return list(await user_store.list_users(engine))
+        finally:
+            await engine.dispose()
+
+    for user in run(body()):
+        state = "active" if user.active else "deactivated"
+        flags = " superadmin" if user.superadmin else ""
+        click.echo(f"{user.email}\t{state}{flags}\t{describe(list(user.memberships))}")
+
+
+@users.command(name="deactivate")
+@config_option
+@click.argument("email")
+def users_deactivate(config_path: Path | None, email: str) -> None:
+    """Deactivate a user and end all their sessions now."""
+    settings = settings_from(config_path)
+
+    async def body() -> int:
+        from gateway.store import sessions as session_store
+
+        engine = await opened_store(settings)
+        writer = AuditWriter(engine)
+        await writer.start()
+        try:
+            user = await user_store.get_user_by_email(engine, email)
+            if user is None:
+                fail([f"no user {email!r}"])
+                return 0
+            await user_store.set_active(engine, user.id, False)
+            ended = await session_store.revoke_user_sessions(engine, user.id, _now())
+            await writer.begin(
+                event_entry("user-deactivated", actor="cli", subject=user.email, sessions=ended)
+            )
+            return ended
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    ended = run(body())
+    click.echo(f"{email.lower()} deactivated; {ended} session(s) ended")
+
+
+# ---------------------------------------------------------------- sessions
+
+
+@main.group()
+def session() -> None:
+    """Sessions for scripts and benchmarks."""
+
+
+@session.command(name="mint")
+@config_option
+@click.argument("email")
+@click.option("--tenant", default=None, help="Active tenant of the session.")
+def session_mint(config_path: Path | None, email: str, tenant: str | None) -> None:
+    """Print a session cookie for EMAIL (audited as session-minted)."""
+    settings = settings_from(config_path)
+    click.echo(run(mint_cookie(settings, email, tenant=tenant)))
+
+
+async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = None) -> str:
+    """A ``Cookie:`` value for a new session of ``email``; audited before it is returned."""
+    from gateway.auth.sessions import SessionManager
+
+    engine = await opened_store(settings)
+    writer = AuditWriter(engine)
+    await writer.start()
+    try:
+        user = await user_store.get_user_by_email(engine, email)
+        if user is None or not user.active:
+            fail([f"no active user {email!r}; add one with `gatehold users add`"])
+        assert user is not None  # noqa: S101 - fail() exits
+        manager = SessionManager(
+            engine,
+            idle_timeout=settings.session_idle_timeout,
+            absolute_timeout=settings.session_absolute_timeout,
+        )
+        token, id_hash = await manager.create(
+            user_id=user.id,
+            auth_method=AuthMethod.CLI_MINT,
+            client_ip="cli",
+            user_agent="gatehold session mint",
+            active_tenant=tenant,
+        )
+        await writer.begin(
+            event_entry("session-minted", actor="cli", subject=user.email, session=id_hash)
+        )
+        return f"__Host-gatehold={token}"
+    finally:
+        await writer.close()
+        await engine.dispose()
+
+
+# ---------------------------------------------------------------- audit
+
+
+@main.group()
+def audit() -> None:
+    """Verify and export the audit trail."""
+
+
+@audit.command(name="verify")
+@config_option
+def audit_verify(config_path: Path | None) -> None:
+    """Check the hash chain; report every edited or deleted record."""
+    settings = settings_from(config_path)
+
+    async def body() -> list[str]:
+        engine = await opened_store(settings)
+        try:
+            return await audit_log.verify_chain(engine)
+        finally:
+            await engine.dispose()
+
+    problems = run(body())
+    for problem in problems:
+        click.echo(f"TAMPERED: {problem}")
+    if problems:
+        sys.exit(1)
+    click.echo("audit chain intact")
+
+
+@audit.command(name="export")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl")
+@click.option("--output", type=click.File("w"), default="-")
+def audit_export(config_path: Path | None, fmt: str, output: Any) -> None:
+    """Write the audit trail as JSON lines or CSV (the export is itself audited)."""
+    settings = settings_from(config_path)
+
+    async def body() -> None:
+        engine = await opened_store(settings)
+        writer = AuditWriter(engine)
+        await writer.start()
+        try:
+            await writer.begin(event_entry("audit-exported", actor="cli", format=fmt))
+            async for chunk in audit_log.export_rows(engine, fmt=fmt):
+                output.write(chunk)
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    run(body())
+
+
+def _now() -> float:
+    import time
+
+    return time.time()

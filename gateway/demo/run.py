@@ -1,0 +1,132 @@
+"""``gatehold demo``: the gateway on embedded SQLite in front of the demo app Ledger.
+
+Seeds two tenants (acme, globex) and five people, writes ``<data>/gatehold.yaml`` so
+every other ``gatehold`` command can be pointed at the demo, and prints how to sign
+in as each person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import yaml
+from aiohttp import web
+
+from gateway.config.settings import Settings, load_settings
+from gateway.demo.ledger import build_ledger_app, seed
+from gateway.model import Membership
+from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
+from gateway.store import users as user_store
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+
+REPO_RULES = Path(__file__).resolve().parents[2] / "rules" / "demo.yaml"
+PACKAGED_RULES = Path(__file__).resolve().parent / "demo-rules.yaml"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoUser:
+    email: str
+    memberships: tuple[Membership, ...]
+    superadmin: bool = False
+    note: str = ""
+
+
+DEMO_USERS = (
+    DemoUser(
+        "admin@example.test",
+        (Membership("acme", "admin"), Membership("globex", "admin")),
+        superadmin=True,
+        note="superadmin; admin in acme and globex",
+    ),
+    DemoUser("alice@acme.test", (Membership("acme", "standard"),), note="standard in acme"),
+    DemoUser("rita@acme.test", (Membership("acme", "readonly"),), note="readonly in acme"),
+    DemoUser("bob@globex.test", (Membership("globex", "standard"),), note="standard in globex"),
+    DemoUser("olga@example.test", (Membership("*", "operator"),), note="operator, every tenant"),
+)
+
+
+def demo_rules_path() -> Path:
+    """``rules/demo.yaml`` from a source checkout, else the copy shipped in the package."""
+    return REPO_RULES if REPO_RULES.exists() else PACKAGED_RULES
+
+
+def write_demo_config(data_dir: Path, *, port: int, ledger_url: str) -> Path:
+    """Write ``<data>/gatehold.yaml`` for the demo and return its path."""
+    data_dir = data_dir.resolve()
+    config = {
+        "server": {"host": "127.0.0.1", "port": port, "public_url": f"http://127.0.0.1:{port}"},
+        "data_dir": ".",
+        "rules": str(demo_rules_path()),
+        "rules_env": {
+            "LEDGER_URL": ledger_url,
+            "LEDGER_DB_DSN": f"sqlite:///{data_dir / 'ledger.db'}",
+        },
+    }
+    path = data_dir / "gatehold.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+async def seed_users(settings: Settings) -> None:
+    """Create the demo people (idempotent)."""
+    engine = open_engine(settings.store_dsn)
+    try:
+        await migrate(engine)
+        for person in DEMO_USERS:
+            await user_store.add_user(
+                engine, person.email, memberships=person.memberships, superadmin=person.superadmin
+            )
+    finally:
+        await engine.dispose()
+
+
+async def start_ledger(db_path: Path) -> tuple[web.AppRunner, str]:
+    """Ledger on a free loopback port."""
+    runner = web.AppRunner(build_ledger_app(db_path), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert server is not None  # noqa: S101 - set by start()
+    port = server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def run_demo(*, port: int, data_dir: Path) -> None:
+    """Seed, print how to sign in, and serve until Ctrl-C."""
+    install_uvloop()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    seed(data_dir / "ledger.db")
+    asyncio.run(run_until_stopped(lambda: _start(port, data_dir)))
+
+
+async def _start(port: int, data_dir: Path) -> list[web.AppRunner]:
+    from gateway.cli import mint_cookie
+
+    ledger, ledger_url = await start_ledger(data_dir / "ledger.db")
+    config_path = write_demo_config(data_dir, port=port, ledger_url=ledger_url)
+    settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
+    await seed_users(settings)
+    cookies = {p.email: await mint_cookie(settings, p.email) for p in DEMO_USERS}
+    gateway = await start_gateway(settings, os.environ)
+    _print_banner(settings, config_path, ledger_url, cookies)
+    return [ledger, *gateway]
+
+
+def _print_banner(
+    settings: Settings, config_path: Path, ledger_url: str, cookies: dict[str, str]
+) -> None:
+    url = settings.server.public_url
+    click.echo(f"\nGatehold demo: {url}  (Ledger itself, unprotected: {ledger_url})")
+    click.echo(f"Config: {config_path}   e.g. gatehold users list --config {config_path}\n")
+    click.echo("Sign in by sending one of these session cookies:")
+    for person in DEMO_USERS:
+        click.echo(f"  {person.email:<20} {person.note}")
+        click.echo(f"    curl -H 'Cookie: {cookies[person.email]}' {url}/api/invoices")
+    click.echo("\nTry alice on invoice 7 (acme, allowed) and 8 (globex, refused with 404).")
+    click.echo("Press Ctrl-C to stop.\n")

@@ -1,0 +1,141 @@
+"""The request pipeline, written once: the only place the stage order appears.
+
+    ingress → identity → route → objects → ownership → decide → audit → forward → guard → relay
+
+``handle`` decides; ``deliver`` forwards what was allowed. Stages return values
+(``Rejection``, ``Decision``); only broken infrastructure raises, and each such
+exception is turned into its answer right where it can happen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from aiohttp import web
+
+from gateway.audit import request_entry
+from gateway.errors import StoreUnavailable, UpstreamFailed
+from gateway.context import GATEWAY, Gateway
+from gateway.model import (
+    Admitted,
+    Anonymous,
+    AuditReceipt,
+    Decision,
+    MatchResult,
+    Principal,
+    Reason,
+    Rejection,
+    ResolvedRef,
+    RouteMatch,
+)
+
+
+async def handle(request: web.Request) -> web.StreamResponse:
+    """Guard one request end to end."""
+    gw = request.app[GATEWAY]
+    started = time.monotonic()
+    admitted = gw.ingress.admit(request)
+    if isinstance(admitted, Rejection):
+        return gw.reject_unadmitted(request, admitted)
+    principal = await gw.identity.resolve(request)
+    match = gw.router.match(admitted.target, request.method)
+    objects = await _resolve_objects(gw, request, principal, match)
+    decision = gw.policy.decide(
+        principal=principal,
+        match=match,
+        method=request.method,
+        objects=objects.owners,
+        now=gw.clock(),
+        websocket=_is_websocket(request),
+        blocked=gw.enumeration.blocked(principal),
+    )
+    try:
+        receipt = await gw.audit.begin(
+            request_entry(
+                admitted=admitted,
+                method=request.method,
+                user_agent=request.headers.get("User-Agent", ""),
+                principal=principal,
+                match=match,
+                decision=decision,
+                upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
+            )
+        )
+    except StoreUnavailable:
+        return gw.refuse(request, admitted, Rejection(Reason.AUDIT_UNAVAILABLE), receipt=None)
+    if not decision.allowed or not isinstance(match, RouteMatch):
+        await asyncio.sleep(gw.observe_denial(principal, decision, admitted))
+        return gw.refuse(request, admitted, decision, receipt=receipt, started=started)
+    return await deliver(gw, request, admitted, principal, match, decision, objects.body, receipt)
+
+
+async def deliver(
+    gw: Gateway,
+    request: web.Request,
+    admitted: Admitted,
+    principal: Principal | Anonymous | Rejection,
+    match: RouteMatch,
+    decision: Decision,
+    body: bytes | None,
+    receipt: AuditReceipt,
+) -> web.StreamResponse:
+    """Forward an allowed, audited request and relay the guarded answer."""
+    started = time.monotonic()
+    caller = principal if isinstance(principal, Principal) else None
+    try:
+        if _is_websocket(request):
+            return await gw.forward.websocket(
+                request, admitted=admitted, principal=caller, match=match, decision=decision,
+                receipt=receipt, audit=gw.audit, started=started,
+            )
+        reply = await gw.forward.send(
+            request, admitted=admitted, principal=caller, match=match, decision=decision, body=body
+        )
+    except UpstreamFailed as failure:
+        reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
+        return gw.refuse(request, admitted, Rejection(reason), receipt=receipt, started=started)
+    checked = await gw.guard.check(reply, match=match, decision=decision)
+    if isinstance(checked, Rejection):
+        return gw.refuse(request, admitted, checked, receipt=receipt, started=started)
+    response, outcome = await gw.forward.relay(request, checked, started=started)
+    gw.audit.finish(receipt, outcome)
+    await gw.learn_created(match, decision, checked)
+    return response
+
+
+class _Objects:
+    """The object ids of a request with their owners, and the body read to find them."""
+
+    __slots__ = ("body", "owners")
+
+    def __init__(self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | None) -> None:
+        self.owners = owners
+        self.body = body
+
+
+async def _resolve_objects(
+    gw: Gateway,
+    request: web.Request,
+    principal: Principal | Anonymous | Rejection,
+    match: MatchResult,
+) -> _Objects:
+    """Read and resolve object ids only for a signed-in caller on a matched, non-public route.
+
+    Anonymous callers are refused before any resolver runs, so they cannot make the
+    gateway query the system of record.
+    """
+    if not isinstance(match, RouteMatch) or match.route.public or not match.route.ids:
+        return _Objects((), None)
+    if not isinstance(principal, Principal):
+        return _Objects((), None)
+    extracted = await gw.objects.extract(request, match)
+    if isinstance(extracted, Rejection):
+        return _Objects(extracted, None)
+    owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
+    return _Objects(owners, extracted.body)
+
+
+def _is_websocket(request: web.BaseRequest) -> bool:
+    return request.headers.get("Upgrade", "").lower() == "websocket"

@@ -1,0 +1,190 @@
+"""The decision: may this principal do this action to these objects, in this tenant, now?
+
+Pure: no I/O, no aiohttp. Every input the verdict depends on is an argument, so the
+whole decision is testable in a table. The only way to an allowing ``Decision`` is an
+explicit grant below; every other path ends in a denial (I1, I4b).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gateway.model import (
+    Anonymous,
+    Decision,
+    MatchResult,
+    MethodNotAllowed,
+    NoRoute,
+    NotFound,
+    Owned,
+    Principal,
+    Reason,
+    Rejection,
+    ResolvedRef,
+    ResolverFailed,
+    RoleDef,
+    Route,
+    RouteMatch,
+    action_for,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """Roles that allow an action in one tenant, or why none does."""
+
+    roles: tuple[str, ...]
+    member: bool
+    """Whether the principal holds any role that reaches the tenant at all."""
+
+
+class Policy:
+    """Judges requests against the RBAC matrix of one rule set."""
+
+    def __init__(self, roles: Mapping[str, RoleDef]) -> None:
+        self._roles = dict(roles)
+
+    def decide(
+        self,
+        *,
+        principal: Principal | Anonymous | Rejection,
+        match: MatchResult,
+        method: str,
+        objects: Sequence[ResolvedRef] | Rejection = (),
+        now: float,
+        websocket: bool = False,
+        blocked: bool = False,
+    ) -> Decision:
+        """The verdict for one request; ``objects`` are the resolved ids or why they could not be read."""
+        match match:
+            case NoRoute():
+                return _deny(Reason.ROUTE_NOT_FOUND, "no route matches this path")
+            case MethodNotAllowed(allowed=allowed):
+                verbs = ", ".join(sorted(allowed))
+                return _deny(Reason.METHOD_NOT_ALLOWED, f"the route allows only {verbs}")
+            case RouteMatch(route=route):
+                return self._decide_route(
+                    principal, match, method, objects, now, websocket=websocket, blocked=blocked
+                )
+
+    def _decide_route(
+        self,
+        principal: Principal | Anonymous | Rejection,
+        match: RouteMatch,
+        method: str,
+        objects: Sequence[ResolvedRef] | Rejection,
+        now: float,
+        *,
+        websocket: bool,
+        blocked: bool,
+    ) -> Decision:
+        route = match.route
+        action = action_for(route, method)
+        steps = [f"route {route.name!r} matched {method} {route.pattern}", f"action {action!r}"]
+        if websocket and not route.websocket:
+            return _deny(Reason.METHOD_NOT_ALLOWED, *steps, "this route does not take WebSockets")
+        if route.public:
+            return Decision(True, Reason.PUBLIC_ROUTE, action=action, explain=(*steps, "public"))
+        if isinstance(principal, Rejection):
+            return _deny(principal.reason, *steps, principal.detail, action=action)
+        if not isinstance(principal, Principal):
+            return _deny(Reason.AUTH_REQUIRED, *steps, "nobody is signed in", action=action)
+        steps.append(f"principal {principal.email}")
+        if blocked:
+            return _deny(Reason.ENUMERATION_BLOCKED, *steps, "too many denied ids", action=action)
+        if isinstance(objects, Rejection):
+            return _deny(objects.reason, *steps, objects.detail, action=action)
+        return self._judge_tenants(principal, match, action, objects, now, steps)
+
+    def _judge_tenants(
+        self,
+        principal: Principal,
+        match: RouteMatch,
+        action: str,
+        objects: Sequence[ResolvedRef],
+        now: float,
+        steps: list[str],
+    ) -> Decision:
+        route = match.route
+        tenants: list[str] = []
+        for resolved in objects:
+            ref, answer = resolved.ref, resolved.answer
+            match answer:
+                case ResolverFailed(detail=detail):
+                    steps.append(f"{ref.type} {ref.id} ({ref.source}): owner unknown, {detail}")
+                    return _deny(Reason.RESOLVER_FAILED, *steps, action=action, objects=objects)
+                case NotFound():
+                    steps.append(f"{ref.type} {ref.id} ({ref.source}) does not exist")
+                    return _deny(Reason.OBJECT_NOT_FOUND, *steps, action=action, objects=objects)
+                case Owned(tenant=tenant):
+                    steps.append(f"{ref.type} {ref.id} ({ref.source}) is owned by {tenant!r}")
+                    tenants.append(tenant)
+        context = _context_tenant(principal, match, tenants)
+        if context is None:
+            steps.append("no tenant selected and none named by the request")
+            return _deny(Reason.TENANT_UNSELECTED, *steps, action=action, objects=objects)
+        granted: list[str] = []
+        for tenant in dict.fromkeys([context, *tenants]):
+            grant = self.grant(principal, tenant, action)
+            if not grant.roles:
+                reason = Reason.ROLE_FORBIDDEN if grant.member else Reason.TENANT_FOREIGN
+                held = ", ".join(principal.roles_in(tenant)) or "no role"
+                steps.append(f"holds {held} in {tenant!r}; none allows {action!r}")
+                return _deny(reason, *steps, action=action, tenant=tenant, objects=objects)
+            steps.append(f"{', '.join(grant.roles)} in {tenant!r} allows {action!r}")
+            granted.extend(grant.roles)
+        if route.step_up_seconds is not None and now - principal.auth_time > route.step_up_seconds:
+            steps.append(f"last sign-in is older than {route.step_up_seconds:.0f}s")
+            return _deny(Reason.STEP_UP_REQUIRED, *steps, action=action, tenant=context)
+        return Decision(
+            True,
+            Reason.ROLE_ALLOWED,
+            action=action,
+            tenant=context,
+            roles=tuple(dict.fromkeys(granted)),
+            explain=tuple(steps),
+            objects=tuple(objects),
+        )
+
+    def grant(self, principal: Principal, tenant: str, action: str) -> Grant:
+        """Roles of ``principal`` that allow ``action`` in ``tenant`` (global-scope roles count)."""
+        allowing: list[str] = []
+        member = False
+        for membership in principal.memberships:
+            role = self._roles.get(membership.role)
+            if role is None:
+                continue  # a role the rules no longer define grants nothing
+            if membership.tenant != tenant and not role.scope_global:
+                continue
+            member = True
+            if action in role.can:
+                allowing.append(role.name)
+        return Grant(tuple(allowing), member)
+
+
+def _context_tenant(principal: Principal, match: RouteMatch, owners: list[str]) -> str | None:
+    """The tenant the request acts in: named in the path, else the object's, else the active one."""
+    route: Route = match.route
+    if route.tenant_param is not None:
+        return match.params.get(route.tenant_param)
+    if owners:
+        return owners[0]
+    return principal.active_tenant
+
+
+def _deny(
+    reason: Reason,
+    *steps: str,
+    action: str | None = None,
+    tenant: str | None = None,
+    objects: Sequence[ResolvedRef] = (),
+) -> Decision:
+    return Decision(
+        False,
+        reason,
+        action=action,
+        tenant=tenant,
+        explain=(*steps, f"denied: {reason}"),
+        objects=tuple(objects),
+    )

@@ -1,0 +1,154 @@
+"""Decide, then render: the only place a reason code becomes a status and a page (I9).
+
+Browsers get an HTML page, API clients ``application/problem+json`` (RFC 9457); both
+carry the request id and, on a denial, a way to ask for access. Nothing here ever
+shows a stack trace. A foreign object and a missing one are rendered identically (I3),
+so the answer cannot be used to probe which ids exist.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import jinja2
+from aiohttp import web
+
+from gateway.model import Reason
+
+LOGIN_PATH = "/.gatehold/login"
+REQUEST_ACCESS_PATH = "/.gatehold/request-access"
+
+_STATUS: dict[Reason, int] = {
+    Reason.TARGET_AMBIGUOUS: 400,
+    Reason.HEADER_INVALID: 400,
+    Reason.BODY_INVALID: 400,
+    Reason.ID_INVALID: 400,
+    Reason.BODY_TOO_LARGE: 413,
+    Reason.ROUTE_NOT_FOUND: 404,
+    Reason.METHOD_NOT_ALLOWED: 405,
+    Reason.AUTH_REQUIRED: 401,
+    Reason.SESSION_INVALID: 401,
+    Reason.CREDENTIAL_INVALID: 401,
+    Reason.STEP_UP_REQUIRED: 401,
+    Reason.ROLE_FORBIDDEN: 403,
+    Reason.TENANT_UNSELECTED: 403,
+    Reason.ENUMERATION_BLOCKED: 429,
+    Reason.RATE_LIMITED: 429,
+    Reason.RESOLVER_FAILED: 503,
+    Reason.AUDIT_UNAVAILABLE: 503,
+    Reason.UPSTREAM_REFUSED: 502,
+    Reason.GUARD_BLOCKED: 502,
+    Reason.UPSTREAM_TIMEOUT: 504,
+    Reason.INTERNAL_ERROR: 500,
+}
+
+_TITLE: dict[Reason, str] = {
+    Reason.TARGET_AMBIGUOUS: "This address is ambiguous",
+    Reason.HEADER_INVALID: "The request headers are malformed",
+    Reason.BODY_INVALID: "The request body could not be read",
+    Reason.ID_INVALID: "An object id in the request is malformed",
+    Reason.BODY_TOO_LARGE: "The request body is too large",
+    Reason.ROUTE_NOT_FOUND: "Not found",
+    Reason.OBJECT_NOT_FOUND: "Not found",
+    Reason.METHOD_NOT_ALLOWED: "This method is not allowed here",
+    Reason.AUTH_REQUIRED: "Please sign in",
+    Reason.SESSION_INVALID: "Your session has ended",
+    Reason.CREDENTIAL_INVALID: "The credential was not accepted",
+    Reason.STEP_UP_REQUIRED: "Please sign in again to continue",
+    Reason.ROLE_FORBIDDEN: "You do not have access to this",
+    Reason.TENANT_UNSELECTED: "Choose an organisation first",
+    Reason.ENUMERATION_BLOCKED: "Too many refused requests",
+    Reason.RATE_LIMITED: "Too many requests",
+    Reason.RESOLVER_FAILED: "Access could not be checked right now",
+    Reason.AUDIT_UNAVAILABLE: "The service is temporarily unavailable",
+    Reason.UPSTREAM_REFUSED: "The application is not reachable",
+    Reason.GUARD_BLOCKED: "The application answered with data you may not see",
+    Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
+    Reason.INTERNAL_ERROR: "Something went wrong on our side",
+}
+
+# Reasons a person can do something about by asking an admin for access.
+_ACCESS_REQUESTABLE = frozenset({Reason.ROLE_FORBIDDEN, Reason.TENANT_UNSELECTED})
+_SIGN_IN = frozenset({Reason.AUTH_REQUIRED, Reason.SESSION_INVALID, Reason.STEP_UP_REQUIRED})
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What a client is told about one refusal."""
+
+    reason: Reason
+    """The reason shown to the client (``tenant-foreign`` is shown as ``object-not-found``)."""
+    status: int
+    title: str
+    detail: str
+    request_id: str
+    request_access: str | None = None
+    login: str | None = None
+
+
+class Renderer:
+    """Turns reason codes into HTTP answers."""
+
+    def __init__(self, *, templates: jinja2.Environment, foreign_object_status: int = 404) -> None:
+        self._templates = templates
+        self._foreign_status = foreign_object_status
+
+    def problem(self, reason: Reason, *, detail: str, request_id: str, target: str) -> Problem:
+        """The public face of a refusal. ``target`` is the canonical target, reused as ``rd``."""
+        shown = reason
+        if reason in (Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND):
+            shown, detail = Reason.OBJECT_NOT_FOUND, "There is nothing at this address."
+        status = self._foreign_status if shown is Reason.OBJECT_NOT_FOUND else _STATUS[shown]
+        rd = quote(target, safe="/")
+        login = f"{LOGIN_PATH}?rd={rd}" if shown in _SIGN_IN else None
+        if shown is Reason.STEP_UP_REQUIRED:
+            login = f"{LOGIN_PATH}?rd={rd}&step_up=1"
+        access = f"{REQUEST_ACCESS_PATH}?rd={rd}" if shown in _ACCESS_REQUESTABLE else None
+        return Problem(shown, status, _TITLE[shown], detail, request_id, access, login)
+
+    def status_for(self, reason: Reason) -> int:
+        """The status a refusal with ``reason`` is answered with."""
+        if reason in (Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND):
+            return self._foreign_status
+        return _STATUS.get(reason, 500)
+
+    def render(self, request: web.BaseRequest, problem: Problem) -> web.Response:
+        """HTML for browsers, problem+json for everyone else; sign-in redirects for browsers."""
+        headers = {"X-Request-Id": problem.request_id, "Cache-Control": "no-store"}
+        if wants_html(request):
+            if problem.login is not None and request.method in ("GET", "HEAD"):
+                headers["Location"] = problem.login
+                return web.Response(status=302, headers=headers)
+            page = self._templates.get_template("error.html").render(problem=problem)
+            headers["Content-Security-Policy"] = "default-src 'none'; style-src 'self'"
+            return web.Response(
+                status=problem.status, text=page, content_type="text/html", headers=headers
+            )
+        body: dict[str, object] = {
+            "type": f"/.gatehold/problems/{problem.reason}",
+            "title": problem.title,
+            "status": problem.status,
+            "detail": problem.detail,
+            "request_id": problem.request_id,
+        }
+        if problem.login:
+            body["login"] = problem.login
+        if problem.request_access:
+            body["request_access"] = problem.request_access
+        if problem.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="gatehold"'
+        if problem.status == 429:
+            headers["Retry-After"] = "60"
+        return web.Response(
+            status=problem.status,
+            text=json.dumps(body),
+            content_type="application/problem+json",
+            headers=headers,
+        )
+
+
+def wants_html(request: web.BaseRequest) -> bool:
+    """A browser navigation: it asks for HTML explicitly."""
+    return "text/html" in request.headers.get("Accept", "")

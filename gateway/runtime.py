@@ -1,0 +1,106 @@
+"""Running the gateway: one process or several sharing a port (SO_REUSEPORT)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+
+from gateway.app import build_app
+from gateway.config.loader import load_rules
+from gateway.config.settings import Settings
+from gateway.context import GATEWAY
+
+log = logging.getLogger("gatehold")
+
+
+def install_uvloop() -> None:
+    """Use uvloop where it is installed (it is a dependency on Linux and macOS)."""
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        uvloop.install()
+
+
+async def run_until_stopped(start: Callable[[], Awaitable[list[web.AppRunner]]]) -> None:
+    """Start the given runners, wait for SIGINT/SIGTERM, then clean them up in reverse."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    runners = await start()
+    try:
+        await stop.wait()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+
+
+async def start_gateway(
+    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False
+) -> list[web.AppRunner]:
+    """The gateway listener and, if configured, the admin listener (``/metrics``)."""
+    ruleset = load_rules(settings.rules_path, env={**env, **settings.rules_env})
+    app = build_app(settings, ruleset)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
+    )
+    await site.start()
+    runners = [runner]
+    if settings.server.admin_port:
+        admin = web.Application()
+        admin.router.add_get("/metrics", _metrics_for(app))
+        admin.router.add_get("/health", _ok)
+        admin_runner = web.AppRunner(admin, access_log=None)
+        await admin_runner.setup()
+        await web.TCPSite(
+            admin_runner, settings.server.host, settings.server.admin_port, reuse_port=reuse_port
+        ).start()
+        runners.append(admin_runner)
+    log.info("gatehold listening on %s", settings.server.public_url)
+    return runners
+
+
+def serve(settings: Settings, env: Mapping[str, str], *, workers: int) -> None:
+    """Serve until stopped; with ``workers > 1`` run that many processes on one port."""
+    if workers <= 1:
+        _serve_one(settings, dict(env), reuse_port=False)
+        return
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_serve_one, args=(settings, dict(env), True), daemon=False)
+        for _ in range(workers)
+    ]
+    for process in processes:
+        process.start()
+    with contextlib.suppress(KeyboardInterrupt):
+        for process in processes:
+            process.join()
+    for process in processes:
+        process.terminate()
+        process.join(5)
+
+
+def _serve_one(settings: Settings, env: dict[str, str], reuse_port: bool) -> None:
+    install_uvloop()
+    asyncio.run(run_until_stopped(lambda: start_gateway(settings, env, reuse_port=reuse_port)))
+
+
+def _metrics_for(app: web.Application) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def metrics(request: web.Request) -> web.Response:
+        body = app[GATEWAY].metrics.exposition()
+        return web.Response(body=body, content_type="text/plain", charset="utf-8")
+
+    return metrics
+
+
+async def _ok(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
