@@ -11,7 +11,9 @@ from pathlib import Path
 
 import jinja2
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.assertion import AssertionSigner
 from gateway.audit import AuditWriter
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
@@ -25,7 +27,6 @@ from gateway.ingress import Ingress, canonicalize
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.objects import ObjectExtractor
 from gateway.ownership import Ownership
-from gateway.assertion import AssertionSigner
 from gateway.pipeline import handle
 from gateway.policy import Policy
 from gateway.responses import Renderer
@@ -33,7 +34,6 @@ from gateway.routing import Router
 from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("gatehold")
 
@@ -99,9 +99,7 @@ def build_gateway(
             block_for=enumeration.block_for_seconds,
         ),
         audit=AuditWriter(engine, max_batch=settings.audit.max_batch),
-        forward=Forwarder(
-            ruleset.upstreams, public_url=settings.server.public_url, signer=signer
-        ),
+        forward=Forwarder(ruleset.upstreams, public_url=settings.server.public_url, signer=signer),
         guard=ResponseGuard(),
         renderer=Renderer(
             templates=pages, foreign_object_status=settings.policy.foreign_object_status

@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -52,7 +52,7 @@ def settings_from(config_path: Path | None) -> Settings:
         fail(error.problems)
 
 
-def fail(problems: list[str]) -> Any:
+def fail(problems: list[str]) -> NoReturn:
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     sys.exit(2)
@@ -94,7 +94,10 @@ def serve(config_path: Path | None, workers: int | None) -> None:
 @main.command()
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option(
-    "--data", "data_dir", type=click.Path(path_type=Path), default=Path("var/demo"),
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=Path("var/demo"),
     show_default=True,
 )
 def demo(port: int, data_dir: Path) -> None:
@@ -193,7 +196,11 @@ def rules_simulate(
                 click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
                 return 2
             result = await explain(
-                gw, principal=principal, method=method, target=path, body=body,
+                gw,
+                principal=principal,
+                method=method,
+                target=path,
+                body=body,
                 content_type=content_type,
             )
         finally:
@@ -306,7 +313,6 @@ def users_deactivate(config_path: Path | None, email: str) -> None:
             user = await user_store.get_user_by_email(engine, email)
             if user is None:
                 fail([f"no user {email!r}"])
-                return 0
             await user_store.set_active(engine, user.id, False)
             ended = await session_store.revoke_user_sessions(engine, user.id, _now())
             await writer.begin(
@@ -350,7 +356,6 @@ async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = No
         user = await user_store.get_user_by_email(engine, email)
         if user is None or not user.active:
             fail([f"no active user {email!r}; add one with `gatehold users add`"])
-        assert user is not None  # noqa: S101 - fail() exits
         manager = SessionManager(
             engine,
             idle_timeout=settings.session_idle_timeout,

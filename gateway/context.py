@@ -110,9 +110,7 @@ class Gateway:
         self.metrics.request_seconds.labels("deny").observe(elapsed)
         return response
 
-    def observe_denial(
-        self, principal: object, decision: Decision, admitted: Admitted
-    ) -> float:
+    def observe_denial(self, principal: object, decision: Decision, admitted: Admitted) -> float:
         """Feed the enumeration defence; returns the slow-down delay in seconds."""
         verdict = self.enumeration.observe(principal, decision)
         if verdict.newly_blocked and isinstance(principal, Principal):

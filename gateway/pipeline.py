@@ -16,8 +16,9 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from gateway.audit import request_entry
-from gateway.errors import StoreUnavailable, UpstreamFailed
 from gateway.context import GATEWAY, Gateway
+from gateway.errors import StoreUnavailable, UpstreamFailed
+from gateway.forward import BodyTooLarge
 from gateway.model import (
     Admitted,
     Anonymous,
@@ -86,16 +87,25 @@ async def deliver(
     caller = principal if isinstance(principal, Principal) else None
     try:
         if _is_websocket(request):
-            return await gw.forward.websocket(
-                request, admitted=admitted, principal=caller, match=match, decision=decision,
-                receipt=receipt, audit=gw.audit, started=started,
+            response, outcome = await gw.forward.websocket(
+                request,
+                admitted=admitted,
+                principal=caller,
+                match=match,
+                decision=decision,
+                started=started,
             )
+            gw.audit.finish(receipt, outcome)
+            return response
         reply = await gw.forward.send(
             request, admitted=admitted, principal=caller, match=match, decision=decision, body=body
         )
     except UpstreamFailed as failure:
         reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
         return gw.refuse(request, admitted, Rejection(reason), receipt=receipt, started=started)
+    except BodyTooLarge:
+        refusal = Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
+        return gw.refuse(request, admitted, refusal, receipt=receipt, started=started)
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
         return gw.refuse(request, admitted, checked, receipt=receipt, started=started)

@@ -56,14 +56,14 @@ class Policy:
         websocket: bool = False,
         blocked: bool = False,
     ) -> Decision:
-        """The verdict for one request; ``objects`` are the resolved ids or why they could not be read."""
+        """The verdict for one request; ``objects`` are the resolved ids or why they are unread."""
         match match:
             case NoRoute():
                 return _deny(Reason.ROUTE_NOT_FOUND, "no route matches this path")
             case MethodNotAllowed(allowed=allowed):
                 verbs = ", ".join(sorted(allowed))
                 return _deny(Reason.METHOD_NOT_ALLOWED, f"the route allows only {verbs}")
-            case RouteMatch(route=route):
+            case RouteMatch():
                 return self._decide_route(
                     principal, match, method, objects, now, websocket=websocket, blocked=blocked
                 )

@@ -21,5 +21,7 @@ def pytest_runtest_makereport(
     report = yield
     if REQUIRE_ALL and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
-        report.longrepr = f"skipped, but GATEHOLD_REQUIRE_ALL=1 requires every component: {report.longrepr}"
+        report.longrepr = (
+            f"skipped, but GATEHOLD_REQUIRE_ALL=1 requires every component: {report.longrepr}"
+        )
     return report

@@ -89,7 +89,10 @@ async def explain(
         return Explanation(canonical, (f"target refused at ingress: {canonical.detail}",))
     headers = CIMultiDict({"Content-Type": content_type, "Content-Length": str(len(body))})
     request = make_mocked_request(
-        method.upper(), canonical.raw, headers=headers, payload=_Payload(body)
+        method.upper(),
+        canonical.raw,
+        headers=headers,
+        payload=_Payload(body),  # type: ignore[arg-type]  # duck-types StreamReader.read
     )
     match = gw.router.match(canonical, method.upper())
     owners: Sequence[ResolvedRef] | Rejection = ()

@@ -15,11 +15,13 @@ from pathlib import Path
 import click
 import yaml
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.model import Membership
 from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
+from gateway.store import registry as registry_store
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -49,6 +51,9 @@ DEMO_USERS = (
     DemoUser("olga@example.test", (Membership("*", "operator"),), note="operator, every tenant"),
 )
 
+# Owners of Ledger's seeded reports; reports created later are learned on create.
+DEMO_REGISTRY = (("report", "r-acme-1", "acme"), ("report", "r-globex-1", "globex"))
+
 
 def demo_rules_path() -> Path:
     """``rules/demo.yaml`` from a source checkout, else the copy shipped in the package."""
@@ -72,15 +77,21 @@ def write_demo_config(data_dir: Path, *, port: int, ledger_url: str) -> Path:
     return path
 
 
+async def seed_gateway(engine: AsyncEngine) -> None:
+    """Create the demo people and register the seeded reports' owners (idempotent)."""
+    for person in DEMO_USERS:
+        await user_store.add_user(
+            engine, person.email, memberships=person.memberships, superadmin=person.superadmin
+        )
+    for resource_type, object_id, tenant in DEMO_REGISTRY:
+        await registry_store.set_owner(engine, resource_type, object_id, tenant)
+
+
 async def seed_users(settings: Settings) -> None:
-    """Create the demo people (idempotent)."""
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)
-        for person in DEMO_USERS:
-            await user_store.add_user(
-                engine, person.email, memberships=person.memberships, superadmin=person.superadmin
-            )
+        await seed_gateway(engine)
     finally:
         await engine.dispose()
 
@@ -89,11 +100,8 @@ async def start_ledger(db_path: Path) -> tuple[web.AppRunner, str]:
     """Ledger on a free loopback port."""
     runner = web.AppRunner(build_ledger_app(db_path), access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    server = site._server
-    assert server is not None  # noqa: S101 - set by start()
-    port = server.sockets[0].getsockname()[1]
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
 
 

@@ -49,26 +49,45 @@ INVOICE = Route(
     ids=(IdSpec("invoice", IdSource.PATH, "invoice_id", "int"),),
 )
 EXPORT = Route(
-    name="export", pattern="/api/export", methods=frozenset({"POST"}), upstream="ledger",
-    action="export", step_up_seconds=600,
+    name="export",
+    pattern="/api/export",
+    methods=frozenset({"POST"}),
+    upstream="ledger",
+    action="export",
+    step_up_seconds=600,
 )
 LIST = Route(name="list", pattern="/api/invoices", methods=frozenset({"GET"}), upstream="ledger")
 TENANT_AREA = Route(
-    name="area", pattern="/t/{tenant:slug}/{rest:path}", methods=None, upstream="ledger",
+    name="area",
+    pattern="/t/{tenant:slug}/{rest:path}",
+    methods=None,
+    upstream="ledger",
     tenant_param="tenant",
 )
-PUBLIC = Route(name="static", pattern="/static/{rest:path}", methods=None, upstream="ledger",
-               public=True)
-FEED = Route(name="feed", pattern="/ws/{tenant}", methods=None, upstream="ledger",
-             tenant_param="tenant", websocket=True)
+PUBLIC = Route(
+    name="static", pattern="/static/{rest:path}", methods=None, upstream="ledger", public=True
+)
+FEED = Route(
+    name="feed",
+    pattern="/ws/{tenant}",
+    methods=None,
+    upstream="ledger",
+    tenant_param="tenant",
+    websocket=True,
+)
 
 
-def person(*grants: tuple[str, str], auth_age: float = 60.0, active: str | None = None) -> Principal:
+def person(
+    *grants: tuple[str, str], auth_age: float = 60.0, active: str | None = None
+) -> Principal:
     memberships = tuple(Membership(t, r) for t, r in grants)
     tenants = [t for t, _ in grants if t != "*"]
     return Principal(
-        user_id="1", email="p@example.test", memberships=memberships,
-        auth_method=AuthMethod.SESSION, auth_time=NOW - auth_age,
+        user_id="1",
+        email="p@example.test",
+        memberships=memberships,
+        auth_method=AuthMethod.SESSION,
+        auth_time=NOW - auth_age,
         active_tenant=active or (tenants[0] if tenants else None),
     )
 
@@ -103,82 +122,156 @@ class Case:
 CASES = {
     "no route matches the path": Case(ALICE, NoRoute(), "GET", Reason.ROUTE_NOT_FOUND),
     "the path matches but the method does not": Case(
-        ALICE, MethodNotAllowed(frozenset({"GET"})), "POST", Reason.METHOD_NOT_ALLOWED),
+        ALICE, MethodNotAllowed(frozenset({"GET"})), "POST", Reason.METHOD_NOT_ALLOWED
+    ),
     "anyone may fetch a public asset": Case(
-        ANONYMOUS, at(PUBLIC, rest="app.css"), "GET", Reason.PUBLIC_ROUTE),
+        ANONYMOUS, at(PUBLIC, rest="app.css"), "GET", Reason.PUBLIC_ROUTE
+    ),
     "a public route ignores an expired session": Case(
-        Rejection(Reason.SESSION_INVALID), at(PUBLIC, rest="a"), "GET", Reason.PUBLIC_ROUTE),
+        Rejection(Reason.SESSION_INVALID), at(PUBLIC, rest="a"), "GET", Reason.PUBLIC_ROUTE
+    ),
     "an anonymous caller must sign in": Case(
-        ANONYMOUS, at(INVOICE, invoice_id="7"), "GET", Reason.AUTH_REQUIRED,
-        [invoice(Owned("acme"))]),
+        ANONYMOUS,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        Reason.AUTH_REQUIRED,
+        [invoice(Owned("acme"))],
+    ),
     "an expired session is refused, not treated as anonymous": Case(
-        Rejection(Reason.SESSION_INVALID), at(LIST), "GET", Reason.SESSION_INVALID),
+        Rejection(Reason.SESSION_INVALID), at(LIST), "GET", Reason.SESSION_INVALID
+    ),
     "alice reads an acme invoice": Case(
-        ALICE, at(INVOICE, invoice_id="7"), "GET", Reason.ROLE_ALLOWED,
-        [invoice(Owned("acme"))], tenant="acme"),
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        Reason.ROLE_ALLOWED,
+        [invoice(Owned("acme"))],
+        tenant="acme",
+    ),
     "alice reads a globex invoice (IDOR)": Case(
-        ALICE, at(INVOICE, invoice_id="8"), "GET", Reason.TENANT_FOREIGN,
-        [invoice(Owned("globex"), "8")]),
+        ALICE,
+        at(INVOICE, invoice_id="8"),
+        "GET",
+        Reason.TENANT_FOREIGN,
+        [invoice(Owned("globex"), "8")],
+    ),
     "alice reads an invoice that does not exist": Case(
-        ALICE, at(INVOICE, invoice_id="99"), "GET", Reason.OBJECT_NOT_FOUND,
-        [invoice(NotFound(), "99")]),
+        ALICE,
+        at(INVOICE, invoice_id="99"),
+        "GET",
+        Reason.OBJECT_NOT_FOUND,
+        [invoice(NotFound(), "99")],
+    ),
     "the owner cannot be looked up: fail closed": Case(
-        ALICE, at(INVOICE, invoice_id="7"), "GET", Reason.RESOLVER_FAILED,
-        [invoice(ResolverFailed("timeout"))]),
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        Reason.RESOLVER_FAILED,
+        [invoice(ResolverFailed("timeout"))],
+    ),
     "rita (readonly) may not update": Case(
-        RITA, at(INVOICE, invoice_id="7"), "PUT", Reason.ROLE_FORBIDDEN,
-        [invoice(Owned("acme"))]),
+        RITA, at(INVOICE, invoice_id="7"), "PUT", Reason.ROLE_FORBIDDEN, [invoice(Owned("acme"))]
+    ),
     "rita (readonly) may not delete": Case(
-        RITA, at(INVOICE, invoice_id="7"), "DELETE", Reason.ROLE_FORBIDDEN,
-        [invoice(Owned("acme"))]),
+        RITA, at(INVOICE, invoice_id="7"), "DELETE", Reason.ROLE_FORBIDDEN, [invoice(Owned("acme"))]
+    ),
     "a custom method needs a role naming it": Case(
-        MULTI, at(INVOICE, invoice_id="8"), "PROPFIND", Reason.ROLE_FORBIDDEN,
-        [invoice(Owned("globex"))]),
+        MULTI,
+        at(INVOICE, invoice_id="8"),
+        "PROPFIND",
+        Reason.ROLE_FORBIDDEN,
+        [invoice(Owned("globex"))],
+    ),
     "olga (global operator) reads any tenant": Case(
-        OLGA, at(INVOICE, invoice_id="8"), "GET", Reason.ROLE_ALLOWED,
-        [invoice(Owned("globex"))], tenant="globex"),
+        OLGA,
+        at(INVOICE, invoice_id="8"),
+        "GET",
+        Reason.ROLE_ALLOWED,
+        [invoice(Owned("globex"))],
+        tenant="globex",
+    ),
     "olga (global operator) may not delete": Case(
-        OLGA, at(INVOICE, invoice_id="8"), "DELETE", Reason.ROLE_FORBIDDEN,
-        [invoice(Owned("globex"))]),
+        OLGA,
+        at(INVOICE, invoice_id="8"),
+        "DELETE",
+        Reason.ROLE_FORBIDDEN,
+        [invoice(Owned("globex"))],
+    ),
     "a role is judged in the tenant owning the object": Case(
-        MULTI, at(INVOICE, invoice_id="8"), "DELETE", Reason.ROLE_ALLOWED,
-        [invoice(Owned("globex"))], tenant="globex"),
+        MULTI,
+        at(INVOICE, invoice_id="8"),
+        "DELETE",
+        Reason.ROLE_ALLOWED,
+        [invoice(Owned("globex"))],
+        tenant="globex",
+    ),
     "the same user is only readonly in the other tenant": Case(
-        MULTI, at(INVOICE, invoice_id="7"), "DELETE", Reason.ROLE_FORBIDDEN,
-        [invoice(Owned("acme"))]),
+        MULTI,
+        at(INVOICE, invoice_id="7"),
+        "DELETE",
+        Reason.ROLE_FORBIDDEN,
+        [invoice(Owned("acme"))],
+    ),
     "every object must pass, not just the first": Case(
-        ALICE, at(INVOICE, invoice_id="7"), "PUT", Reason.TENANT_FOREIGN,
-        [invoice(Owned("acme")), invoice(Owned("globex"), "8")]),
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "PUT",
+        Reason.TENANT_FOREIGN,
+        [invoice(Owned("acme")), invoice(Owned("globex"), "8")],
+    ),
     "a tenant named in the path is checked": Case(
-        ALICE, at(TENANT_AREA, tenant="globex", rest="x"), "GET", Reason.TENANT_FOREIGN),
+        ALICE, at(TENANT_AREA, tenant="globex", rest="x"), "GET", Reason.TENANT_FOREIGN
+    ),
     "the user's own tenant in the path is allowed": Case(
-        ALICE, at(TENANT_AREA, tenant="acme", rest="x"), "GET", Reason.ROLE_ALLOWED,
-        tenant="acme"),
-    "a list uses the active tenant": Case(ALICE, at(LIST), "GET", Reason.ROLE_ALLOWED,
-                                          tenant="acme"),
+        ALICE, at(TENANT_AREA, tenant="acme", rest="x"), "GET", Reason.ROLE_ALLOWED, tenant="acme"
+    ),
+    "a list uses the active tenant": Case(
+        ALICE, at(LIST), "GET", Reason.ROLE_ALLOWED, tenant="acme"
+    ),
     "a global user with no tenant must pick one for a list": Case(
-        OLGA, at(LIST), "GET", Reason.TENANT_UNSELECTED),
+        OLGA, at(LIST), "GET", Reason.TENANT_UNSELECTED
+    ),
     "an export needs a recent sign-in": Case(
-        person(("acme", "admin"), auth_age=3600), at(EXPORT), "POST", Reason.STEP_UP_REQUIRED),
+        person(("acme", "admin"), auth_age=3600), at(EXPORT), "POST", Reason.STEP_UP_REQUIRED
+    ),
     "an export right after sign-in is allowed": Case(
-        person(("acme", "admin"), auth_age=30), at(EXPORT), "POST", Reason.ROLE_ALLOWED,
-        tenant="acme"),
+        person(("acme", "admin"), auth_age=30),
+        at(EXPORT),
+        "POST",
+        Reason.ROLE_ALLOWED,
+        tenant="acme",
+    ),
     "no step-up is offered to someone who may not export at all": Case(
-        person(("acme", "standard"), auth_age=3600), at(EXPORT), "POST", Reason.ROLE_FORBIDDEN),
+        person(("acme", "standard"), auth_age=3600), at(EXPORT), "POST", Reason.ROLE_FORBIDDEN
+    ),
     "a malformed id refuses the request": Case(
-        ALICE, at(INVOICE, invoice_id="7"), "PUT", Reason.ID_INVALID,
-        Rejection(Reason.ID_INVALID, "body:/related")),
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "PUT",
+        Reason.ID_INVALID,
+        Rejection(Reason.ID_INVALID, "body:/related"),
+    ),
     "a websocket upgrade on a plain route is refused": Case(
-        ALICE, at(LIST), "GET", Reason.METHOD_NOT_ALLOWED, websocket=True),
+        ALICE, at(LIST), "GET", Reason.METHOD_NOT_ALLOWED, websocket=True
+    ),
     "a websocket upgrade on a feed route is judged like a read": Case(
-        ALICE, at(FEED, tenant="acme"), "GET", Reason.ROLE_ALLOWED, tenant="acme",
-        websocket=True),
+        ALICE, at(FEED, tenant="acme"), "GET", Reason.ROLE_ALLOWED, tenant="acme", websocket=True
+    ),
     "a blocked enumerator is refused": Case(
-        ALICE, at(INVOICE, invoice_id="7"), "GET", Reason.ENUMERATION_BLOCKED,
-        [invoice(Owned("acme"))], blocked=True),
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        Reason.ENUMERATION_BLOCKED,
+        [invoice(Owned("acme"))],
+        blocked=True,
+    ),
     "a role the rules no longer define grants nothing": Case(
-        GHOST_ROLE, at(INVOICE, invoice_id="7"), "GET", Reason.TENANT_FOREIGN,
-        [invoice(Owned("acme"))]),
+        GHOST_ROLE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        Reason.TENANT_FOREIGN,
+        [invoice(Owned("acme"))],
+    ),
 }
 
 
@@ -202,8 +295,11 @@ def test_decision(case: Case) -> None:
 
 def test_allowed_decision_names_roles_and_reason_chain() -> None:
     decision = Policy(ROLES).decide(
-        principal=MULTI, match=at(INVOICE, invoice_id="8"), method="DELETE",
-        objects=[invoice(Owned("globex"), "8")], now=NOW,
+        principal=MULTI,
+        match=at(INVOICE, invoice_id="8"),
+        method="DELETE",
+        objects=[invoice(Owned("globex"), "8")],
+        now=NOW,
     )
     assert isinstance(decision, Decision)
     assert decision.roles == ("admin",)
@@ -216,8 +312,11 @@ def test_allowed_decision_names_roles_and_reason_chain() -> None:
 
 def test_denial_names_the_missing_grant() -> None:
     decision = Policy(ROLES).decide(
-        principal=ALICE, match=at(INVOICE, invoice_id="8"), method="GET",
-        objects=[invoice(Owned("globex"), "8")], now=NOW,
+        principal=ALICE,
+        match=at(INVOICE, invoice_id="8"),
+        method="GET",
+        objects=[invoice(Owned("globex"), "8")],
+        now=NOW,
     )
     assert not decision.allowed
     assert "holds no role in 'globex'; none allows 'read'" in decision.explain

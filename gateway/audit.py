@@ -1,0 +1,357 @@
+"""Audit before forward (I5): a group-commit writer over the store's hash chain.
+
+``AuditWriter.begin`` queues an entry and returns once the transaction holding it has
+committed durably. One writer task takes everything pending (up to ``max_batch``) into
+ONE transaction; while that commits, new entries gather for the next one — so a busy
+gateway pays one fsync per batch, not per request, and nobody waits on a timer. When a
+commit fails, every ``begin`` in that batch raises ``StoreUnavailable``: the caller
+answers 503 and forwards nothing.
+
+``record`` and ``finish`` queue entries without waiting (outcomes, events after the fact);
+their failures are logged and counted, never raised into a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.errors import StoreUnavailable
+from gateway.model import (
+    GLOBAL_TENANT,
+    Admitted,
+    Anonymous,
+    AuditEntry,
+    AuditReceipt,
+    Decision,
+    MatchResult,
+    MethodNotAllowed,
+    NotFound,
+    Outcome,
+    Owned,
+    OwnerAnswer,
+    Principal,
+    Rejection,
+    ResolverFailed,
+    RouteMatch,
+)
+from gateway.store import audit_log
+from gateway.store.audit_log import AuditRow, canonical_json
+from gateway.store.engine import writing
+
+log = logging.getLogger(__name__)
+
+ENTRY_COLUMNS = ("route", "decision", "reason", "method", "path")
+"""``event_entry`` keywords that fill a column of their own rather than ``data``."""
+MAX_USER_AGENT = 512
+MAX_QUERY = 2048
+
+
+@dataclass(slots=True)
+class _Pending:
+    entry: AuditEntry
+    data_json: str
+    """``entry.data`` serialised when queued: later changes to the entry are not recorded."""
+    waiter: asyncio.Future[AuditReceipt] | None
+    """Set for ``begin`` (someone awaits the commit); ``None`` for ``record``."""
+
+
+class AuditWriter:
+    """Group-commit writer of the audit hash chain (one per process)."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 1024,
+        clock: Callable[[], float] = time.time,
+        jsonl_path: Path | str | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._engine = engine
+        self._max_batch = max_batch
+        self._clock = clock
+        self._sink = Path(jsonl_path) if jsonl_path is not None else None
+        self._pending: deque[_Pending] = deque()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._batches = 0
+        self._entries = 0
+        self._last_batch = 0
+        self._failures = 0
+        self._dropped = 0
+        self._sink_failures = 0
+
+    # ------------------------------------------------------------------ counters
+
+    @property
+    def batches_committed(self) -> int:
+        """Transactions committed so far."""
+        return self._batches
+
+    @property
+    def entries_committed(self) -> int:
+        """Entries committed so far."""
+        return self._entries
+
+    @property
+    def last_batch_size(self) -> int:
+        """Entries in the most recent committed transaction."""
+        return self._last_batch
+
+    @property
+    def failures(self) -> int:
+        """Transactions that failed (each failed every entry in it)."""
+        return self._failures
+
+    @property
+    def records_dropped(self) -> int:
+        """``record``/``finish`` entries lost to a failed commit or a closed writer."""
+        return self._dropped
+
+    @property
+    def sink_failures(self) -> int:
+        """Batches the JSON-lines sink could not append (the store still has them)."""
+        return self._sink_failures
+
+    @property
+    def pending(self) -> int:
+        """Entries queued for the next transaction."""
+        return len(self._pending)
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def start(self) -> None:
+        """Start the writer task (idempotent)."""
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="gatehold-audit-writer")
+
+    async def close(self) -> None:
+        """Commit everything queued, then stop. ``begin`` refuses new entries from now on."""
+        self._closing = True
+        self._wake.set()
+        if self._task is None:
+            await self._drain()
+        else:
+            await self._task
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._closing
+
+    # ------------------------------------------------------------------ entries
+
+    async def begin(self, entry: AuditEntry) -> AuditReceipt:
+        """Queue ``entry`` and return once it is durably committed (I5).
+
+        Raises ``StoreUnavailable`` if the commit fails or the writer is not running.
+        """
+        if not self.running:
+            raise StoreUnavailable("the audit writer is not running")
+        data_json = canonical_json(entry.data)
+        waiter: asyncio.Future[AuditReceipt] = asyncio.get_running_loop().create_future()
+        self._enqueue(_Pending(entry, data_json, waiter))
+        return await waiter
+
+    def record(self, entry: AuditEntry) -> None:
+        """Queue ``entry`` without waiting; failures are logged and counted, never raised."""
+        if self._closing and (self._task is None or self._task.done()):
+            self._drop([entry], "the audit writer is closed")
+            return
+        try:
+            data_json = canonical_json(entry.data)
+        except ValueError as exc:  # a circular structure: refuse it alone, not its batch
+            self._drop([entry], str(exc))
+            return
+        self._enqueue(_Pending(entry, data_json, None))
+
+    def finish(self, receipt: AuditReceipt, outcome: Outcome) -> None:
+        """Record what happened to a request after its entry was committed."""
+        self.record(
+            AuditEntry(
+                kind="outcome",
+                request_id=receipt.request_id,
+                data={
+                    "status": outcome.status,
+                    "bytes": outcome.bytes_sent,
+                    "duration_ms": round(outcome.duration_ms, 3),
+                    "ref_seq": receipt.seq,
+                },
+            )
+        )
+
+    def _enqueue(self, pending: _Pending) -> None:
+        self._pending.append(pending)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ writer task
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            await self._commit(self._take_batch())
+
+    async def _drain(self) -> None:
+        while self._pending:
+            await self._commit(self._take_batch())
+
+    def _take_batch(self) -> list[_Pending]:
+        count = min(self._max_batch, len(self._pending))
+        return [self._pending.popleft() for _ in range(count)]
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            async with writing(self._engine) as conn:
+                rows = await audit_log.insert_batch(
+                    conn,
+                    [p.entry for p in batch],
+                    ts=self._clock(),
+                    data_json=[p.data_json for p in batch],
+                )
+        except BaseException as exc:
+            self._fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._batches += 1
+        self._entries += len(rows)
+        self._last_batch = len(rows)
+        for pending, row in zip(batch, rows, strict=True):
+            if pending.waiter is not None and not pending.waiter.done():
+                pending.waiter.set_result(AuditReceipt(row.seq, pending.entry.request_id))
+        if self._sink is not None:
+            await self._append_to_sink(self._sink, rows)
+
+    def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        self._failures += 1
+        log.error("audit commit of %d entries failed: %s", len(batch), exc, exc_info=exc)
+        message = str(exc) if isinstance(exc, StoreUnavailable) else f"audit commit failed: {exc!r}"
+        lost = [p.entry for p in batch if p.waiter is None]
+        self._dropped += len(lost)
+        for pending in batch:
+            if pending.waiter is not None and not pending.waiter.done():
+                pending.waiter.set_exception(StoreUnavailable(message))
+
+    def _drop(self, entries: Sequence[AuditEntry], why: str) -> None:
+        self._dropped += len(entries)
+        for entry in entries:
+            log.error("audit entry %s/%s dropped: %s", entry.kind, entry.request_id, why)
+
+    async def _append_to_sink(self, path: Path, rows: list[AuditRow]) -> None:
+        text = "".join(json.dumps(row.record(), ensure_ascii=False) + "\n" for row in rows)
+        try:
+            await asyncio.to_thread(_append, path, text)
+        except OSError as exc:
+            self._sink_failures += 1
+            log.error("audit sink %s: append failed: %s", path, exc)
+
+
+def _append(path: Path, text: str) -> None:
+    with path.open("a", encoding="utf-8") as sink:
+        sink.write(text)
+
+
+# ---------------------------------------------------------------------- entries
+
+
+def request_entry(
+    *,
+    admitted: Admitted,
+    method: str,
+    user_agent: str,
+    principal: Principal | Anonymous | Rejection,
+    match: MatchResult,
+    decision: Decision,
+    upstream: str,
+) -> AuditEntry:
+    """The SPEC §6 record of one request, written before anything is forwarded."""
+    route = match.route if isinstance(match, RouteMatch) else None
+    resource = decision.resource
+    caller = principal if isinstance(principal, Principal) else None
+    data: dict[str, Any] = {
+        "roles": _roles(caller, decision.tenant),
+        "granted_by": list(decision.roles),
+        "auth_method": caller.auth_method.value if caller else "none",
+        "session": caller.session_hash if caller else None,
+        "client": admitted.client_ip,
+        "scheme": admitted.scheme,
+        "user_agent": user_agent[:MAX_USER_AGENT],
+        "query": admitted.target.query[:MAX_QUERY],
+        "action": decision.action,
+        "resource_type": resource.type if resource else None,
+        "resource_id": resource.id if resource else None,
+        "objects": [
+            _object(r.ref.type, r.ref.id, r.ref.source, r.answer) for r in decision.objects
+        ],
+        "upstream": upstream,
+        "sensitive": bool(route and route.sensitive),
+        "explain": list(decision.explain),
+    }
+    if isinstance(principal, Rejection):
+        data["identity"] = principal.reason.value
+    if isinstance(match, MethodNotAllowed):
+        data["allowed_methods"] = sorted(match.allowed)
+    return AuditEntry(
+        kind="request",
+        request_id=admitted.request_id,
+        actor=caller.email if caller else "anonymous",
+        tenant=decision.tenant or "",
+        route=route.name if route else "",
+        decision="allow" if decision.allowed else "deny",
+        reason=decision.reason.value,
+        method=method,
+        path=admitted.target.path,
+        data=data,
+    )
+
+
+def _roles(caller: Principal | None, tenant: str | None) -> list[str]:
+    if caller is None:
+        return []
+    held = caller.roles_in(tenant) if tenant and tenant != GLOBAL_TENANT else ()
+    return sorted(set(held) | set(caller.global_roles()))
+
+
+def _object(kind: str, object_id: str, source: str, answer: OwnerAnswer) -> dict[str, str]:
+    return {"type": kind, "id": object_id, "source": source, "owner": _owner(answer)}
+
+
+def _owner(answer: OwnerAnswer) -> str:
+    match answer:
+        case Owned(tenant=tenant):
+            return tenant
+        case NotFound():
+            return "(not found)"
+        case ResolverFailed(detail=detail):
+            return f"(resolver failed: {detail})"
+
+
+def event_entry(
+    kind: str, *, actor: str, tenant: str = "", request_id: str = "", **data: Any
+) -> AuditEntry:
+    """An event besides requests (``login``, ``session-minted``, ``user-added``…).
+
+    ``route``, ``decision``, ``reason``, ``method`` and ``path`` keywords fill their own
+    columns (so the audit filters find them); every other keyword goes into ``data``.
+    """
+    columns = {name: str(data.pop(name)) for name in ENTRY_COLUMNS if name in data}
+    return AuditEntry(
+        kind=kind, request_id=request_id, actor=actor, tenant=tenant, data=data, **columns
+    )

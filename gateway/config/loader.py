@@ -1,0 +1,350 @@
+"""Rules file → validated, compiled ``RuleSet``; every problem reported at once.
+
+Each problem reads ``file:line: field.path: what is wrong — what to do``. Line numbers
+come from the YAML node marks, so they point at the offending key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from gateway.config.durations import parse_duration, parse_size
+from gateway.config.rules import (
+    HttpOwnerModel,
+    RegistryOwnerModel,
+    ResourceModel,
+    RouteModel,
+    RulesModel,
+)
+from gateway.errors import ConfigError
+from gateway.model import (
+    SENSITIVE_ACTIONS,
+    GuardMode,
+    GuardSpec,
+    HttpOwner,
+    IdSource,
+    IdSpec,
+    OwnerSpec,
+    RegistryOwner,
+    ResourceDef,
+    RoleDef,
+    Route,
+    RuleSet,
+    SqlOwner,
+    UpstreamDef,
+)
+from gateway.routing import overlap_problems, parse_template
+
+Loc = tuple[str | int, ...]
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+RESERVED_PREFIX = "/.gatehold/"
+
+
+def load_rules(path: Path, *, env: Mapping[str, str]) -> RuleSet:
+    """Read, validate and compile a rules file; raises ``ConfigError`` listing every problem."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError([f"{path}: cannot read the rules file: {error.strerror}"]) from None
+    return load_rules_text(text, source=str(path), env=env)
+
+
+def check_rules_file(path: Path, env: Mapping[str, str]) -> list[str]:
+    """Every problem of a rules file; empty when it is valid."""
+    try:
+        load_rules(path, env=env)
+    except ConfigError as error:
+        return error.problems
+    return []
+
+
+def load_rules_text(text: str, *, source: str, env: Mapping[str, str]) -> RuleSet:
+    """Validate and compile rules given as text (``source`` names it in messages)."""
+    try:
+        lines = _line_index(yaml.compose(text))
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark else source
+        raise ConfigError(
+            [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]
+        ) from None
+    problems = _Problems(source, lines)
+    try:
+        model = RulesModel.model_validate(data)
+    except ValidationError as error:
+        for item in error.errors():
+            problems.add(tuple(item["loc"]), _explain(item))
+        raise ConfigError(problems.lines) from None
+    ruleset = _Compiler(model, problems, env).compile()
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return RuleSet(
+        upstreams=ruleset.upstreams,
+        roles=ruleset.roles,
+        resources=ruleset.resources,
+        routes=ruleset.routes,
+        source=source,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+    )
+
+
+class _Problems:
+    def __init__(self, source: str, lines: dict[Loc, int]) -> None:
+        self.source = source
+        self._lines = lines
+        self.lines: list[str] = []
+
+    def add(self, loc: Loc, message: str) -> None:
+        line = self._line(loc)
+        field = _field_path(loc) or "(top level)"
+        self.lines.append(f"{self.source}:{line}: {field}: {message}")
+
+    def _line(self, loc: Loc) -> int:
+        for end in range(len(loc), -1, -1):
+            if loc[:end] in self._lines:
+                return self._lines[loc[:end]]
+        return 1
+
+
+def _line_index(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, int]:
+    index: dict[Loc, int] = {}
+    if node is None:
+        return index
+    index[loc] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, str(key.value))
+            index.update(_line_index(value, child))
+            index[child] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for position, value in enumerate(node.value):
+            index.update(_line_index(value, (*loc, position)))
+    return index
+
+
+def _field_path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("http", "sql", "registry") and out.endswith("owner"):
+            continue  # the union tag pydantic adds; the key itself is reported
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_KNOWN_KEYS: dict[str, list[str]] = {}
+
+
+def _explain(error: Any) -> str:
+    kind, loc = error["type"], error["loc"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        suggestion = difflib.get_close_matches(key, _all_keys(), n=1)
+        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else "; remove it"
+        return f"unknown key {key!r}{hint}"
+    if kind == "missing":
+        return f"required key {loc[-1]!r} is missing — add it"
+    if kind == "literal_error" and loc == ("version",):
+        return "unsupported version — write 'version: 1'"
+    if kind == "string_pattern_mismatch":
+        return f"{error['input']!r} has the wrong form (expected {error['ctx']['pattern']})"
+    return str(error["msg"])
+
+
+def _all_keys() -> list[str]:
+    from gateway.config import rules as models
+
+    keys: set[str] = set()
+    for model in vars(models).values():
+        if isinstance(model, type) and issubclass(model, models.Strict):
+            keys.update(model.model_fields)
+    return sorted(keys)
+
+
+class _Compiler:
+    """Cross-reference checks and compilation into ``model`` values."""
+
+    def __init__(self, model: RulesModel, problems: _Problems, env: Mapping[str, str]) -> None:
+        self.model = model
+        self.problems = problems
+        self.env = env
+
+    def compile(self) -> RuleSet:
+        upstreams = {
+            name: UpstreamDef(
+                name,
+                self._substitute(u.url, ("upstreams", name, "url")).rstrip("/"),
+                self._duration(u.timeout, ("upstreams", name, "timeout")),
+            )
+            for name, u in self.model.upstreams.items()
+        }
+        roles = {
+            name: RoleDef(name, frozenset(r.can), r.scope == "global")
+            for name, r in self.model.roles.items()
+        }
+        resources = {name: self._resource(name, r) for name, r in self.model.resources.items()}
+        routes = tuple(
+            route
+            for index, r in enumerate(self.model.routes)
+            if (route := self._route(index, r)) is not None
+        )
+        self._check_names(routes)
+        for problem in overlap_problems(routes):
+            self.problems.add(("routes",), problem)
+        return RuleSet(upstreams, roles, resources, routes)
+
+    def _substitute(self, value: str, loc: Loc) -> str:
+        def replace(found: re.Match[str]) -> str:
+            name, default = found.group(1), found.group(2)
+            if name in self.env:
+                return self.env[name]
+            if default is not None:
+                return default
+            self.problems.add(loc, f"environment variable {name} is not set and has no default")
+            return ""
+
+        return _VAR.sub(replace, value)
+
+    def _duration(self, value: str | float, loc: Loc) -> float:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            self.problems.add(loc, str(error))
+            return 0.0
+
+    def _resource(self, name: str, model: ResourceModel) -> ResourceDef:
+        loc: Loc = ("resources", name)
+        owner_model = model.owner
+        owner: OwnerSpec
+        if isinstance(owner_model, HttpOwnerModel):
+            method, url = owner_model.http.split(" ", 1)
+            if "{id}" not in url:
+                self.problems.add((*loc, "owner"), "the http lookup URL needs an {id} placeholder")
+            if owner_model.upstream and owner_model.upstream not in self.model.upstreams:
+                self.problems.add(
+                    (*loc, "owner", "upstream"), self._unknown_upstream(owner_model.upstream)
+                )
+            owner = HttpOwner(method, url, owner_model.tenant_field, owner_model.upstream)
+        elif isinstance(owner_model, RegistryOwnerModel):
+            owner = RegistryOwner(owner_model.learn_on_create)
+        else:
+            if ":id" not in owner_model.sql:
+                self.problems.add((*loc, "owner", "sql"), "the query must use the :id parameter")
+            dsn = self._substitute(owner_model.dsn, (*loc, "owner", "dsn"))
+            owner = SqlOwner(owner_model.sql, dsn)
+        return ResourceDef(
+            name,
+            owner,
+            id_type=model.id_type,
+            cache_seconds=self._duration(model.cache, (*loc, "cache")),
+            negative_cache_seconds=self._duration(model.negative_cache, (*loc, "negative_cache")),
+        )
+
+    def _unknown_upstream(self, name: str) -> str:
+        known = ", ".join(sorted(self.model.upstreams))
+        return f"unknown upstream {name!r} — define it under 'upstreams:' or use one of: {known}"
+
+    def _route(self, index: int, r: RouteModel) -> Route | None:
+        loc: Loc = ("routes", index)
+        ok = True
+
+        def problem(where: Loc, message: str) -> None:
+            nonlocal ok
+            ok = False
+            self.problems.add((*loc, *where), message)
+
+        template = parse_template(r.match.path)
+        if isinstance(template, str):
+            problem(("match", "path"), template)
+            return None
+        if r.match.path.startswith(RESERVED_PREFIX):
+            problem(("match", "path"), f"paths under {RESERVED_PREFIX} belong to the gateway")
+        params = dict(template.params)
+        if r.upstream not in self.model.upstreams:
+            problem(("upstream",), self._unknown_upstream(r.upstream))
+        ids = self._ids(r, params, problem)
+        tenant_param = r.tenant.split(".", 1)[1] if r.tenant else None
+        if tenant_param is not None and tenant_param not in params:
+            problem(("tenant",), f"{r.tenant} names no parameter of {r.match.path}")
+        if r.public and (ids or r.step_up or r.tenant):
+            problem(("public",), "a public route cannot carry object ids, step_up or tenant")
+        methods = frozenset(m.upper() for m in r.match.methods) if r.match.methods else None
+        try:
+            max_body = parse_size(r.max_body)
+        except ValueError as error:
+            problem(("max_body",), str(error))
+            max_body = 0
+        step_up = self._duration(r.step_up, (*loc, "step_up")) if r.step_up is not None else None
+        if not ok:
+            return None
+        sensitive = r.sensitive
+        if sensitive is None:
+            sensitive = r.action in SENSITIVE_ACTIONS or methods == frozenset({"DELETE"})
+        return Route(
+            name=r.name,
+            pattern=r.match.path,
+            methods=methods,
+            upstream=r.upstream,
+            action=r.action,
+            public=r.public,
+            step_up_seconds=step_up,
+            tenant_param=tenant_param,
+            ids=ids,
+            guard=GuardSpec(r.guard.tenant_field, GuardMode(r.guard.mode)) if r.guard else None,
+            file_disposition=r.file.disposition if r.file else None,
+            max_body_bytes=max_body,
+            websocket=r.websocket,
+            sensitive=sensitive,
+        )
+
+    def _ids(self, r: RouteModel, params: dict[str, str], problem: Any) -> tuple[IdSpec, ...]:
+        ids: list[IdSpec] = []
+        resources = self.model.resources
+
+        def resource_type(name: str, where: Loc) -> str | None:
+            if name in resources:
+                return resources[name].id_type
+            known = ", ".join(sorted(resources)) or "none defined"
+            problem(
+                where, f"unknown resource type {name!r} — define it under 'resources:' ({known})"
+            )
+            return None
+
+        if r.resource is not None:
+            param = r.resource.id.split(".", 1)[1]
+            id_type = resource_type(r.resource.type, ("resource", "type"))
+            if param not in params:
+                problem(("resource", "id"), f"{r.resource.id} names no parameter of {r.match.path}")
+            elif id_type is not None:
+                path_type = params[param]
+                ids.append(IdSpec(r.resource.type, IdSource.PATH, param, path_type or id_type))
+        for n, b in enumerate(r.body_ids):
+            if (t := resource_type(b.type, ("body_ids", n, "type"))) is not None:
+                ids.append(IdSpec(b.type, IdSource.BODY, b.pointer, t))
+        for n, q in enumerate(r.query_ids):
+            if (t := resource_type(q.type, ("query_ids", n, "type"))) is not None:
+                ids.append(IdSpec(q.type, IdSource.QUERY, q.param, t))
+        for n, f in enumerate(r.form_ids):
+            if (t := resource_type(f.type, ("form_ids", n, "type"))) is not None:
+                ids.append(IdSpec(f.type, IdSource.FORM, f.field, t))
+        return tuple(ids)
+
+    def _check_names(self, routes: tuple[Route, ...]) -> None:
+        seen: set[str] = set()
+        for index, route in enumerate(self.model.routes):
+            if route.name in seen:
+                self.problems.add(
+                    ("routes", index, "name"), f"route name {route.name!r} is used twice"
+                )
+            seen.add(route.name)

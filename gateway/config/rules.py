@@ -1,0 +1,160 @@
+"""The rules format (SPEC §3) as pydantic models: the one source of ``rules/schema.json``.
+
+Run ``python -m gateway.config.rules > rules/schema.json`` after changing a model;
+a test fails while the committed schema is stale.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+
+Duration = Annotated[
+    str | float,
+    Field(description="Seconds, or a number with a unit: 500ms, 30s, 10m, 8h, 90d."),
+]
+Size = Annotated[str | int, Field(description="Bytes, or a number with a unit: 512KiB, 10MiB.")]
+IdType = Annotated[
+    str,
+    Field(
+        pattern=r"^(int|uuid|slug|regex:.+)$",
+        description="int, uuid, slug, or regex:<pattern> (full match).",
+    ),
+]
+PathRef = Annotated[str, Field(pattern=r"^path\.[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UpstreamModel(Strict):
+    url: str = Field(
+        description="Base URL; ${VAR} and ${VAR:-default} are read from the environment."
+    )
+    timeout: Duration = "30s"
+
+
+class RoleModel(Strict):
+    can: list[str] = Field(min_length=1, description="Actions this role allows.")
+    scope: Literal["tenant", "global"] = "tenant"
+
+
+class HttpOwnerModel(Strict):
+    http: str = Field(
+        pattern=r"^(GET|POST) \S+$", description='e.g. "GET {upstream}/internal/invoices/{id}"'
+    )
+    tenant_field: str = Field(pattern=r"^(/[^/]*)+$", description="JSON pointer to the tenant.")
+    upstream: str | None = None
+
+
+class SqlOwnerModel(Strict):
+    sql: str = Field(description="Read-only query; :id is bound; the first column is the tenant.")
+    dsn: str
+
+
+class RegistryOwnerModel(Strict):
+    registry: Literal[True]
+    learn_on_create: bool = False
+
+
+def _owner_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in ("http", "sql", "registry"):
+            if kind in value:
+                return kind
+    return None
+
+
+OwnerModel = Annotated[
+    Annotated[HttpOwnerModel, Tag("http")]
+    | Annotated[SqlOwnerModel, Tag("sql")]
+    | Annotated[RegistryOwnerModel, Tag("registry")],
+    Discriminator(
+        _owner_kind,
+        custom_error_type="owner_kind",
+        custom_error_message="owner needs one of the keys http, sql or registry",
+    ),
+]
+
+
+class ResourceModel(Strict):
+    owner: OwnerModel
+    id_type: IdType = "slug"
+    cache: Duration = "60s"
+    negative_cache: Duration = "10s"
+
+
+class MatchModel(Strict):
+    path: str = Field(pattern=r"^/", description="Path template: /api/invoices/{id:int}")
+    methods: list[str] | None = None
+
+
+class ResourceRefModel(Strict):
+    type: str
+    id: PathRef
+
+
+class BodyIdModel(Strict):
+    type: str
+    pointer: str = Field(pattern=r"^(/[^/]*)+$")
+
+
+class QueryIdModel(Strict):
+    type: str
+    param: str = Field(min_length=1)
+
+
+class FormIdModel(Strict):
+    type: str
+    field: str = Field(min_length=1)
+
+
+class GuardModel(Strict):
+    tenant_field: str = Field(pattern=r"^(/[^/]*)+$")
+    mode: Literal["block", "filter"] = "block"
+
+
+class FileModel(Strict):
+    disposition: Literal["attachment", "inline"] = "attachment"
+
+
+class RouteModel(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    match: MatchModel
+    upstream: str
+    action: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]*$")
+    public: bool = False
+    step_up: Duration | None = None
+    tenant: PathRef | None = None
+    resource: ResourceRefModel | None = None
+    body_ids: list[BodyIdModel] = []
+    query_ids: list[QueryIdModel] = []
+    form_ids: list[FormIdModel] = []
+    guard: GuardModel | None = None
+    file: FileModel | None = None
+    max_body: Size = "10MiB"
+    websocket: bool = False
+    sensitive: bool | None = None
+
+
+class RulesModel(Strict):
+    version: Literal[1]
+    upstreams: dict[str, UpstreamModel] = Field(min_length=1)
+    roles: dict[str, RoleModel] = Field(min_length=1)
+    resources: dict[str, ResourceModel] = {}
+    routes: list[RouteModel] = Field(min_length=1)
+
+
+def rules_json_schema() -> dict[str, Any]:
+    """JSON Schema of the rules format, for editors."""
+    schema = RulesModel.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Gatehold rules"
+    return schema
+
+
+if __name__ == "__main__":
+    print(json.dumps(rules_json_schema(), indent=2))

@@ -1,0 +1,209 @@
+"""Process settings: one YAML file plus ``GATEHOLD_<SECTION>__<FIELD>`` overrides.
+
+Validated once at start; every problem is reported with the file, line, field and
+what to do. Relative paths are relative to the settings file's folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from gateway.config.durations import parse_duration
+from gateway.errors import ConfigError
+
+ENV_PREFIX = "GATEHOLD_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str = Field("http://127.0.0.1:8080", pattern=r"^https?://[^/]+$")
+    trusted_proxies: list[str] = []
+    workers: int = Field(1, ge=1, le=64)
+    admin_port: int | None = Field(None, ge=1, le=65535)
+
+
+class SessionSettings(_Section):
+    idle_timeout: str | float = "8h"
+    absolute_timeout: str | float = "24h"
+    cookie_secure: bool = True
+
+    @field_validator("idle_timeout", "absolute_timeout")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+
+class AssertionSettings(_Section):
+    ttl: str | float = "60s"
+    key_file: str | None = None
+
+    @field_validator("ttl")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+
+class EnumerationSettings(_Section):
+    window: str | float = "60s"
+    slow_after: int = Field(10, ge=1)
+    block_after: int = Field(30, ge=2)
+    block_for: str | float = "15m"
+
+    @field_validator("window", "block_for")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+    @property
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+    @property
+    def block_for_seconds(self) -> float:
+        return parse_duration(self.block_for)
+
+
+class PolicySettings(_Section):
+    foreign_object_status: Literal[403, 404] = 404
+    enumeration: EnumerationSettings = EnumerationSettings()
+
+
+class AuditSettings(_Section):
+    max_batch: int = Field(1024, ge=1, le=100_000)
+    jsonl_path: str | None = None
+
+
+class StoreSettings(_Section):
+    dsn: str | None = None
+
+
+class Settings(_Section):
+    """Everything a gateway process needs besides its rules."""
+
+    server: ServerSettings = ServerSettings()
+    data_dir: str = "./var"
+    store: StoreSettings = StoreSettings()
+    rules: str = "rules.yaml"
+    rules_env: dict[str, str] = Field(
+        default_factory=dict, description="Values for ${VAR} in the rules, over the environment."
+    )
+    sessions: SessionSettings = SessionSettings()
+    assertion: AssertionSettings = AssertionSettings()
+    policy: PolicySettings = PolicySettings()
+    audit: AuditSettings = AuditSettings()
+    base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    @property
+    def data_path(self) -> Path:
+        return self._path(self.data_dir)
+
+    @property
+    def rules_path(self) -> Path:
+        return self._path(self.rules)
+
+    @property
+    def store_dsn(self) -> str:
+        return self.store.dsn or f"sqlite:///{self.data_path / 'gatehold.db'}"
+
+    @property
+    def key_path(self) -> Path:
+        if self.assertion.key_file:
+            return self._path(self.assertion.key_file)
+        return self.data_path / "keys" / "assertion-es256.pem"
+
+    @property
+    def session_idle_timeout(self) -> float:
+        return parse_duration(self.sessions.idle_timeout)
+
+    @property
+    def session_absolute_timeout(self) -> float:
+        return parse_duration(self.sessions.absolute_timeout)
+
+    @property
+    def assertion_ttl(self) -> float:
+        return parse_duration(self.assertion.ttl)
+
+
+def resolve_config_path(path: Path | None, env: Mapping[str, str], cwd: Path) -> Path:
+    """Explicit path, else ``$GATEHOLD_CONFIG``, else ``./gatehold.yaml``."""
+    if path is not None:
+        return path
+    if env.get("GATEHOLD_CONFIG"):
+        return Path(env["GATEHOLD_CONFIG"])
+    return cwd / "gatehold.yaml"
+
+
+def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Settings:
+    """Read, override from the environment, validate; ``ConfigError`` lists every problem."""
+    config_path = resolve_config_path(path, env, cwd)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except OSError:
+        raise ConfigError(
+            [
+                f"{config_path}: settings file not found — pass --config FILE, "
+                "set GATEHOLD_CONFIG, "
+                "or create gatehold.yaml in the current folder"
+            ]
+        ) from None
+    try:
+        data = yaml.safe_load(text) or {}
+        lines = _key_lines(yaml.compose(text))
+    except yaml.YAMLError as error:
+        raise ConfigError([f"{config_path}: not valid YAML: {error}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError([f"{config_path}:1: the settings file must be a mapping of sections"])
+    _apply_env_overrides(data, env)
+    data["base_dir"] = str(config_path.parent.resolve())
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            loc = tuple(str(p) for p in item["loc"])
+            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+            field = ".".join(loc)
+            message = item["msg"]
+            if item["type"] == "extra_forbidden":
+                message = f"unknown setting {loc[-1]!r}; see the configuration reference in README"
+            problems.append(f"{config_path}:{line}: {field}: {message}")
+        raise ConfigError(problems) from None
+
+
+def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    lines: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            child = (*loc, str(key.value))
+            lines[child] = key.start_mark.line + 1
+            lines.update(_key_lines(value, child))
+    return lines
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    """``GATEHOLD_SERVER__PORT=9000`` sets ``server.port``; values are parsed as YAML scalars."""
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
+        node = data
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[path[-1]] = yaml.safe_load(value)

@@ -1,0 +1,160 @@
+"""Ingress: one canonical target per request (I2), request ids, client address.
+
+The canonical form is computed once, from the raw request line, and is both what
+routes match and what the upstream receives. Anything that different servers could
+read differently is refused with 400 rather than "repaired": encoded slashes and
+backslashes, dot segments, empty segments, path parameters (``;``), control bytes,
+malformed percent-escapes or UTF-8, double encoding, and Unicode compatibility forms
+such as the fullwidth solidus.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import unicodedata
+from collections.abc import Sequence
+from urllib.parse import quote, unquote_plus, unquote_to_bytes, urlsplit
+
+from aiohttp import web
+
+from gateway.model import Admitted, Reason, Rejection, Target
+
+# Characters a canonical segment keeps as they are (RFC 3986 unreserved, sub-delims
+# without ';', and ':' '@'). Everything else is percent-encoded with upper-case hex.
+SEGMENT_SAFE = "!$&'()*+,=:@~"
+_PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_ENCODED_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
+_BAD_QUERY_CHAR = re.compile(r"[\x00-\x20\x7f#]")
+
+
+def _reject(detail: str) -> Rejection:
+    return Rejection(Reason.TARGET_AMBIGUOUS, detail)
+
+
+def canonicalize(
+    raw_target: str, *, public_host: str | None = None, max_length: int = 8192
+) -> Target | Rejection:
+    """The one canonical ``Target`` for a raw request-target, or why it is ambiguous."""
+    if not raw_target or len(raw_target) > max_length:
+        return _reject("the request target is empty or too long")
+    if not raw_target.isascii() or _BAD_QUERY_CHAR.search(raw_target):
+        return _reject("the request target holds spaces, control or non-ASCII characters")
+    if not raw_target.startswith("/"):
+        origin_form = _origin_form(raw_target, public_host)
+        if origin_form is None:
+            return _reject("absolute targets are accepted only for this gateway's own host")
+        raw_target = origin_form
+    path, _, query = raw_target.partition("?")
+    canonical = _canonical_path(path)
+    if isinstance(canonical, Rejection):
+        return canonical
+    problem = _query_problem(query)
+    return _reject(problem) if problem else Target(canonical, query)
+
+
+def _origin_form(raw_target: str, public_host: str | None) -> str | None:
+    parts = urlsplit(raw_target)
+    if parts.scheme not in ("http", "https") or not public_host:
+        return None
+    if parts.netloc.lower() != public_host.lower() or not parts.path.startswith("/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _canonical_path(path: str) -> str | Rejection:
+    if "\\" in path or ";" in path:
+        return _reject("backslashes and ';' path parameters are not accepted")
+    if _PLAIN_PATH.fullmatch(path) and "/./" not in path + "/" and "/../" not in path + "/":
+        if "//" not in path:
+            return path  # fast path: nothing to decode, already canonical
+    segments = path[1:].split("/")
+    canonical: list[str] = []
+    for index, segment in enumerate(segments):
+        if not segment:
+            if index == len(segments) - 1:
+                canonical.append("")  # "/" itself, or one trailing slash
+                continue
+            return _reject("empty path segments ('//') are ambiguous")
+        decoded = _decode_segment(segment)
+        if isinstance(decoded, Rejection):
+            return decoded
+        canonical.append(quote(decoded, safe=SEGMENT_SAFE))
+    return "/" + "/".join(canonical)
+
+
+def _decode_segment(segment: str) -> str | Rejection:
+    if _BAD_ESCAPE.search(segment):
+        return _reject("a '%' is not followed by two hex digits")
+    try:
+        decoded = unquote_to_bytes(segment).decode("utf-8", "strict")
+    except UnicodeDecodeError:
+        return _reject("the path is not valid UTF-8")
+    if decoded in (".", ".."):
+        return _reject("dot segments are not accepted")
+    if "/" in decoded or "\\" in decoded:
+        return _reject("encoded slashes and backslashes are not accepted")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in decoded):
+        return _reject("control characters are not accepted")
+    if "%" in decoded and _ENCODED_ESCAPE.search(decoded):
+        return _reject("double percent-encoding is not accepted")
+    if not decoded.isascii() and unicodedata.normalize("NFKC", decoded) != decoded:
+        return _reject("Unicode compatibility characters (e.g. fullwidth '/') are not accepted")
+    return decoded
+
+
+def _query_problem(query: str) -> str:
+    if not query:
+        return ""
+    if _BAD_ESCAPE.search(query):
+        return "a '%' in the query is not followed by two hex digits"
+    if "method" in query:
+        for pair in query.split("&"):
+            if unquote_plus(pair.split("=", 1)[0]).strip().lower() == "_method":
+                return "method override parameters ('_method') are not accepted"
+    return ""
+
+
+class Ingress:
+    """Admits a request: canonical target, fresh request id, real client address."""
+
+    def __init__(self, *, public_url: str, trusted_proxies: Sequence[str] = ()) -> None:
+        self._public_host = urlsplit(public_url).netloc
+        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+
+    def admit(self, request: web.BaseRequest) -> Admitted | Rejection:
+        """``Admitted`` with the canonical target, or a ``Rejection`` (400)."""
+        target = canonicalize(request.raw_path, public_host=self._public_host)
+        if isinstance(target, Rejection):
+            return target
+        headers = request.headers
+        lengths = headers.getall("Content-Length", [])
+        if len(lengths) > 1 or (lengths and "Transfer-Encoding" in headers):
+            return Rejection(Reason.HEADER_INVALID, "conflicting message length headers")
+        peer = request.remote or ""
+        client, scheme = peer, request.scheme
+        if self._trusted and self._is_trusted(peer):
+            client = self._client_behind_proxies(peer, headers.getall("X-Forwarded-For", []))
+            proto = headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
+            scheme = proto if proto in ("http", "https") else scheme
+        return Admitted(target, secrets.token_hex(16), client, scheme)
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._trusted)
+
+    def _client_behind_proxies(self, peer: str, forwarded_for: list[str]) -> str:
+        """The right-most X-Forwarded-For address that is not itself a trusted proxy."""
+        hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                try:
+                    return str(ipaddress.ip_address(hop))
+                except ValueError:
+                    return peer
+        return peer

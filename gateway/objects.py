@@ -1,0 +1,149 @@
+"""Object ids a matched request names: path, query, JSON body pointers, form fields.
+
+Every id found must pass its declared type before any resolver sees it; a body is
+read only for routes that look inside it, and then forwarded exactly as read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
+
+_INT = re.compile(r"[0-9]{1,18}")
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """The ids of one request, and its body when it had to be read to find them."""
+
+    refs: tuple[ObjectRef, ...]
+    body: bytes | None
+
+
+@functools.lru_cache(maxsize=256)
+def _pattern(id_type: str) -> re.Pattern[str]:
+    if id_type == "int":
+        return _INT
+    if id_type == "uuid":
+        return _UUID
+    if id_type.startswith("regex:"):
+        return re.compile(id_type.removeprefix("regex:"))
+    return _SLUG
+
+
+def check_id(value: str, id_type: str) -> bool:
+    """Whether ``value`` is a well-formed id of ``id_type`` (int, uuid, slug, regex:…)."""
+    return _pattern(id_type).fullmatch(value) is not None
+
+
+def pointer_values(document: Any, pointer: str) -> list[Any]:
+    """Values at an RFC 6901 pointer; a ``*`` segment walks every element of an array."""
+    nodes = [document]
+    for raw in pointer.split("/")[1:]:
+        step = raw.replace("~1", "/").replace("~0", "~")
+        found: list[Any] = []
+        for node in nodes:
+            if step == "*" and isinstance(node, list):
+                found.extend(node)
+            elif isinstance(node, dict) and step in node:
+                found.append(node[step])
+            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
+                found.append(node[int(step)])
+        nodes = found
+    return nodes
+
+
+class ObjectExtractor:
+    """Finds and type-checks every object id of a request."""
+
+    def __init__(self, *, max_inspect_bytes: int = 1024 * 1024) -> None:
+        self._max = max_inspect_bytes
+
+    async def extract(self, request: web.Request, match: RouteMatch) -> Extracted | Rejection:
+        """All ids in rule order (duplicates removed), or why the request is malformed."""
+        specs = match.route.ids
+        body: bytes | None = None
+        needs_body = any(s.source in (IdSource.BODY, IdSource.FORM) for s in specs)
+        if needs_body:
+            read = await self._read_body(request)
+            if isinstance(read, Rejection):
+                return read
+            body = read
+        refs: list[ObjectRef] = []
+        for spec in specs:
+            values = self._values(spec, request, match, body)
+            if isinstance(values, Rejection):
+                return values
+            for value in values:
+                if not check_id(value, spec.id_type):
+                    return Rejection(
+                        Reason.ID_INVALID, f"{spec.label} is not a valid {spec.id_type} id"
+                    )
+                refs.append(ObjectRef(spec.type, value, spec.label))
+        return Extracted(tuple(dict.fromkeys(refs)), body)
+
+    async def _read_body(self, request: web.Request) -> bytes | Rejection:
+        if request.content_length is not None and request.content_length > self._max:
+            return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
+        body = bytearray()
+        async for chunk in request.content.iter_chunked(64 * 1024):
+            body += chunk
+            if len(body) > self._max:
+                return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
+        return bytes(body)
+
+    def _values(
+        self, spec: IdSpec, request: web.Request, match: RouteMatch, body: bytes | None
+    ) -> list[str] | Rejection:
+        match spec.source:
+            case IdSource.PATH:
+                return [match.params[spec.key]]
+            case IdSource.QUERY:
+                return list(request.rel_url.query.getall(spec.key, []))
+            case IdSource.BODY:
+                return _json_ids(spec, body or b"", request.content_type)
+            case IdSource.FORM:
+                return _form_ids(spec, body or b"", request.content_type)
+
+
+def _json_ids(spec: IdSpec, body: bytes, content_type: str) -> list[str] | Rejection:
+    if not body:
+        return []
+    if "json" not in content_type:
+        return Rejection(Reason.BODY_INVALID, "this route expects a JSON body")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return Rejection(Reason.BODY_INVALID, "the JSON body could not be parsed")
+    values = []
+    for value in pointer_values(document, spec.key):
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            if value is None:
+                continue
+            return Rejection(Reason.ID_INVALID, f"{spec.label} must be a string or an integer")
+        values.append(str(value))
+    return values
+
+
+def _form_ids(spec: IdSpec, body: bytes, content_type: str) -> list[str] | Rejection:
+    if not body:
+        return []
+    if content_type != "application/x-www-form-urlencoded":
+        return Rejection(Reason.BODY_INVALID, "this route expects a urlencoded form")
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
+    except (UnicodeDecodeError, ValueError):
+        return Rejection(Reason.BODY_INVALID, "the form body could not be parsed")
+    if any(name == "_method" for name, _ in fields):
+        return Rejection(Reason.BODY_INVALID, "method override fields are not accepted")
+    return [value for name, value in fields if name == spec.key]

@@ -1,0 +1,146 @@
+"""Routing: the compiled rule set maps a canonical target and method to one route.
+
+Templates are matched against ``Target.path`` exactly as it will be forwarded (no
+case folding, no decoding before matching). When several routes match a path the
+most specific wins: more literal segments first, then typed parameters (int, uuid)
+over slugs over plain segments over ``{rest:path}``. Two routes of the same shape
+with overlapping methods are ambiguous and refused when the rules load.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from gateway.ingress import SEGMENT_SAFE
+from gateway.model import MatchResult, MethodNotAllowed, NoRoute, Route, RouteMatch, Target
+
+_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(int|uuid|slug|path))?\}")
+_PATTERNS = {
+    "int": r"[0-9]{1,18}",
+    "uuid": r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
+    "slug": r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}",
+    "": r"[^/]+",
+    "path": r".+",
+}
+_RANK = {"int": 0, "uuid": 0, "slug": 1, "": 2, "path": 3}
+ANY_FIRST = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed path template."""
+
+    shape: tuple[tuple[str, str], ...]
+    """('lit', text) or ('param', type) per segment: equal shapes overlap."""
+    params: tuple[tuple[str, str], ...]
+    """(name, type) of each parameter in order."""
+    regex: re.Pattern[str]
+
+    @property
+    def specificity(self) -> tuple[int, ...]:
+        literals = sum(1 for kind, _ in self.shape if kind == "lit")
+        return (-literals, *(_RANK[t] if k == "param" else -1 for k, t in self.shape))
+
+    @property
+    def first_literal(self) -> str:
+        kind, text = self.shape[0] if self.shape else ("lit", "")
+        return text if kind == "lit" else ANY_FIRST
+
+
+def parse_template(pattern: str) -> Template | str:
+    """A compiled template, or a sentence saying what is wrong with it."""
+    if not pattern.startswith("/"):
+        return f"path template {pattern!r} must start with '/'"
+    segments = pattern[1:].split("/")
+    shape: list[tuple[str, str]] = []
+    params: list[tuple[str, str]] = []
+    parts: list[str] = []
+    for index, segment in enumerate(segments):
+        param = _PARAM.fullmatch(segment)
+        if param:
+            name, kind = param.group(1), param.group(2) or ""
+            if kind == "path" and index != len(segments) - 1:
+                return f"{{{name}:path}} must be the last segment of {pattern!r}"
+            if name in dict(params):
+                return f"parameter {name!r} appears twice in {pattern!r}"
+            params.append((name, kind))
+            shape.append(("param", kind))
+            parts.append(f"(?P<{name}>{_PATTERNS[kind]})")
+        elif "{" in segment or "}" in segment:
+            return (
+                f"segment {segment!r} of {pattern!r} mixes text and a parameter; "
+                "a parameter must be a whole segment like {id:int}"
+            )
+        else:
+            encoded = quote(segment, safe=SEGMENT_SAFE)
+            shape.append(("lit", encoded))
+            parts.append(re.escape(encoded))
+    return Template(tuple(shape), tuple(params), re.compile("/" + "/".join(parts)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    route: Route
+    template: Template
+
+
+class Router:
+    """Matches canonical targets against a compiled, ordered route list."""
+
+    def __init__(self, routes: Sequence[Route]) -> None:
+        compiled = []
+        for route in routes:
+            template = parse_template(route.pattern)
+            if isinstance(template, str):
+                raise ValueError(template)
+            compiled.append(_Compiled(route, template))
+        compiled.sort(key=lambda c: c.template.specificity)
+        self._by_first: dict[str, list[_Compiled]] = {}
+        wildcard = [c for c in compiled if c.template.first_literal == ANY_FIRST]
+        for item in compiled:
+            first = item.template.first_literal
+            if first != ANY_FIRST:
+                self._by_first.setdefault(first, [])
+        for first, bucket in self._by_first.items():
+            bucket.extend(c for c in compiled if c.template.first_literal in (first, ANY_FIRST))
+            bucket.sort(key=lambda c: c.template.specificity)
+        self._wildcard = wildcard
+
+    def match(self, target: Target, method: str) -> MatchResult:
+        """The route for this path and method, ``MethodNotAllowed``, or ``NoRoute``."""
+        path = target.path
+        first = path[1:].split("/", 1)[0]
+        candidates = self._by_first.get(first, self._wildcard)
+        allowed: set[str] = set()
+        for item in candidates:
+            found = item.template.regex.fullmatch(path)
+            if found is None:
+                continue
+            methods = item.route.methods
+            if methods is None or method in methods:
+                params = {k: unquote(v) for k, v in found.groupdict().items()}
+                return RouteMatch(item.route, params)
+            allowed |= methods
+        return MethodNotAllowed(frozenset(allowed)) if allowed else NoRoute()
+
+
+def overlap_problems(routes: Sequence[Route]) -> list[str]:
+    """Pairs of routes with the same shape and overlapping methods (ambiguous)."""
+    problems = []
+    seen: dict[tuple[tuple[str, str], ...], list[Route]] = {}
+    for route in routes:
+        template = parse_template(route.pattern)
+        if isinstance(template, str):
+            continue
+        for other in seen.get(template.shape, []):
+            if route.methods is None or other.methods is None or route.methods & other.methods:
+                problems.append(
+                    f"routes {other.name!r} and {route.name!r} match the same paths "
+                    f"({other.pattern} / {route.pattern}) with overlapping methods; "
+                    "give them different methods or paths"
+                )
+        seen.setdefault(template.shape, []).append(route)
+    return problems

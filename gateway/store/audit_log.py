@@ -1,0 +1,307 @@
+"""The audit log: a hash chain of records, written in batches, verified and exported.
+
+Each row's ``hash`` is ``sha256(prev_hash + canonical JSON of every other column)``
+and ``prev_hash`` is the previous row's ``hash`` (64 zeros for seq 1). The single
+``audit_head`` row holds the last (seq, hash); writers lock it, so several processes or
+replicas extend one chain in turn. An edited row no longer matches its hash; a deleted
+row leaves a gap in ``seq`` (or, at the end, a head that points past the last row).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy import Row, Select, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.model import AuditEntry
+from gateway.store import tables
+from gateway.store.engine import lock_audit_head, reading
+from gateway.store.tables import GENESIS_HASH, HASHED_COLUMNS
+
+EXPORT_FORMATS = ("jsonl", "csv")
+_SPREADSHEET_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """One committed audit record exactly as stored."""
+
+    seq: int
+    ts: float
+    kind: str
+    request_id: str
+    actor: str
+    tenant: str
+    route: str
+    decision: str
+    reason: str
+    method: str
+    path: str
+    data: str
+    """The entry's ``data`` as canonical JSON text (what the hash covers)."""
+    prev_hash: str
+    hash: str
+
+    def values(self) -> dict[str, Any]:
+        """Every column as stored (``data`` as JSON text)."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+    def record(self) -> dict[str, Any]:
+        """Every column, with ``data`` parsed back into an object."""
+        values = self.values()
+        values["data"] = json.loads(self.data)
+        return values
+
+
+COLUMNS = tuple(f.name for f in fields(AuditRow))
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which rows to read; ``None`` means "any". Times are Unix seconds, ``until`` exclusive."""
+
+    since: float | None = None
+    until: float | None = None
+    actor: str | None = None
+    tenant: str | None = None
+    route: str | None = None
+    decision: str | None = None
+    kind: str | None = None
+    request_id: str | None = None
+
+
+def canonical_json(value: Any) -> str:
+    """Sorted keys, no spaces, ASCII only (so any string survives every driver)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
+def record_hash(values: Mapping[str, Any]) -> str:
+    """The hash a row must carry: sha256(prev_hash + canonical JSON of the other columns)."""
+    content = canonical_json({name: values[name] for name in HASHED_COLUMNS})
+    return hashlib.sha256((values["prev_hash"] + content).encode("ascii")).hexdigest()
+
+
+def _text(value: str) -> str:
+    """A column value every backend accepts: no NUL, no lone surrogates."""
+    if value.isascii() and "\x00" not in value:
+        return value
+    return value.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def chain(
+    entries: Sequence[AuditEntry],
+    *,
+    last_seq: int,
+    last_hash: str,
+    ts: float,
+    data_json: Sequence[str] | None = None,
+) -> list[AuditRow]:
+    """Number and hash ``entries`` after the chain head (pure; no I/O).
+
+    ``data_json`` may carry each entry's ``canonical_json(entry.data)`` if already made.
+    """
+    rows: list[AuditRow] = []
+    seq, prev = last_seq, last_hash
+    texts = data_json if data_json is not None else [canonical_json(e.data) for e in entries]
+    for entry, data in zip(entries, texts, strict=True):
+        seq += 1
+        values: dict[str, Any] = {
+            "seq": seq,
+            "ts": ts,
+            "kind": _text(entry.kind),
+            "request_id": _text(entry.request_id),
+            "actor": _text(entry.actor),
+            "tenant": _text(entry.tenant),
+            "route": _text(entry.route),
+            "decision": _text(entry.decision),
+            "reason": _text(entry.reason),
+            "method": _text(entry.method),
+            "path": _text(entry.path),
+            "data": data,
+            "prev_hash": prev,
+        }
+        prev = record_hash(values)
+        rows.append(AuditRow(**values, hash=prev))
+    return rows
+
+
+async def insert_batch(
+    conn: AsyncConnection,
+    entries: Sequence[AuditEntry],
+    *,
+    ts: float,
+    data_json: Sequence[str] | None = None,
+) -> list[AuditRow]:
+    """Append ``entries`` to the chain inside the caller's transaction.
+
+    Locks the chain head first, so concurrent writers take turns; the rows are durable
+    once the caller's transaction commits. Returns the rows as written (seq, hashes).
+    """
+    if not entries:
+        return []
+    last_seq, last_hash = await lock_audit_head(conn)
+    rows = chain(entries, last_seq=last_seq, last_hash=last_hash, ts=ts, data_json=data_json)
+    await conn.execute(tables.audit_log.insert(), [row.values() for row in rows])
+    await conn.execute(
+        update(tables.audit_head)
+        .where(tables.audit_head.c.id == 1)
+        .values(seq=rows[-1].seq, hash=rows[-1].hash)
+    )
+    return rows
+
+
+async def verify_chain(engine: AsyncEngine) -> list[str]:
+    """Every break in the chain, one sentence each naming the seq numbers; ``[]`` = intact.
+
+    Streams the log in seq order inside one snapshot, so it runs beside live writers.
+    """
+    problems: list[str] = []
+    expected_seq, prev_hash = 1, GENESIS_HASH
+    async with reading(engine, snapshot=True) as conn:
+        query = select(tables.audit_log).order_by(tables.audit_log.c.seq)
+        result = await conn.stream(query.execution_options(yield_per=1000))
+        async for raw in result:
+            row = _audit_row(raw)
+            if row.seq != expected_seq:
+                problems.append(_gap(expected_seq, row.seq - 1))
+            elif row.prev_hash != prev_hash:
+                problems.append(
+                    f"seq {row.seq}: prev_hash does not match the hash of seq {row.seq - 1} "
+                    "(records replaced or reordered)"
+                )
+            if record_hash(row.values()) != row.hash:
+                problems.append(f"seq {row.seq}: edited (its content does not match its hash)")
+            expected_seq, prev_hash = row.seq + 1, row.hash
+        head = (await conn.execute(select(tables.audit_head))).first()
+    problems.extend(_head_problems(head, expected_seq - 1, prev_hash))
+    return problems
+
+
+def _gap(first: int, last: int) -> str:
+    missing = f"seq {first}" if first == last else f"seq {first}-{last}"
+    return f"{missing}: deleted (missing between seq {first - 1} and seq {last + 1})"
+
+
+def _head_problems(head: Row[Any] | None, last_seq: int, last_hash: str) -> list[str]:
+    if head is None:
+        return ["audit_head: missing (the chain head row was deleted)"]
+    if head.seq > last_seq:
+        return [
+            f"seq {last_seq + 1}-{head.seq}: deleted (the chain head is at seq {head.seq}, "
+            f"the last record is seq {last_seq})"
+        ]
+    if head.seq < last_seq:
+        return [f"seq {head.seq + 1}-{last_seq}: appended outside the writer (head is behind)"]
+    if head.hash != last_hash:
+        return [f"seq {last_seq}: the chain head's hash does not match the last record"]
+    return []
+
+
+def _where(query: Select[Any], where: AuditFilter) -> Select[Any]:
+    c = tables.audit_log.c
+    if where.since is not None:
+        query = query.where(c.ts >= where.since)
+    if where.until is not None:
+        query = query.where(c.ts < where.until)
+    for name in ("actor", "tenant", "route", "decision", "kind", "request_id"):
+        value = getattr(where, name)
+        if value is not None:
+            query = query.where(c[name] == value)
+    return query
+
+
+async def iter_rows(
+    engine: AsyncEngine, where: AuditFilter | None = None
+) -> AsyncIterator[AuditRow]:
+    """Matching rows in seq order, streamed."""
+    query = _where(select(tables.audit_log), where or AuditFilter())
+    async with reading(engine, snapshot=True) as conn:
+        result = await conn.stream(
+            query.order_by(tables.audit_log.c.seq).execution_options(yield_per=1000)
+        )
+        async for raw in result:
+            yield _audit_row(raw)
+
+
+async def recent_rows(
+    engine: AsyncEngine,
+    where: AuditFilter | None = None,
+    *,
+    limit: int = 100,
+    before_seq: int | None = None,
+) -> list[AuditRow]:
+    """Up to ``limit`` matching rows, newest first (pass the last seq to page on)."""
+    query = _where(select(tables.audit_log), where or AuditFilter())
+    if before_seq is not None:
+        query = query.where(tables.audit_log.c.seq < before_seq)
+    async with reading(engine) as conn:
+        result = await conn.execute(query.order_by(tables.audit_log.c.seq.desc()).limit(limit))
+        return [_audit_row(raw) for raw in result]
+
+
+async def export_rows(
+    engine: AsyncEngine,
+    *,
+    fmt: str = "jsonl",
+    since: float | None = None,
+    until: float | None = None,
+    actor: str | None = None,
+    tenant: str | None = None,
+    route: str | None = None,
+    decision: str | None = None,
+    kind: str | None = None,
+    request_id: str | None = None,
+) -> AsyncIterator[str]:
+    """Matching rows as JSON lines or CSV (with a header), one chunk per row.
+
+    CSV cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``…) get
+    a leading ``'``; JSON lines carry every value unchanged.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
+    where = AuditFilter(since, until, actor, tenant, route, decision, kind, request_id)
+    if fmt == "csv":
+        yield _csv_line(COLUMNS)
+    async for row in iter_rows(engine, where):
+        if fmt == "jsonl":
+            yield json.dumps(row.record(), ensure_ascii=False) + "\n"
+        else:
+            yield _csv_line([_cell(value) for value in row.values().values()])
+
+
+def _cell(value: Any) -> str:
+    text = str(value)
+    return "'" + text if text.startswith(_SPREADSHEET_TRIGGERS) else text
+
+
+def _csv_line(values: Sequence[str]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()
+
+
+def _audit_row(raw: Row[Any]) -> AuditRow:
+    m = raw._mapping
+    return AuditRow(
+        seq=int(m["seq"]),
+        ts=float(m["ts"]),
+        kind=m["kind"],
+        request_id=m["request_id"],
+        actor=m["actor"],
+        tenant=m["tenant"],
+        route=m["route"],
+        decision=m["decision"],
+        reason=m["reason"],
+        method=m["method"],
+        path=m["path"],
+        data=m["data"],
+        prev_hash=m["prev_hash"],
+        hash=m["hash"],
+    )

@@ -1,0 +1,138 @@
+"""The store's schema: one SQLAlchemy Core ``MetaData`` for SQLite and PostgreSQL.
+
+Times are Unix seconds as floats. Alembic revisions in ``migrations/`` create exactly
+this schema; ``tests/unit/test_migrations.py`` checks that they agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    false,
+    true,
+)
+
+GENESIS_HASH = "0" * 64
+"""``prev_hash`` of the first audit record."""
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+# SQLite makes an INTEGER PRIMARY KEY the rowid itself: audit rows are stored in seq order.
+SEQ = BigInteger().with_variant(Integer(), "sqlite")
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("email", Text, nullable=False, unique=True),
+    Column("display_name", Text, nullable=False, server_default=""),
+    Column("superadmin", Boolean, nullable=False, server_default=false()),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", Float, nullable=False),
+    CheckConstraint("email = lower(email)", name="email_lower_case"),
+)
+
+memberships = Table(
+    "memberships",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("role", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("user_id", "tenant", "role"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("created_at", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("auth_time", Float, nullable=False),
+    Column("auth_method", Text, nullable=False),
+    Column("idle_timeout", Float, nullable=False),
+    Column("absolute_expiry", Float, nullable=False),
+    Column("active_tenant", Text, nullable=True),
+    Column("client_ip", Text, nullable=False, server_default=""),
+    Column("user_agent", Text, nullable=False, server_default=""),
+    Column("revoked_at", Float, nullable=True),
+)
+
+registry = Table(
+    "registry",
+    metadata,
+    Column("resource_type", Text, nullable=False),
+    Column("object_id", Text, nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    PrimaryKeyConstraint("resource_type", "object_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", SEQ, primary_key=True, autoincrement=False),
+    Column("ts", Float, nullable=False, index=True),
+    Column("kind", Text, nullable=False),
+    Column("request_id", Text, nullable=False, index=True),
+    Column("actor", Text, nullable=False, index=True),
+    Column("tenant", Text, nullable=False, index=True),
+    Column("route", Text, nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+
+HASHED_COLUMNS = tuple(c.name for c in audit_log.columns if c.name != "hash")
+"""Every audit column the record hash covers (all but ``hash`` itself)."""
+
+__all__ = [
+    "GENESIS_HASH",
+    "HASHED_COLUMNS",
+    "audit_head",
+    "audit_log",
+    "memberships",
+    "metadata",
+    "registry",
+    "sessions",
+    "users",
+]

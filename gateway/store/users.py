@@ -1,0 +1,160 @@
+"""Users and their (tenant, role) memberships."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Row, Select, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.model import Membership
+from gateway.store import tables
+from gateway.store.engine import insert_ignoring_duplicates, reading, writing
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    """A user as stored, with every membership in grant order."""
+
+    id: int
+    email: str
+    """Lower-cased login email."""
+    display_name: str
+    superadmin: bool
+    active: bool
+    created_at: float
+    memberships: tuple[Membership, ...]
+
+
+async def add_user(
+    engine: AsyncEngine,
+    email: str,
+    *,
+    memberships: Sequence[Membership],
+    superadmin: bool = False,
+    display_name: str = "",
+) -> int:
+    """Create the user (or find them) and grant ``memberships``; returns the user id.
+
+    Idempotent: an existing user keeps what they hold and gains what is new. ``superadmin``
+    is only ever raised here, and a non-empty ``display_name`` replaces the old one.
+    """
+    now = time.time()
+    async with writing(engine) as conn:
+        await conn.execute(
+            insert_ignoring_duplicates(conn, tables.users, ("email",)).values(
+                email=email.strip().lower(),
+                display_name=display_name,
+                superadmin=superadmin,
+                active=True,
+                created_at=now,
+            )
+        )
+        user_id = await _user_id(conn, email)
+        changes: dict[str, object] = {}
+        if superadmin:
+            changes["superadmin"] = True
+        if display_name:
+            changes["display_name"] = display_name
+        if changes:
+            await conn.execute(
+                update(tables.users).where(tables.users.c.id == user_id).values(**changes)
+            )
+        # A microsecond apart, so reading them back by created_at keeps the grant order.
+        for offset, grant in enumerate(memberships):
+            await conn.execute(
+                insert_ignoring_duplicates(
+                    conn, tables.memberships, ("user_id", "tenant", "role")
+                ).values(
+                    user_id=user_id,
+                    tenant=grant.tenant,
+                    role=grant.role,
+                    created_at=now + offset * 1e-6,
+                )
+            )
+    return user_id
+
+
+async def _user_id(conn: AsyncConnection, email: str) -> int:
+    query = select(tables.users.c.id).where(tables.users.c.email == email.strip().lower())
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def get_user_by_email(engine: AsyncEngine, email: str) -> UserRow | None:
+    """The user with this email (any case), or ``None``."""
+    async with reading(engine) as conn:
+        row = (
+            await conn.execute(
+                select(tables.users).where(tables.users.c.email == email.strip().lower())
+            )
+        ).first()
+        return None if row is None else await _with_memberships(conn, row)
+
+
+async def get_user(engine: AsyncEngine, user_id: int) -> UserRow | None:
+    """The user with this id, or ``None``."""
+    async with reading(engine) as conn:
+        row = (await conn.execute(select(tables.users).where(tables.users.c.id == user_id))).first()
+        return None if row is None else await _with_memberships(conn, row)
+
+
+async def list_users(engine: AsyncEngine) -> list[UserRow]:
+    """Every user, ordered by email."""
+    async with reading(engine) as conn:
+        rows = (await conn.execute(select(tables.users).order_by(tables.users.c.email))).all()
+        grants = (await conn.execute(_membership_query())).all()
+    held: dict[int, list[Membership]] = {}
+    for grant in grants:
+        held.setdefault(grant.user_id, []).append(Membership(grant.tenant, grant.role))
+    return [_user_row(row, held.get(row.id, [])) for row in rows]
+
+
+async def set_active(engine: AsyncEngine, user_id: int, active: bool) -> bool:
+    """Activate or deactivate a user; ``False`` if there is no such user.
+
+    Deactivation does not end sessions by itself: callers revoke them too (I7).
+    """
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            update(tables.users).where(tables.users.c.id == user_id).values(active=active)
+        )
+    return result.rowcount > 0
+
+
+async def remove_membership(engine: AsyncEngine, user_id: int, membership: Membership) -> bool:
+    """Withdraw one (tenant, role) grant; ``False`` if the user did not hold it."""
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            tables.memberships.delete().where(
+                tables.memberships.c.user_id == user_id,
+                tables.memberships.c.tenant == membership.tenant,
+                tables.memberships.c.role == membership.role,
+            )
+        )
+    return result.rowcount > 0
+
+
+def _membership_query() -> Select[Any]:
+    return select(tables.memberships).order_by(
+        tables.memberships.c.created_at, tables.memberships.c.tenant, tables.memberships.c.role
+    )
+
+
+async def _with_memberships(conn: AsyncConnection, row: Row[Any]) -> UserRow:
+    grants = await conn.execute(_membership_query().where(tables.memberships.c.user_id == row.id))
+    return _user_row(row, [Membership(g.tenant, g.role) for g in grants])
+
+
+def _user_row(row: Row[Any], held: Sequence[Membership]) -> UserRow:
+    return UserRow(
+        id=int(row.id),
+        email=row.email,
+        display_name=row.display_name,
+        superadmin=bool(row.superadmin),
+        active=bool(row.active),
+        created_at=float(row.created_at),
+        memberships=tuple(held),
+    )

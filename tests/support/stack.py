@@ -1,0 +1,160 @@
+"""A whole gateway in front of a real Ledger, in the test's event loop.
+
+Ledger runs on a real loopback port (aiohttp AppRunner), the gateway is served by
+pytest-aiohttp's test server, the store is a real SQLite file. Nothing is mocked:
+the gateway talks HTTP to Ledger exactly as in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+
+from gateway.app import ENGINE, build_app
+from gateway.auth.sessions import SessionManager
+from gateway.config.loader import load_rules
+from gateway.config.settings import Settings
+from gateway.context import GATEWAY
+from gateway.demo.ledger import build_ledger_app, seed
+from gateway.demo.run import DEMO_USERS, seed_gateway
+from gateway.model import AuthMethod, RuleSet
+from gateway.store import users as user_store
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_RULES = REPO / "rules" / "demo.yaml"
+
+
+@dataclass
+class Stack:
+    """A running gateway + Ledger, and handles to look behind both."""
+
+    client: TestClient[web.Request, web.Application]
+    ledger_url: str
+    settings: Settings
+    ruleset: RuleSet
+    cookies: dict[str, str] = field(default_factory=dict)
+    http: aiohttp.ClientSession | None = None
+
+    @property
+    def app(self) -> web.Application:
+        return self.client.server.app  # type: ignore[return-value]
+
+    def cookie(self, email: str) -> dict[str, str]:
+        return {"Cookie": f"__Host-gatehold={self.cookies[email]}"}
+
+    async def ledger_hits(self) -> dict[str, int]:
+        assert self.http is not None
+        async with self.http.get(f"{self.ledger_url}/__ledger/hits") as response:
+            hits: dict[str, int] = await response.json()
+            return hits
+
+    async def ledger_total(self) -> int:
+        assert self.http is not None
+        async with self.http.get(f"{self.ledger_url}/__ledger/hits/total") as response:
+            return int((await response.json())["total"])
+
+    async def audit_rows(self, request_id: str) -> list[dict[str, Any]]:
+        """Committed audit rows for one request id, oldest first."""
+        engine = self.app[ENGINE]
+        writer = self.app[GATEWAY].audit
+        for _ in range(200):  # outcomes are queued; wait for their batch
+            if writer.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT * FROM audit_log WHERE request_id = :rid ORDER BY seq"),
+                {"rid": request_id},
+            )
+            return [dict(row._mapping) for row in rows]
+
+    async def mint(self, email: str, *, auth_age: float = 0.0, tenant: str | None = None) -> str:
+        """A fresh session for ``email`` whose last sign-in was ``auth_age`` seconds ago."""
+        engine = self.app[ENGINE]
+        user = await user_store.get_user_by_email(engine, email)
+        assert user is not None
+        sessions: SessionManager = self.app[GATEWAY].sessions
+        token, _ = await sessions.create(
+            user_id=user.id,
+            auth_method=AuthMethod.CLI_MINT,
+            client_ip="127.0.0.1",
+            user_agent="tests",
+            active_tenant=tenant,
+            auth_time=time.time() - auth_age,
+        )
+        return token
+
+
+def demo_settings(data_dir: Path, ledger_url: str, **overrides: Any) -> Settings:
+    settings: dict[str, Any] = {
+        "server": {"public_url": "http://gatehold.test"},
+        "data_dir": str(data_dir),
+        "rules": str(DEMO_RULES),
+        "rules_env": {
+            "LEDGER_URL": ledger_url,
+            "LEDGER_DB_DSN": f"sqlite:///{data_dir / 'ledger.db'}",
+        },
+        "base_dir": str(data_dir),
+    }
+    settings.update(overrides)
+    return Settings.model_validate(settings)
+
+
+@asynccontextmanager
+async def ledger_server(data_dir: Path) -> AsyncIterator[str]:
+    """Ledger on a free loopback port; yields its base URL."""
+    db = data_dir / "ledger.db"
+    seed(db)
+    runner = web.AppRunner(build_ledger_app(db), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_stack(
+    data_dir: Path, *, rules_text: str | None = None, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """Ledger + gateway + the demo users, each with a fresh session."""
+    async with ledger_server(data_dir) as ledger_url:
+        settings = demo_settings(data_dir, ledger_url, **overrides)
+        if rules_text is not None:
+            rules_file = data_dir / "rules.yaml"
+            rules_file.write_text(rules_text)
+            settings = settings.model_copy(update={"rules": str(rules_file)})
+        ruleset = load_rules(settings.rules_path, env=settings.rules_env)
+        app = build_app(settings, ruleset)
+        client = TestClient(TestServer(app))
+        await client.start_server()
+        http = aiohttp.ClientSession()
+        stack = Stack(client, ledger_url, settings, ruleset, http=http)
+        try:
+            engine = app[ENGINE]
+            await seed_gateway(engine)
+            for person in DEMO_USERS:
+                stack.cookies[person.email] = await stack.mint(person.email)
+            yield stack
+        finally:
+            await http.close()
+            await client.close()
+
+
+def problem(body: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(body)
+    return data

@@ -1,0 +1,77 @@
+"""Alembic migrations create exactly the schema of tables.py, idempotently."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, text
+
+from gateway.errors import ConfigError, StoreUnavailable
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from gateway.store.tables import GENESIS_HASH, metadata
+
+
+def schema_differences(conn: Connection) -> list[object]:
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return list(compare_metadata(context, metadata))
+
+
+async def test_migrating_a_fresh_sqlite_file_yields_exactly_tables_py(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        await migrate(engine)
+        await migrate(engine)
+        async with engine.connect() as conn:
+            assert await conn.run_sync(schema_differences) == []
+            head = (await conn.execute(text("SELECT id, seq, hash FROM audit_head"))).all()
+            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    finally:
+        await engine.dispose()
+    assert head == [(1, 0, GENESIS_HASH)]
+    assert version == [("0001",)]
+
+
+async def test_the_sqlite_store_is_opened_for_durability(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+    try:
+        async with engine.connect() as conn:
+            pragmas = [
+                (await conn.execute(text(f"PRAGMA {name}"))).scalar_one()
+                for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys")
+            ]
+    finally:
+        await engine.dispose()
+    assert pragmas == ["wal", 2, 10000, 1]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "driver"),
+    [
+        ("sqlite:///var/gatehold.db", "sqlite+aiosqlite"),
+        ("postgresql://gatehold@db.internal/gatehold", "postgresql+asyncpg"),
+        ("postgres://gatehold@db.internal/gatehold", "postgresql+asyncpg"),
+    ],
+    ids=["a sqlite DSN uses aiosqlite", "a postgresql DSN uses asyncpg", "postgres is an alias"],
+)
+async def test_dsn_schemes_pick_the_async_driver(dsn: str, driver: str) -> None:
+    engine = open_engine(dsn)
+    assert engine.url.drivername == driver
+    await engine.dispose()
+
+
+def test_an_unsupported_dsn_is_a_config_error_that_says_what_to_use() -> None:
+    with pytest.raises(ConfigError, match="sqlite:///path/to/file.db"):
+        open_engine("mysql://root@localhost/gatehold")
+
+
+async def test_migrating_an_unreachable_store_raises_store_unavailable(tmp_path: Path) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'missing' / 'fresh.db'}")
+    try:
+        with pytest.raises(StoreUnavailable):
+            await migrate(engine)
+    finally:
+        await engine.dispose()
