@@ -280,6 +280,27 @@ async def test_each_hash_covers_the_previous_hash_and_every_other_column(
     assert second.prev_hash == first.hash
 
 
+@pytest.mark.parametrize(
+    "odd",
+    ["plain", 'quote " and \\ backslash', "zoë ünïcode ☃ 𝄞", "\x01\n\t control", ""],
+    ids=[
+        "for plain text",
+        "for quotes and backslashes",
+        "for non-ASCII text",
+        "for control characters",
+        "for empty text",
+    ],
+)
+def test_the_fast_record_hash_equals_sha256_of_canonical_json(odd: str) -> None:
+    [row] = audit_log.chain(
+        [entry(1, path=odd, actor=odd)], last_seq=41, last_hash="a" * 64, ts=1.1 + 2**40
+    )
+    values = row.values()
+    del values["hash"]
+    expected = hashlib.sha256(("a" * 64 + audit_log.canonical_json(values)).encode()).hexdigest()
+    assert audit_log.record_hash(row.values()) == row.hash == expected
+
+
 async def test_odd_text_is_stored_and_still_verifies(
     engine: AsyncEngine, writer: AuditWriter
 ) -> None:

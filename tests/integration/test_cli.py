@@ -1,0 +1,149 @@
+"""The ``gatehold`` command, run as a real subprocess against a real store."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.demo.ledger import seed
+from tests.support.stack import DEMO_RULES
+
+
+def gatehold(
+    *args: str, config: Path | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    extra = ["--config", str(config)] if config is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        check=False,
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    seed(tmp_path / "ledger.db")
+    path = tmp_path / "gatehold.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "data_dir": ".",
+                "rules": str(DEMO_RULES),
+                "rules_env": {
+                    "LEDGER_URL": "http://127.0.0.1:9",
+                    "LEDGER_DB_DSN": f"sqlite:///{tmp_path / 'ledger.db'}",
+                },
+            }
+        )
+    )
+    return path
+
+
+def test_rules_check_reports_every_error_with_its_line(tmp_path: Path) -> None:
+    broken = tmp_path / "rules.yaml"
+    broken.write_text(
+        "version: 1\n"
+        "upstreams:\n"
+        "  ledger: {url: 'http://127.0.0.1:9001'}\n"
+        "roles:\n"
+        "  standard: {can: [read]}\n"
+        "routes:\n"
+        "  - name: a\n"
+        "    match: {path: /a, metods: [GET]}\n"
+        "    upstream: ledger\n"
+        "  - name: b\n"
+        "    match: {path: /b}\n"
+        "    upstream: ledgr\n"
+    )
+    result = gatehold("rules", "check", str(broken))
+    assert result.returncode == 2
+    assert (
+        f"{broken}:8: routes[0].match.metods: unknown key 'metods'; did you mean 'methods'?"
+        in result.stderr
+    )
+    # the second mistake shows up once the first is fixed: cross-reference checks
+    broken.write_text(broken.read_text().replace("metods", "methods"))
+    result = gatehold("rules", "check", str(broken))
+    assert result.returncode == 2
+    assert f"{broken}:12: routes[1].upstream: unknown upstream 'ledgr'" in result.stderr
+    assert "use one of: ledger" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_demo_rules_are_valid() -> None:
+    result = gatehold("rules", "check", str(DEMO_RULES))
+    assert result.returncode == 0, result.stderr
+    assert "valid" in result.stdout
+
+
+def test_users_mint_simulate_verify_and_export(config: Path) -> None:
+    added = gatehold(
+        "users",
+        "add",
+        "alice@acme.test",
+        "--tenant",
+        "acme",
+        "--role",
+        "standard",
+        "--tenant",
+        "globex",
+        "--role",
+        "readonly",
+        config=config,
+    )
+    assert added.returncode == 0, added.stderr
+    assert "standard in acme, readonly in globex" in added.stdout
+    listed = gatehold("users", "list", config=config)
+    assert "alice@acme.test" in listed.stdout
+
+    minted = gatehold("session", "mint", "alice@acme.test", config=config)
+    assert minted.returncode == 0, minted.stderr
+    assert minted.stdout.startswith("__Host-gatehold=")
+
+    simulated = gatehold(
+        "rules", "simulate", "--user", "alice@acme.test", "GET", "/files/1", config=config
+    )
+    assert simulated.returncode == 0, simulated.stdout + simulated.stderr
+    assert simulated.stdout.startswith("ALLOW role-allowed")
+    assert "document 1 (path.doc_id) is owned by 'acme'" in simulated.stdout
+    readonly = gatehold(
+        "rules", "simulate", "--user", "alice@acme.test", "GET", "/files/2", config=config
+    )
+    assert readonly.returncode == 1
+    assert readonly.stdout.startswith("DENY role-forbidden")
+    assert "holds readonly in 'globex'; none allows 'download'" in readonly.stdout
+    denied = gatehold(
+        "rules", "simulate", "--user", "alice@acme.test", "DELETE", "/files/1", config=config
+    )
+    assert denied.returncode == 1
+    assert denied.stdout.startswith("DENY method-not-allowed")
+
+    verified = gatehold("audit", "verify", config=config)
+    assert verified.returncode == 0, verified.stdout
+    exported = gatehold("audit", "export", "--format", "jsonl", config=config)
+    kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
+    assert "user-added" in kinds and "session-minted" in kinds
+
+    database = config.parent / "gatehold.db"
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
+        db.execute("DELETE FROM audit_log WHERE seq = 2")
+    tampered = gatehold("audit", "verify", config=config)
+    assert tampered.returncode == 1
+    assert "seq 1" in tampered.stdout and "2" in tampered.stdout
+
+
+def test_a_missing_config_is_a_clear_error(tmp_path: Path) -> None:
+    result = gatehold("users", "list", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "settings file not found" in result.stderr
+    assert "Traceback" not in result.stderr
