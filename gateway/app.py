@@ -53,7 +53,11 @@ class StoreRegistry:
         return await registry_store.get_owner(self._engine, resource_type, object_id)
 
     async def set_owner(self, resource_type: str, object_id: str, tenant: str) -> None:
-        await registry_store.set_owner(self._engine, resource_type, object_id, tenant)
+        # Never move an object that already has an owner: a create answered with the
+        # Location of someone else's object must not hand it to the caller's tenant.
+        await registry_store.set_owner(
+            self._engine, resource_type, object_id, tenant, replace=False
+        )
 
 
 def templates() -> jinja2.Environment:

@@ -83,6 +83,55 @@ class AuditSettings(_Section):
     jsonl_path: str | None = None
 
 
+class MailSettings(_Section):
+    """Where magic-link mail goes: an outbox folder (embedded default) or SMTP."""
+
+    mode: Literal["outbox", "smtp"] = "outbox"
+    outbox: str = "outbox"
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    security: Literal["plain", "starttls", "tls"] = "plain"
+    username: str | None = None
+    password: str | None = None
+    sender: str = "Gatehold <gatehold@localhost>"
+
+
+class Grant(_Section):
+    tenant: str
+    role: str
+
+
+class MagicLinkSettings(_Section):
+    enabled: bool = True
+    ttl: str | float = "15m"
+    per_email_per_hour: int = Field(5, ge=1)
+    per_client_per_hour: int = Field(30, ge=1)
+    bind_browser: bool = False
+    self_signup: dict[str, Grant] = Field(
+        default_factory=dict, description="Email domain → the membership a new person gets."
+    )
+
+
+class OidcProviderSettings(_Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    label: str = ""
+    issuer: str
+    client_id: str
+    client_secret: str = ""
+    scopes: list[str] = ["openid", "email"]
+    email_claim: str = "email"
+    groups_claim: str = "groups"
+    group_grants: dict[str, list[Grant]] = Field(
+        default_factory=dict, description="Value of the groups claim → memberships."
+    )
+    provisioning: Literal["invite", "jit"] = "invite"
+
+
+class AuthSettings(_Section):
+    magic_link: MagicLinkSettings = MagicLinkSettings()
+    oidc: list[OidcProviderSettings] = []
+
+
 class StoreSettings(_Section):
     dsn: str | None = None
 
@@ -101,6 +150,8 @@ class Settings(_Section):
     assertion: AssertionSettings = AssertionSettings()
     policy: PolicySettings = PolicySettings()
     audit: AuditSettings = AuditSettings()
+    auth: AuthSettings = AuthSettings()
+    mail: MailSettings = MailSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:
@@ -132,6 +183,14 @@ class Settings(_Section):
     @property
     def session_absolute_timeout(self) -> float:
         return parse_duration(self.sessions.absolute_timeout)
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.data_path / self.mail.outbox
+
+    @property
+    def magic_link_ttl(self) -> float:
+        return parse_duration(self.auth.magic_link.ttl)
 
     @property
     def assertion_ttl(self) -> float:
