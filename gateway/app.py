@@ -15,7 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.assertion import AssertionSigner
 from gateway.audit import AuditWriter
-from gateway.auth.redirects import safe_next
+from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
+from gateway.auth.keys import CsrfTokens, load_or_create_secret
+from gateway.auth.magic_link import MagicLinks
+from gateway.auth.mailer import build_mailer
 from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Gateway
@@ -113,6 +116,32 @@ def build_gateway(
     )
 
 
+def build_auth_pages(
+    settings: Settings, gateway: Gateway, engine: AsyncEngine, pages: jinja2.Environment
+) -> AuthPages:
+    """The sign-in pages: magic links, logout, "your sessions"."""
+    keys = settings.data_path / "keys"
+    magic_links = MagicLinks(
+        engine=engine,
+        mailer=build_mailer(settings.mail, settings.outbox_path),
+        audit=gateway.audit,
+        settings=settings.auth.magic_link,
+        ttl=settings.magic_link_ttl,
+        public_url=settings.server.public_url,
+        sender=settings.mail.sender,
+    )
+    return AuthPages(
+        templates=pages,
+        identity=gateway.identity,
+        sessions=gateway.sessions,
+        magic_links=magic_links,
+        csrf=CsrfTokens(load_or_create_secret(keys / "csrf.key")),
+        audit=gateway.audit,
+        cookie_secure=settings.sessions.cookie_secure,
+        providers=[(p.name, p.label or p.name) for p in settings.auth.oidc],
+    )
+
+
 def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     """The gateway's aiohttp application: internal pages, then one catch-all pipeline route."""
     engine = open_engine(settings.store_dsn)
@@ -125,7 +154,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
-    app.router.add_get("/.gatehold/login", login_page)
+    mount_auth(app, build_auth_pages(settings, gateway, engine, pages))
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name="pipeline")
     return app
@@ -136,11 +165,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     gateway, engine = app[GATEWAY], app[ENGINE]
     await migrate(engine)
     await gateway.audit.start()
+    await gateway.sessions.start()
     await gateway.ownership.start()
     await gateway.forward.start()
     yield
     await gateway.forward.close()
     await gateway.ownership.close()
+    await app[AUTH_PAGES].magic_links.close()
+    await gateway.sessions.close()
     await gateway.audit.close()
     await engine.dispose()
 
@@ -197,19 +229,4 @@ async def jwks(request: web.Request) -> web.Response:
         text=json.dumps(keys),
         content_type="application/json",
         headers={"Cache-Control": "public, max-age=300"},
-    )
-
-
-async def login_page(request: web.Request) -> web.Response:
-    """The sign-in page; ``rd`` is kept only if it is a same-origin path (I8)."""
-    target = safe_next(request.query.get("rd"))
-    page = request.app[TEMPLATES].get_template("login.html").render(rd=target)
-    return web.Response(
-        text=page,
-        content_type="text/html",
-        headers={
-            "Referrer-Policy": "no-referrer",
-            "Cache-Control": "no-store",
-            "Content-Security-Policy": "default-src 'none'; style-src 'self'; form-action 'self'",
-        },
     )

@@ -2,11 +2,15 @@
 
 The hot path never reads the database for a known session: principals are cached for
 a few seconds, keyed on the session hash. Revocation in this process evicts the cache
-at once; other processes see it when their short cache entry expires.
+at once; every process also polls the store for the newest revocation (twice a second)
+and drops its cache when it changes, so a logout or deactivation ends the session
+everywhere within a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
 import time
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
@@ -55,6 +60,31 @@ class SessionManager:
         self._touch_every = touch_every
         self._clock = clock
         self._cache: TTLCache[str, _Cached] = TTLCache(maxsize=200_000, ttl=cache_seconds)
+        self._last_revocation: float | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self, *, poll_seconds: float = 0.5) -> None:
+        """Watch for revocations made by other processes and drop cached principals."""
+        self._last_revocation = await session_store.latest_revocation(self.engine)
+        self._poller = asyncio.create_task(self._watch(poll_seconds))
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _watch(self, poll_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                latest = await session_store.latest_revocation(self.engine)
+            except StoreUnavailable:
+                self._cache.clear()  # cannot tell what was revoked: forget everything
+                continue
+            if latest != self._last_revocation:
+                self._last_revocation = latest
+                self._cache.clear()
 
     async def principal(self, token: str) -> Principal | None:
         """The principal a session cookie stands for, or ``None`` if it is not live."""

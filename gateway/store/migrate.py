@@ -29,4 +29,4 @@ async def migrate(engine: AsyncEngine) -> None:
     """
     async with writing(engine) as conn:
         await lock_migrations(conn)
-        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "head"))
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), "heads"))

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
@@ -140,6 +140,13 @@ async def revoke_user_sessions(engine: AsyncEngine, user_id: int, now: float) ->
             .values(revoked_at=now)
         )
     return result.rowcount
+
+
+async def latest_revocation(engine: AsyncEngine) -> float | None:
+    """Time of the newest revocation: other processes poll it to drop cached sessions."""
+    async with reading(engine) as conn:
+        value = (await conn.execute(select(func.max(tables.sessions.c.revoked_at)))).scalar()
+    return None if value is None else float(value)
 
 
 async def list_user_sessions(

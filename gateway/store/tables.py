@@ -136,3 +136,16 @@ __all__ = [
     "sessions",
     "users",
 ]
+
+login_links = Table(
+    "login_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("email", Text, nullable=False, index=True),
+    Column("rd", Text, nullable=False, server_default="/"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+    Column("client_ip", Text, nullable=False, server_default=""),
+    Column("binding_hash", String(64), nullable=True),
+)

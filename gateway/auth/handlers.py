@@ -1,0 +1,253 @@
+"""Thin aiohttp handlers for ``/.gatehold/login``, magic links, logout and "your sessions"."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+from aiohttp import web
+
+from gateway.audit import AuditWriter, event_entry
+from gateway.auth.keys import CsrfTokens
+from gateway.auth.magic_link import MagicLinks, SignIn
+from gateway.auth.redirects import safe_next
+from gateway.auth.sessions import SessionManager
+from gateway.identity import COOKIE_NAME, Identity
+from gateway.model import AuthMethod, Principal
+from gateway.store import sessions as session_store
+
+CONFIRM_COOKIE = "__Host-gatehold-confirm"
+BIND_COOKIE = "__Host-gatehold-bind"
+PAGE_HEADERS = {
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+    ),
+}
+
+
+@dataclass
+class AuthPages:
+    """Everything the sign-in pages need; built by ``app.py``."""
+
+    templates: jinja2.Environment
+    identity: Identity
+    sessions: SessionManager
+    magic_links: MagicLinks
+    csrf: CsrfTokens
+    audit: AuditWriter
+    cookie_secure: bool
+    providers: list[tuple[str, str]]
+    """(name, label) of each configured OIDC provider."""
+
+    def page(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
+        body = self.templates.get_template(template).render(**context)
+        return web.Response(
+            status=status, text=body, content_type="text/html", headers=PAGE_HEADERS
+        )
+
+    def set_session_cookie(self, response: web.StreamResponse, token: str) -> None:
+        response.set_cookie(
+            COOKIE_NAME,
+            token,
+            path="/",
+            secure=self.cookie_secure,
+            httponly=True,
+            samesite="Lax",
+            max_age=int(self.sessions.absolute_timeout),
+        )
+
+    async def signed_in(self, request: web.Request) -> Principal | None:
+        principal = await self.identity.resolve(request)
+        return principal if isinstance(principal, Principal) else None
+
+    # ------------------------------------------------------------ login
+
+    async def login(self, request: web.Request) -> web.Response:
+        rd = safe_next(request.query.get("rd"))
+        return self.page(
+            "login.html",
+            rd=rd,
+            step_up=request.query.get("step_up") == "1",
+            providers=self.providers,
+            magic=self.magic_links.settings.enabled,
+        )
+
+    async def request_link(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        email = str(form.get("email", "")).strip()
+        rd = safe_next(str(form.get("rd", "/")))
+        if not self.magic_links.valid_email(email):
+            return self.page(
+                "login.html",
+                status=400,
+                rd=rd,
+                providers=self.providers,
+                magic=True,
+                error="Enter an email address like name@example.com.",
+                email=email,
+            )
+        binding = (
+            request.cookies.get(BIND_COOKIE) if self.magic_links.settings.bind_browser else None
+        )
+        if self.magic_links.settings.bind_browser and binding is None:
+            binding = secrets.token_urlsafe(32)
+        wait = self.magic_links.request(
+            email, client_ip=request.remote or "", rd=rd, binding=binding
+        )
+        if wait:
+            response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
+            response.headers["Retry-After"] = str(wait)
+            return response
+        response = self.page("magic_sent.html", email=email)
+        if binding is not None:
+            response.set_cookie(
+                BIND_COOKIE,
+                binding,
+                path="/",
+                secure=self.cookie_secure,
+                httponly=True,
+                samesite="Lax",
+                max_age=3600,
+            )
+        return response
+
+    async def confirm_page(self, request: web.Request) -> web.Response:
+        token = request.query.get("token", "")
+        if not token or not await self.magic_links.peek(token):
+            return self.page("auth_error.html", status=400, reason="link-invalid")
+        nonce = secrets.token_urlsafe(24)
+        response = self.page("magic_confirm.html", token=token, nonce=nonce)
+        response.set_cookie(
+            CONFIRM_COOKIE,
+            nonce,
+            path="/",
+            secure=self.cookie_secure,
+            httponly=True,
+            samesite="Strict",
+            max_age=900,
+        )
+        return response
+
+    async def confirm(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        nonce = str(form.get("nonce", ""))
+        cookie = request.cookies.get(CONFIRM_COOKIE, "")
+        if not nonce or not secrets.compare_digest(nonce.encode(), cookie.encode()):
+            return await self._failed(request, "confirm-mismatch")
+        outcome = await self.magic_links.redeem(
+            str(form.get("token", "")), binding=request.cookies.get(BIND_COOKIE)
+        )
+        if isinstance(outcome, str):
+            return await self._failed(request, outcome)
+        return await self._sign_in(request, outcome)
+
+    async def _sign_in(self, request: web.Request, who: SignIn) -> web.StreamResponse:
+        old = await self.signed_in(request)
+        token, id_hash = await self.sessions.create(
+            user_id=who.user_id,
+            auth_method=AuthMethod.MAGIC_LINK,
+            client_ip=request.remote or "",
+            user_agent=request.headers.get("User-Agent", ""),
+        )
+        if old is not None and old.session_hash:
+            await self.sessions.revoke(old.session_hash)  # a login never keeps an old id
+        await self.audit.begin(
+            event_entry(
+                "login",
+                actor=who.email,
+                method="magic-link",
+                session=id_hash,
+                client=request.remote or "",
+            )
+        )
+        response = web.HTTPSeeOther(location=safe_next(who.rd), headers=PAGE_HEADERS)
+        self.set_session_cookie(response, token)
+        response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
+        return response
+
+    async def _failed(self, request: web.Request, reason: str) -> web.Response:
+        self.audit.record(
+            event_entry(
+                "login-failed",
+                actor="unknown",
+                method="magic-link",
+                reason=reason,
+                client=request.remote or "",
+            )
+        )
+        return self.page("auth_error.html", status=400, reason=reason)
+
+    # ------------------------------------------------------------ sessions and logout
+
+    async def my_sessions(self, request: web.Request) -> web.Response:
+        principal = await self.signed_in(request)
+        if principal is None or principal.session_hash is None:
+            raise web.HTTPSeeOther(location="/.gatehold/login?rd=/.gatehold/sessions")
+        rows = await session_store.list_user_sessions(self.sessions.engine, int(principal.user_id))
+        return self.page(
+            "sessions.html",
+            principal=principal,
+            rows=rows,
+            current=principal.session_hash,
+            csrf=self.csrf.token(principal.session_hash),
+        )
+
+    async def end_session(self, request: web.Request) -> web.StreamResponse:
+        principal, form = await self._checked_post(request)
+        target = str(form.get("session", ""))
+        rows = await session_store.list_user_sessions(self.sessions.engine, int(principal.user_id))
+        if any(row.id_hash == target for row in rows):  # only one's own sessions
+            await self.sessions.revoke(target)
+            self.audit.record(
+                event_entry("session-revoked", actor=principal.email, session=target, by="self")
+            )
+        raise web.HTTPSeeOther(location="/.gatehold/sessions", headers=PAGE_HEADERS)
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        principal, form = await self._checked_post(request)
+        assert principal.session_hash is not None  # noqa: S101 - checked in _checked_post
+        if form.get("everywhere") == "1":
+            count = await self.sessions.revoke_user(int(principal.user_id))
+            entry = event_entry("logout-everywhere", actor=principal.email, sessions=count)
+        else:
+            await self.sessions.revoke(principal.session_hash)
+            entry = event_entry("logout", actor=principal.email, session=principal.session_hash)
+        await self.audit.begin(entry)
+        response = web.HTTPSeeOther(
+            location=f"/.gatehold/login?rd={safe_next(str(form.get('rd', '/')))}",
+            headers=PAGE_HEADERS,
+        )
+        response.del_cookie(COOKIE_NAME, path="/", secure=self.cookie_secure, httponly=True)
+        return response
+
+    async def _checked_post(self, request: web.Request) -> tuple[Principal, Any]:
+        principal = await self.signed_in(request)
+        form = await request.post()
+        if principal is None or principal.session_hash is None:
+            raise web.HTTPSeeOther(location="/.gatehold/login")
+        if not self.csrf.valid(principal.session_hash, str(form.get("csrf", ""))):
+            self.audit.record(
+                event_entry("csrf-rejected", actor=principal.email, path=request.path)
+            )
+            raise web.HTTPForbidden(text="The form expired. Reload the page and try again.")
+        return principal, form
+
+
+AUTH_PAGES = web.AppKey("auth_pages", AuthPages)
+
+
+def mount_auth(app: web.Application, pages: AuthPages) -> None:
+    """Add the sign-in routes (the gateway's own pages, outside the rules)."""
+    app[AUTH_PAGES] = pages
+    app.router.add_get("/.gatehold/login", pages.login)
+    app.router.add_post("/.gatehold/login/magic", pages.request_link)
+    app.router.add_get("/.gatehold/login/magic/confirm", pages.confirm_page)
+    app.router.add_post("/.gatehold/login/magic/confirm", pages.confirm)
+    app.router.add_get("/.gatehold/sessions", pages.my_sessions)
+    app.router.add_post("/.gatehold/sessions/end", pages.end_session)
+    app.router.add_post("/.gatehold/logout", pages.logout)

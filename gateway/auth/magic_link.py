@@ -1,0 +1,174 @@
+"""Magic-link sign-in (SPEC §4).
+
+The request answer never depends on whether the account exists: the handler only
+checks the rate limits and queues the work; looking the person up, storing the token
+and sending the mail happen afterwards, in the background. Links are built from the
+configured public URL, never from the request's ``Host`` header. A link opens a
+confirm page; only the POST from that page consumes the token, so mail scanners that
+prefetch links do not burn it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.audit import AuditWriter, event_entry
+from gateway.auth.mailer import Mailer, login_message
+from gateway.config.settings import MagicLinkSettings
+from gateway.model import Membership
+from gateway.store import login_links
+from gateway.store import users as user_store
+
+log = logging.getLogger("gatehold.magic_link")
+EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
+HOUR = 3600.0
+CONFIRM_PATH = "/.gatehold/login/magic/confirm"
+
+
+class RateLimiter:
+    """Sliding one-hour windows per key, in this process."""
+
+    def __init__(self, limit: int, *, window: float = HOUR, clock: Callable[[], float]) -> None:
+        self._limit = limit
+        self._window = window
+        self._clock = clock
+        self._hits: TTLCache[str, deque[float]] = TTLCache(100_000, ttl=window, timer=clock)
+
+    def retry_after(self, key: str) -> int:
+        """0 when ``key`` may go ahead (and counts it), else seconds to wait."""
+        now = self._clock()
+        hits = self._hits.get(key) or deque()
+        while hits and now - hits[0] > self._window:
+            hits.popleft()
+        if len(hits) >= self._limit:
+            return max(1, int(self._window - (now - hits[0])) + 1)
+        hits.append(now)
+        self._hits[key] = hits
+        return 0
+
+
+@dataclass(frozen=True, slots=True)
+class SignIn:
+    """A consumed link: who signs in and where they go next."""
+
+    user_id: int
+    email: str
+    rd: str
+
+
+def binding_hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class MagicLinks:
+    """Issues and redeems sign-in links."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        mailer: Mailer,
+        audit: AuditWriter,
+        settings: MagicLinkSettings,
+        ttl: float,
+        public_url: str,
+        sender: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._engine = engine
+        self._mailer = mailer
+        self._audit = audit
+        self.settings = settings
+        self._ttl = ttl
+        self._public_url = public_url.rstrip("/")
+        self._sender = sender
+        self._clock = clock
+        self._per_email = RateLimiter(settings.per_email_per_hour, clock=clock)
+        self._per_client = RateLimiter(settings.per_client_per_hour, clock=clock)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @staticmethod
+    def valid_email(email: str) -> bool:
+        return EMAIL.fullmatch(email) is not None
+
+    def request(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> int:
+        """Queue a link for ``email``; returns 0, or seconds to wait when rate-limited."""
+        email = email.strip().lower()
+        wait = self._per_client.retry_after(client_ip) or self._per_email.retry_after(email)
+        if wait:
+            self._audit.record(event_entry("magic-link-throttled", actor=email, client=client_ip))
+            return wait
+        task = asyncio.create_task(self._issue(email, client_ip=client_ip, rd=rd, binding=binding))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return 0
+
+    async def close(self) -> None:
+        """Let queued mails go out."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
+
+    async def _issue(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> None:
+        try:
+            user = await user_store.get_user_by_email(self._engine, email)
+            known = user is not None and user.active
+            if not known and not self._signup_grant(email):
+                self._audit.record(event_entry("magic-link-unknown", actor=email, client=client_ip))
+                return
+            token = await login_links.create_link(
+                self._engine,
+                email=email,
+                rd=rd,
+                ttl=self._ttl,
+                now=self._clock(),
+                client_ip=client_ip,
+                binding_hash=binding_hash(binding) if binding else None,
+            )
+            link = f"{self._public_url}{CONFIRM_PATH}?token={quote(token)}"
+            message = login_message(
+                sender=self._sender, to=email, link=link, minutes=int(self._ttl // 60)
+            )
+            await self._mailer.send(message)
+            self._audit.record(event_entry("magic-link-sent", actor=email, client=client_ip))
+        except Exception as error:  # the requester was already answered; log and audit
+            log.exception("magic link for %s could not be sent", email)
+            self._audit.record(event_entry("magic-link-failed", actor=email, error=repr(error)))
+
+    def _signup_grant(self, email: str) -> Membership | None:
+        grant = self.settings.self_signup.get(email.rsplit("@", 1)[-1])
+        return Membership(grant.tenant, grant.role) if grant else None
+
+    async def peek(self, token: str) -> bool:
+        """Whether the link still works (the confirm page's GET does not consume it)."""
+        return await login_links.peek_link(self._engine, token, self._clock()) is not None
+
+    async def redeem(self, token: str, *, binding: str | None) -> SignIn | str:
+        """Consume the link once; a ``SignIn`` or the reason code it failed with."""
+        link = await login_links.consume_link(self._engine, token, self._clock())
+        if link is None:
+            return "link-invalid"
+        if link.binding_hash is not None and (
+            binding is None or binding_hash(binding) != link.binding_hash
+        ):
+            return "link-other-browser"
+        user = await user_store.get_user_by_email(self._engine, link.email)
+        if user is None:
+            grant = self._signup_grant(link.email)
+            if grant is None:
+                return "not-invited"
+            user_id = await user_store.add_user(self._engine, link.email, memberships=[grant])
+            user = await user_store.get_user(self._engine, user_id)
+        if user is None or not user.active:
+            return "user-inactive"
+        return SignIn(user.id, user.email, link.rd)

@@ -1,0 +1,76 @@
+"""Outgoing mail: SMTP (aiosmtplib: plain, STARTTLS or TLS) or an outbox folder.
+
+The outbox is the embedded default: each message is one ``.eml`` file and is echoed to
+the console, so a demo needs no mail server.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+import aiosmtplib
+
+from gateway.config.settings import MailSettings
+
+log = logging.getLogger("gatehold.mail")
+
+
+class Mailer(Protocol):
+    async def send(self, message: EmailMessage) -> None: ...
+
+
+class OutboxMailer:
+    """Writes each message to ``<folder>/<time>-<n>.eml`` and prints it."""
+
+    def __init__(self, folder: Path, *, echo: bool = True) -> None:
+        self._folder = folder
+        self._echo = echo
+        self._count = 0
+
+    async def send(self, message: EmailMessage) -> None:
+        self._folder.mkdir(parents=True, exist_ok=True)
+        self._count += 1
+        path = self._folder / f"{time.time():.6f}-{self._count}.eml"
+        path.write_bytes(message.as_bytes())
+        if self._echo:
+            print(f"\n--- mail to {message['To']} ({path.name}) ---\n{message.get_content()}")
+
+
+class SmtpMailer:
+    """Sends through an SMTP server."""
+
+    def __init__(self, settings: MailSettings) -> None:
+        self._settings = settings
+
+    async def send(self, message: EmailMessage) -> None:
+        s = self._settings
+        await aiosmtplib.send(
+            message,
+            hostname=s.host,
+            port=s.port,
+            username=s.username,
+            password=s.password,
+            use_tls=s.security == "tls",
+            start_tls=s.security == "starttls",
+            timeout=15,
+        )
+
+
+def build_mailer(settings: MailSettings, outbox: Path) -> Mailer:
+    return SmtpMailer(settings) if settings.mode == "smtp" else OutboxMailer(outbox)
+
+
+def login_message(*, sender: str, to: str, link: str, minutes: int) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = "Your sign-in link"
+    message.set_content(
+        f"Use this link to sign in. It works once and expires in {minutes} minutes.\n\n"
+        f"{link}\n\nIf you did not ask for it, ignore this message.\n"
+    )
+    return message
