@@ -25,6 +25,7 @@ from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Membership
 from gateway.store import audit_log
+from gateway.store import sessions as session_store
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -253,6 +254,7 @@ def users_add(
         writer = AuditWriter(engine)
         await writer.start()
         try:
+            existing = await user_store.get_user_by_email(engine, email)
             user_id = await user_store.add_user(
                 engine, email, memberships=memberships, superadmin=superadmin
             )
@@ -260,6 +262,18 @@ def users_add(
             await writer.begin(
                 event_entry("user-added", actor="cli", subject=email.lower(), grants=grants)
             )
+            if existing is not None and memberships:
+                # A role or tenant change ends the person's sessions at once (I7).
+                ended = await session_store.revoke_user_sessions(engine, user_id, _now())
+                await writer.begin(
+                    event_entry(
+                        "session-revoked",
+                        actor="cli",
+                        subject=email.lower(),
+                        sessions=ended,
+                        why="membership-changed",
+                    )
+                )
             return user_id
         finally:
             await writer.close()
@@ -304,8 +318,6 @@ def users_deactivate(config_path: Path | None, email: str) -> None:
     settings = settings_from(config_path)
 
     async def body() -> int:
-        from gateway.store import sessions as session_store
-
         engine = await opened_store(settings)
         writer = AuditWriter(engine)
         await writer.start()

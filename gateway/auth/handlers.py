@@ -165,7 +165,7 @@ class AuthPages:
                 client=request.remote or "",
             )
         )
-        response = web.HTTPSeeOther(location=safe_next(who.rd), headers=PAGE_HEADERS)
+        response = see_other(safe_next(who.rd))
         self.set_session_cookie(response, token)
         response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response
@@ -218,10 +218,7 @@ class AuthPages:
             await self.sessions.revoke(principal.session_hash)
             entry = event_entry("logout", actor=principal.email, session=principal.session_hash)
         await self.audit.begin(entry)
-        response = web.HTTPSeeOther(
-            location=f"/.gatehold/login?rd={safe_next(str(form.get('rd', '/')))}",
-            headers=PAGE_HEADERS,
-        )
+        response = see_other(f"/.gatehold/login?rd={safe_next(str(form.get('rd', '/')))}")
         response.del_cookie(COOKIE_NAME, path="/", secure=self.cookie_secure, httponly=True)
         return response
 
@@ -236,6 +233,11 @@ class AuthPages:
             )
             raise web.HTTPForbidden(text="The form expired. Reload the page and try again.")
         return principal, form
+
+
+def see_other(location: str) -> web.Response:
+    """303 to a same-origin path (callers pass it through ``safe_next``)."""
+    return web.Response(status=303, headers={**PAGE_HEADERS, "Location": location})
 
 
 AUTH_PAGES = web.AppKey("auth_pages", AuthPages)

@@ -116,8 +116,12 @@ class MagicLinks:
 
     async def close(self) -> None:
         """Let queued mails go out."""
+        await self.wait_sent()
+
+    async def wait_sent(self, timeout: float = 10.0) -> None:
+        """Wait until every queued link has been stored and mailed (or failed)."""
         if self._tasks:
-            await asyncio.wait(self._tasks, timeout=10)
+            await asyncio.wait(set(self._tasks), timeout=timeout)
 
     async def _issue(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> None:
         try:
