@@ -42,8 +42,11 @@ async def ask_for_link(
     )
 
 
-async def follow_link(stack: Stack, link: str) -> ClientResponse:
-    """Open the mailed link like a person: the confirm page, then its button."""
+async def follow_link(stack: Stack, link: str, *, cookie: str = "") -> ClientResponse:
+    """Open the mailed link like a person: the confirm page, then its button.
+
+    ``cookie`` adds cookies the browser already holds (e.g. one an attacker planted).
+    """
     path = urlsplit(link)
     page = await stack.client.get(f"{path.path}?{path.query}")
     assert page.status == 200, await page.text()

@@ -1,0 +1,157 @@
+"""I7: session lifecycle — new id at login, timeouts, logout, revocation everywhere."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+from gateway.app import ENGINE
+from gateway.model import Membership
+from gateway.store import sessions as session_store
+from gateway.store import users as user_store
+from tests.integration.test_magic_link import ask_for_link, cookies_set, follow_link, mail_settings
+from tests.support.smtp import Inbox
+from tests.support.stack import Stack, running_stack
+
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+API = {"Accept": "application/json"}
+
+
+def as_cookie(token: str) -> dict[str, str]:
+    return {"Cookie": f"__Host-gatehold={token}"}
+
+
+async def status(stack: Stack, token: str, path: str = "/api/invoices/7") -> int:
+    response = await stack.client.get(path, headers=as_cookie(token) | API)
+    await response.read()
+    return response.status
+
+
+async def csrf_for(stack: Stack, token: str) -> str:
+    page = await stack.client.get("/.gatehold/sessions", headers=as_cookie(token))
+    assert page.status == 200
+    found = CSRF.search(await page.text())
+    assert found
+    return found.group(1)
+
+
+async def test_a_planted_session_cookie_is_worthless_after_login(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    async with running_stack(tmp_path, **mail_settings(port)) as stack:
+        planted = await stack.mint("bob@globex.test")  # the attacker's own session
+        await ask_for_link(stack, "alice@acme.test")
+        link = Inbox.link_in(await inbox.wait_for("alice@acme.test"))
+        stack.client.session.cookie_jar.clear()
+        signed_in = await follow_link(stack, link, cookie=f"__Host-gatehold={planted}")
+        fresh = cookies_set(signed_in)["__Host-gatehold"]
+        assert fresh != planted
+        assert await status(stack, fresh) == 200, "alice is signed in with a new id"
+        assert await status(stack, planted) == 401, "the planted id no longer works"
+
+
+async def test_idle_sessions_end(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, sessions={"idle_timeout": "1s"}) as stack:
+        token = await stack.mint("alice@acme.test")
+        assert await status(stack, token) == 200
+        await asyncio.sleep(1.3)
+        assert await status(stack, token) == 401
+
+
+async def test_sessions_end_at_their_absolute_limit(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, sessions={"absolute_timeout": "1s"}) as stack:
+        token = await stack.mint("alice@acme.test")
+        assert await status(stack, token) == 200
+        await asyncio.sleep(1.3)
+        assert await status(stack, token) == 401
+
+
+async def test_logout_needs_the_csrf_token_and_ends_the_session(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        token = await stack.mint("alice@acme.test")
+        forged = await stack.client.post(
+            "/.gatehold/logout", data={"csrf": "forged"}, headers=as_cookie(token)
+        )
+        assert forged.status == 403
+        assert await status(stack, token) == 200
+        out = await stack.client.post(
+            "/.gatehold/logout",
+            data={"csrf": await csrf_for(stack, token)},
+            headers=as_cookie(token),
+            allow_redirects=False,
+        )
+        assert out.status == 303
+        assert out.headers["Location"].startswith("/.gatehold/login")
+        assert cookies_set(out)["__Host-gatehold"] == ""
+        assert await status(stack, token) == 401
+
+
+async def test_logout_everywhere_ends_every_session_of_the_person(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        laptop, phone = await stack.mint("alice@acme.test"), await stack.mint("alice@acme.test")
+        other = stack.cookies["bob@globex.test"]
+        await stack.client.post(
+            "/.gatehold/logout",
+            data={"csrf": await csrf_for(stack, laptop), "everywhere": "1"},
+            headers=as_cookie(laptop),
+            allow_redirects=False,
+        )
+        assert await status(stack, laptop) == 401
+        assert await status(stack, phone) == 401
+        assert await status(stack, other, "/api/invoices/8") == 200, "bob is unaffected"
+
+
+async def test_a_person_sees_their_sessions_and_ends_one(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        laptop, phone = await stack.mint("alice@acme.test"), await stack.mint("alice@acme.test")
+        page = await stack.client.get("/.gatehold/sessions", headers=as_cookie(laptop))
+        text = await page.text()
+        assert text.count('action="/.gatehold/sessions/end"') >= 2
+        assert "127.0.0.1" in text and "(this one)" in text
+        phone_hash = session_store.token_hash(phone)
+        assert phone_hash in text
+        ended = await stack.client.post(
+            "/.gatehold/sessions/end",
+            data={"csrf": await csrf_for(stack, laptop), "session": phone_hash},
+            headers=as_cookie(laptop),
+            allow_redirects=False,
+        )
+        assert ended.status == 303
+        assert await status(stack, phone) == 401
+        assert await status(stack, laptop) == 200
+
+
+async def test_someone_elses_session_cannot_be_ended(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        mine, bobs = await stack.mint("alice@acme.test"), stack.cookies["bob@globex.test"]
+        await stack.client.post(
+            "/.gatehold/sessions/end",
+            data={"csrf": await csrf_for(stack, mine), "session": session_store.token_hash(bobs)},
+            headers=as_cookie(mine),
+            allow_redirects=False,
+        )
+        assert await status(stack, bobs, "/api/invoices/8") == 200
+
+
+async def test_deactivation_and_membership_changes_revoke_at_once(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        engine = stack.app[ENGINE]
+        rita, bob = stack.cookies["rita@acme.test"], stack.cookies["bob@globex.test"]
+        assert await status(stack, rita) == 200
+        assert await status(stack, bob, "/api/invoices/8") == 200
+        # What `gatehold users deactivate` and a membership change do, from another process's
+        # point of view: only the store changes; this gateway must notice on its own.
+        user = await user_store.get_user_by_email(engine, "rita@acme.test")
+        assert user is not None
+        await user_store.set_active(engine, user.id, False)
+        await session_store.revoke_user_sessions(engine, user.id, time.time())
+        bob_user = await user_store.get_user_by_email(engine, "bob@globex.test")
+        assert bob_user is not None
+        await user_store.remove_membership(engine, bob_user.id, Membership("globex", "standard"))
+        await session_store.revoke_user_sessions(engine, bob_user.id, time.time())
+        await asyncio.sleep(0.7)  # one revocation poll
+        assert await status(stack, rita) == 401
+        assert await status(stack, bob, "/api/invoices/8") == 401
