@@ -54,12 +54,11 @@ async def follow_link(stack: Stack, link: str, *, cookie: str = "") -> ClientRes
     nonce = NONCE.search(await page.text())
     assert nonce
     token = path.query.removeprefix("token=")
+    confirm = cookies_set(page)["__Host-gatehold-confirm"]
     return await stack.client.post(
         "/.gatehold/login/magic/confirm",
         data={"token": token, "nonce": nonce.group(1)},
-        headers={
-            "Cookie": f"__Host-gatehold-confirm={cookies_set(page)['__Host-gatehold-confirm']}"
-        },
+        headers={"Cookie": "; ".join(filter(None, [f"__Host-gatehold-confirm={confirm}", cookie]))},
         allow_redirects=False,
     )
 
