@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.assertion import AssertionSigner
 from gateway.audit import AuditWriter
+from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
 from gateway.auth.keys import CsrfTokens, load_or_create_secret
 from gateway.auth.magic_link import MagicLinks
@@ -84,13 +85,15 @@ def build_gateway(
         idle_timeout=settings.session_idle_timeout,
         absolute_timeout=settings.session_absolute_timeout,
     )
+    api_keys = ApiKeys(engine)
+    bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
     enumeration = settings.policy.enumeration
     return Gateway(
         ingress=Ingress(
             public_url=settings.server.public_url,
             trusted_proxies=settings.server.trusted_proxies,
         ),
-        identity=Identity(sessions=sessions),
+        identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
         router=Router(ruleset.routes),
         objects=ObjectExtractor(),
         ownership=Ownership(
@@ -112,6 +115,8 @@ def build_gateway(
             templates=pages, foreign_object_status=settings.policy.foreign_object_status
         ),
         sessions=sessions,
+        api_keys=api_keys,
+        bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
     )
 
@@ -166,12 +171,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await migrate(engine)
     await gateway.audit.start()
     await gateway.sessions.start()
+    await gateway.api_keys.start()
+    if gateway.bearer is not None:
+        await gateway.bearer.start()
     await gateway.ownership.start()
     await gateway.forward.start()
     yield
     await gateway.forward.close()
     await gateway.ownership.close()
     await app[AUTH_PAGES].magic_links.close()
+    if gateway.bearer is not None:
+        await gateway.bearer.close()
+    await gateway.api_keys.close()
     await gateway.sessions.close()
     await gateway.audit.close()
     await engine.dispose()

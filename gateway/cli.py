@@ -389,6 +389,113 @@ async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = No
         await engine.dispose()
 
 
+# ---------------------------------------------------------------- API keys
+
+
+@main.group()
+def apikey() -> None:
+    """Keys for partners' systems: bound to one tenant and role, hashed at rest."""
+
+
+@apikey.command(name="create")
+@config_option
+@click.option("--tenant", required=True)
+@click.option("--role", required=True)
+@click.option("--expires", default="90d", show_default=True, help="Lifetime, e.g. 30d.")
+@click.option("--label", default="", help="Who or what uses the key.")
+def apikey_create(
+    config_path: Path | None, tenant: str, role: str, expires: str, label: str
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    from gateway.config.durations import parse_duration
+    from gateway.store import api_keys
+
+    settings = settings_from(config_path)
+    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+    if role not in ruleset.roles:
+        fail([f"unknown role {role!r}; the rules define: {', '.join(sorted(ruleset.roles))}"])
+    try:
+        ttl = parse_duration(expires)
+    except ValueError as error:
+        fail([f"--expires: {error}"])
+
+    async def body() -> tuple[int, str]:
+        engine = await opened_store(settings)
+        writer = AuditWriter(engine)
+        await writer.start()
+        try:
+            key_id, key = await api_keys.create_key(
+                engine, tenant=tenant, role=role, label=label, ttl=ttl, now=_now()
+            )
+            await writer.begin(
+                event_entry(
+                    "apikey-created",
+                    actor="cli",
+                    tenant=tenant,
+                    key_id=key_id,
+                    role=role,
+                    label=label,
+                    expires_in=ttl,
+                )
+            )
+            return key_id, key
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    key_id, key = run(body())
+    click.echo(f"API key {key_id} ({role} in {tenant}); it is shown only now:", err=True)
+    click.echo(key)
+
+
+@apikey.command(name="revoke")
+@config_option
+@click.argument("key_id", type=int)
+def apikey_revoke(config_path: Path | None, key_id: int) -> None:
+    """Revoke a key now."""
+    from gateway.store import api_keys
+
+    settings = settings_from(config_path)
+
+    async def body() -> bool:
+        engine = await opened_store(settings)
+        writer = AuditWriter(engine)
+        await writer.start()
+        try:
+            revoked = await api_keys.revoke_key(engine, key_id, _now())
+            if revoked:
+                await writer.begin(event_entry("apikey-revoked", actor="cli", key_id=key_id))
+            return revoked
+        finally:
+            await writer.close()
+            await engine.dispose()
+
+    if not run(body()):
+        fail([f"no live API key {key_id}"])
+    click.echo(f"API key {key_id} revoked")
+
+
+@apikey.command(name="list")
+@config_option
+def apikey_list(config_path: Path | None) -> None:
+    """List keys (never the keys themselves)."""
+    from gateway.store import api_keys
+
+    settings = settings_from(config_path)
+
+    async def body() -> list[api_keys.ApiKeyRow]:
+        engine = await opened_store(settings)
+        try:
+            return await api_keys.list_keys(engine)
+        finally:
+            await engine.dispose()
+
+    now = _now()
+    for row in run(body()):
+        state = "live" if row.live(now) else ("revoked" if row.revoked_at else "expired")
+        click.echo(f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}")
+
+
 # ---------------------------------------------------------------- audit
 
 

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from gateway.audit import AuditWriter, event_entry
+from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.sessions import SessionManager
 from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder, UpstreamReply
@@ -57,6 +58,8 @@ class Gateway:
     guard: ResponseGuard
     renderer: Renderer
     sessions: SessionManager
+    api_keys: ApiKeys
+    bearer: BearerTokens | None = None
     metrics: Metrics = field(default_factory=Metrics)
     cookie_secure: bool = True
     clock: Callable[[], float] = time.time

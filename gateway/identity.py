@@ -16,27 +16,49 @@ from gateway.model import ANONYMOUS, Anonymous, Principal, Reason, Rejection
 COOKIE_NAME = "__Host-gatehold"
 
 
-class SessionLookup(Protocol):
+class CredentialLookup(Protocol):
     async def principal(self, token: str) -> Principal | None: ...
 
 
-class Identity:
-    """Resolves the caller of one request."""
+API_KEY_PREFIX = "ghk_"
 
-    def __init__(self, *, sessions: SessionLookup, cookie_name: str = COOKIE_NAME) -> None:
+
+class Identity:
+    """Resolves the caller of one request: bearer credential first, then the session cookie.
+
+    ``Authorization`` headers of other schemes (e.g. Basic for the app behind) are not
+    the gateway's and pass through untouched.
+    """
+
+    def __init__(
+        self,
+        *,
+        sessions: CredentialLookup,
+        api_keys: CredentialLookup | None = None,
+        bearer: CredentialLookup | None = None,
+        cookie_name: str = COOKIE_NAME,
+    ) -> None:
         self._sessions = sessions
+        self._api_keys = api_keys
+        self._bearer = bearer
         self._cookie_name = cookie_name
 
     async def resolve(self, request: web.BaseRequest) -> Principal | Anonymous | Rejection:
         """The principal, ``ANONYMOUS`` when no credential came, or why the credential failed."""
-        if "Authorization" in request.headers:
-            return Rejection(
-                Reason.CREDENTIAL_INVALID, "this gateway does not accept Authorization headers"
-            )
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() == "bearer":
+            return await self._bearer_principal(credential.strip())
         token = request.cookies.get(self._cookie_name)
         if token is None:
             return ANONYMOUS
         principal = await self._sessions.principal(token)
         if principal is None:
             return Rejection(Reason.SESSION_INVALID, "the session has expired or was ended")
+        return principal
+
+    async def _bearer_principal(self, credential: str) -> Principal | Rejection:
+        lookup = self._api_keys if credential.startswith(API_KEY_PREFIX) else self._bearer
+        principal = await lookup.principal(credential) if lookup and credential else None
+        if principal is None:
+            return Rejection(Reason.CREDENTIAL_INVALID, "the bearer credential was not accepted")
         return principal

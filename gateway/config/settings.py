@@ -127,9 +127,26 @@ class OidcProviderSettings(_Section):
     provisioning: Literal["invite", "jit"] = "invite"
 
 
+class BearerSettings(_Section):
+    """JWTs a partner's identity provider issues to its systems (OAuth client credentials)."""
+
+    issuer: str
+    jwks_url: str
+    audience: str
+    algorithms: list[Literal["RS256", "ES256", "PS256", "EdDSA"]] = ["RS256", "ES256"]
+    subject_label_claim: str = "sub"
+    tenant_claim: str = "tenant"
+    role_claim: str = "role"
+    leeway: str | float = "30s"
+    jwks_refetch_after: str | float = Field(
+        "30s", description="Least time between JWKS fetches caused by unknown key ids."
+    )
+
+
 class AuthSettings(_Section):
     magic_link: MagicLinkSettings = MagicLinkSettings()
     oidc: list[OidcProviderSettings] = []
+    bearer: BearerSettings | None = None
 
 
 class StoreSettings(_Section):

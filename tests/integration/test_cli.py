@@ -147,3 +147,36 @@ def test_a_missing_config_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "settings file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_api_keys_are_printed_once_listed_without_secrets_and_revoked(config: Path) -> None:
+    created = gatehold(
+        "apikey",
+        "create",
+        "--tenant",
+        "acme",
+        "--role",
+        "readonly",
+        "--expires",
+        "90d",
+        "--label",
+        "erp",
+        config=config,
+    )
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.strip()
+    assert key.startswith("ghk_") and len(key) > 40
+    listed = gatehold("apikey", "list", config=config)
+    assert "readonly@acme\tlive\terp" in listed.stdout
+    assert key not in listed.stdout
+    with sqlite3.connect(config.parent / "gatehold.db") as db:
+        stored = [row[0] for row in db.execute("SELECT key_hash FROM api_keys")]
+    assert key not in stored and len(stored[0]) == 64, "only a hash is stored"
+    revoked = gatehold("apikey", "revoke", "1", config=config)
+    assert revoked.returncode == 0
+    assert "revoked" in gatehold("apikey", "list", config=config).stdout
+    kinds = [
+        json.loads(line)["kind"]
+        for line in gatehold("audit", "export", config=config).stdout.splitlines()
+    ]
+    assert "apikey-created" in kinds and "apikey-revoked" in kinds

@@ -1,0 +1,156 @@
+"""Credentials of partners' systems: gateway API keys and bearer JWTs from a trusted issuer.
+
+Both become an ordinary ``Principal`` bound to one tenant and role, so they pass the
+same policy and audit as people do. Lookups are cached briefly; revoked keys are
+noticed by polling the store, like sessions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import jwt
+from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.config.durations import parse_duration
+from gateway.config.settings import BearerSettings
+from gateway.errors import StoreUnavailable
+from gateway.model import AuthMethod, Membership, Principal
+from gateway.store import api_keys as key_store
+
+log = logging.getLogger("gatehold.api_clients")
+
+
+class ApiKeys:
+    """Resolves ``ghk_…`` keys to principals."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: float = 2.0,
+    ) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._cache: TTLCache[str, Principal | None] = TTLCache(50_000, ttl=cache_seconds)
+        self._last_revocation: float | None = None
+        self._poller: asyncio.Task[None] | None = None
+
+    async def start(self, *, poll_seconds: float = 0.5) -> None:
+        self._last_revocation = await key_store.latest_revocation(self._engine)
+        self._poller = asyncio.create_task(self._watch(poll_seconds))
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _watch(self, poll_seconds: float) -> None:
+        while True:
+            await asyncio.sleep(poll_seconds)
+            try:
+                latest = await key_store.latest_revocation(self._engine)
+            except StoreUnavailable:
+                self._cache.clear()
+                continue
+            if latest != self._last_revocation:
+                self._last_revocation = latest
+                self._cache.clear()
+
+    async def principal(self, key: str) -> Principal | None:
+        if not key.startswith(key_store.PREFIX) or len(key) > 100:
+            return None
+        if key in self._cache:
+            return self._cache[key]
+        row = await key_store.find_key(self._engine, key)
+        principal = None
+        if row is not None and row.live(self._clock()):
+            principal = Principal(
+                user_id=f"apikey:{row.id}",
+                email=f"apikey:{row.label or row.id}",
+                memberships=(Membership(row.tenant, row.role),),
+                auth_method=AuthMethod.API_KEY,
+                auth_time=row.created_at,
+                active_tenant=row.tenant,
+            )
+        self._cache[key] = principal
+        return principal
+
+
+class BearerTokens:
+    """Verifies JWTs from one configured issuer against its JWKS (rotation-aware)."""
+
+    def __init__(self, settings: BearerSettings) -> None:
+        self._settings = settings
+        self._leeway = parse_duration(settings.leeway)
+        self._refetch_after = parse_duration(settings.jwks_refetch_after)
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    async def _key(self, kid: str) -> Any:
+        if kid not in self._keys and time.monotonic() - self._fetched_at > self._refetch_after:
+            async with self._lock:
+                if kid not in self._keys:
+                    await self._fetch()
+        return self._keys.get(kid)
+
+    async def _fetch(self) -> None:
+        assert self._http is not None, "BearerTokens.start() was not awaited"  # noqa: S101
+        self._fetched_at = time.monotonic()
+        try:
+            async with self._http.get(self._settings.jwks_url) as response:
+                document = await response.json(content_type=None)
+            keys = jwt.PyJWKSet.from_dict(document).keys
+        except (TimeoutError, aiohttp.ClientError, ValueError, jwt.PyJWTError) as error:
+            log.warning("could not fetch JWKS from %s: %r", self._settings.jwks_url, error)
+            return
+        self._keys = {key.key_id: key for key in keys if key.key_id}
+
+    async def principal(self, token: str) -> Principal | None:
+        s = self._settings
+        try:
+            header = jwt.get_unverified_header(token)
+            key = await self._key(str(header.get("kid", "")))
+            if key is None:
+                return None
+            claims = jwt.decode(
+                token,
+                key=key,
+                algorithms=list(s.algorithms),
+                audience=s.audience,
+                issuer=s.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.PyJWTError:
+            return None
+        tenant, role = claims.get(s.tenant_claim), claims.get(s.role_claim)
+        if not isinstance(tenant, str) or not isinstance(role, str) or not tenant or not role:
+            return None
+        label = str(claims.get(s.subject_label_claim) or claims["sub"])
+        return Principal(
+            user_id=f"jwt:{claims['sub']}",
+            email=f"client:{label}",
+            memberships=(Membership(tenant, role),),
+            auth_method=AuthMethod.BEARER_JWT,
+            auth_time=float(claims["iat"]),
+            active_tenant=tenant,
+        )

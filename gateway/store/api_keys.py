@@ -1,0 +1,96 @@
+"""Gateway-issued API keys for partners' systems: shown once, stored only as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.store import tables
+from gateway.store.engine import reading, writing
+
+PREFIX = "ghk_"
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRow:
+    id: int
+    label: str
+    tenant: str
+    role: str
+    created_at: float
+    expires_at: float
+    revoked_at: float | None
+
+    def live(self, now: float) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+async def create_key(
+    engine: AsyncEngine, *, tenant: str, role: str, label: str, ttl: float, now: float
+) -> tuple[int, str]:
+    """A new key (returned once, never stored) and its id."""
+    key = PREFIX + secrets.token_urlsafe(32)
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            insert(tables.api_keys).values(
+                key_hash=key_hash(key),
+                label=label,
+                tenant=tenant,
+                role=role,
+                created_at=now,
+                expires_at=now + ttl,
+            )
+        )
+    (key_id,) = result.inserted_primary_key or (0,)
+    return int(key_id), key
+
+
+async def find_key(engine: AsyncEngine, key: str) -> ApiKeyRow | None:
+    c = tables.api_keys.c
+    async with reading(engine) as conn:
+        row = (
+            await conn.execute(
+                select(
+                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
+                ).where(c.key_hash == key_hash(key))
+            )
+        ).first()
+    return ApiKeyRow(*row) if row else None
+
+
+async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
+    c = tables.api_keys.c
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            update(tables.api_keys)
+            .where(c.id == key_id, c.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+    return result.rowcount > 0
+
+
+async def list_keys(engine: AsyncEngine) -> list[ApiKeyRow]:
+    c = tables.api_keys.c
+    async with reading(engine) as conn:
+        rows = (
+            await conn.execute(
+                select(
+                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
+                ).order_by(c.id)
+            )
+        ).all()
+    return [ApiKeyRow(*row) for row in rows]
+
+
+async def latest_revocation(engine: AsyncEngine) -> float | None:
+    async with reading(engine) as conn:
+        value = (await conn.execute(select(func.max(tables.api_keys.c.revoked_at)))).scalar()
+    return None if value is None else float(value)
