@@ -190,3 +190,29 @@ async def test_after_sign_in_the_browser_stays_on_this_site(
         location = signed_in.headers["Location"]
         assert location.startswith("/") and not location.startswith(("//", "/\\"))
         assert "evil" not in location and "\n" not in location and "Set-Cookie" not in location
+
+
+async def test_step_up_sends_a_stale_session_to_sign_in_again_and_back(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    async with running_stack(tmp_path, **mail_settings(port)) as stack:
+        stale = await stack.mint("admin@example.test", auth_age=3600)
+        refused = await stack.client.post(
+            "/api/invoices/export",
+            headers={"Cookie": f"__Host-gatehold={stale}", "Accept": "text/html"},
+        )
+        assert refused.status == 401
+        assert "step_up=1" in await refused.text()
+        login = await stack.client.get("/.gatehold/login?rd=/api/invoices&step_up=1")
+        assert "needs a recent sign-in" in await login.text()
+        await ask_for_link(stack, "admin@example.test", rd="/api/invoices")
+        link = Inbox.link_in(await inbox.wait_for("admin@example.test"))
+        signed_in = await follow_link(stack, link, cookie=f"__Host-gatehold={stale}")
+        assert signed_in.headers["Location"] == "/api/invoices"
+        fresh = cookies_set(signed_in)["__Host-gatehold"]
+        exported = await stack.client.post(
+            "/api/invoices/export", headers={"Cookie": f"__Host-gatehold={fresh}"}
+        )
+        assert exported.status == 200
+        assert "id,tenant" in await exported.text()

@@ -129,10 +129,16 @@ async def ledger_server(data_dir: Path) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def running_stack(
-    data_dir: Path, *, rules_text: str | None = None, **overrides: Any
+    data_dir: Path, *, rules_text: str | None = None, port: int | None = None, **overrides: Any
 ) -> AsyncIterator[Stack]:
-    """Ledger + gateway + the demo users, each with a fresh session."""
+    """Ledger + gateway + the demo users, each with a fresh session.
+
+    With ``port`` the gateway listens on that loopback port and knows itself as
+    ``http://127.0.0.1:<port>`` (for browsers); otherwise as ``http://gatehold.test``.
+    """
     async with ledger_server(data_dir) as ledger_url:
+        if port is not None:
+            overrides.setdefault("server", {"public_url": f"http://127.0.0.1:{port}"})
         settings = demo_settings(data_dir, ledger_url, **overrides)
         if rules_text is not None:
             rules_file = data_dir / "rules.yaml"
@@ -140,7 +146,8 @@ async def running_stack(
             settings = settings.model_copy(update={"rules": str(rules_file)})
         ruleset = load_rules(settings.rules_path, env=settings.rules_env)
         app = build_app(settings, ruleset)
-        client = TestClient(TestServer(app))
+        server = TestServer(app, host="127.0.0.1", port=port) if port else TestServer(app)
+        client = TestClient(server)
         await client.start_server()
         http = aiohttp.ClientSession()
         stack = Stack(client, ledger_url, settings, ruleset, http=http)
