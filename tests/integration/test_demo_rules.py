@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from gateway.app import ENGINE
+from gateway.context import GATEWAY
 from tests.support.stack import running_stack
 
 API = {"Accept": "application/json"}
@@ -153,3 +157,109 @@ async def test_denied_browser_gets_a_friendly_page_with_a_way_to_ask(tmp_path: P
         assert "Request access" in page
         assert response.headers["X-Request-Id"] in page
         assert "Traceback" not in page
+
+
+GUARD_BLOCK_RULES = """
+version: 1
+upstreams:
+  ledger: {url: "${LEDGER_URL}"}
+roles:
+  standard: {can: [read]}
+routes:
+  - name: leaky-list
+    match: {path: "/api/reports/recent", methods: [GET]}
+    upstream: ledger
+    guard: {tenant_field: "/items/*/tenant", mode: block}
+  - name: own-list
+    match: {path: "/api/invoices", methods: [GET]}
+    upstream: ledger
+    guard: {tenant_field: "/items/*/tenant", mode: block}
+"""
+
+
+async def test_guard_in_block_mode_refuses_an_answer_with_foreign_rows(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, rules_text=GUARD_BLOCK_RULES) as stack:
+        leaky = await stack.client.get(
+            "/api/reports/recent", headers=stack.cookie("alice@acme.test") | API
+        )
+        assert leaky.status == 502
+        body = await leaky.json()
+        assert body["type"].endswith("/guard-blocked")
+        assert "globex" not in json.dumps(body)
+        rows = await stack.audit_rows(leaky.headers["X-Request-Id"])
+        assert '"status":502' in rows[-1]["data"].replace(" ", "")
+        own = await stack.client.get("/api/invoices", headers=stack.cookie("alice@acme.test"))
+        assert own.status == 200, "an answer with only the caller's tenant passes"
+
+
+async def test_id_guessing_is_slowed_then_blocked_and_raised_as_an_alert(tmp_path: Path) -> None:
+    enumeration = {"enumeration": {"window": "60s", "slow_after": 2, "block_after": 4}}
+    async with running_stack(tmp_path, policy=enumeration) as stack:
+        alice = stack.cookie("alice@acme.test") | API
+        statuses = []
+        for invoice in (2, 4, 6, 8):  # globex's: alice is guessing
+            response = await stack.client.get(f"/api/invoices/{invoice}", headers=alice)
+            statuses.append(response.status)
+        assert statuses == [404, 404, 404, 404]
+        blocked = await stack.client.get("/api/invoices/7", headers=alice)
+        assert blocked.status == 429, "even her own invoice, for a while"
+        assert (await blocked.json())["type"].endswith("/enumeration-blocked")
+        bob = await stack.client.get("/api/invoices/8", headers=stack.cookie("bob@globex.test"))
+        assert bob.status == 200, "others are unaffected"
+        metrics = stack.app[GATEWAY].metrics.exposition().decode()
+        assert "gatehold_enumeration_alerts_total 1.0" in metrics
+        await stack.audit_rows("-")  # let queued events commit
+        async with stack.app[ENGINE].connect() as conn:
+            kinds = [r[0] for r in await conn.execute(text("SELECT kind FROM audit_log"))]
+        assert "enumeration-blocked" in kinds
+
+
+FORM_RULES = """
+version: 1
+upstreams:
+  ledger: {url: "${LEDGER_URL}"}
+roles:
+  standard: {can: [read, write]}
+resources:
+  invoice:
+    id_type: int
+    owner: {http: "GET {upstream}/internal/invoices/{id}", tenant_field: /tenant}
+routes:
+  - name: legacy-form
+    match: {path: "/api/echo/pay", methods: [POST]}
+    upstream: ledger
+    form_ids: [{type: invoice, field: invoice}]
+"""
+
+
+@pytest.mark.parametrize(
+    ("form", "status"),
+    [
+        ("invoice=7&amount=1", 200),
+        ("invoice=8&amount=1", 404),
+        ("invoice=7&invoice=8", 404),
+        ("invoice=seven", 400),
+        ("invoice=7&_method=DELETE", 400),
+    ],
+    ids=[
+        "own invoice",
+        "foreign invoice",
+        "one foreign among several",
+        "malformed id",
+        "method override field",
+    ],
+)
+async def test_ids_in_form_bodies_are_checked_too(tmp_path: Path, form: str, status: int) -> None:
+    async with running_stack(tmp_path, rules_text=FORM_RULES) as stack:
+        response = await stack.client.post(
+            "/api/echo/pay",
+            data=form,
+            headers=stack.cookie("alice@acme.test")
+            | API
+            | {"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status == status
+        if status == 200:
+            assert (await response.json())["body_bytes"] == len(form), "the body went on intact"
+        else:
+            assert response.headers["X-Request-Id"] not in await stack.ledger_hits()
