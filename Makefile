@@ -20,8 +20,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps 'httpbin==0.10.4'
 	touch $(STAMP)
 
+OIDC_PROVIDER := tests/support/oidc/node_modules/.package-lock.json
+
+# The OpenID Provider the sign-in tests run (npm oidc-provider, pinned in package-lock.json).
+$(OIDC_PROVIDER): tests/support/oidc/package-lock.json | system-deps
+	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
+	touch $(OIDC_PROVIDER)
+
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
@@ -35,11 +44,11 @@ check: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy --strict gateway
 
-test: $(STAMP) system-deps check
+test: $(STAMP) system-deps $(OIDC_PROVIDER) check
 	$(BIN)/pytest
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
 clean:
-	rm -rf $(VENV) var test-artifacts
+	rm -rf $(VENV) var test-artifacts tests/support/oidc/node_modules

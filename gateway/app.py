@@ -20,6 +20,7 @@ from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
 from gateway.auth.keys import CsrfTokens, load_or_create_secret
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
+from gateway.auth.oidc import FlowSeal, OidcLogins
 from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Gateway
@@ -124,7 +125,7 @@ def build_gateway(
 def build_auth_pages(
     settings: Settings, gateway: Gateway, engine: AsyncEngine, pages: jinja2.Environment
 ) -> AuthPages:
-    """The sign-in pages: magic links, logout, "your sessions"."""
+    """The sign-in pages: magic links, OIDC providers, logout, "your sessions"."""
     keys = settings.data_path / "keys"
     magic_links = MagicLinks(
         engine=engine,
@@ -143,7 +144,14 @@ def build_auth_pages(
         csrf=CsrfTokens(load_or_create_secret(keys / "csrf.key")),
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
-        providers=[(p.name, p.label or p.name) for p in settings.auth.oidc],
+        oidc=OidcLogins(
+            settings.auth.oidc,
+            engine=engine,
+            seal=FlowSeal(load_or_create_secret(keys / "oidc-flow.key")),
+            public_url=settings.server.public_url,
+        )
+        if settings.auth.oidc
+        else None,
     )
 
 
@@ -176,7 +184,12 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await gateway.bearer.start()
     await gateway.ownership.start()
     await gateway.forward.start()
+    oidc = app[AUTH_PAGES].oidc
+    if oidc is not None:
+        await oidc.start()
     yield
+    if oidc is not None:
+        await oidc.close()
     await gateway.forward.close()
     await gateway.ownership.close()
     await app[AUTH_PAGES].magic_links.close()

@@ -12,13 +12,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 import aiohttp
 import jwt
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.jwks import JwksCache
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
 from gateway.errors import StoreUnavailable
@@ -92,11 +92,12 @@ class BearerTokens:
     def __init__(self, settings: BearerSettings) -> None:
         self._settings = settings
         self._leeway = parse_duration(settings.leeway)
-        self._refetch_after = parse_duration(settings.jwks_refetch_after)
-        self._keys: dict[str, Any] = {}
-        self._fetched_at = 0.0
-        self._lock = asyncio.Lock()
         self._http: aiohttp.ClientSession | None = None
+        self._keys = JwksCache(
+            self._jwks_url,
+            http=self._client,
+            refetch_after=parse_duration(settings.jwks_refetch_after),
+        )
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
@@ -105,30 +106,18 @@ class BearerTokens:
         if self._http is not None:
             await self._http.close()
 
-    async def _key(self, kid: str) -> Any:
-        if kid not in self._keys and time.monotonic() - self._fetched_at > self._refetch_after:
-            async with self._lock:
-                if kid not in self._keys:
-                    await self._fetch()
-        return self._keys.get(kid)
+    async def _jwks_url(self) -> str:
+        return self._settings.jwks_url
 
-    async def _fetch(self) -> None:
+    def _client(self) -> aiohttp.ClientSession:
         assert self._http is not None, "BearerTokens.start() was not awaited"  # noqa: S101
-        self._fetched_at = time.monotonic()
-        try:
-            async with self._http.get(self._settings.jwks_url) as response:
-                document = await response.json(content_type=None)
-            keys = jwt.PyJWKSet.from_dict(document).keys
-        except (TimeoutError, aiohttp.ClientError, ValueError, jwt.PyJWTError) as error:
-            log.warning("could not fetch JWKS from %s: %r", self._settings.jwks_url, error)
-            return
-        self._keys = {key.key_id: key for key in keys if key.key_id}
+        return self._http
 
     async def principal(self, token: str) -> Principal | None:
         s = self._settings
         try:
             header = jwt.get_unverified_header(token)
-            key = await self._key(str(header.get("kid", "")))
+            key = await self._keys.key(str(header.get("kid", "")))
             if key is None:
                 return None
             claims = jwt.decode(

@@ -12,6 +12,7 @@ from aiohttp import web
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.keys import CsrfTokens
 from gateway.auth.magic_link import MagicLinks, SignIn
+from gateway.auth.oidc import FLOW_LIFETIME, OidcLogins, Refused
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.identity import COOKIE_NAME, Identity
@@ -20,6 +21,7 @@ from gateway.store import sessions as session_store
 
 CONFIRM_COOKIE = "__Host-gatehold-confirm"
 BIND_COOKIE = "__Host-gatehold-bind"
+OIDC_FLOW_COOKIE = "__Host-gatehold-oidc"
 PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -41,8 +43,14 @@ class AuthPages:
     csrf: CsrfTokens
     audit: AuditWriter
     cookie_secure: bool
-    providers: list[tuple[str, str]]
-    """(name, label) of each configured OIDC provider."""
+    oidc: OidcLogins | None = None
+
+    @property
+    def providers(self) -> list[tuple[str, str]]:
+        """(name, label) of each configured OIDC provider, for the login page."""
+        if self.oidc is None:
+            return []
+        return [(p.name, p.settings.label or p.name) for p in self.oidc.providers.values()]
 
     def page(self, template: str, *, status: int = 200, **context: Any) -> web.Response:
         body = self.templates.get_template(template).render(**context)
@@ -147,40 +155,130 @@ class AuthPages:
         return await self._sign_in(request, outcome)
 
     async def _sign_in(self, request: web.Request, who: SignIn) -> web.StreamResponse:
+        response = await self._start_session(
+            request, user_id=who.user_id, email=who.email, rd=who.rd, method=AuthMethod.MAGIC_LINK
+        )
+        response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
+        return response
+
+    async def _start_session(
+        self,
+        request: web.Request,
+        *,
+        user_id: int,
+        email: str,
+        rd: str,
+        method: AuthMethod,
+        auth_time: float | None = None,
+        **details: str,
+    ) -> web.StreamResponse:
+        """A fresh session id for a person who just proved who they are (I7)."""
         old = await self.signed_in(request)
         token, id_hash = await self.sessions.create(
-            user_id=who.user_id,
-            auth_method=AuthMethod.MAGIC_LINK,
+            user_id=user_id,
+            auth_method=method,
             client_ip=request.remote or "",
             user_agent=request.headers.get("User-Agent", ""),
+            auth_time=auth_time,
         )
         if old is not None and old.session_hash:
             await self.sessions.revoke(old.session_hash)  # a login never keeps an old id
         await self.audit.begin(
             event_entry(
                 "login",
-                actor=who.email,
-                method="magic-link",
+                actor=email,
+                method=method.value,
                 session=id_hash,
                 client=request.remote or "",
+                **details,
             )
         )
-        response = see_other(safe_next(who.rd))
+        response = see_other(safe_next(rd))
         self.set_session_cookie(response, token)
-        response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response
 
-    async def _failed(self, request: web.Request, reason: str) -> web.Response:
+    async def _failed(
+        self,
+        request: web.Request,
+        reason: str,
+        *,
+        method: str = "magic-link",
+        actor: str = "unknown",
+        **details: str,
+    ) -> web.Response:
         self.audit.record(
             event_entry(
                 "login-failed",
-                actor="unknown",
-                method="magic-link",
+                actor=actor,
+                method=method,
                 reason=reason,
                 client=request.remote or "",
+                **details,
             )
         )
-        return self.page("auth_error.html", status=400, reason=reason)
+        return self.page("auth_error.html", status=400, reason=reason, method=method)
+
+    # ------------------------------------------------------------ OIDC
+
+    async def oidc_start(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["provider"]
+        if self.oidc is None:
+            raise web.HTTPNotFound()
+        started = await self.oidc.begin(
+            name, rd=safe_next(request.query.get("rd")), step_up=request.query.get("step_up") == "1"
+        )
+        if isinstance(started, Refused):
+            return await self._failed(request, started.reason, method="oidc", provider=name)
+        url, sealed = started
+        response = web.Response(status=303, headers={**PAGE_HEADERS, "Location": url})
+        response.set_cookie(
+            OIDC_FLOW_COOKIE,
+            sealed,
+            path="/",
+            secure=self.cookie_secure,
+            httponly=True,
+            samesite="Lax",  # sent on the provider's top-level redirect back to us
+            max_age=FLOW_LIFETIME,
+        )
+        return response
+
+    async def oidc_callback(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["provider"]
+        if self.oidc is None:
+            raise web.HTTPNotFound()
+        query = {key: value for key, value in request.query.items()}
+        identified = await self.oidc.finish(name, query, request.cookies.get(OIDC_FLOW_COOKIE))
+        if isinstance(identified, Refused):
+            return await self._oidc_failed(request, identified)
+        signed = await self.oidc.provision(identified)
+        if isinstance(signed, Refused):
+            return await self._oidc_failed(request, signed)
+        if signed.memberships_changed:  # what the old sessions were allowed has changed
+            ended = await self.sessions.revoke_user(signed.user_id)
+            self.audit.record(
+                event_entry(
+                    "memberships-changed", actor=signed.email, provider=name, sessions=ended
+                )
+            )
+        response = await self._start_session(
+            request,
+            user_id=signed.user_id,
+            email=signed.email,
+            rd=signed.rd,
+            method=AuthMethod.OIDC,
+            auth_time=signed.auth_time,
+            provider=name,
+            subject=identified.subject,
+        )
+        response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
+        return response
+
+    async def _oidc_failed(self, request: web.Request, refused: Refused) -> web.StreamResponse:
+        response = await self._failed(
+            request, refused.reason, method="oidc", actor=refused.actor, provider=refused.provider
+        )
+        response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
+        return response
 
     # ------------------------------------------------------------ sessions and logout
 
@@ -250,6 +348,8 @@ def mount_auth(app: web.Application, pages: AuthPages) -> None:
     app.router.add_post("/.gatehold/login/magic", pages.request_link)
     app.router.add_get("/.gatehold/login/magic/confirm", pages.confirm_page)
     app.router.add_post("/.gatehold/login/magic/confirm", pages.confirm)
+    app.router.add_get("/.gatehold/oidc/{provider}/start", pages.oidc_start)
+    app.router.add_get("/.gatehold/oidc/{provider}/callback", pages.oidc_callback)
     app.router.add_get("/.gatehold/sessions", pages.my_sessions)
     app.router.add_post("/.gatehold/sessions/end", pages.end_session)
     app.router.add_post("/.gatehold/logout", pages.logout)

@@ -113,18 +113,40 @@ class MagicLinkSettings(_Section):
 
 
 class OidcProviderSettings(_Section):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    """One OpenID Provider people sign in with (authorization code + PKCE)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", description="Used in the callback URL.")
     label: str = ""
-    issuer: str
+    issuer: str = Field(pattern=r"^https?://", description="Exactly as the provider states it.")
     client_id: str
-    client_secret: str = ""
+    client_secret: str = Field("", description="Empty for a public client (PKCE only).")
     scopes: list[str] = ["openid", "email"]
     email_claim: str = "email"
     groups_claim: str = "groups"
     group_grants: dict[str, list[Grant]] = Field(
-        default_factory=dict, description="Value of the groups claim → memberships."
+        default_factory=dict,
+        description="Value of the groups claim → memberships; re-applied at every sign-in.",
     )
-    provisioning: Literal["invite", "jit"] = "invite"
+    provisioning: Literal["invite", "jit"] = Field(
+        "invite",
+        description="invite: only people already added may sign in; jit: create them "
+        "on first sign-in with the memberships their groups grant.",
+    )
+    algorithms: list[Literal["RS256", "ES256", "PS256", "EdDSA"]] = ["RS256", "ES256"]
+    leeway: str | float = Field("60s", description="Clock skew allowed on exp/iat/auth_time.")
+    require_verified_email: bool = True
+
+    @field_validator("leeway")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("scopes must include 'openid'")
+        return value
 
 
 class BearerSettings(_Section):
@@ -146,6 +168,16 @@ class BearerSettings(_Section):
 class AuthSettings(_Section):
     magic_link: MagicLinkSettings = MagicLinkSettings()
     oidc: list[OidcProviderSettings] = []
+
+    @field_validator("oidc")
+    @classmethod
+    def _unique_names(cls, value: list[OidcProviderSettings]) -> list[OidcProviderSettings]:
+        names = [provider.name for provider in value]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise ValueError(f"each OIDC provider needs its own name; repeated: {twice}")
+        return value
+
     bearer: BearerSettings | None = None
 
 

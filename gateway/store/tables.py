@@ -162,3 +162,16 @@ api_keys = Table(
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
 )
+
+external_accounts = Table(
+    "external_accounts",
+    metadata,
+    Column("issuer", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("granted", Text, nullable=False, server_default="[]"),
+    Column("created_at", Float, nullable=False),
+    Column("last_login", Float, nullable=False),
+    PrimaryKeyConstraint("issuer", "subject"),
+)

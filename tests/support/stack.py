@@ -80,6 +80,23 @@ class Stack:
             )
             return [dict(row._mapping) for row in rows]
 
+    async def events(self, kind: str) -> list[dict[str, Any]]:
+        """Committed audit events of one kind, oldest first, with ``data`` decoded."""
+        writer = self.app[GATEWAY].audit
+        for _ in range(200):
+            if writer.pending == 0:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
+        async with self.app[ENGINE].connect() as conn:
+            rows = await conn.execute(
+                text("SELECT * FROM audit_log WHERE kind = :kind ORDER BY seq"), {"kind": kind}
+            )
+            found = [dict(row._mapping) for row in rows]
+        for row in found:
+            row["data"] = json.loads(row["data"])
+        return found
+
     async def mint(self, email: str, *, auth_age: float = 0.0, tenant: str | None = None) -> str:
         """A fresh session for ``email`` whose last sign-in was ``auth_age`` seconds ago."""
         engine = self.app[ENGINE]

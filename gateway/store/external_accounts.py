@@ -1,0 +1,79 @@
+"""Accounts at OpenID Providers, each tied to one gateway user by (issuer, subject).
+
+The email a provider asserts can change or be reused; the subject it issues cannot,
+so a returning person is found by (issuer, subject) and never by email alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.model import Membership
+from gateway.store import tables
+from gateway.store.engine import insert_ignoring_duplicates, reading, writing
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalAccount:
+    issuer: str
+    subject: str
+    user_id: int
+    provider: str
+    granted: tuple[Membership, ...]
+    """Memberships the provider's claims granted at the last sign-in."""
+
+
+async def find_account(engine: AsyncEngine, issuer: str, subject: str) -> ExternalAccount | None:
+    t = tables.external_accounts
+    async with reading(engine) as conn:
+        row = (
+            await conn.execute(select(t).where(t.c.issuer == issuer, t.c.subject == subject))
+        ).first()
+    if row is None:
+        return None
+    granted = tuple(Membership(tenant, role) for tenant, role in json.loads(row.granted))
+    return ExternalAccount(row.issuer, row.subject, row.user_id, row.provider, granted)
+
+
+async def link_account(
+    engine: AsyncEngine, *, issuer: str, subject: str, user_id: int, provider: str, now: float
+) -> None:
+    """Tie (issuer, subject) to ``user_id``; an existing tie is kept as it is."""
+    async with writing(engine) as conn:
+        await conn.execute(
+            insert_ignoring_duplicates(
+                conn, tables.external_accounts, ("issuer", "subject")
+            ).values(
+                issuer=issuer,
+                subject=subject,
+                user_id=user_id,
+                provider=provider,
+                granted="[]",
+                created_at=now,
+                last_login=now,
+            )
+        )
+
+
+async def record_login(
+    engine: AsyncEngine,
+    *,
+    issuer: str,
+    subject: str,
+    granted: tuple[Membership, ...],
+    now: float,
+) -> None:
+    t = tables.external_accounts
+    async with writing(engine) as conn:
+        await conn.execute(
+            update(t)
+            .where(t.c.issuer == issuer, t.c.subject == subject)
+            .values(
+                last_login=now,
+                granted=json.dumps([[m.tenant, m.role] for m in granted]),
+            )
+        )

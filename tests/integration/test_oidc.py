@@ -1,0 +1,207 @@
+"""OIDC sign-in against a real OpenID Provider (npm oidc-provider) on loopback.
+
+The provider's login page is walked over HTTP here (the browser tests do it in
+Chromium); each attack is then played against the gateway's callback and must fail
+with a clear page, no session, and an audited ``login-failed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from sqlalchemy import text
+
+from gateway.app import ENGINE
+from tests.support.openid_provider import OpenIdProvider, openid_provider, sign_in_at_provider
+from tests.support.servers_base import free_port
+from tests.support.stack import Stack, running_stack
+
+FLOW = "__Host-gatehold-oidc"
+SESSION = "__Host-gatehold"
+ACCOUNTS = {
+    "carol": {"email": "carol@acme.test", "groups": ["acme-staff"]},
+    "gus": {"email": "gus@globex.test", "groups": ["globex-readers"]},
+    "alice": {"email": "alice@acme.test", "groups": []},
+    "erin": {"email": "erin@nowhere.test", "groups": []},
+}
+GRANTS = {
+    "acme-staff": [{"tenant": "acme", "role": "standard"}],
+    "globex-readers": [{"tenant": "globex", "role": "readonly"}],
+}
+
+
+@dataclass
+class Sso:
+    stack: Stack
+    base: str
+    corp: OpenIdProvider
+
+    def callback(self, provider: str = "corp") -> str:
+        return f"{self.base}/.gatehold/oidc/{provider}/callback"
+
+    async def start(self, provider: str = "corp", rd: str = "/api/invoices/7") -> tuple[str, str]:
+        """(the provider's authorization URL, the flow cookie this browser got)."""
+        response = await self.stack.client.get(
+            f"/.gatehold/oidc/{provider}/start", params={"rd": rd}, allow_redirects=False
+        )
+        assert response.status == 303, await response.text()
+        return response.headers["Location"], response.cookies[FLOW].value
+
+    async def deliver(self, callback_url: str, flow: str | None) -> tuple[int, str, str | None]:
+        """Open the callback in a browser holding ``flow``: (status, body or Location, session)."""
+        parts = urlsplit(callback_url)
+        headers = {"Cookie": f"{FLOW}={flow}"} if flow else {}
+        response = await self.stack.client.get(
+            f"{parts.path}?{parts.query}", headers=headers, allow_redirects=False
+        )
+        session = response.cookies[SESSION].value if SESSION in response.cookies else None
+        body = response.headers.get("Location", "") if response.status == 303 else ""
+        return response.status, body or await response.text(), session
+
+    async def failures(self) -> list[dict[str, Any]]:
+        return [e for e in await self.stack.events("login-failed") if e["method"] == "oidc"]
+
+
+@asynccontextmanager
+async def sso(tmp_path: Path, **corp: Any) -> AsyncIterator[Sso]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    async with openid_provider(
+        redirect_uris=[f"{base}/.gatehold/oidc/corp/callback"], accounts=ACCOUNTS
+    ) as provider:
+        settings = provider.provider_settings(
+            "corp", **{"provisioning": "jit", "group_grants": GRANTS, **corp}
+        )
+        async with running_stack(tmp_path, port=port, auth={"oidc": [settings]}) as stack:
+            yield Sso(stack, base, provider)
+
+
+def with_query(url: str, **changes: str) -> str:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.update(changes)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_subject(
+    tmp_path: Path,
+) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start(rd="/api/invoices/7")
+        query = dict(parse_qsl(urlsplit(authorize).query))
+        assert query["code_challenge_method"] == "S256" and query["nonce"] and query["state"]
+        assert "code_verifier" not in query  # the verifier never leaves the gateway
+
+        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        status, location, session = await s.deliver(callback, flow)
+        assert (status, location) == (303, "/api/invoices/7") and session
+
+        cookie = {"Cookie": f"{SESSION}={session}"}
+        own = await s.stack.client.get("/api/invoices/7", headers=cookie)
+        assert own.status == 200 and (await own.json())["tenant"] == "acme"
+        foreign = await s.stack.client.get("/api/invoices/8", headers=cookie)
+        assert foreign.status == 404
+        hits = await s.stack.ledger_hits()
+        assert hits.get(foreign.headers["X-Request-Id"], 0) == 0
+
+        async with s.stack.app[ENGINE].connect() as conn:
+            accounts = (await conn.execute(text("SELECT * FROM external_accounts"))).all()
+        assert [(a.issuer, a.subject, a.provider) for a in accounts] == [
+            (s.corp.issuer, "carol", "corp")
+        ]
+        login = (await s.stack.events("login"))[-1]
+        assert login["actor"] == "carol@acme.test"
+        assert login["method"] == "oidc" and login["data"]["provider"] == "corp"
+
+
+async def test_a_callback_carried_to_another_browser_is_worthless_there(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+
+        status, body, session = await s.deliver(callback, flow=None)  # a second browser
+        assert status == 400 and session is None
+        assert "started in another browser" in body and "login-expired" in body
+
+        status, _, session = await s.deliver(callback, flow)  # the browser that started it
+        assert status == 303 and session
+        assert [f["reason"] for f in await s.failures()] == ["login-expired"]
+
+
+async def test_a_tampered_state_is_refused(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        forged = with_query(callback, state="attacker-chosen-state")
+        status, body, session = await s.deliver(forged, flow)
+        assert status == 400 and session is None and "state-mismatch" in body
+        assert [f["reason"] for f in await s.failures()] == ["state-mismatch"]
+
+
+async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        assert (await s.deliver(callback, flow))[0] == 303
+        # The attacker replays the whole callback, flow cookie included.
+        status, body, session = await s.deliver(callback, flow)
+        assert status == 400 and session is None and "code-rejected" in body
+        assert [f["reason"] for f in await s.failures()] == ["code-rejected"]
+
+
+async def test_a_response_naming_another_issuer_is_refused_mix_up(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        mixed = with_query(callback, iss="http://127.0.0.1:1/other-provider")
+        status, body, session = await s.deliver(mixed, flow)
+        assert status == 400 and session is None and "issuer-mismatch" in body
+        assert [f["reason"] for f in await s.failures()] == ["issuer-mismatch"]
+
+
+async def test_a_nonce_other_than_the_one_sent_is_refused(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start()
+        swapped = with_query(authorize, nonce="nonce-from-another-login")
+        callback = await sign_in_at_provider(swapped, "carol", until=s.callback())
+        status, body, session = await s.deliver(callback, flow)
+        assert status == 400 and session is None and "nonce-mismatch" in body
+        assert [f["reason"] for f in await s.failures()] == ["nonce-mismatch"]
+
+
+async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Path) -> None:
+    async with sso(tmp_path, provisioning="invite", group_grants={}) as s:
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "erin", until=s.callback())
+        status, body, session = await s.deliver(callback, flow)
+        assert status == 400 and session is None and "not-invited" in body
+
+        authorize, flow = await s.start(rd="/api/invoices")
+        callback = await sign_in_at_provider(authorize, "alice", until=s.callback())
+        status, location, session = await s.deliver(callback, flow)
+        assert (status, location) == (303, "/api/invoices") and session  # alice was invited
+        failed = await s.failures()
+        assert [(f["actor"], f["reason"]) for f in failed] == [("erin@nowhere.test", "not-invited")]
+
+
+async def test_just_in_time_people_get_the_memberships_their_groups_grant(tmp_path: Path) -> None:
+    async with sso(tmp_path) as s:
+        authorize, flow = await s.start(rd="/api/invoices/8")
+        callback = await sign_in_at_provider(authorize, "gus", until=s.callback())
+        status, _, session = await s.deliver(callback, flow)
+        assert status == 303 and session
+        cookie = {"Cookie": f"{SESSION}={session}"}
+        assert (await s.stack.client.get("/api/invoices/8", headers=cookie)).status == 200
+        # readonly in globex: reading is allowed, deleting is not.
+        delete = await s.stack.client.delete("/api/invoices/8", headers=cookie)
+        assert delete.status == 403
+        # erin's groups grant nothing: just-in-time provisioning has nothing to give.
+        authorize, flow = await s.start()
+        callback = await sign_in_at_provider(authorize, "erin", until=s.callback())
+        assert (await s.deliver(callback, flow))[0] == 400
+        assert [f["reason"] for f in await s.failures()] == ["no-memberships"]

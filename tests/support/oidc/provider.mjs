@@ -1,0 +1,54 @@
+// A real OpenID Provider for the sign-in tests (the npm package oidc-provider).
+//
+//   PORT=4000 CLIENTS='[{"client_id":"gatehold","client_secret":"...","redirect_uris":["..."]}]' \
+//   ACCOUNTS='{"carol":{"email":"carol@acme.test","groups":["acme-staff"]}}' node provider.mjs
+//
+// The built-in development login page accepts any login name and password; the login
+// name picks the account. Consent is granted automatically (first-party clients).
+import Provider from 'oidc-provider';
+
+const PORT = Number(process.env.PORT);
+const ISSUER = `http://127.0.0.1:${PORT}`;
+const CLIENTS = JSON.parse(process.env.CLIENTS || '[]');
+const ACCOUNTS = JSON.parse(process.env.ACCOUNTS || '{}');
+const SCOPE = 'openid email groups';
+const CLAIMS = ['email', 'email_verified', 'groups'];
+
+const oidc = new Provider(ISSUER, {
+  clients: CLIENTS.map((client) => ({
+    response_types: ['code'],
+    grant_types: ['authorization_code'],
+    token_endpoint_auth_method: 'client_secret_basic',
+    require_auth_time: true,
+    ...client,
+  })),
+  pkce: { required: () => true },
+  features: { devInteractions: { enabled: true } },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], groups: ['groups'] },
+  scopes: ['openid', 'email', 'groups'],
+  conformIdTokenClaims: false,
+  cookies: { keys: ['test-provider-cookie-key-not-a-secret'] },
+  async loadExistingGrant(ctx) {
+    const grantId = ctx.oidc.result?.consent?.grantId
+      || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+    if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+    const grant = new ctx.oidc.provider.Grant({
+      clientId: ctx.oidc.client.clientId,
+      accountId: ctx.oidc.session.accountId,
+    });
+    grant.addOIDCScope(SCOPE);
+    grant.addOIDCClaims(CLAIMS);
+    await grant.save();
+    return grant;
+  },
+  async findAccount(ctx, id) {
+    const known = ACCOUNTS[id] || { email: `${id}@unknown.test`, groups: [] };
+    return {
+      accountId: id,
+      async claims() {
+        return { sub: id, email_verified: true, ...known };
+      },
+    };
+  },
+});
+oidc.listen(PORT, '127.0.0.1', () => console.log(`openid provider ready at ${ISSUER}`));
