@@ -205,3 +205,45 @@ async def test_just_in_time_people_get_the_memberships_their_groups_grant(tmp_pa
         callback = await sign_in_at_provider(authorize, "erin", until=s.callback())
         assert (await s.deliver(callback, flow))[0] == 400
         assert [f["reason"] for f in await s.failures()] == ["no-memberships"]
+
+
+async def test_several_providers_at_once_and_no_crossing_between_them(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    corp_cb, partner_cb = (f"{base}/.gatehold/oidc/{n}/callback" for n in ("corp", "partner"))
+    async with (
+        openid_provider(redirect_uris=[corp_cb], accounts=ACCOUNTS) as corp,
+        openid_provider(redirect_uris=[partner_cb], accounts=ACCOUNTS) as partner,
+    ):
+        providers = [
+            corp.provider_settings("corp", provisioning="jit", group_grants=GRANTS),
+            partner.provider_settings("partner", label="Partner IdP", group_grants=GRANTS),
+        ]
+        async with running_stack(tmp_path, port=port, auth={"oidc": providers}) as stack:
+            s = Sso(stack, base, corp)
+            page = await (await stack.client.get("/.gatehold/login")).text()
+            assert "Sign in with Corp" in page and "Sign in with Partner IdP" in page
+
+            # A login started with corp, answered by corp, delivered to partner's callback.
+            authorize, flow = await s.start("corp")
+            callback = await sign_in_at_provider(authorize, "carol", until=corp_cb)
+            crossed = callback.replace("/oidc/corp/", "/oidc/partner/")
+            status, body, session = await s.deliver(crossed, flow)
+            assert status == 400 and session is None and "state-mismatch" in body
+
+            # Each provider on its own works, and the account is keyed per issuer.
+            assert (await s.deliver(callback, flow))[0] == 303
+            authorize, flow = await s.start("partner")
+            callback = await sign_in_at_provider(authorize, "carol", until=partner_cb)
+            assert (await s.deliver(callback, flow))[0] == 303
+            async with stack.app[ENGINE].connect() as conn:
+                keys = (
+                    await conn.execute(
+                        text("SELECT issuer, subject, user_id FROM external_accounts")
+                    )
+                ).all()
+            assert {(k.issuer, k.subject) for k in keys} == {
+                (corp.issuer, "carol"),
+                (partner.issuer, "carol"),
+            }
+            assert len({k.user_id for k in keys}) == 1  # one person, two external accounts
