@@ -132,7 +132,9 @@ def _print_banner(
     url = settings.server.public_url
     click.echo(f"\nGatehold demo: {url}  (Ledger itself, unprotected: {ledger_url})")
     click.echo(f"Config: {config_path}   e.g. gatehold users list --config {config_path}\n")
-    click.echo("Sign in by sending one of these session cookies:")
+    click.echo(f"In a browser, open {url}/api/invoices and sign in by email: the sign-in")
+    click.echo(f"links are printed here and saved in {settings.outbox_path}/.\n")
+    click.echo("From scripts, send one of these session cookies:")
     for person in DEMO_USERS:
         click.echo(f"  {person.email:<20} {person.note}")
         click.echo(f"    curl -H 'Cookie: {cookies[person.email]}' {url}/api/invoices")
