@@ -129,7 +129,7 @@ def build_auth_pages(
     keys = settings.data_path / "keys"
     magic_links = MagicLinks(
         engine=engine,
-        mailer=build_mailer(settings.mail, settings.outbox_path),
+        mailer=build_mailer(settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path),
         audit=gateway.audit,
         settings=settings.auth.magic_link,
         ttl=settings.magic_link_ttl,

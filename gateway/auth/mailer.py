@@ -7,6 +7,7 @@ the console, so a demo needs no mail server.
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from email.message import EmailMessage
 from pathlib import Path
@@ -43,8 +44,10 @@ class OutboxMailer:
 class SmtpMailer:
     """Sends through an SMTP server."""
 
-    def __init__(self, settings: MailSettings) -> None:
+    def __init__(self, settings: MailSettings, *, ca_file: Path | None = None) -> None:
         self._settings = settings
+        # Certificates are always verified; ``ca_file`` adds a private CA.
+        self._tls = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
 
     async def send(self, message: EmailMessage) -> None:
         s = self._settings
@@ -56,12 +59,15 @@ class SmtpMailer:
             password=s.password,
             use_tls=s.security == "tls",
             start_tls=s.security == "starttls",
+            tls_context=self._tls if s.security != "plain" else None,
             timeout=15,
         )
 
 
-def build_mailer(settings: MailSettings, outbox: Path) -> Mailer:
-    return SmtpMailer(settings) if settings.mode == "smtp" else OutboxMailer(outbox)
+def build_mailer(settings: MailSettings, outbox: Path, *, ca_file: Path | None = None) -> Mailer:
+    if settings.mode == "smtp":
+        return SmtpMailer(settings, ca_file=ca_file)
+    return OutboxMailer(outbox)
 
 
 def login_message(*, sender: str, to: str, link: str, minutes: int) -> EmailMessage:

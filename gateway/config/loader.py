@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from gateway.config.durations import parse_duration, parse_size
+from gateway.config.envvars import substitute
 from gateway.config.rules import (
     HttpOwnerModel,
     RegistryOwnerModel,
@@ -44,7 +44,6 @@ from gateway.model import (
 from gateway.routing import overlap_problems, parse_template
 
 Loc = tuple[str | int, ...]
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 RESERVED_PREFIX = "/.gatehold/"
 
 
@@ -205,16 +204,10 @@ class _Compiler:
         return RuleSet(upstreams, roles, resources, routes)
 
     def _substitute(self, value: str, loc: Loc) -> str:
-        def replace(found: re.Match[str]) -> str:
-            name, default = found.group(1), found.group(2)
-            if name in self.env:
-                return self.env[name]
-            if default is not None:
-                return default
+        result, missing = substitute(value, self.env)
+        for name in missing:
             self.problems.add(loc, f"environment variable {name} is not set and has no default")
-            return ""
-
-        return _VAR.sub(replace, value)
+        return result
 
     def _duration(self, value: str | float, loc: Loc) -> float:
         try:

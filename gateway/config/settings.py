@@ -11,9 +11,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway.config.durations import parse_duration
+from gateway.config.envvars import substitute
 from gateway.errors import ConfigError
 
 ENV_PREFIX = "GATEHOLD_"
@@ -94,6 +102,18 @@ class MailSettings(_Section):
     username: str | None = None
     password: str | None = None
     sender: str = "Gatehold <gatehold@localhost>"
+    ca_file: str | None = Field(
+        None, description="CA certificates to verify the SMTP server with (default: the system's)."
+    )
+
+    @model_validator(mode="after")
+    def _no_password_in_clear(self) -> MailSettings:
+        if self.mode == "smtp" and self.password and self.security == "plain":
+            raise ValueError(
+                "mail.password would cross the network unencrypted: "
+                "set mail.security to starttls or tls"
+            )
+        return self
 
 
 class Grant(_Section):
@@ -238,6 +258,10 @@ class Settings(_Section):
         return self.data_path / self.mail.outbox
 
     @property
+    def mail_ca_path(self) -> Path | None:
+        return self._path(self.mail.ca_file) if self.mail.ca_file else None
+
+    @property
     def magic_link_ttl(self) -> float:
         return parse_duration(self.auth.magic_link.ttl)
 
@@ -275,6 +299,9 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
         raise ConfigError([f"{config_path}: not valid YAML: {error}"]) from None
     if not isinstance(data, dict):
         raise ConfigError([f"{config_path}:1: the settings file must be a mapping of sections"])
+    problems = _substitute_env(data, env, lines, config_path)
+    if problems:
+        raise ConfigError(problems)
     _apply_env_overrides(data, env)
     data["base_dir"] = str(config_path.parent.resolve())
     try:
@@ -292,6 +319,33 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
         raise ConfigError(problems) from None
 
 
+def _substitute_env(
+    node: Any,
+    env: Mapping[str, str],
+    lines: dict[tuple[str, ...], int],
+    config_path: Path,
+    loc: tuple[str, ...] = (),
+) -> list[str]:
+    """Replace ``${VAR}`` in every string value, in place; the unset ones as problems."""
+    problems: list[str] = []
+    items = node.items() if isinstance(node, dict) else enumerate(node or [])
+    for key, value in list(items):
+        child = (*loc, str(key))
+        if isinstance(value, str):
+            node[key], missing = substitute(value, env)
+            line = next(
+                (lines[child[:n]] for n in range(len(child), 0, -1) if child[:n] in lines), 1
+            )
+            problems += [
+                f"{config_path}:{line}: {'.'.join(child)}: environment variable {name} "
+                "is not set and has no default"
+                for name in missing
+            ]
+        elif isinstance(value, dict | list):
+            problems += _substitute_env(value, env, lines, config_path, child)
+    return problems
+
+
 def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
     lines: dict[tuple[str, ...], int] = {}
     if isinstance(node, yaml.MappingNode):
@@ -299,6 +353,11 @@ def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[
             child = (*loc, str(key.value))
             lines[child] = key.start_mark.line + 1
             lines.update(_key_lines(value, child))
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = (*loc, str(index))
+            lines[child] = item.start_mark.line + 1
+            lines.update(_key_lines(item, child))
     return lines
 
 

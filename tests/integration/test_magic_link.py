@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import statistics
 import time
@@ -12,9 +14,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import ClientResponse
+from sqlalchemy import text
 
+from gateway.app import ENGINE
 from gateway.auth.handlers import AUTH_PAGES
-from tests.support.smtp import Inbox
+from tests.support.smtp import Inbox, tls_smtp_server
 from tests.support.stack import Stack, running_stack
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
@@ -216,3 +220,63 @@ async def test_step_up_sends_a_stale_session_to_sign_in_again_and_back(
         )
         assert exported.status == 200
         assert "id,tenant" in await exported.text()
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_mail_goes_out_over_verified_tls(tmp_path: Path, security: str) -> None:
+    with tls_smtp_server(tmp_path, security) as (inbox, port, ca_file):
+        mail = {"mode": "smtp", "host": "127.0.0.1", "port": port, "security": security}
+        trusted = {**mail, "ca_file": str(ca_file)}
+        async with running_stack(tmp_path / "trusted", mail=trusted) as stack:
+            await ask_for_link(stack, "alice@acme.test")
+            message = await inbox.wait_for("alice@acme.test")
+            assert Inbox.link_in(message).startswith("http://gatehold.test/")
+        # Without the server's CA the certificate does not verify: nothing is sent.
+        async with running_stack(tmp_path / "untrusted", mail=mail) as stack:
+            await ask_for_link(stack, "rita@acme.test")
+            await stack.app[AUTH_PAGES].magic_links.wait_sent()
+            failed = await stack.events("magic-link-failed")
+            assert [f["actor"] for f in failed] == ["rita@acme.test"]
+            assert "CERTIFICATE_VERIFY_FAILED" in failed[0]["data"]["error"]
+            assert not [m for m in inbox.messages if m["To"] == "rita@acme.test"]
+
+
+async def test_tokens_are_stored_only_as_hashes_and_expire(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    async with running_stack(tmp_path, **mail_settings(port)) as stack:
+        await ask_for_link(stack, "alice@acme.test")
+        token = Inbox.link_in(await inbox.wait_for("alice@acme.test")).split("token=", 1)[1]
+        async with stack.app[ENGINE].connect() as conn:
+            stored = (await conn.execute(text("SELECT token_hash FROM login_links"))).scalars()
+            assert list(stored) == [hashlib.sha256(token.encode()).hexdigest()]
+        assert token.encode() not in (tmp_path / "gatehold.db").read_bytes()
+        assert len(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))) == 32  # 256 bits
+
+        async with stack.app[ENGINE].begin() as conn:  # fifteen minutes pass
+            await conn.execute(text("UPDATE login_links SET expires_at = expires_at - 901"))
+        link = Inbox.link_in(inbox.messages[-1])
+        page = await follow_link_again(stack, link)
+        assert page.status == 400 and "expired or was already used" in await page.text()
+
+
+async def test_self_signup_by_email_domain_and_invite_only_otherwise(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    settings = mail_settings(port)
+    settings["auth"]["magic_link"]["self_signup"] = {
+        "newco.test": {"tenant": "acme", "role": "readonly"}
+    }
+    async with running_stack(tmp_path, **settings) as stack:
+        await ask_for_link(stack, "nina@newco.test", rd="/api/invoices/7")
+        await ask_for_link(stack, "sam@elsewhere.test")
+        await stack.app[AUTH_PAGES].magic_links.wait_sent()
+        assert [m["To"] for m in inbox.messages] == ["nina@newco.test"]  # invite-only elsewhere
+
+        signed_in = await follow_link(stack, Inbox.link_in(inbox.messages[0]))
+        session = {"Cookie": f"__Host-gatehold={cookies_set(signed_in)['__Host-gatehold']}"}
+        assert (await stack.client.get("/api/invoices/7", headers=session)).status == 200
+        delete = await stack.client.delete("/api/invoices/7", headers=session)
+        assert delete.status == 403  # readonly, as the domain grants

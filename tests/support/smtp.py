@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from email.message import Message
+from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.handlers import Message as MessageHandler
 
 from tests.support.servers_base import free_port
+from tests.support.tls import self_signed_certificate
 
 LINK = re.compile(r"https?://\S+/\.gatehold/login/magic/confirm\?token=[A-Za-z0-9_%-]+")
 
@@ -51,5 +55,26 @@ def smtp_server() -> Iterator[tuple[Inbox, int]]:
     controller.start()
     try:
         yield inbox, port
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def tls_smtp_server(folder: Path, security: str) -> Iterator[tuple[Inbox, int, Path]]:
+    """An SMTP server speaking STARTTLS (required) or implicit TLS; yields its CA file too."""
+    cert, key = self_signed_certificate(folder)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    inbox = Inbox()
+    port = free_port()
+    if security == "tls":
+        controller = Controller(inbox, hostname="127.0.0.1", port=port, ssl_context=context)
+    else:
+        controller = Controller(
+            inbox, hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True
+        )
+    controller.start()
+    try:
+        yield inbox, port, cert
     finally:
         controller.stop()
