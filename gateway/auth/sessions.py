@@ -1,10 +1,11 @@
 """Server-side sessions (I7): hashed ids, idle and absolute timeouts, revocation.
 
-The hot path never reads the database for a known session: principals are cached for
-a few seconds, keyed on the session hash. Revocation in this process evicts the cache
-at once; every process also polls the store for the newest revocation (twice a second)
-and drops its cache when it changes, so a logout or deactivation ends the session
-everywhere within a second.
+The hot path never reads the database for a known session: principals are cached,
+keyed on the session hash, and concurrent requests of one session that miss the cache
+share one load. Revocation in this process evicts at once; every process also polls
+the store twice a second for the sessions revoked lately and evicts exactly those, so
+a logout, a deactivation or a membership change (all of which revoke) ends the session
+everywhere within a second. The cache's own lifetime is only a backstop.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from gateway.store import sessions as session_store
 from gateway.store import users as user_store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+REVOCATION_LOOKBACK = 120.0
+"""Seconds of revocations every poll re-reads (covers clock skew between replicas)."""
 
 
 def hash_token(token: str) -> str:
@@ -50,7 +53,7 @@ class SessionManager:
         *,
         idle_timeout: float,
         absolute_timeout: float,
-        cache_seconds: float = 2.0,
+        cache_seconds: float = 30.0,
         touch_every: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -60,12 +63,11 @@ class SessionManager:
         self._touch_every = touch_every
         self._clock = clock
         self._cache: TTLCache[str, _Cached] = TTLCache(maxsize=200_000, ttl=cache_seconds)
-        self._last_revocation: float | None = None
+        self._loading: dict[str, asyncio.Future[_Cached | None]] = {}
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
-        """Watch for revocations made by other processes and drop cached principals."""
-        self._last_revocation = await session_store.latest_revocation(self.engine)
+        """Watch for revocations made by other processes and evict those sessions."""
         self._poller = asyncio.create_task(self._watch(poll_seconds))
 
     async def close(self) -> None:
@@ -75,16 +77,18 @@ class SessionManager:
                 await self._poller
 
     async def _watch(self, poll_seconds: float) -> None:
+        # Revocation times come from the clocks of the processes that revoke: look back
+        # far enough to cover their skew, not just to the previous poll.
+        lookback = max(REVOCATION_LOOKBACK, poll_seconds * 4)
         while True:
             await asyncio.sleep(poll_seconds)
             try:
-                latest = await session_store.latest_revocation(self.engine)
+                revoked = await session_store.revoked_since(self.engine, self._clock() - lookback)
             except StoreUnavailable:
                 self._cache.clear()  # cannot tell what was revoked: forget everything
                 continue
-            if latest != self._last_revocation:
-                self._last_revocation = latest
-                self._cache.clear()
+            for id_hash in revoked:
+                self._cache.pop(id_hash, None)
 
     async def principal(self, token: str) -> Principal | None:
         """The principal a session cookie stands for, or ``None`` if it is not live."""
@@ -94,10 +98,9 @@ class SessionManager:
         now = self._clock()
         cached = self._cache.get(id_hash)
         if cached is None:
-            cached = await self._load(id_hash)
+            cached = await self._load_once(id_hash)
             if cached is None:
                 return None
-            self._cache[id_hash] = cached
         if now > cached.absolute_expiry or now - cached.last_seen > cached.idle_timeout:
             self._cache.pop(id_hash, None)
             return None
@@ -107,6 +110,26 @@ class SessionManager:
                 cached.principal, cached.idle_timeout, cached.absolute_expiry, now
             )
         return cached.principal
+
+    async def _load_once(self, id_hash: str) -> _Cached | None:
+        """Load a session into the cache; concurrent callers for one session share the load."""
+        loading = self._loading.get(id_hash)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        future: asyncio.Future[_Cached | None] = asyncio.get_running_loop().create_future()
+        self._loading[id_hash] = future
+        try:
+            cached = await self._load(id_hash)
+        except BaseException as error:
+            future.set_exception(error)
+            future.exception()  # retrieved here, so an unshared failure is not logged twice
+            raise
+        finally:
+            del self._loading[id_hash]
+        if cached is not None:
+            self._cache[id_hash] = cached
+        future.set_result(cached)
+        return cached
 
     async def _load(self, id_hash: str) -> _Cached | None:
         row = await session_store.get_session(self.engine, id_hash)

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
@@ -142,11 +142,12 @@ async def revoke_user_sessions(engine: AsyncEngine, user_id: int, now: float) ->
     return result.rowcount
 
 
-async def latest_revocation(engine: AsyncEngine) -> float | None:
-    """Time of the newest revocation: other processes poll it to drop cached sessions."""
+async def revoked_since(engine: AsyncEngine, since: float) -> list[str]:
+    """Hashes of the sessions revoked at or after ``since``: processes poll it to evict them."""
+    s = tables.sessions.c
     async with reading(engine) as conn:
-        value = (await conn.execute(select(func.max(tables.sessions.c.revoked_at)))).scalar()
-    return None if value is None else float(value)
+        rows = await conn.execute(select(s.id_hash).where(s.revoked_at >= since))
+        return [str(row.id_hash) for row in rows]
 
 
 async def list_user_sessions(

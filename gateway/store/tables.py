@@ -81,7 +81,7 @@ sessions = Table(
     Column("active_tenant", Text, nullable=True),
     Column("client_ip", Text, nullable=False, server_default=""),
     Column("user_agent", Text, nullable=False, server_default=""),
-    Column("revoked_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True, index=True),
 )
 
 registry = Table(

@@ -6,8 +6,10 @@ import asyncio
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway.app import ENGINE
+from gateway.context import GATEWAY
 from gateway.model import Membership
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
@@ -155,3 +157,41 @@ async def test_deactivation_and_membership_changes_revoke_at_once(tmp_path: Path
         await asyncio.sleep(0.7)  # one revocation poll
         assert await status(stack, rita) == 401
         assert await status(stack, bob, "/api/invoices/8") == 401
+
+
+async def test_a_revocation_stamped_by_a_slower_clock_is_still_noticed(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        engine = stack.app[ENGINE]
+        alice, rita = stack.cookies["alice@acme.test"], stack.cookies["rita@acme.test"]
+        assert await status(stack, alice) == 200 and await status(stack, rita) == 200
+        admin = await user_store.get_user_by_email(engine, "admin@example.test")
+        assert admin is not None
+        await session_store.revoke_user_sessions(engine, admin.id, time.time())
+        await asyncio.sleep(0.7)
+        # Another replica, whose clock is 30 s behind, revokes rita: an older timestamp
+        # than the newest revocation this process has already seen.
+        user = await user_store.get_user_by_email(engine, "rita@acme.test")
+        assert user is not None
+        await session_store.revoke_user_sessions(engine, user.id, time.time() - 30)
+        await asyncio.sleep(0.7)
+        assert await status(stack, rita) == 401
+        assert await status(stack, alice) == 200
+
+
+async def test_a_burst_on_a_cold_session_loads_it_once(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        sessions = stack.app[GATEWAY].sessions
+        token = await stack.mint("alice@acme.test")
+        loads = 0
+        load = sessions._load
+
+        async def counted(id_hash: str) -> Any:
+            nonlocal loads
+            loads += 1
+            await asyncio.sleep(0.05)  # a slow store: every request arrives meanwhile
+            return await load(id_hash)
+
+        sessions._load = counted  # type: ignore[method-assign]
+        statuses = await asyncio.gather(*(status(stack, token) for _ in range(40)))
+        assert statuses == [200] * 40
+        assert loads == 1
