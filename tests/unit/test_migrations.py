@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from sqlalchemy import Connection, text
 
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.store.engine import open_engine
-from gateway.store.migrate import alembic_config, migrate
+from gateway.store.migrate import SCHEMA_REVISION, alembic_config, migrate
 from gateway.store.tables import GENESIS_HASH, metadata
 
 
@@ -34,7 +36,7 @@ async def test_migrating_a_fresh_sqlite_file_yields_exactly_tables_py(tmp_path: 
         await engine.dispose()
     assert head == [(1, 0, GENESIS_HASH)]
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    assert sorted(v for (v,) in version) == sorted(heads)
+    assert sorted(v for (v,) in version) == sorted(heads) == [SCHEMA_REVISION]
 
 
 async def test_the_sqlite_store_is_opened_for_durability(tmp_path: Path) -> None:
@@ -77,3 +79,24 @@ async def test_migrating_an_unreachable_store_raises_store_unavailable(tmp_path:
             await migrate(engine)
     finally:
         await engine.dispose()
+
+
+def test_a_current_store_is_opened_without_loading_alembic(tmp_path: Path) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from gateway.store.engine import open_engine\n"
+        "from gateway.store.migrate import migrate\n"
+        "async def main():\n"
+        f"    engine = open_engine('sqlite:///{tmp_path / 'store.db'}')\n"
+        "    await migrate(engine)\n"
+        "    await engine.dispose()\n"
+        "asyncio.run(main())\n"
+        "print('alembic' in sys.modules)\n"
+    )
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    ]
+    assert runs == ["True", "False"]  # the first run migrates, the second finds it current
