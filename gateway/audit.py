@@ -8,17 +8,23 @@ commit fails, every ``begin`` in that batch raises ``StoreUnavailable``: the cal
 answers 503 and forwards nothing.
 
 ``record`` and ``finish`` queue entries without waiting (outcomes, events after the fact);
-their failures are logged and counted, never raised into a request.
+their failures are logged and counted, never raised into a request. When only such
+entries are queued, the writer lingers up to ``linger`` seconds for a ``begin`` to share
+their transaction: otherwise a request arriving just after the previous one's outcome
+would wait for two commits (the outcome's, then its own) instead of one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import logging
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ from gateway.model import (
 )
 from gateway.store import audit_log
 from gateway.store.audit_log import AuditRow, canonical_json
+from gateway.store.audit_sqlite import SqliteAuditAppender
 from gateway.store.engine import writing
 
 log = logging.getLogger(__name__)
@@ -75,15 +82,22 @@ class AuditWriter:
         max_batch: int = 1024,
         clock: Callable[[], float] = time.time,
         jsonl_path: Path | str | None = None,
+        linger: float = 0.002,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._engine = engine
+        self._appender = _sqlite_appender(engine)
+        self._thread: ThreadPoolExecutor | None = None
         self._max_batch = max_batch
         self._clock = clock
         self._sink = Path(jsonl_path) if jsonl_path is not None else None
         self._pending: deque[_Pending] = deque()
         self._wake = asyncio.Event()
+        self._linger = linger
+        self._waiters_queued = 0
+        """Queued entries someone awaits (``begin``); the rest are after-the-fact records."""
+        self._waiter_arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._batches = 0
@@ -142,10 +156,15 @@ class AuditWriter:
         """Commit everything queued, then stop. ``begin`` refuses new entries from now on."""
         self._closing = True
         self._wake.set()
+        self._waiter_arrived.set()
         if self._task is None:
             await self._drain()
         else:
             await self._task
+        if self._thread is not None:
+            self._thread.submit(self._appender.close if self._appender else lambda: None)
+            self._thread.shutdown(wait=True)
+            self._thread = None
 
     @property
     def running(self) -> bool:
@@ -162,7 +181,9 @@ class AuditWriter:
             raise StoreUnavailable("the audit writer is not running")
         data_json = canonical_json(entry.data)
         waiter: asyncio.Future[AuditReceipt] = asyncio.get_running_loop().create_future()
+        self._waiters_queued += 1
         self._enqueue(_Pending(entry, data_json, waiter))
+        self._waiter_arrived.set()
         return await waiter
 
     def record(self, entry: AuditEntry) -> None:
@@ -206,7 +227,16 @@ class AuditWriter:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if not self._waiters_queued and not self._closing and self._linger > 0:
+                await self._wait_for_a_waiter()
             await self._commit(self._take_batch())
+
+    async def _wait_for_a_waiter(self) -> None:
+        """Give a ``begin`` up to ``linger`` seconds to join a batch of records."""
+        self._waiter_arrived.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._linger):
+                await self._waiter_arrived.wait()
 
     async def _drain(self) -> None:
         while self._pending:
@@ -214,17 +244,13 @@ class AuditWriter:
 
     def _take_batch(self) -> list[_Pending]:
         count = min(self._max_batch, len(self._pending))
-        return [self._pending.popleft() for _ in range(count)]
+        batch = [self._pending.popleft() for _ in range(count)]
+        self._waiters_queued -= sum(1 for pending in batch if pending.waiter is not None)
+        return batch
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
-            async with writing(self._engine) as conn:
-                rows = await audit_log.insert_batch(
-                    conn,
-                    [p.entry for p in batch],
-                    ts=self._clock(),
-                    data_json=[p.data_json for p in batch],
-                )
+            rows = await self._append([p.entry for p in batch], [p.data_json for p in batch])
         except BaseException as exc:
             self._fail(batch, exc)
             if not isinstance(exc, Exception):
@@ -238,6 +264,17 @@ class AuditWriter:
                 pending.waiter.set_result(AuditReceipt(row.seq, pending.entry.request_id))
         if self._sink is not None:
             await self._append_to_sink(self._sink, rows)
+
+    async def _append(self, entries: list[AuditEntry], texts: list[str]) -> list[AuditRow]:
+        """One durable transaction for the batch: on SQLite one hop to the audit thread."""
+        ts = self._clock()
+        if self._appender is None:
+            async with writing(self._engine) as conn:
+                return await audit_log.insert_batch(conn, entries, ts=ts, data_json=texts)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="gatehold-audit")
+        append = functools.partial(self._appender.append, entries, ts=ts, data_json=texts)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, append)
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
         self._failures += 1
@@ -355,3 +392,11 @@ def event_entry(
     return AuditEntry(
         kind=kind, request_id=request_id, actor=actor, tenant=tenant, data=data, **columns
     )
+
+
+def _sqlite_appender(engine: AsyncEngine) -> SqliteAuditAppender | None:
+    """The direct append path for a SQLite file; ``None`` for PostgreSQL or in-memory."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return SqliteAuditAppender(database)

@@ -1,0 +1,99 @@
+"""The audit chain's append path on embedded SQLite: one batch, one thread hop, one fsync.
+
+Every forwarded request waits for its batch's commit (I5), so this path sets the
+gateway's latency floor. Through the async engine a batch costs a trip to the driver
+thread per statement (begin, head, insert, head update, commit) and SQLAlchemy's
+per-row parameter processing; here the whole transaction runs as plain ``sqlite3``
+calls inside one call on a dedicated thread. The rows, the hash chain and the
+durability (WAL, ``synchronous=FULL``) are exactly those of ``audit_log.insert_batch``,
+which the PostgreSQL backend keeps using; a test checks the two write identical rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from sqlalchemy.dialects import sqlite
+
+from gateway.errors import StoreUnavailable
+from gateway.model import AuditEntry
+from gateway.store import tables
+from gateway.store.audit_log import AuditRow, chain
+from gateway.store.engine import SQLITE_PRAGMAS
+
+_COMPILED = tables.audit_log.insert().compile(dialect=sqlite.dialect())
+_INSERT = str(_COMPILED)
+_ORDER = tuple(_COMPILED.positiontup or ())
+"""Column names in the order of the statement's ``?`` parameters."""
+
+
+class SqliteAuditAppender:
+    """Appends batches to the audit chain over its own ``sqlite3`` connection.
+
+    Not thread-safe: call ``append`` from one thread at a time (the audit writer owns a
+    single-thread executor for it). Other processes writing the same file take turns
+    through SQLite's write lock (``BEGIN IMMEDIATE``), as with the async engine.
+    """
+
+    def __init__(self, database: str) -> None:
+        self._database = database
+        self._db: sqlite3.Connection | None = None
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            db = sqlite3.connect(self._database, isolation_level=None, check_same_thread=False)
+            for pragma in SQLITE_PRAGMAS:
+                db.execute(pragma)
+            self._db = db
+        return self._db
+
+    def append(
+        self, entries: Sequence[AuditEntry], *, ts: float, data_json: Sequence[str]
+    ) -> list[AuditRow]:
+        """Number, hash and durably commit ``entries``; ``StoreUnavailable`` if it cannot."""
+        if not entries:
+            return []
+        try:
+            db = self._connection()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                head = db.execute("SELECT seq, hash FROM audit_head WHERE id = 1").fetchone()
+                if head is None:
+                    db.execute(
+                        "INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, ?)",
+                        (tables.GENESIS_HASH,),
+                    )
+                    head = (0, tables.GENESIS_HASH)
+                rows = chain(
+                    entries,
+                    last_seq=int(head[0]),
+                    last_hash=str(head[1]),
+                    ts=ts,
+                    data_json=data_json,
+                )
+                db.executemany(
+                    _INSERT, [tuple(getattr(row, name) for name in _ORDER) for row in rows]
+                )
+                db.execute(
+                    "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+                    (rows[-1].seq, rows[-1].hash),
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            self.close()  # reconnect next time: the file may have been replaced or repaired
+            raise StoreUnavailable(
+                f"audit store write failed: {type(error).__name__}: {error}"
+            ) from error
+        return rows
+
+    def close(self) -> None:
+        if self._db is not None:
+            try:
+                self._db.close()
+            finally:
+                self._db = None
