@@ -75,6 +75,14 @@ class Forwarder:
         self._pool_limit = pool_limit
         self._clock = clock
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        # Per-upstream values every request needs, computed once rather than per request.
+        self._hosts = {u.name: urlsplit(u.url).netloc for u in self._upstreams.values()}
+        self._timeouts = {
+            u.name: aiohttp.ClientTimeout(
+                total=None, sock_connect=connect_timeout, sock_read=u.timeout_seconds
+            )
+            for u in self._upstreams.values()
+        }
 
     async def start(self) -> None:
         for name in self._upstreams:
@@ -99,7 +107,7 @@ class Forwarder:
     ) -> CIMultiDict[str]:
         bearer = principal is not None and principal.auth_method in _BEARER_METHODS
         headers = clean_request_headers(request.headers, drop_authorization=bearer)
-        headers["Host"] = urlsplit(upstream.url).netloc
+        headers["Host"] = self._hosts.get(upstream.name) or urlsplit(upstream.url).netloc
         headers["X-Forwarded-For"] = admitted.client_ip
         headers["X-Forwarded-Proto"] = admitted.scheme
         headers["X-Forwarded-Host"] = self._public_host
@@ -139,7 +147,7 @@ class Forwarder:
         if body is None and request.body_exists:
             data = _limited(request, limit)
         url = URL(upstream.url + admitted.target.raw, encoded=True)
-        timeout = aiohttp.ClientTimeout(
+        timeout = self._timeouts.get(upstream.name) or aiohttp.ClientTimeout(
             total=None, sock_connect=self._connect_timeout, sock_read=upstream.timeout_seconds
         )
         try:

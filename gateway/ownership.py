@@ -89,6 +89,8 @@ class Ownership:
 
     async def resolve(self, refs: Sequence[ObjectRef], *, upstream: str) -> tuple[ResolvedRef, ...]:
         """The owner of every reference, in order. Never raises."""
+        if len(refs) == 1:  # the common case: no task for gather to schedule and await
+            return (ResolvedRef(refs[0], await self._answer(refs[0], upstream)),)
         answers = await asyncio.gather(*(self._answer(ref, upstream) for ref in refs))
         return tuple(ResolvedRef(ref, answer) for ref, answer in zip(refs, answers, strict=True))
 
