@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+STAGES = ("ingress", "identity", "route", "decide", "audit_wait", "upstream", "response")
+
+
+@dataclass(frozen=True, slots=True)
+class Stages:
+    """``gatehold_stage_seconds`` bound to each stage once, so observing one is all it costs.
+
+    ``decide`` covers object ids, their owners and the policy; ``upstream`` lasts until the
+    upstream's answer headers arrive; ``response`` is the guard, the relay of the body and
+    queueing the outcome.
+    """
+
+    ingress: Histogram
+    identity: Histogram
+    route: Histogram
+    decide: Histogram
+    audit_wait: Histogram
+    upstream: Histogram
+    response: Histogram
+
+    @classmethod
+    def of(cls, histogram: Histogram) -> Stages:
+        return cls(*(histogram.labels(stage) for stage in STAGES))
 
 
 class Metrics:
@@ -30,6 +56,14 @@ class Metrics:
             "Principals blocked for collecting denials on many distinct object ids.",
             registry=self.registry,
         )
+        self.stage_seconds = Histogram(
+            "gatehold_stage_seconds",
+            "Time spent in each pipeline stage of one request.",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=self.registry,
+        )
+        self.stages = Stages.of(self.stage_seconds)
         self.audit_batch_size = Gauge(
             "gatehold_audit_last_batch_size",
             "Entries committed in the most recent audit transaction.",

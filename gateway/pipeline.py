@@ -5,6 +5,8 @@
 ``handle`` decides; ``deliver`` forwards what was allowed. Stages return values
 (``Rejection``, ``Decision``); only broken infrastructure raises, and each such
 exception is turned into its answer right where it can happen.
+
+Each stage's time goes to ``gatehold_stage_seconds{stage=…}`` through ``_lap``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from collections.abc import Sequence
 
 from aiohttp import web
+from prometheus_client import Histogram
 
 from gateway.audit import request_entry
 from gateway.context import GATEWAY, Gateway
@@ -36,12 +39,17 @@ from gateway.model import (
 async def handle(request: web.Request) -> web.StreamResponse:
     """Guard one request end to end."""
     gw = request.app[GATEWAY]
+    stage = gw.metrics.stages
     started = time.monotonic()
+    lap = time.perf_counter()
     admitted = gw.ingress.admit(request)
+    lap = _lap(stage.ingress, lap)
     if isinstance(admitted, Rejection):
         return gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
+    lap = _lap(stage.identity, lap)
     match = gw.router.match(admitted.target, request.method)
+    lap = _lap(stage.route, lap)
     objects = await _resolve_objects(gw, request, principal, match)
     decision = gw.policy.decide(
         principal=principal,
@@ -52,6 +60,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         websocket=_is_websocket(request),
         blocked=gw.enumeration.blocked(principal),
     )
+    lap = _lap(stage.decide, lap)
     try:
         receipt = await gw.audit.begin(
             request_entry(
@@ -66,6 +75,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     except StoreUnavailable:
         return gw.refuse(request, admitted, Rejection(Reason.AUDIT_UNAVAILABLE), receipt=None)
+    _lap(stage.audit_wait, lap)
     if not decision.allowed or not isinstance(match, RouteMatch):
         await asyncio.sleep(gw.observe_denial(principal, decision, admitted))
         return gw.refuse(request, admitted, decision, receipt=receipt, started=started)
@@ -83,7 +93,9 @@ async def deliver(
     receipt: AuditReceipt,
 ) -> web.StreamResponse:
     """Forward an allowed, audited request and relay the guarded answer."""
+    stage = gw.metrics.stages
     started = time.monotonic()
+    lap = time.perf_counter()
     caller = principal if isinstance(principal, Principal) else None
     try:
         if _is_websocket(request):
@@ -106,13 +118,22 @@ async def deliver(
     except BodyTooLarge:
         refusal = Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
         return gw.refuse(request, admitted, refusal, receipt=receipt, started=started)
+    lap = _lap(stage.upstream, lap)
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
         return gw.refuse(request, admitted, checked, receipt=receipt, started=started)
     response, outcome = await gw.forward.relay(request, checked, started=started)
     gw.audit.finish(receipt, outcome)
     await gw.learn_created(match, decision, checked)
+    _lap(stage.response, lap)
     return response
+
+
+def _lap(stage: Histogram, since: float) -> float:
+    """Observe the time since ``since`` for ``stage``; returns now, the next stage's start."""
+    now = time.perf_counter()
+    stage.observe(now - since)
+    return now
 
 
 class _Objects:

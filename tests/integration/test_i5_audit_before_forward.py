@@ -7,6 +7,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from gateway.app import ENGINE
+from gateway.context import GATEWAY
+from gateway.metrics import STAGES
 from tests.support.stack import running_stack
 
 
@@ -58,3 +60,15 @@ async def test_an_audit_store_that_cannot_commit_answers_503_and_forwards_nothin
         )
         assert recovered.status == 200
         assert (await stack.ledger_hits())[recovered.headers["X-Request-Id"]] == 1
+
+
+async def test_each_stage_of_a_forwarded_request_is_timed(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        for _ in range(3):
+            response = await stack.client.get(
+                "/api/invoices/7", headers=stack.cookie("alice@acme.test")
+            )
+            assert response.status == 200
+        metrics = stack.app[GATEWAY].metrics.exposition().decode()
+        for stage in STAGES:
+            assert f'gatehold_stage_seconds_count{{stage="{stage}"}} 3.0' in metrics, stage
