@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
-from gateway.store import users as user_store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 REVOCATION_LOOKBACK = 120.0
@@ -53,7 +52,7 @@ class SessionManager:
         *,
         idle_timeout: float,
         absolute_timeout: float,
-        cache_seconds: float = 30.0,
+        cache_seconds: float = 300.0,
         touch_every: float = 60.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -64,6 +63,8 @@ class SessionManager:
         self._clock = clock
         self._cache: TTLCache[str, _Cached] = TTLCache(maxsize=200_000, ttl=cache_seconds)
         self._loading: dict[str, asyncio.Future[_Cached | None]] = {}
+        self._seen: dict[str, float] = {}
+        """Sessions whose last activity is newer than the store's: written in batches."""
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
@@ -75,6 +76,12 @@ class SessionManager:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        with contextlib.suppress(StoreUnavailable):
+            await self._write_seen()
+
+    async def _write_seen(self) -> None:
+        seen, self._seen = self._seen, {}
+        await session_store.touch_sessions(self.engine, seen)
 
     async def _watch(self, poll_seconds: float) -> None:
         # Revocation times come from the clocks of the processes that revoke: look back
@@ -89,6 +96,9 @@ class SessionManager:
                 continue
             for id_hash in revoked:
                 self._cache.pop(id_hash, None)
+            # A lost write only makes the session look idle sooner elsewhere: fails safe.
+            with contextlib.suppress(StoreUnavailable):
+                await self._write_seen()
 
     async def principal(self, token: str) -> Principal | None:
         """The principal a session cookie stands for, or ``None`` if it is not live."""
@@ -105,7 +115,8 @@ class SessionManager:
             self._cache.pop(id_hash, None)
             return None
         if now - cached.last_seen > self._touch_every:
-            await session_store.touch_session(self.engine, id_hash, now)
+            # Written by the background task in one transaction with the others seen lately.
+            self._seen[id_hash] = now
             self._cache[id_hash] = _Cached(
                 cached.principal, cached.idle_timeout, cached.absolute_expiry, now
             )
@@ -132,11 +143,11 @@ class SessionManager:
         return cached
 
     async def _load(self, id_hash: str) -> _Cached | None:
-        row = await session_store.get_session(self.engine, id_hash)
-        if row is None or not session_store.session_is_live(row, self._clock()):
+        found = await session_store.get_session_and_user(self.engine, id_hash)
+        if found is None:
             return None
-        user = await user_store.get_user(self.engine, row.user_id)
-        if user is None or not user.active:
+        row, user = found
+        if not session_store.session_is_live(row, self._clock()) or not user.active:
             return None
         tenants = [m.tenant for m in user.memberships if m.tenant != GLOBAL_TENANT]
         active = row.active_tenant if row.active_tenant in tenants else None

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, select, update
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.model import Membership
 from gateway.store import tables
 from gateway.store.engine import reading, writing
+from gateway.store.users import UserRow
 
 TOKEN_BYTES = 32
 """256 random bits per session id."""
@@ -95,15 +98,66 @@ async def get_session(engine: AsyncEngine, id_hash: str) -> SessionRow | None:
     return None if row is None else _session_row(row)
 
 
+async def get_session_and_user(
+    engine: AsyncEngine, id_hash: str
+) -> tuple[SessionRow, UserRow] | None:
+    """The session with its user and every membership in one query: the cache-miss path."""
+    s, u, m = tables.sessions, tables.users, tables.memberships
+    query = (
+        select(
+            s,
+            u.c.email,
+            u.c.display_name,
+            u.c.superadmin,
+            u.c.active,
+            u.c.created_at.label("user_created_at"),
+            m.c.tenant.label("member_tenant"),
+            m.c.role.label("member_role"),
+        )
+        .select_from(s.join(u, u.c.id == s.c.user_id).outerjoin(m, m.c.user_id == s.c.user_id))
+        .where(s.c.id_hash == id_hash)
+        .order_by(m.c.created_at, m.c.tenant, m.c.role)
+    )
+    async with reading(engine) as conn:
+        rows = (await conn.execute(query)).all()
+    if not rows:
+        return None
+    first = rows[0]
+    user = UserRow(
+        id=int(first.user_id),
+        email=first.email,
+        display_name=first.display_name,
+        superadmin=bool(first.superadmin),
+        active=bool(first.active),
+        created_at=float(first.user_created_at),
+        memberships=tuple(
+            Membership(row.member_tenant, row.member_role)
+            for row in rows
+            if row.member_tenant is not None
+        ),
+    )
+    return _session_row(first), user
+
+
 async def touch_session(engine: AsyncEngine, id_hash: str, now: float) -> None:
     """Record activity (restarts the idle timeout) on a session that is not revoked."""
+    await touch_sessions(engine, {id_hash: now})
+
+
+async def touch_sessions(engine: AsyncEngine, seen: Mapping[str, float]) -> None:
+    """Record the last activity of many sessions in one transaction (never moves it back)."""
+    if not seen:
+        return
     s = tables.sessions.c
-    async with writing(engine) as conn:
-        await conn.execute(
-            update(tables.sessions)
-            .where(s.id_hash == id_hash, s.revoked_at.is_(None), s.last_seen < now)
-            .values(last_seen=now)
+    statement = (
+        update(tables.sessions)
+        .where(
+            s.id_hash == bindparam("hash"), s.revoked_at.is_(None), s.last_seen < bindparam("now")
         )
+        .values(last_seen=bindparam("now"))
+    )
+    async with writing(engine) as conn:
+        await conn.execute(statement, [{"hash": h, "now": t} for h, t in seen.items()])
 
 
 async def set_active_tenant(engine: AsyncEngine, id_hash: str, tenant: str | None) -> bool:

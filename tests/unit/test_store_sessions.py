@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -11,8 +12,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.sessions import SessionManager
 from gateway.errors import StoreUnavailable
-from gateway.model import Membership
+from gateway.model import AuthMethod, Membership
 from gateway.store import sessions, users
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -185,3 +187,53 @@ async def test_an_unreachable_store_raises_store_unavailable(tmp_path: Path) -> 
             await new_session(engine, 1)
     finally:
         await engine.dispose()
+
+
+async def test_the_cache_miss_query_returns_session_user_and_memberships_in_order(
+    engine: AsyncEngine,
+) -> None:
+    multi = await users.add_user(
+        engine,
+        "mo@example.test",
+        memberships=[Membership("globex", "readonly"), Membership("acme", "admin")],
+        superadmin=True,
+    )
+    nobody = await users.add_user(engine, "nobody@example.test", memberships=[])
+    for user_id in (multi, nobody):
+        _, id_hash = await new_session(engine, user_id)
+        found = await sessions.get_session_and_user(engine, id_hash)
+        assert found is not None
+        assert found == (
+            await sessions.get_session(engine, id_hash),
+            await users.get_user(engine, user_id),
+        )
+    joined = await sessions.get_session_and_user(engine, (await new_session(engine, multi))[1])
+    assert joined is not None
+    assert joined[1].memberships == (Membership("globex", "readonly"), Membership("acme", "admin"))
+    assert await sessions.get_session_and_user(engine, "0" * 64) is None
+
+
+async def test_activity_is_written_in_batches_off_the_request_path(
+    engine: AsyncEngine, alice: int
+) -> None:
+    clock = [NOW]
+    manager = SessionManager(
+        engine, idle_timeout=IDLE, absolute_timeout=ABSOLUTE, touch_every=60, clock=lambda: clock[0]
+    )
+    token, id_hash = await manager.create(
+        user_id=alice, auth_method=AuthMethod.MAGIC_LINK, client_ip="", user_agent=""
+    )
+    await manager.start(poll_seconds=0.05)
+    try:
+        clock[0] = NOW + 61
+        assert await manager.principal(token) is not None
+        row = await sessions.get_session(engine, id_hash)
+        assert row is not None and row.last_seen == NOW  # not written by the request itself
+        for _ in range(40):
+            row = await sessions.get_session(engine, id_hash)
+            if row is not None and row.last_seen == NOW + 61:
+                break
+            await asyncio.sleep(0.05)
+        assert row is not None and row.last_seen == NOW + 61
+    finally:
+        await manager.close()
