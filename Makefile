@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := chromium
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint types unit system-deps bench bench-quick clean
+.PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ test: $(STAMP) system-deps $(OIDC_PROVIDER) check
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+bench-deps: $(STAMP)
+	VENV_BIN=$(BIN) sh bench/setup.sh
+
+bench: $(STAMP) bench-deps
+	$(BIN)/python bench/run.py
+
+bench-quick: $(STAMP) bench-deps
+	$(BIN)/python bench/run.py --quick
 
 clean:
 	rm -rf $(VENV) var test-artifacts tests/support/oidc/node_modules
