@@ -29,6 +29,7 @@ from gateway.forward import Forwarder
 from gateway.guard import ResponseGuard
 from gateway.identity import Identity
 from gateway.ingress import Ingress, canonicalize
+from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.objects import ObjectExtractor
 from gateway.ownership import Ownership
@@ -88,6 +89,11 @@ def build_gateway(
     )
     api_keys = ApiKeys(engine)
     bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
+    audit = AuditWriter(
+        engine, max_batch=settings.audit.max_batch, jsonl_path=settings.audit_jsonl_path
+    )
+    metrics = Metrics()
+    metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
     return Gateway(
         ingress=Ingress(
@@ -109,7 +115,7 @@ def build_gateway(
             block_after=enumeration.block_after,
             block_for=enumeration.block_for_seconds,
         ),
-        audit=AuditWriter(engine, max_batch=settings.audit.max_batch),
+        audit=audit,
         forward=Forwarder(ruleset.upstreams, public_url=settings.server.public_url, signer=signer),
         guard=ResponseGuard(),
         renderer=Renderer(
@@ -119,6 +125,7 @@ def build_gateway(
         api_keys=api_keys,
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
+        metrics=metrics,
     )
 
 

@@ -78,7 +78,7 @@ class Gateway:
                 client=request.remote or "",
             )
         )
-        self.metrics.decisions.labels("", "deny", rejection.reason.value).inc()
+        self.metrics.decided("", "deny", rejection.reason.value, None)
         problem = self.renderer.problem(
             rejection.reason, detail=rejection.detail, request_id=request_id, target="/"
         )
@@ -92,6 +92,7 @@ class Gateway:
         *,
         receipt: AuditReceipt | None,
         started: float | None = None,
+        route: str = "",
     ) -> web.Response:
         """Render a denial or failure and record its outcome against the audit entry."""
         detail = verdict.detail if isinstance(verdict, Rejection) else ""
@@ -108,9 +109,7 @@ class Gateway:
         if receipt is not None:
             size = len(response.body) if isinstance(response.body, bytes) else 0
             self.audit.finish(receipt, Outcome(response.status, size, elapsed * 1000))
-        route = ""
-        self.metrics.decisions.labels(route, "deny", verdict.reason.value).inc()
-        self.metrics.request_seconds.labels("deny").observe(elapsed)
+        self.metrics.decided(route, "deny", verdict.reason.value, elapsed)
         return response
 
     def observe_denial(self, principal: object, decision: Decision, admitted: Admitted) -> float:

@@ -50,6 +50,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     lap = _lap(stage.identity, lap)
     match = gw.router.match(admitted.target, request.method)
     lap = _lap(stage.route, lap)
+    route = match.route.name if isinstance(match, RouteMatch) else ""
     objects = await _resolve_objects(gw, request, principal, match)
     decision = gw.policy.decide(
         principal=principal,
@@ -74,12 +75,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
             )
         )
     except StoreUnavailable:
-        return gw.refuse(request, admitted, Rejection(Reason.AUDIT_UNAVAILABLE), receipt=None)
+        refusal = Rejection(Reason.AUDIT_UNAVAILABLE)
+        return gw.refuse(request, admitted, refusal, receipt=None, started=started, route=route)
     _lap(stage.audit_wait, lap)
     if not decision.allowed or not isinstance(match, RouteMatch):
         await asyncio.sleep(gw.observe_denial(principal, decision, admitted))
-        return gw.refuse(request, admitted, decision, receipt=receipt, started=started)
-    return await deliver(gw, request, admitted, principal, match, decision, objects.body, receipt)
+        return gw.refuse(request, admitted, decision, receipt=receipt, started=started, route=route)
+    return await deliver(
+        gw, request, admitted, principal, match, decision, objects.body, receipt, arrived=started
+    )
 
 
 async def deliver(
@@ -91,11 +95,14 @@ async def deliver(
     decision: Decision,
     body: bytes | None,
     receipt: AuditReceipt,
+    *,
+    arrived: float,
 ) -> web.StreamResponse:
     """Forward an allowed, audited request and relay the guarded answer."""
     stage = gw.metrics.stages
     started = time.monotonic()
     lap = time.perf_counter()
+    name = match.route.name
     caller = principal if isinstance(principal, Principal) else None
     try:
         if _is_websocket(request):
@@ -108,24 +115,28 @@ async def deliver(
                 started=started,
             )
             gw.audit.finish(receipt, outcome)
+            gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
             return response
         reply = await gw.forward.send(
             request, admitted=admitted, principal=caller, match=match, decision=decision, body=body
         )
     except UpstreamFailed as failure:
         reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
-        return gw.refuse(request, admitted, Rejection(reason), receipt=receipt, started=started)
+        return gw.refuse(
+            request, admitted, Rejection(reason), receipt=receipt, started=started, route=name
+        )
     except BodyTooLarge:
         refusal = Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
-        return gw.refuse(request, admitted, refusal, receipt=receipt, started=started)
+        return gw.refuse(request, admitted, refusal, receipt=receipt, started=started, route=name)
     lap = _lap(stage.upstream, lap)
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
-        return gw.refuse(request, admitted, checked, receipt=receipt, started=started)
+        return gw.refuse(request, admitted, checked, receipt=receipt, started=started, route=name)
     response, outcome = await gw.forward.relay(request, checked, started=started)
     gw.audit.finish(receipt, outcome)
     await gw.learn_created(match, decision, checked)
     _lap(stage.response, lap)
+    gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response
 
 

@@ -88,7 +88,9 @@ class PolicySettings(_Section):
 
 class AuditSettings(_Section):
     max_batch: int = Field(1024, ge=1, le=100_000)
-    jsonl_path: str | None = None
+    jsonl_path: str | None = Field(
+        None, description="Also append every committed record to this file as JSON lines."
+    )
 
 
 class MailSettings(_Section):
@@ -256,6 +258,10 @@ class Settings(_Section):
     @property
     def outbox_path(self) -> Path:
         return self.data_path / self.mail.outbox
+
+    @property
+    def audit_jsonl_path(self) -> Path | None:
+        return self._path(self.audit.jsonl_path) if self.audit.jsonl_path else None
 
     @property
     def mail_ca_path(self) -> Path | None:
