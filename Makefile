@@ -20,12 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-deps 'httpbin==0.10.4'
 	touch $(STAMP)
 
-OIDC_PROVIDER := tests/support/oidc/node_modules/.package-lock.json
+NODE_TOOLS := tests/support/node/node_modules/.package-lock.json
 
-# The OpenID Provider the sign-in tests run (npm oidc-provider, pinned in package-lock.json).
-$(OIDC_PROVIDER): tests/support/oidc/package-lock.json | system-deps
-	npm ci --prefix tests/support/oidc --no-audit --no-fund --loglevel=error
-	touch $(OIDC_PROVIDER)
+# Node.js tools the tests run, pinned in package-lock.json: the OpenID Provider of the
+# sign-in tests (oidc-provider) and the accessibility checker (axe-core).
+$(NODE_TOOLS): tests/support/node/package-lock.json | system-deps
+	npm ci --prefix tests/support/node --no-audit --no-fund --loglevel=error
+	touch $(NODE_TOOLS)
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -44,7 +45,7 @@ check: $(STAMP)
 	$(BIN)/ruff check gateway tests bench
 	$(BIN)/mypy --strict gateway
 
-test: $(STAMP) system-deps $(OIDC_PROVIDER) check
+test: $(STAMP) system-deps $(NODE_TOOLS) check
 	$(BIN)/pytest
 
 unit: $(STAMP)
@@ -60,4 +61,4 @@ bench-quick: $(STAMP) bench-deps
 	$(BIN)/python bench/run.py --quick
 
 clean:
-	rm -rf $(VENV) var test-artifacts tests/support/oidc/node_modules
+	rm -rf $(VENV) var test-artifacts tests/support/node/node_modules

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser
 
+from tests.browser.conftest import accessibility_problems
 from tests.integration.test_magic_link import mail_settings
 from tests.support.servers_base import free_port
 from tests.support.smtp import Inbox
@@ -30,6 +31,7 @@ async def test_sign_in_by_email_link_and_land_on_the_page_asked_for(
             assert page.url.startswith(f"{base}/.gatehold/login?rd=/api/invoices/7")
             assert await page.get_by_role("heading", name="Sign in").is_visible()
             await page.screenshot(path=str(shots / f"login-{name}.png"), full_page=True)
+            assert await accessibility_problems(page) == []
             await context.close()
 
         context = await browser.new_context(viewport={"width": 1280, "height": 800})
@@ -39,12 +41,14 @@ async def test_sign_in_by_email_link_and_land_on_the_page_asked_for(
         await page.get_by_role("button", name="Email me a sign-in link").click()
         await page.get_by_role("heading", name="Check your inbox").wait_for()
         await page.screenshot(path=str(shots / "magic-link-sent.png"))
+        assert await accessibility_problems(page) == []
 
         link = Inbox.link_in(await inbox.wait_for("alice@acme.test"))
         assert link.startswith(base)
         await page.goto(link)
         await page.get_by_role("heading", name="Confirm sign-in").wait_for()
         await page.screenshot(path=str(shots / "magic-link-confirm.png"))
+        assert await accessibility_problems(page) == []
         await page.get_by_role("button", name="Sign in").click()
         await page.wait_for_url(f"{base}/api/invoices/7")
         invoice = json.loads(await page.locator("body").inner_text())
@@ -61,5 +65,6 @@ async def test_sign_in_by_email_link_and_land_on_the_page_asked_for(
         await page.goto(link)  # the link works once
         await page.get_by_role("heading", name="Sign-in did not work").wait_for()
         await page.screenshot(path=str(shots / "magic-link-used.png"))
+        assert await accessibility_problems(page) == []
         await context.close()
         assert stack.cookies  # the stack stayed up for the whole flow

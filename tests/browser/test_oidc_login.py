@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page
 from sqlalchemy import text
 
 from gateway.app import ENGINE
+from tests.browser.conftest import accessibility_problems
 from tests.support.openid_provider import OpenIdProvider, openid_provider
 from tests.support.openid_provider import sign_in_at_provider as walk_provider
 from tests.support.servers_base import free_port
@@ -74,6 +75,7 @@ async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
             await page.goto(f"{s.base}/api/invoices/7")
             await page.get_by_role("link", name="Sign in with Acme Corp SSO").wait_for()
             await page.screenshot(path=str(shots / f"login-sso-{name}.png"), full_page=True)
+            assert await accessibility_problems(page) == []
             await context.close()
 
         context = await browser.new_context(viewport={"width": 1280, "height": 800})
@@ -125,6 +127,7 @@ async def test_a_callback_opened_in_another_browser_is_refused(
         assert refused is not None and refused.status == 400
         await other.get_by_text("started in another browser").wait_for()
         await other.screenshot(path=str(shots / "sso-other-browser-refused.png"))
+        assert await accessibility_problems(other) == []
         assert "__Host-gatehold" not in {c["name"] for c in await attacker.cookies()}
 
         await page.goto(captured[0])  # the browser that started the login may finish it

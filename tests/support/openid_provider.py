@@ -1,4 +1,4 @@
-"""A real OpenID Provider (npm ``oidc-provider``, pinned in ``tests/support/oidc``) on loopback.
+"""A real OpenID Provider (npm ``oidc-provider``, pinned in ``tests/support/node``) on loopback.
 
 ``make test`` installs it with ``npm ci``; the process is started per test with its
 clients and accounts, and stopped afterwards. Its development login page accepts any
@@ -25,7 +25,7 @@ from yarl import URL
 from tests.support.components import require_component
 from tests.support.servers_base import free_port
 
-HERE = Path(__file__).resolve().parent / "oidc"
+HERE = Path(__file__).resolve().parent / "node"
 CLIENT_SECRET = "test-client-secret-not-a-credential"
 
 
@@ -60,7 +60,7 @@ async def openid_provider(
         require_component("node", "install Node.js (Debian package nodejs) to run oidc-provider")
     if not (HERE / "node_modules" / "oidc-provider").is_dir():
         require_component(
-            "oidc-provider", "run `npm ci --prefix tests/support/oidc` (make test does)"
+            "oidc-provider", "run `npm ci --prefix tests/support/node` (make test does)"
         )
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
