@@ -75,23 +75,32 @@ async def start_gateway(
 
 
 def serve(settings: Settings, env: Mapping[str, str], *, workers: int) -> None:
-    """Serve until stopped; with ``workers > 1`` run that many processes on one port."""
+    """Serve until stopped; with ``workers > 1`` run that many processes on one port.
+
+    This process is one of them: it starts ``workers - 1`` more (spawned, so each builds
+    its own event loop, pools and caches), serves beside them, and stops them when it
+    stops. No process sits idle holding a full copy of the gateway's memory.
+    """
     if workers <= 1:
         _serve_one(settings, dict(env), reuse_port=False)
         return
     context = multiprocessing.get_context("spawn")
-    processes = [
+    others = [
         context.Process(target=_serve_one, args=(settings, dict(env), True), daemon=False)
-        for _ in range(workers)
+        for _ in range(workers - 1)
     ]
-    for process in processes:
+    for process in others:
         process.start()
-    with contextlib.suppress(KeyboardInterrupt):
-        for process in processes:
-            process.join()
-    for process in processes:
-        process.terminate()
-        process.join(5)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            _serve_one(settings, dict(env), reuse_port=True)
+    finally:
+        for process in others:
+            process.terminate()  # SIGTERM: each worker drains and closes like this one
+        for process in others:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
 
 
 def _serve_one(settings: Settings, env: dict[str, str], reuse_port: bool) -> None:

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 from gateway.demo.ledger import seed
+from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
 
@@ -180,3 +184,60 @@ def test_api_keys_are_printed_once_listed_without_secrets_and_revoked(config: Pa
         for line in gatehold("audit", "export", config=config).stdout.splitlines()
     ]
     assert "apikey-created" in kinds and "apikey-revoked" in kinds
+
+
+def listening_pids(port: int) -> set[int]:
+    """Processes holding a listening TCP socket on ``port`` (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    pids = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if any(str(fd.readlink()) in inodes for fd in (proc / "fd").iterdir()):
+                pids.add(int(proc.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_serve_with_workers_runs_them_all_on_one_port_and_stops_them(
+    config: Path, tmp_path: Path
+) -> None:
+    port = free_port()
+    settings = yaml.safe_load(config.read_text())
+    settings["server"] = {"port": port, "public_url": f"http://127.0.0.1:{port}"}
+    config.write_text(yaml.safe_dump(settings))
+    assert gatehold("migrate", config=config).returncode == 0
+    log = tmp_path / "serve.log"
+    with (
+        log.open("w") as errors,
+        subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--workers", "3", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        ) as server,
+    ):
+        try:
+            deadline = time.monotonic() + 60
+            while len(listening_pids(port)) < 3 and time.monotonic() < deadline:
+                assert server.poll() is None, log.read_text()
+                time.sleep(0.2)
+            serving = listening_pids(port)
+            assert len(serving) == 3 and server.pid in serving  # the first process serves too
+            for _ in range(10):
+                url = f"http://127.0.0.1:{port}/.gatehold/health"
+                with urllib.request.urlopen(url) as answer:
+                    assert answer.status == 200
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    deadline = time.monotonic() + 15
+    while listening_pids(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert listening_pids(port) == set(), "a worker outlived the server"
