@@ -1,13 +1,26 @@
-"""Prometheus collectors on an app-owned registry (never the process-global default)."""
+"""Prometheus metrics on an app-owned registry (never the process-global default).
+
+The per-request metrics (decisions, request and stage latencies) are plain counters
+owned by the event loop that serves the requests, exported through a collector at
+scrape time: ``prometheus_client``'s own histograms take a lock per update, which cost
+about 3 µs per observation, nine times per request. Everything that touches them runs
+on the one event-loop thread of its process, so no lock is needed.
+"""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
@@ -15,26 +28,54 @@ STAGE_BUCKETS = (0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0
 STAGES = ("ingress", "identity", "route", "decide", "audit_wait", "upstream", "response")
 
 
+class LoopHistogram:
+    """A histogram updated from one event loop only: no lock, one bisect per value."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        """Per bucket (``le`` each bound, then +Inf), not cumulative."""
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        """Buckets as Prometheus wants them: cumulative, labelled by upper bound."""
+        running, buckets = 0, []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += count
+            buckets.append((bound, float(running)))
+        return buckets
+
+
 @dataclass(frozen=True, slots=True)
 class Stages:
-    """``gatehold_stage_seconds`` bound to each stage once, so observing one is all it costs.
+    """``gatehold_stage_seconds``, one histogram per stage.
 
     ``decide`` covers object ids, their owners and the policy; ``upstream`` lasts until the
     upstream's answer headers arrive; ``response`` is the guard, the relay of the body and
     queueing the outcome.
     """
 
-    ingress: Histogram
-    identity: Histogram
-    route: Histogram
-    decide: Histogram
-    audit_wait: Histogram
-    upstream: Histogram
-    response: Histogram
+    ingress: LoopHistogram
+    identity: LoopHistogram
+    route: LoopHistogram
+    decide: LoopHistogram
+    audit_wait: LoopHistogram
+    upstream: LoopHistogram
+    response: LoopHistogram
 
     @classmethod
-    def of(cls, histogram: Histogram) -> Stages:
-        return cls(*(histogram.labels(stage) for stage in STAGES))
+    def new(cls) -> Stages:
+        return cls(*(LoopHistogram(STAGE_BUCKETS) for _ in STAGES))
+
+    def by_name(self) -> Iterator[tuple[str, LoopHistogram]]:
+        for stage in STAGES:
+            yield stage, getattr(self, stage)
 
 
 class Metrics:
@@ -42,50 +83,26 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self.decisions = Counter(
-            "gatehold_decisions",
-            "Requests by route, verdict and reason code.",
-            ["route", "decision", "reason"],
-            registry=self.registry,
-        )
-        self.request_seconds = Histogram(
-            "gatehold_request_seconds",
-            "Time from arrival to the end of the answer.",
-            ["decision"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
         self.enumeration_alerts = Counter(
             "gatehold_enumeration_alerts",
             "Principals blocked for collecting denials on many distinct object ids.",
             registry=self.registry,
         )
-        self.stage_seconds = Histogram(
-            "gatehold_stage_seconds",
-            "Time spent in each pipeline stage of one request.",
-            ["stage"],
-            buckets=STAGE_BUCKETS,
-            registry=self.registry,
-        )
-        self.stages = Stages.of(self.stage_seconds)
-        self._decision_children: dict[tuple[str, str, str], Counter] = {}
-        self._seconds_children: dict[str, Histogram] = {}
+        self.stages = Stages.new()
+        self.decisions: dict[tuple[str, str, str], int] = {}
+        """Answered requests by (route, decision, reason)."""
+        self.request_seconds: dict[str, LoopHistogram] = {}
+        """Time from arrival to the end of the answer, by decision."""
+        self.registry.register(_RequestCollector(self))
 
     def decided(self, route: str, decision: str, reason: str, seconds: float | None) -> None:
-        """Count one answered request; ``seconds`` from arrival, when known.
-
-        Label children are looked up once per label set and kept, so a request pays for
-        the increments only.
-        """
+        """Count one answered request; ``seconds`` from arrival, when known."""
         key = (route, decision, reason)
-        counter = self._decision_children.get(key)
-        if counter is None:
-            counter = self._decision_children[key] = self.decisions.labels(*key)
-        counter.inc()
+        self.decisions[key] = self.decisions.get(key, 0) + 1
         if seconds is not None:
-            timer = self._seconds_children.get(decision)
+            timer = self.request_seconds.get(decision)
             if timer is None:
-                timer = self._seconds_children[decision] = self.request_seconds.labels(decision)
+                timer = self.request_seconds[decision] = LoopHistogram(LATENCY_BUCKETS)
             timer.observe(seconds)
 
     def watch_audit(self, writer: AuditCounters) -> None:
@@ -95,6 +112,43 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text format served at ``/metrics``."""
         return generate_latest(self.registry)
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        decisions = CounterMetricFamily(
+            "gatehold_decisions",
+            "Requests by route, verdict and reason code.",
+            labels=["route", "decision", "reason"],
+        )
+        for key, count in sorted(m.decisions.items()):
+            decisions.add_metric(list(key), count)
+        yield decisions
+        yield _histograms(
+            "gatehold_request_seconds",
+            "Time from arrival to the end of the answer.",
+            "decision",
+            sorted(m.request_seconds.items()),
+        )
+        yield _histograms(
+            "gatehold_stage_seconds",
+            "Time spent in each pipeline stage of one request.",
+            "stage",
+            list(m.stages.by_name()),
+        )
+
+
+def _histograms(
+    name: str, documentation: str, label: str, series: list[tuple[str, LoopHistogram]]
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=[label])
+    for value, histogram in series:
+        family.add_metric([value], histogram.cumulative(), histogram.total)
+    return family
 
 
 class AuditCounters(Protocol):

@@ -16,12 +16,12 @@ import time
 from collections.abc import Sequence
 
 from aiohttp import web
-from prometheus_client import Histogram
 
 from gateway.audit import request_entry
 from gateway.context import GATEWAY, Gateway
 from gateway.errors import StoreUnavailable, UpstreamFailed
 from gateway.forward import BodyTooLarge
+from gateway.metrics import LoopHistogram
 from gateway.model import (
     Admitted,
     Anonymous,
@@ -140,7 +140,7 @@ async def deliver(
     return response
 
 
-def _lap(stage: Histogram, since: float) -> float:
+def _lap(stage: LoopHistogram, since: float) -> float:
     """Observe the time since ``since`` for ``stage``; returns now, the next stage's start."""
     now = time.perf_counter()
     stage.observe(now - since)
