@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 
 import aiohttp
-import jwt
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -115,21 +114,14 @@ class BearerTokens:
 
     async def principal(self, token: str) -> Principal | None:
         s = self._settings
-        try:
-            header = jwt.get_unverified_header(token)
-            key = await self._keys.key(str(header.get("kid", "")))
-            if key is None:
-                return None
-            claims = jwt.decode(
-                token,
-                key=key,
-                algorithms=list(s.algorithms),
-                audience=s.audience,
-                issuer=s.issuer,
-                leeway=self._leeway,
-                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
-            )
-        except jwt.PyJWTError:
+        claims = await self._keys.verify(
+            token,
+            algorithms=s.algorithms,
+            audience=s.audience,
+            issuer=s.issuer,
+            leeway=self._leeway,
+        )
+        if isinstance(claims, str):
             return None
         tenant, role = claims.get(s.tenant_claim), claims.get(s.role_claim)
         if not isinstance(tenant, str) or not isinstance(role, str) or not tenant or not role:

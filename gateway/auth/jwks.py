@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import aiohttp
 import jwt
@@ -41,6 +42,51 @@ class JwksCache:
                 if self._find(kid) is None:
                     await self._fetch()
         return self._find(kid)
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        algorithms: Sequence[str],
+        audience: str,
+        issuer: str,
+        leeway: float,
+    ) -> dict[str, Any] | str:
+        """The token's claims, or the reason code it was refused with.
+
+        Only ``algorithms`` are accepted (never ``none``); the key must be one of the
+        issuer's; ``exp``, ``iat``, ``iss``, ``aud`` and ``sub`` must be present and valid.
+        """
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            return "token-malformed"
+        if header.get("alg") not in algorithms:
+            return "token-algorithm"
+        key = await self.key(str(header.get("kid") or ""))
+        if key is None:
+            return "token-key-unknown"
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=list(algorithms),
+                audience=audience,
+                issuer=issuer,
+                leeway=leeway,
+                options={"require": ["exp", "iat", "iss", "aud", "sub"]},
+            )
+        except jwt.InvalidSignatureError:
+            return "token-signature"
+        except jwt.ExpiredSignatureError:
+            return "token-expired"
+        except jwt.InvalidIssuerError:
+            return "token-issuer"
+        except jwt.InvalidAudienceError:
+            return "token-audience"
+        except jwt.PyJWTError:
+            return "token-invalid"
+        return claims
 
     def _find(self, kid: str) -> jwt.PyJWK | None:
         if kid:
