@@ -15,8 +15,9 @@ from urllib.parse import urlsplit
 
 from procs import MIB, Proc, get
 
+from gateway.metrics import STAGES
+
 T = TypeVar("T")
-STAGES = ("ingress", "identity", "route", "decide", "audit_wait", "upstream", "response")
 FLAT = 16 * MIB
 """Most a server's RSS may grow while relaying 200 MiB and still count as flat."""
 

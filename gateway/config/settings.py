@@ -316,7 +316,7 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
         problems = []
         for item in error.errors():
             loc = tuple(str(p) for p in item["loc"])
-            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+            line = _line_of(loc, lines)
             field = ".".join(loc)
             message = item["msg"]
             if item["type"] == "extra_forbidden":
@@ -339,9 +339,7 @@ def _substitute_env(
         child = (*loc, str(key))
         if isinstance(value, str):
             node[key], missing = substitute(value, env)
-            line = next(
-                (lines[child[:n]] for n in range(len(child), 0, -1) if child[:n] in lines), 1
-            )
+            line = _line_of(child, lines)
             problems += [
                 f"{config_path}:{line}: {'.'.join(child)}: environment variable {name} "
                 "is not set and has no default"
@@ -350,6 +348,11 @@ def _substitute_env(
         elif isinstance(value, dict | list):
             problems += _substitute_env(value, env, lines, config_path, child)
     return problems
+
+
+def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int:
+    """The line of ``loc`` in the file, or of its nearest parent that has one."""
+    return next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
 
 
 def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
