@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,51 +12,14 @@ from sqlalchemy import text
 
 from gateway.app import ENGINE
 from tests.browser.conftest import accessibility_problems
-from tests.support.openid_provider import OpenIdProvider, openid_provider
-from tests.support.openid_provider import sign_in_at_provider as walk_provider
-from tests.support.servers_base import free_port
-from tests.support.stack import DEMO_RULES, Stack, running_stack
+from tests.support.openid_provider import sign_in_at_provider
+from tests.support.sso import sso
+from tests.support.stack import DEMO_RULES
 
 pytestmark = pytest.mark.browser
 
-ACCOUNTS = {
-    "carol": {"email": "carol@acme.test", "groups": ["acme-staff"]},
-    "adam": {"email": "adam@acme.test", "groups": ["acme-admins"]},
-}
-GRANTS = {
-    "acme-staff": [{"tenant": "acme", "role": "standard"}],
-    "acme-admins": [{"tenant": "acme", "role": "admin"}],
-}
 
-
-@dataclass
-class Sso:
-    stack: Stack
-    base: str
-    provider: OpenIdProvider
-
-    @property
-    def callback(self) -> str:
-        return f"{self.base}/.gatehold/oidc/corp/callback"
-
-
-@asynccontextmanager
-async def sso(tmp_path: Path, *, rules_text: str | None = None) -> AsyncIterator[Sso]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with openid_provider(
-        redirect_uris=[f"{base}/.gatehold/oidc/corp/callback"], accounts=ACCOUNTS
-    ) as provider:
-        corp = provider.provider_settings(
-            "corp", label="Acme Corp SSO", provisioning="jit", group_grants=GRANTS
-        )
-        async with running_stack(
-            tmp_path, port=port, rules_text=rules_text, auth={"oidc": [corp]}
-        ) as stack:
-            yield Sso(stack, base, provider)
-
-
-async def sign_in_at_provider(page: Page, login: str) -> None:
+async def fill_provider_login(page: Page, login: str) -> None:
     await page.locator("input[name=login]").fill(login)
     await page.locator("input[name=password]").fill("any password")
     await page.locator("button[type=submit]").click()
@@ -68,7 +28,7 @@ async def sign_in_at_provider(page: Page, login: str) -> None:
 async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
     tmp_path: Path, browser: Browser, shots: Path
 ) -> None:
-    async with sso(tmp_path) as s:
+    async with sso(tmp_path, label="Acme Corp SSO") as s:
         for width, name in ((1280, "desktop"), (390, "phone")):
             context = await browser.new_context(viewport={"width": width, "height": 800})
             page = await context.new_page()
@@ -84,7 +44,7 @@ async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
         await page.get_by_role("link", name="Sign in with Acme Corp SSO").click()
         await page.wait_for_url(f"{s.provider.issuer}/**")
         await page.screenshot(path=str(shots / "sso-provider-login.png"))
-        await sign_in_at_provider(page, "carol")
+        await fill_provider_login(page, "carol")
         await page.wait_for_url(f"{s.base}/api/invoices/7")
         invoice = json.loads(await page.locator("body").inner_text())
         assert invoice["id"] == 7 and invoice["tenant"] == "acme"
@@ -109,7 +69,7 @@ async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
 async def test_a_callback_opened_in_another_browser_is_refused(
     tmp_path: Path, browser: Browser, shots: Path
 ) -> None:
-    async with sso(tmp_path) as s:
+    async with sso(tmp_path, label="Acme Corp SSO") as s:
         victim = await browser.new_context()
         page = await victim.new_page()
         # The victim's browser starts the login (its cookie jar gets the flow cookie) ...
@@ -119,7 +79,9 @@ async def test_a_callback_opened_in_another_browser_is_refused(
         assert started.status == 303
         assert "__Host-gatehold-oidc" in {c["name"] for c in await victim.cookies()}
         # ... signs in at the provider, and the callback URL leaks before it is opened.
-        captured = [await walk_provider(started.headers["location"], "carol", until=s.callback)]
+        captured = [
+            await sign_in_at_provider(started.headers["location"], "carol", until=s.callback())
+        ]
 
         attacker = await browser.new_context()
         other = await attacker.new_page()
@@ -143,12 +105,12 @@ async def test_step_up_makes_the_provider_authenticate_again(
 ) -> None:
     # The demo's export needs a sign-in from the last 10 minutes; here, the last 4 seconds.
     rules = DEMO_RULES.read_text().replace("step_up: 10m", "step_up: 4s")
-    async with sso(tmp_path, rules_text=rules) as s:
+    async with sso(tmp_path, rules_text=rules, label="Acme Corp SSO") as s:
         context = await browser.new_context()
         page = await context.new_page()
         await page.goto(f"{s.base}/.gatehold/login?rd=/api/invoices")
         await page.get_by_role("link", name="Sign in with Acme Corp SSO").click()
-        await sign_in_at_provider(page, "adam")
+        await fill_provider_login(page, "adam")
         await page.wait_for_url(f"{s.base}/api/invoices")
 
         await asyncio.sleep(4.5)  # the sign-in grows older than the route allows
@@ -162,7 +124,7 @@ async def test_step_up_makes_the_provider_authenticate_again(
         await page.get_by_role("link", name="Sign in with Acme Corp SSO").click()
         # prompt=login: the provider asks again although its own session is still alive.
         await page.locator("input[name=login]").wait_for()
-        await sign_in_at_provider(page, "adam")
+        await fill_provider_login(page, "adam")
         await page.wait_for_url(f"{s.base}/api/invoices")
         assert await page.evaluate(export) == 200
         logins = await s.stack.events("login")

@@ -7,78 +7,16 @@ with a clear page, no session, and an audited ``login-failed``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import text
 
 from gateway.app import ENGINE
-from tests.support.openid_provider import OpenIdProvider, openid_provider, sign_in_at_provider
+from tests.support.openid_provider import openid_provider, sign_in_at_provider
 from tests.support.servers_base import free_port
-from tests.support.stack import Stack, running_stack
-
-FLOW = "__Host-gatehold-oidc"
-SESSION = "__Host-gatehold"
-ACCOUNTS = {
-    "carol": {"email": "carol@acme.test", "groups": ["acme-staff"]},
-    "gus": {"email": "gus@globex.test", "groups": ["globex-readers"]},
-    "alice": {"email": "alice@acme.test", "groups": []},
-    "erin": {"email": "erin@nowhere.test", "groups": []},
-}
-GRANTS = {
-    "acme-staff": [{"tenant": "acme", "role": "standard"}],
-    "globex-readers": [{"tenant": "globex", "role": "readonly"}],
-}
-
-
-@dataclass
-class Sso:
-    stack: Stack
-    base: str
-    corp: OpenIdProvider
-
-    def callback(self, provider: str = "corp") -> str:
-        return f"{self.base}/.gatehold/oidc/{provider}/callback"
-
-    async def start(self, provider: str = "corp", rd: str = "/api/invoices/7") -> tuple[str, str]:
-        """(the provider's authorization URL, the flow cookie this browser got)."""
-        response = await self.stack.client.get(
-            f"/.gatehold/oidc/{provider}/start", params={"rd": rd}, allow_redirects=False
-        )
-        assert response.status == 303, await response.text()
-        return response.headers["Location"], response.cookies[FLOW].value
-
-    async def deliver(self, callback_url: str, flow: str | None) -> tuple[int, str, str | None]:
-        """Open the callback in a browser holding ``flow``: (status, body or Location, session)."""
-        parts = urlsplit(callback_url)
-        headers = {"Cookie": f"{FLOW}={flow}"} if flow else {}
-        response = await self.stack.client.get(
-            f"{parts.path}?{parts.query}", headers=headers, allow_redirects=False
-        )
-        session = response.cookies[SESSION].value if SESSION in response.cookies else None
-        body = response.headers.get("Location", "") if response.status == 303 else ""
-        return response.status, body or await response.text(), session
-
-    async def failures(self) -> list[dict[str, Any]]:
-        return [e for e in await self.stack.events("login-failed") if e["method"] == "oidc"]
-
-
-@asynccontextmanager
-async def sso(tmp_path: Path, **corp: Any) -> AsyncIterator[Sso]:
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    async with openid_provider(
-        redirect_uris=[f"{base}/.gatehold/oidc/corp/callback"], accounts=ACCOUNTS
-    ) as provider:
-        settings = provider.provider_settings(
-            "corp", **{"provisioning": "jit", "group_grants": GRANTS, **corp}
-        )
-        async with running_stack(tmp_path, port=port, auth={"oidc": [settings]}) as stack:
-            yield Sso(stack, base, provider)
+from tests.support.sso import ACCOUNTS, GRANTS, SESSION, Sso, sso
+from tests.support.stack import running_stack
 
 
 def with_query(url: str, **changes: str) -> str:
@@ -112,7 +50,7 @@ async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_sub
         async with s.stack.app[ENGINE].connect() as conn:
             accounts = (await conn.execute(text("SELECT * FROM external_accounts"))).all()
         assert [(a.issuer, a.subject, a.provider) for a in accounts] == [
-            (s.corp.issuer, "carol", "corp")
+            (s.provider.issuer, "carol", "corp")
         ]
         login = (await s.stack.events("login"))[-1]
         assert login["actor"] == "carol@acme.test"
@@ -121,8 +59,7 @@ async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_sub
 
 async def test_a_callback_carried_to_another_browser_is_worthless_there(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        callback, flow = await s.provider_callback("carol")
 
         status, body, session = await s.deliver(callback, flow=None)  # a second browser
         assert status == 400 and session is None
@@ -135,8 +72,7 @@ async def test_a_callback_carried_to_another_browser_is_worthless_there(tmp_path
 
 async def test_a_tampered_state_is_refused(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        callback, flow = await s.provider_callback("carol")
         forged = with_query(callback, state="attacker-chosen-state")
         status, body, session = await s.deliver(forged, flow)
         assert status == 400 and session is None and "state-mismatch" in body
@@ -145,8 +81,7 @@ async def test_a_tampered_state_is_refused(tmp_path: Path) -> None:
 
 async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        callback, flow = await s.provider_callback("carol")
         assert (await s.deliver(callback, flow))[0] == 303
         # The attacker replays the whole callback, flow cookie included.
         status, body, session = await s.deliver(callback, flow)
@@ -156,8 +91,7 @@ async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
 
 async def test_a_response_naming_another_issuer_is_refused_mix_up(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        callback, flow = await s.provider_callback("carol")
         mixed = with_query(callback, iss="http://127.0.0.1:1/other-provider")
         status, body, session = await s.deliver(mixed, flow)
         assert status == 400 and session is None and "issuer-mismatch" in body
@@ -176,13 +110,11 @@ async def test_a_nonce_other_than_the_one_sent_is_refused(tmp_path: Path) -> Non
 
 async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Path) -> None:
     async with sso(tmp_path, provisioning="invite", group_grants={}) as s:
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "erin", until=s.callback())
+        callback, flow = await s.provider_callback("erin")
         status, body, session = await s.deliver(callback, flow)
         assert status == 400 and session is None and "not-invited" in body
 
-        authorize, flow = await s.start(rd="/api/invoices")
-        callback = await sign_in_at_provider(authorize, "alice", until=s.callback())
+        callback, flow = await s.provider_callback("alice", rd="/api/invoices")
         status, location, session = await s.deliver(callback, flow)
         assert (status, location) == (303, "/api/invoices") and session  # alice was invited
         failed = await s.failures()
@@ -191,8 +123,7 @@ async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Pat
 
 async def test_just_in_time_people_get_the_memberships_their_groups_grant(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        authorize, flow = await s.start(rd="/api/invoices/8")
-        callback = await sign_in_at_provider(authorize, "gus", until=s.callback())
+        callback, flow = await s.provider_callback("gus", rd="/api/invoices/8")
         status, _, session = await s.deliver(callback, flow)
         assert status == 303 and session
         cookie = {"Cookie": f"{SESSION}={session}"}
@@ -201,8 +132,7 @@ async def test_just_in_time_people_get_the_memberships_their_groups_grant(tmp_pa
         delete = await s.stack.client.delete("/api/invoices/8", headers=cookie)
         assert delete.status == 403
         # erin's groups grant nothing: just-in-time provisioning has nothing to give.
-        authorize, flow = await s.start()
-        callback = await sign_in_at_provider(authorize, "erin", until=s.callback())
+        callback, flow = await s.provider_callback("erin")
         assert (await s.deliver(callback, flow))[0] == 400
         assert [f["reason"] for f in await s.failures()] == ["no-memberships"]
 
