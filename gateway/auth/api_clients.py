@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -18,9 +19,9 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.jwks import JwksCache
+from gateway.auth.revocations import evict_revoked
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
-from gateway.errors import StoreUnavailable
 from gateway.model import AuthMethod, Membership, Principal
 from gateway.store import api_keys as key_store
 
@@ -40,12 +41,18 @@ class ApiKeys:
         self._engine = engine
         self._clock = clock
         self._cache: TTLCache[str, Principal | None] = TTLCache(50_000, ttl=cache_seconds)
-        self._last_revocation: float | None = None
         self._poller: asyncio.Task[None] | None = None
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
-        self._last_revocation = await key_store.latest_revocation(self._engine)
-        self._poller = asyncio.create_task(self._watch(poll_seconds))
+        """Evict keys other processes revoke, within a poll."""
+        self._poller = asyncio.create_task(
+            evict_revoked(
+                functools.partial(key_store.revoked_since, self._engine),
+                self._cache,
+                poll_seconds=poll_seconds,
+                clock=self._clock,
+            )
+        )
 
     async def close(self) -> None:
         if self._poller is not None:
@@ -53,23 +60,12 @@ class ApiKeys:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
 
-    async def _watch(self, poll_seconds: float) -> None:
-        while True:
-            await asyncio.sleep(poll_seconds)
-            try:
-                latest = await key_store.latest_revocation(self._engine)
-            except StoreUnavailable:
-                self._cache.clear()
-                continue
-            if latest != self._last_revocation:
-                self._last_revocation = latest
-                self._cache.clear()
-
     async def principal(self, key: str) -> Principal | None:
         if not key.startswith(key_store.PREFIX) or len(key) > 100:
             return None
-        if key in self._cache:
-            return self._cache[key]
+        hashed = key_store.key_hash(key)  # the cache is keyed like the revocations
+        if hashed in self._cache:
+            return self._cache[hashed]
         row = await key_store.find_key(self._engine, key)
         principal = None
         if row is not None and row.live(self._clock()):
@@ -81,7 +77,7 @@ class ApiKeys:
                 auth_time=row.created_at,
                 active_tenant=row.tenant,
             )
-        self._cache[key] = principal
+        self._cache[hashed] = principal
         return principal
 
 

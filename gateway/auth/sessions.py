@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import re
 import time
@@ -21,13 +22,12 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.revocations import evict_revoked
 from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
-REVOCATION_LOOKBACK = 120.0
-"""Seconds of revocations every poll re-reads (covers clock skew between replicas)."""
 
 
 def hash_token(token: str) -> str:
@@ -69,36 +69,31 @@ class SessionManager:
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Watch for revocations made by other processes and evict those sessions."""
-        self._poller = asyncio.create_task(self._watch(poll_seconds))
+        self._poller = asyncio.create_task(
+            evict_revoked(
+                functools.partial(session_store.revoked_since, self.engine),
+                self._cache,
+                poll_seconds=poll_seconds,
+                clock=self._clock,
+                after_each=self._write_seen_safely,
+            )
+        )
 
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
-        with contextlib.suppress(StoreUnavailable):
-            await self._write_seen()
+        await self._write_seen_safely()
 
     async def _write_seen(self) -> None:
         seen, self._seen = self._seen, {}
         await session_store.touch_sessions(self.engine, seen)
 
-    async def _watch(self, poll_seconds: float) -> None:
-        # Revocation times come from the clocks of the processes that revoke: look back
-        # far enough to cover their skew, not just to the previous poll.
-        lookback = max(REVOCATION_LOOKBACK, poll_seconds * 4)
-        while True:
-            await asyncio.sleep(poll_seconds)
-            try:
-                revoked = await session_store.revoked_since(self.engine, self._clock() - lookback)
-            except StoreUnavailable:
-                self._cache.clear()  # cannot tell what was revoked: forget everything
-                continue
-            for id_hash in revoked:
-                self._cache.pop(id_hash, None)
-            # A lost write only makes the session look idle sooner elsewhere: fails safe.
-            with contextlib.suppress(StoreUnavailable):
-                await self._write_seen()
+    async def _write_seen_safely(self) -> None:
+        # A lost write only makes the session look idle sooner elsewhere: fails safe.
+        with contextlib.suppress(StoreUnavailable):
+            await self._write_seen()
 
     async def principal(self, token: str) -> Principal | None:
         """The principal a session cookie stands for, or ``None`` if it is not live."""

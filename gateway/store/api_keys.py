@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
@@ -90,7 +90,9 @@ async def list_keys(engine: AsyncEngine) -> list[ApiKeyRow]:
     return [ApiKeyRow(*row) for row in rows]
 
 
-async def latest_revocation(engine: AsyncEngine) -> float | None:
+async def revoked_since(engine: AsyncEngine, since: float) -> list[str]:
+    """Hashes of the keys revoked at or after ``since``: processes poll it to evict them."""
+    c = tables.api_keys.c
     async with reading(engine) as conn:
-        value = (await conn.execute(select(func.max(tables.api_keys.c.revoked_at)))).scalar()
-    return None if value is None else float(value)
+        rows = await conn.execute(select(c.key_hash).where(c.revoked_at >= since))
+        return [str(row.key_hash) for row in rows]

@@ -1,0 +1,45 @@
+"""Noticing revocations made by other processes: one poll shared by sessions and API keys.
+
+Every process caches principals by credential hash. The process that revokes evicts at
+once; the others poll the store for the hashes revoked lately and evict exactly those.
+Revocation times come from the clocks of the processes that revoke, so each poll looks
+back far enough to cover their skew rather than only to the previous poll: comparing
+against the newest time seen would miss a revocation stamped by a slower clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from gateway.errors import StoreUnavailable
+
+LOOKBACK = 120.0
+"""Seconds of revocations every poll re-reads."""
+
+RevokedSince = Callable[[float], Awaitable[list[str]]]
+"""Hashes of the credentials revoked at or after a time."""
+
+
+async def evict_revoked(
+    revoked_since: RevokedSince,
+    cache: MutableMapping[str, Any],
+    *,
+    poll_seconds: float,
+    clock: Callable[[], float],
+    after_each: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Poll forever; evict revoked hashes from ``cache``, all of it if the store is down."""
+    lookback = max(LOOKBACK, poll_seconds * 4)
+    while True:
+        await asyncio.sleep(poll_seconds)
+        try:
+            revoked = await revoked_since(clock() - lookback)
+        except StoreUnavailable:
+            cache.clear()  # cannot tell what was revoked: forget everything
+            continue
+        for credential_hash in revoked:
+            cache.pop(credential_hash, None)
+        if after_each is not None:
+            await after_each()
