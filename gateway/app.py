@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder
 from gateway.guard import ResponseGuard
 from gateway.identity import Identity
-from gateway.ingress import Ingress, canonicalize
+from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.objects import ObjectExtractor
@@ -216,7 +215,7 @@ async def safety_net(request: web.Request, handler: Handler) -> web.StreamRespon
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except Exception:
-        request_id = secrets.token_hex(16)
+        request_id = new_request_id()
         log.exception("unhandled error", extra={"request_id": request_id})
         renderer = request.app[GATEWAY].renderer
         problem = renderer.problem(

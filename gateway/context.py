@@ -6,7 +6,6 @@ Only ``app.py`` builds it; the pipeline reaches it through the typed ``GATEWAY``
 
 from __future__ import annotations
 
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder, UpstreamReply
 from gateway.guard import ResponseGuard
 from gateway.identity import COOKIE_NAME, Identity
-from gateway.ingress import Ingress, canonicalize
+from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import (
     Admitted,
@@ -66,7 +65,7 @@ class Gateway:
 
     def reject_unadmitted(self, request: web.BaseRequest, rejection: Rejection) -> web.Response:
         """Answer a request ingress refused; it never had a canonical target to route."""
-        request_id = secrets.token_hex(16)
+        request_id = new_request_id()
         self.audit.record(
             event_entry(
                 "rejected",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import secrets
+import time
 import unicodedata
 from collections.abc import Sequence
 from urllib.parse import quote, unquote_plus, unquote_to_bytes, urlsplit
@@ -117,6 +118,17 @@ def _query_problem(query: str) -> str:
     return ""
 
 
+def new_request_id() -> str:
+    """32 hex digits: milliseconds since the epoch (12), then 80 random bits (20).
+
+    Unique without coordination between processes, and roughly time-ordered, so the
+    audit log's ``request_id`` index grows at its end. With purely random ids every
+    insert lands on a random page of that index: on a log of 300,000 records that
+    doubled the CPU cost of each audit commit (``bench/audit_writer.py --prefill``).
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
 class Ingress:
     """Admits a request: canonical target, fresh request id, real client address."""
 
@@ -139,7 +151,7 @@ class Ingress:
             client = self._client_behind_proxies(peer, headers.getall("X-Forwarded-For", []))
             proto = headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
             scheme = proto if proto in ("http", "https") else scheme
-        return Admitted(target, secrets.token_hex(16), client, scheme)
+        return Admitted(target, new_request_id(), client, scheme)
 
     def _is_trusted(self, address: str) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import unquote
 
 import pytest
@@ -9,7 +10,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.ingress import Ingress, canonicalize
+from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.model import Admitted, Reason, Rejection, Target
 
 REFUSED = {
@@ -117,3 +118,14 @@ def test_every_request_gets_a_fresh_request_id_whatever_the_client_says() -> Non
     assert isinstance(first, Admitted) and isinstance(second, Admitted)
     assert first.request_id != "mine" and len(first.request_id) == 32
     assert first.request_id != second.request_id
+
+
+def test_request_ids_are_unique_hex_and_ordered_by_time() -> None:
+    """Time-ordered ids keep the audit log's request_id index growing at its end."""
+    before = new_request_id()
+    time.sleep(0.002)
+    ids = [new_request_id() for _ in range(10_000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
+    assert all(before[:12] < i[:12] for i in ids)
+    assert abs(int(ids[-1][:12], 16) / 1000 - time.time()) < 5
