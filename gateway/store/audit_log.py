@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from json.encoder import encode_basestring_ascii
@@ -78,9 +79,16 @@ class AuditFilter:
     request_id: str | None = None
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+
+
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, ASCII only (so any string survives every driver)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
+    """Sorted keys, no spaces, ASCII only (so any string survives every driver).
+
+    One encoder built once: ``json.dumps`` with these options builds a new one per call,
+    which is a third of the time for a request's audit entry.
+    """
+    return _CANONICAL.encode(value)
 
 
 def record_hash(values: Mapping[str, Any]) -> str:
@@ -89,20 +97,21 @@ def record_hash(values: Mapping[str, Any]) -> str:
     The JSON is ``canonical_json({column: value for every column but hash})``, assembled
     here directly (the hot path of every batch); a test pins it to ``canonical_json``.
     """
-    content = ",".join(
-        f"{_KEYS[name]}:{_json_scalar(values[name])}" for name in _SORTED_HASHED_COLUMNS
-    )
-    return hashlib.sha256(f"{values['prev_hash']}{{{content}}}".encode("ascii")).hexdigest()
+    content = _HASHED_TEMPLATE % tuple([_json_scalar(values[name]) for name in _SORTED_HASHED])
+    return hashlib.sha256((values["prev_hash"] + content).encode("ascii")).hexdigest()
 
 
-_SORTED_HASHED_COLUMNS = tuple(sorted(HASHED_COLUMNS))
-_KEYS = {name: encode_basestring_ascii(name) for name in HASHED_COLUMNS}
+_SORTED_HASHED = tuple(sorted(HASHED_COLUMNS))
+_HASHED_TEMPLATE = "{" + ",".join(f"{encode_basestring_ascii(n)}:%s" for n in _SORTED_HASHED) + "}"
+"""``{"actor":%s,"data":%s,...}``: the JSON object of the hashed columns, values to fill."""
 
 
 def _json_scalar(value: str | int | float) -> str:
-    if isinstance(value, str):
+    if type(value) is str:
         return encode_basestring_ascii(value)
-    return json.dumps(value) if isinstance(value, float) else str(int(value))
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else json.dumps(value)
+    return str(int(value))
 
 
 def _text(value: str) -> str:

@@ -11,6 +11,7 @@ which the PostgreSQL backend keeps using; a test checks the two write identical 
 
 from __future__ import annotations
 
+import operator
 import sqlite3
 from collections.abc import Sequence
 
@@ -24,8 +25,8 @@ from gateway.store.engine import SQLITE_PRAGMAS
 
 _COMPILED = tables.audit_log.insert().compile(dialect=sqlite.dialect())
 _INSERT = str(_COMPILED)
-_ORDER = tuple(_COMPILED.positiontup or ())
-"""Column names in the order of the statement's ``?`` parameters."""
+_PARAMETERS = operator.attrgetter(*(_COMPILED.positiontup or ()))
+"""A row's values in the order of the statement's ``?`` parameters."""
 
 
 class SqliteAuditAppender:
@@ -72,9 +73,7 @@ class SqliteAuditAppender:
                     ts=ts,
                     data_json=data_json,
                 )
-                db.executemany(
-                    _INSERT, [tuple(getattr(row, name) for name in _ORDER) for row in rows]
-                )
+                db.executemany(_INSERT, [_PARAMETERS(row) for row in rows])
                 db.execute(
                     "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
                     (rows[-1].seq, rows[-1].hash),
