@@ -63,6 +63,29 @@ def rss_bytes(pid: int) -> int:
     return 0
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """CPU time (user + system) of ``pid``: its main thread, and all its other threads.
+
+    The main thread of a Python server runs its event loop; the others are helpers
+    (Gatehold's audit writer and SQLite driver threads). 0 for a process that is gone.
+    """
+    total = main = 0.0
+    try:
+        total = _ticks(Path(f"/proc/{pid}/stat")) / _TICK
+        main = _ticks(Path(f"/proc/{pid}/task/{pid}/stat")) / _TICK
+    except OSError:
+        pass
+    return main, max(total - main, 0.0)
+
+
+def _ticks(stat: Path) -> int:
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 @dataclass
 class Proc:
     """One started server (and, through /proc, its children)."""
@@ -83,6 +106,11 @@ class Proc:
     def rss(self) -> int:
         """VmRSS of the process plus all its children (workers)."""
         return sum(rss_bytes(pid) for pid in self.pids())
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds of the main threads and of the other threads, over all processes."""
+        spent = [cpu_seconds(pid) for pid in self.pids()]
+        return sum(main for main, _ in spent), sum(other for _, other in spent)
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -88,6 +88,8 @@ class Row:
     unloaded: list[WrkResult] = field(default_factory=list)
     stream: list[WrkResult] = field(default_factory=list)
     rss: int = 0
+    cpu: list[RequestCpu] = field(default_factory=list)
+    """CPU per request in each loaded round (the row's processes and the upstream)."""
 
     @property
     def url(self) -> str:
@@ -102,10 +104,46 @@ class Row:
         pairs = zip(getattr(self, phase), getattr(base, phase), strict=True)
         return median([figure(mine) / figure(theirs) for mine, theirs in pairs if figure(theirs)])
 
+    def median_cpu(self) -> float:
+        """Median over the loaded rounds of this row's own CPU per request, in µs."""
+        return median([c.proxy for c in self.cpu]) if self.cpu else 0.0
+
     def added_p50(self, base: Row) -> float:
         """Median over rounds of the 1-connection p50 above the base row's, in ms."""
         pairs = zip(self.unloaded, base.unloaded, strict=True)
         return median([mine.p50_ms - theirs.p50_ms for mine, theirs in pairs])
+
+
+@dataclass(frozen=True)
+class RequestCpu:
+    """CPU time per request in one loaded run, in µs, from /proc (user + system)."""
+
+    loop: float
+    """The row's processes, main threads (for ``direct``: the upstream's)."""
+    helpers: float
+    """The row's processes, other threads (Gatehold: audit writer, SQLite driver)."""
+    upstream: float
+    """The upstream app, which shares the servers' CPU."""
+
+    @property
+    def proxy(self) -> float:
+        return self.loop + self.helpers
+
+
+def cpu_note(floor: Row, gatehold: Row) -> str:
+    """Where the servers' CPU goes per request, Gatehold against the floor."""
+    loop = median([c.loop for c in gatehold.cpu])
+    helpers = median([c.helpers for c in gatehold.cpu])
+    upstream = median([c.upstream for c in gatehold.cpu + floor.cpu])
+    ratio = median(
+        [g.proxy / f.proxy for g, f in zip(gatehold.cpu, floor.cpu, strict=True) if f.proxy]
+    )
+    return (
+        f"- CPU µs/req: the row's own processes (user + system, from /proc), median of the "
+        f"loaded rounds; the upstream adds {upstream:.0f} µs/req on the same CPU. Gatehold "
+        f"(1 process): event loop {loop:.0f} + audit writer and SQLite threads {helpers:.0f} "
+        f"µs/req, {ratio:.2f}× the floor's {floor.median_cpu():.0f}"
+    )
 
 
 def rps(r: WrkResult) -> float:
@@ -166,6 +204,21 @@ class Bench:
             pin=self.pinning.pin,
         )
 
+    def loaded(self, row: Row, *, seconds: float) -> WrkResult:
+        """50 connections for ``seconds``; records the CPU per request in ``row.cpu``."""
+        own, upstream = _cpu(row.procs), self.upstream.cpu()
+        result = self.wrk(row, connections=50, seconds=seconds)
+        own_after, upstream_after = _cpu(row.procs), self.upstream.cpu()
+        per_request = 1e6 / max(result.requests, 1)
+        row.cpu.append(
+            RequestCpu(
+                loop=(own_after[0] - own[0]) * per_request,
+                helpers=(own_after[1] - own[1]) * per_request,
+                upstream=(sum(upstream_after) - sum(upstream)) * per_request,
+            )
+        )
+        return result
+
     def start(self, name: str, argv: Sequence[str]) -> Proc:
         """A server on the servers' CPU."""
         return self.procs.start(name, argv, cpus=self.pinning.servers)
@@ -196,6 +249,11 @@ class Bench:
         proc = self.start("floor", [*argv, "--upstream", self.upstream_url])
         wait_http(f"http://127.0.0.1:{port}{ITEMS}1", proc)
         return proc, port
+
+
+def _cpu(procs: Sequence[Proc]) -> tuple[float, float]:
+    spent = [proc.cpu() for proc in procs]
+    return sum(main for main, _ in spent), sum(other for _, other in spent)
 
 
 @contextmanager
@@ -354,9 +412,7 @@ def measure_all(bench: Bench, rows: list[Row], admin_url: str) -> Extras:
 
     print(f"loaded: {args.rounds} rounds × {args.seconds:.0f} s, 50 connections", flush=True)
     before = scrape_stages(admin_url)
-    interleaved(
-        rows, args.rounds, "loaded", lambda r: bench.wrk(r, connections=50, seconds=args.seconds)
-    )
+    interleaved(rows, args.rounds, "loaded", lambda r: bench.loaded(r, seconds=args.seconds))
     stages = stage_means(before, scrape_stages(admin_url))
     for row in rows:
         row.rss = sum(proc.rss() for proc in row.procs)
@@ -465,8 +521,8 @@ def full_report(
         "",
         "| Row | req/s | × floor | × nginx+auth | p50 ms | p99 ms | errors "
         "| 1-conn p50 ms | 1-conn p99 ms | added p50 ms | 10 MiB MiB/s | stream × floor "
-        "| RSS MiB |",
-        "|" + "---|" * 13,
+        "| RSS MiB | CPU µs/req |",
+        "|" + "---|" * 14,
     ]
     for row in rows:
         errors = sum(r.errors for r in row.loaded)
@@ -480,11 +536,12 @@ def full_report(
             f"| {fmt(row.median('unloaded', p50), 3)} | {fmt(row.median('unloaded', p99), 3)} "
             f"| {fmt(row.added_p50(direct), 3)} "
             f"| {fmt(row.median('stream', mibs), 0)} | {fmt(row.ratio(floor, 'stream', mibs))} "
-            f"| {fmt(row.rss / MIB, 1)} |"
+            f"| {fmt(row.rss / MIB, 1)} | {fmt(row.median_cpu(), 0)} |"
         )
     lines += [
         "",
         f"- {args.rounds} interleaved rounds; medians; ratios are medians of same-round ratios.",
+        cpu_note(floor, gh),
         f"- {bench.pinning.describe()}",
         f"- {store_note(bench.gatehold.config.parent)}",
     ]
@@ -571,26 +628,28 @@ def quick(args: argparse.Namespace) -> None:
         ]
         for row in rows:
             bench.wrk(row, connections=50, seconds=2)
-        interleaved(rows, rounds, "loaded", lambda r: bench.wrk(r, connections=50, seconds=seconds))
+        interleaved(rows, rounds, "loaded", lambda r: bench.loaded(r, seconds=seconds))
         for row in rows:
             row.rss = sum(proc.rss() for proc in row.procs)
     floor_row, gh = rows
     lines = [
         "## Quick: Python floor vs Gatehold (1 process)",
         "",
-        "| Row | req/s | p50 ms | p99 ms | errors | RSS MiB |",
-        "|---|---|---|---|---|---|",
+        "| Row | req/s | p50 ms | p99 ms | errors | RSS MiB | CPU µs/req |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row.label} | {fmt(row.median('loaded', rps), 0)} "
             f"| {fmt(row.median('loaded', p50))} | {fmt(row.median('loaded', p99))} "
-            f"| {sum(r.errors for r in row.loaded)} | {fmt(row.rss / MIB, 1)} |"
+            f"| {sum(r.errors for r in row.loaded)} | {fmt(row.rss / MIB, 1)} "
+            f"| {fmt(row.median_cpu(), 0)} |"
         )
     thr, tail = gh.ratio(floor_row, "loaded", rps), gh.ratio(floor_row, "loaded", p99)
     lines += [
         "",
         f"- {rounds} interleaved rounds × {seconds:.0f} s, 50 connections",
+        cpu_note(floor_row, gh),
         f"- {bench.pinning.describe()}",
         "",
         "```",
