@@ -37,7 +37,7 @@ from measure import (
     scrape_stages,
     touch_every_session,
 )
-from procs import MIB, Proc, Procs, free_port, online_cpus, pin_prefix, wait_http
+from procs import MIB, Proc, Procs, free_port, online_cpus, pin_prefix, rss_bytes, wait_http
 from wrk import WrkResult, median, run_wrk, write_script
 
 BENCH = Path(__file__).resolve().parent
@@ -88,6 +88,8 @@ class Row:
     unloaded: list[WrkResult] = field(default_factory=list)
     stream: list[WrkResult] = field(default_factory=list)
     rss: int = 0
+    rss_each: list[tuple[str, int, int]] = field(default_factory=list)
+    """(name, pid, RSS) of every process counted in ``rss``."""
     cpu: list[RequestCpu] = field(default_factory=list)
     """CPU per request in each loaded round (the row's processes and the upstream)."""
 
@@ -108,10 +110,10 @@ class Row:
         """Median over the loaded rounds of this row's own CPU per request, in µs."""
         return median([c.proxy for c in self.cpu]) if self.cpu else 0.0
 
-    def added_p50(self, base: Row) -> float:
-        """Median over rounds of the 1-connection p50 above the base row's, in ms."""
+    def added(self, base: Row, figure: Callable[[WrkResult], float]) -> float:
+        """Median over rounds of a 1-connection figure above the base row's, in ms."""
         pairs = zip(self.unloaded, base.unloaded, strict=True)
-        return median([mine.p50_ms - theirs.p50_ms for mine, theirs in pairs])
+        return median([figure(mine) - figure(theirs) for mine, theirs in pairs])
 
 
 @dataclass(frozen=True)
@@ -144,6 +146,16 @@ def cpu_note(floor: Row, gatehold: Row) -> str:
         f"(1 process): event loop {loop:.0f} + audit writer and SQLite threads {helpers:.0f} "
         f"µs/req, {ratio:.2f}× the floor's {floor.median_cpu():.0f}"
     )
+
+
+def rss_note(rows: Sequence[Row]) -> str:
+    """RSS of each process behind the rows that have more than one."""
+    parts = []
+    for row in rows:
+        if len(row.rss_each) > 1:
+            each = ", ".join(f"{name} {pid} {rss / MIB:.1f}" for name, pid, rss in row.rss_each)
+            parts.append(f"{row.label}: {each}")
+    return "- RSS MiB of each process, by name and pid: " + "; ".join(parts)
 
 
 def rps(r: WrkResult) -> float:
@@ -416,6 +428,9 @@ def measure_all(bench: Bench, rows: list[Row], admin_url: str) -> Extras:
     stages = stage_means(before, scrape_stages(admin_url))
     for row in rows:
         row.rss = sum(proc.rss() for proc in row.procs)
+        row.rss_each = [
+            (proc.name, pid, rss_bytes(pid)) for proc in row.procs for pid in proc.pids()
+        ]
 
     print(
         f"unloaded: {args.rounds} rounds × {args.unloaded_seconds:.0f} s, 1 connection", flush=True
@@ -520,9 +535,10 @@ def full_report(
         "## Gatehold side by side",
         "",
         "| Row | req/s | × floor | × nginx+auth | p50 ms | p99 ms | errors "
-        "| 1-conn p50 ms | 1-conn p99 ms | added p50 ms | 10 MiB MiB/s | stream × floor "
+        "| 1-conn p50 ms | 1-conn p99 ms | added p50 ms | added p99 ms | 10 MiB MiB/s "
+        "| stream × floor "
         "| RSS MiB | CPU µs/req |",
-        "|" + "---|" * 14,
+        "|" + "---|" * 15,
     ]
     for row in rows:
         errors = sum(r.errors for r in row.loaded)
@@ -534,7 +550,7 @@ def full_report(
             f"| {fmt(row.median('loaded', p50))} | {fmt(row.median('loaded', p99))} "
             f"| {errors}/{total} "
             f"| {fmt(row.median('unloaded', p50), 3)} | {fmt(row.median('unloaded', p99), 3)} "
-            f"| {fmt(row.added_p50(direct), 3)} "
+            f"| {fmt(row.added(direct, p50), 3)} | {fmt(row.added(direct, p99), 3)} "
             f"| {fmt(row.median('stream', mibs), 0)} | {fmt(row.ratio(floor, 'stream', mibs))} "
             f"| {fmt(row.rss / MIB, 1)} | {fmt(row.median_cpu(), 0)} |"
         )
@@ -542,6 +558,7 @@ def full_report(
         "",
         f"- {args.rounds} interleaved rounds; medians; ratios are medians of same-round ratios.",
         cpu_note(floor, gh),
+        rss_note(rows),
         f"- {bench.pinning.describe()}",
         f"- {store_note(bench.gatehold.config.parent)}",
     ]
@@ -573,7 +590,7 @@ def full_report(
         )
 
     thr_floor, thr_auth = gh.ratio(floor, "loaded", rps), gh.ratio(auth, "loaded", rps)
-    added = gh.added_p50(direct)
+    added = gh.added(direct, p50)
     tail = gh.ratio(floor, "loaded", p99)
     stream = gh.ratio(floor, "stream", mibs)
     trace = extras.traces["gh1"]
