@@ -166,7 +166,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     engine = open_engine(settings.store_dsn)
     pages = templates()
     gateway = build_gateway(settings, ruleset, engine, pages)
-    app = web.Application(middlewares=[safety_net, internal_paths_are_canonical])
+    app = web.Application(middlewares=[guarded])
     app[GATEWAY] = gateway
     app[TEMPLATES] = pages
     app[ENGINE] = engine
@@ -208,43 +208,50 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 @web.middleware
-async def safety_net(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Any unexpected exception becomes a problem answer with a request id, never a trace."""
+async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The safety net for every request (I9), and one address per gateway page (I2).
+
+    One middleware rather than one per rule: aiohttp wraps the handler once per
+    middleware on every request, and nearly every request is the pipeline's.
+    """
     try:
+        if request.match_info.route.name != "pipeline":
+            refusal = _refuse_non_canonical(request)
+            if refusal is not None:
+                return refusal
         return await handler(request)
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except Exception:
-        request_id = new_request_id()
-        log.exception("unhandled error", extra={"request_id": request_id})
-        renderer = request.app[GATEWAY].renderer
-        problem = renderer.problem(
-            Reason.INTERNAL_ERROR,
-            detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
-            request_id=request_id,
-            target="/",
-        )
-        return renderer.render(request, problem)
+        return _unexpected_error(request)
 
 
-@web.middleware
-async def internal_paths_are_canonical(
-    request: web.Request, handler: Handler
-) -> web.StreamResponse:
-    """The gateway's own pages answer only their canonical address (I2).
+def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
+    """A 400 for a gateway page asked for by a second spelling, else ``None``.
 
     aiohttp routes on the decoded path; without this, ``/%2Egatehold/...`` would reach
-    them by a second spelling. The catch-all pipeline canonicalizes on its own.
+    the gateway's own pages. The catch-all pipeline canonicalizes on its own.
     """
-    if request.match_info.route.name == "pipeline":
-        return await handler(request)
     target = canonicalize(request.raw_path)
-    if not isinstance(target, Target) or target.path != request.raw_path.split("?", 1)[0]:
-        gateway = request.app[GATEWAY]
-        return gateway.reject_unadmitted(
-            request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
-        )
-    return await handler(request)
+    if isinstance(target, Target) and target.path == request.raw_path.split("?", 1)[0]:
+        return None
+    return request.app[GATEWAY].reject_unadmitted(
+        request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
+    )
+
+
+def _unexpected_error(request: web.Request) -> web.StreamResponse:
+    """A problem answer with a request id for an unexpected exception, never a trace."""
+    request_id = new_request_id()
+    log.exception("unhandled error", extra={"request_id": request_id})
+    renderer = request.app[GATEWAY].renderer
+    problem = renderer.problem(
+        Reason.INTERNAL_ERROR,
+        detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
+        request_id=request_id,
+        target="/",
+    )
+    return renderer.render(request, problem)
 
 
 async def health(request: web.Request) -> web.Response:

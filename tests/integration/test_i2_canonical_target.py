@@ -67,6 +67,9 @@ BYPASSES = {
     "absolute-form for another host": "http://evil.example/admin",
     "method override in query": "/api/echo/x?_method=DELETE",
     "broken escape": "/static/%zz",
+    "gateway page by an encoded dot": "/%2Egatehold/login",
+    "gateway page by an encoded letter": "/.gatehold/%6Cogin",
+    "gateway keys by an encoded dot": "/.gatehold/jwks%2Ejson",
 }
 
 
