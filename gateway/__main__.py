@@ -1,7 +1,7 @@
 """``python -m gateway``: the ``gatehold`` command.
 
-Guarded, because ``serve --workers N`` starts its workers with the spawn method, which
-imports this module again in every worker under another name.
+Guarded, so that importing this module (tools do) runs nothing. ``serve --workers N``
+starts each further worker as ``python -m gateway serve --worker``.
 """
 
 from gateway.cli import main

@@ -83,13 +83,20 @@ def main() -> None:
 @main.command()
 @config_option
 @click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes to run.")
-def serve(config_path: Path | None, workers: int | None) -> None:
+@click.option("--worker", "as_worker", is_flag=True, hidden=True)
+def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> None:
     """Serve the gateway until stopped."""
     from gateway.runtime import serve as run_server
 
     settings = settings_from(config_path)
     check_rules_or_exit(settings)
-    run_server(settings, os.environ, workers=workers or settings.server.workers)
+    if as_worker:  # started by a `serve --workers N` process, beside it on its port
+        run_server(settings, os.environ, workers=1, reuse_port=True)
+        return
+    worker = [sys.executable, "-m", "gateway", "serve", "--worker"]
+    if config_path is not None:
+        worker += ["--config", str(config_path.resolve())]
+    run_server(settings, os.environ, workers=workers or settings.server.workers, worker_argv=worker)
 
 
 @main.command()

@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-import multiprocessing
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+import subprocess
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from aiohttp import web
 
@@ -74,23 +74,32 @@ async def start_gateway(
     return runners
 
 
-def serve(settings: Settings, env: Mapping[str, str], *, workers: int) -> None:
+def serve(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    workers: int,
+    worker_argv: Sequence[str] = (),
+    reuse_port: bool = False,
+) -> None:
     """Serve until stopped; with ``workers > 1`` run that many processes on one port.
 
-    This process is one of them: it starts ``workers - 1`` more (spawned, so each builds
-    its own event loop, pools and caches), serves beside them, and stops them when it
-    stops. No process sits idle holding a full copy of the gateway's memory.
+    This process is one of them: it starts ``workers - 1`` more as plain child processes
+    running ``worker_argv`` (each loads the same settings and builds its own event loop,
+    pools and caches), serves beside them, and stops them when it stops. No process sits
+    idle holding a full copy of the gateway's memory, and there is no helper process:
+    multiprocessing's spawn context would add its resource tracker (13 MiB).
     """
     if workers <= 1:
-        _serve_one(settings, dict(env), reuse_port=False)
+        _serve_one(settings, dict(env), reuse_port=reuse_port)
         return
-    context = multiprocessing.get_context("spawn")
+    if not worker_argv:
+        raise ValueError("several workers need the command line that starts one")
+    # The command line is this program's own (the CLI builds it), never request input.
     others = [
-        context.Process(target=_serve_one, args=(settings, dict(env), True), daemon=False)
+        subprocess.Popen(list(worker_argv), env=dict(env))  # noqa: S603
         for _ in range(workers - 1)
     ]
-    for process in others:
-        process.start()
     try:
         with contextlib.suppress(KeyboardInterrupt):
             _serve_one(settings, dict(env), reuse_port=True)
@@ -98,9 +107,11 @@ def serve(settings: Settings, env: Mapping[str, str], *, workers: int) -> None:
         for process in others:
             process.terminate()  # SIGTERM: each worker drains and closes like this one
         for process in others:
-            process.join(10)
-            if process.is_alive():
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
                 process.kill()
+                process.wait(5)
 
 
 def _serve_one(settings: Settings, env: dict[str, str], reuse_port: bool) -> None:

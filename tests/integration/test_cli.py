@@ -206,6 +206,21 @@ def listening_pids(port: int) -> set[int]:
     return pids
 
 
+def children_of(pid: int) -> set[int]:
+    """Direct children of ``pid`` (from /proc)."""
+    children = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        if ppid == pid:
+            children.add(int(proc.name))
+    return children
+
+
 def test_serve_with_workers_runs_them_all_on_one_port_and_stops_them(
     config: Path, tmp_path: Path
 ) -> None:
@@ -230,6 +245,7 @@ def test_serve_with_workers_runs_them_all_on_one_port_and_stops_them(
                 time.sleep(0.2)
             serving = listening_pids(port)
             assert len(serving) == 3 and server.pid in serving  # the first process serves too
+            assert children_of(server.pid) == serving - {server.pid}  # and no helper process
             for _ in range(10):
                 url = f"http://127.0.0.1:{port}/.gatehold/health"
                 with urllib.request.urlopen(url) as answer:
