@@ -252,7 +252,7 @@ class Bench:
         proc = self.procs.start(name, argv, cpus=cpus, env=env, stop_signal=signal.SIGINT)
         wait_http(f"http://127.0.0.1:{port}{ITEMS}1", proc, headers=self.cookie_header())
         if workers > 1:
-            _wait_for(lambda: len(proc.pids()) >= workers + 1, f"{name}: {workers} workers")
+            _wait_for(lambda: len(proc.pids()) >= workers, f"{name}: {workers} workers")
         return proc
 
     def start_floor(self) -> tuple[Proc, int]:
