@@ -26,6 +26,13 @@ def with_query(url: str, **changes: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+async def assert_refused(s: Sso, callback: str, flow: str | None, reason: str) -> None:
+    """A 400 page naming ``reason``, no session, and that one failure audited."""
+    status, body, session = await s.deliver(callback, flow)
+    assert status == 400 and session is None and reason in body
+    assert [f["reason"] for f in await s.failures()] == [reason]
+
+
 async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_subject(
     tmp_path: Path,
 ) -> None:
@@ -74,9 +81,7 @@ async def test_a_tampered_state_is_refused(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
         callback, flow = await s.provider_callback("carol")
         forged = with_query(callback, state="attacker-chosen-state")
-        status, body, session = await s.deliver(forged, flow)
-        assert status == 400 and session is None and "state-mismatch" in body
-        assert [f["reason"] for f in await s.failures()] == ["state-mismatch"]
+        await assert_refused(s, forged, flow, "state-mismatch")
 
 
 async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
@@ -84,18 +89,14 @@ async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
         callback, flow = await s.provider_callback("carol")
         assert (await s.deliver(callback, flow))[0] == 303
         # The attacker replays the whole callback, flow cookie included.
-        status, body, session = await s.deliver(callback, flow)
-        assert status == 400 and session is None and "code-rejected" in body
-        assert [f["reason"] for f in await s.failures()] == ["code-rejected"]
+        await assert_refused(s, callback, flow, "code-rejected")
 
 
 async def test_a_response_naming_another_issuer_is_refused_mix_up(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
         callback, flow = await s.provider_callback("carol")
         mixed = with_query(callback, iss="http://127.0.0.1:1/other-provider")
-        status, body, session = await s.deliver(mixed, flow)
-        assert status == 400 and session is None and "issuer-mismatch" in body
-        assert [f["reason"] for f in await s.failures()] == ["issuer-mismatch"]
+        await assert_refused(s, mixed, flow, "issuer-mismatch")
 
 
 async def test_a_nonce_other_than_the_one_sent_is_refused(tmp_path: Path) -> None:
@@ -103,9 +104,7 @@ async def test_a_nonce_other_than_the_one_sent_is_refused(tmp_path: Path) -> Non
         authorize, flow = await s.start()
         swapped = with_query(authorize, nonce="nonce-from-another-login")
         callback = await sign_in_at_provider(swapped, "carol", until=s.callback())
-        status, body, session = await s.deliver(callback, flow)
-        assert status == 400 and session is None and "nonce-mismatch" in body
-        assert [f["reason"] for f in await s.failures()] == ["nonce-mismatch"]
+        await assert_refused(s, callback, flow, "nonce-mismatch")
 
 
 async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Path) -> None:
