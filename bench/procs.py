@@ -10,7 +10,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -66,19 +66,21 @@ def rss_bytes(pid: int) -> int:
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> tuple[float, float]:
-    """CPU time (user + system) of ``pid``: its main thread, and all its other threads.
+def cpu_seconds(pids: Iterable[int]) -> tuple[float, float]:
+    """CPU time (user + system) of ``pids``: their main threads, and all their other threads.
 
     The main thread of a Python server runs its event loop; the others are helpers
     (Gatehold's audit writer and SQLite driver threads). 0 for a process that is gone.
     """
-    total = main = 0.0
-    try:
-        total = _ticks(Path(f"/proc/{pid}/stat")) / _TICK
-        main = _ticks(Path(f"/proc/{pid}/task/{pid}/stat")) / _TICK
-    except OSError:
-        pass
-    return main, max(total - main, 0.0)
+    main = other = 0.0
+    for pid in pids:
+        try:
+            total = _ticks(Path(f"/proc/{pid}/stat")) / _TICK
+            own = _ticks(Path(f"/proc/{pid}/task/{pid}/stat")) / _TICK
+        except OSError:
+            continue
+        main, other = main + own, other + max(total - own, 0.0)
+    return main, other
 
 
 def _ticks(stat: Path) -> int:
@@ -106,11 +108,6 @@ class Proc:
     def rss(self) -> int:
         """VmRSS of the process plus all its children (workers)."""
         return sum(rss_bytes(pid) for pid in self.pids())
-
-    def cpu(self) -> tuple[float, float]:
-        """CPU seconds of the main threads and of the other threads, over all processes."""
-        spent = [cpu_seconds(pid) for pid in self.pids()]
-        return sum(main for main, _ in spent), sum(other for _, other in spent)
 
     def alive(self) -> bool:
         return self.popen.poll() is None

@@ -37,7 +37,17 @@ from measure import (
     scrape_stages,
     touch_every_session,
 )
-from procs import MIB, Proc, Procs, free_port, online_cpus, pin_prefix, rss_bytes, wait_http
+from procs import (
+    MIB,
+    Proc,
+    Procs,
+    cpu_seconds,
+    free_port,
+    online_cpus,
+    pin_prefix,
+    rss_bytes,
+    wait_http,
+)
 from wrk import WrkResult, median, run_wrk, write_script
 
 BENCH = Path(__file__).resolve().parent
@@ -87,9 +97,8 @@ class Row:
     loaded: list[WrkResult] = field(default_factory=list)
     unloaded: list[WrkResult] = field(default_factory=list)
     stream: list[WrkResult] = field(default_factory=list)
-    rss: int = 0
     rss_each: list[tuple[str, int, int]] = field(default_factory=list)
-    """(name, pid, RSS) of every process counted in ``rss``."""
+    """(name, pid, RSS) of each of the row's processes, read by ``measure_rss``."""
     cpu: list[RequestCpu] = field(default_factory=list)
     """CPU per request in each loaded round (the row's processes and the upstream)."""
 
@@ -105,6 +114,19 @@ class Row:
         """Median over rounds of this row's figure over the base row's in the same round."""
         pairs = zip(getattr(self, phase), getattr(base, phase), strict=True)
         return median([figure(mine) / figure(theirs) for mine, theirs in pairs if figure(theirs)])
+
+    def pids(self) -> list[int]:
+        return [pid for proc in self.procs for pid in proc.pids()]
+
+    def measure_rss(self) -> None:
+        self.rss_each = [
+            (proc.name, pid, rss_bytes(pid)) for proc in self.procs for pid in proc.pids()
+        ]
+
+    @property
+    def rss(self) -> int:
+        """VmRSS of all the row's processes, as last measured."""
+        return sum(rss for _, _, rss in self.rss_each)
 
     def median_cpu(self) -> float:
         """Median over the loaded rounds of this row's own CPU per request, in µs."""
@@ -218,9 +240,9 @@ class Bench:
 
     def loaded(self, row: Row, *, seconds: float) -> WrkResult:
         """50 connections for ``seconds``; records the CPU per request in ``row.cpu``."""
-        own, upstream = _cpu(row.procs), self.upstream.cpu()
+        own, upstream = cpu_seconds(row.pids()), cpu_seconds(self.upstream.pids())
         result = self.wrk(row, connections=50, seconds=seconds)
-        own_after, upstream_after = _cpu(row.procs), self.upstream.cpu()
+        own_after, upstream_after = cpu_seconds(row.pids()), cpu_seconds(self.upstream.pids())
         per_request = 1e6 / max(result.requests, 1)
         row.cpu.append(
             RequestCpu(
@@ -261,11 +283,6 @@ class Bench:
         proc = self.start("floor", [*argv, "--upstream", self.upstream_url])
         wait_http(f"http://127.0.0.1:{port}{ITEMS}1", proc)
         return proc, port
-
-
-def _cpu(procs: Sequence[Proc]) -> tuple[float, float]:
-    spent = [proc.cpu() for proc in procs]
-    return sum(main for main, _ in spent), sum(other for _, other in spent)
 
 
 @contextmanager
@@ -427,10 +444,7 @@ def measure_all(bench: Bench, rows: list[Row], admin_url: str) -> Extras:
     interleaved(rows, args.rounds, "loaded", lambda r: bench.loaded(r, seconds=args.seconds))
     stages = stage_means(before, scrape_stages(admin_url))
     for row in rows:
-        row.rss = sum(proc.rss() for proc in row.procs)
-        row.rss_each = [
-            (proc.name, pid, rss_bytes(pid)) for proc in row.procs for pid in proc.pids()
-        ]
+        row.measure_rss()
 
     print(
         f"unloaded: {args.rounds} rounds × {args.unloaded_seconds:.0f} s, 1 connection", flush=True
@@ -647,7 +661,7 @@ def quick(args: argparse.Namespace) -> None:
             bench.wrk(row, connections=50, seconds=2)
         interleaved(rows, rounds, "loaded", lambda r: bench.loaded(r, seconds=seconds))
         for row in rows:
-            row.rss = sum(proc.rss() for proc in row.procs)
+            row.measure_rss()
     floor_row, gh = rows
     lines = [
         "## Quick: Python floor vs Gatehold (1 process)",
