@@ -115,7 +115,12 @@ def build_gateway(
             block_for=enumeration.block_for_seconds,
         ),
         audit=audit,
-        forward=Forwarder(ruleset.upstreams, public_url=settings.server.public_url, signer=signer),
+        forward=Forwarder(
+            ruleset.upstreams,
+            public_url=settings.server.public_url,
+            signer=signer,
+            header_strip=settings.headers.build(),
+        ),
         guard=ResponseGuard(),
         renderer=Renderer(
             templates=pages, foreign_object_status=settings.policy.foreign_object_status

@@ -22,7 +22,12 @@ from yarl import URL
 
 from gateway.assertion import AssertionSigner
 from gateway.errors import UpstreamFailed
-from gateway.headers import clean_request_headers, clean_response_headers
+from gateway.headers import (
+    DEFAULT_STRIP,
+    HeaderStrip,
+    clean_request_headers,
+    clean_response_headers,
+)
 from gateway.model import (
     Admitted,
     AuthMethod,
@@ -66,8 +71,10 @@ class Forwarder:
         connect_timeout: float = 5.0,
         pool_limit: int = 200,
         clock: Callable[[], float] = time.time,
+        header_strip: HeaderStrip = DEFAULT_STRIP,
     ) -> None:
         self._upstreams = dict(upstreams)
+        self._strip = header_strip
         self._public_url = public_url.rstrip("/")
         self._public_host = urlsplit(public_url).netloc
         self.signer = signer
@@ -106,7 +113,9 @@ class Forwarder:
         upstream: UpstreamDef,
     ) -> CIMultiDict[str]:
         bearer = principal is not None and principal.auth_method in _BEARER_METHODS
-        headers = clean_request_headers(request.headers, drop_authorization=bearer)
+        headers = clean_request_headers(
+            request.headers, drop_authorization=bearer, strip=self._strip
+        )
         headers["Host"] = self._hosts.get(upstream.name) or urlsplit(upstream.url).netloc
         headers["X-Forwarded-For"] = admitted.client_ip
         headers["X-Forwarded-Proto"] = admitted.scheme

@@ -23,6 +23,7 @@ from pydantic import (
 from gateway.config.durations import parse_duration
 from gateway.config.envvars import substitute
 from gateway.errors import ConfigError
+from gateway.headers import HeaderStrip, always_stripped, entry_problem
 
 ENV_PREFIX = "GATEHOLD_"
 
@@ -203,6 +204,48 @@ class AuthSettings(_Section):
     bearer: BearerSettings | None = None
 
 
+class HeaderSettings(_Section):
+    """Client headers removed before forwarding, beyond the built-in list (I4)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    strip: list[str] = Field(
+        default_factory=list,
+        description="More header names to remove; a trailing '*' removes every name with "
+        "that prefix. Compared like the defaults: any case, '_' '.' and '-' alike.",
+    )
+    pass_: list[str] = Field(
+        default_factory=list,
+        alias="pass",
+        description="Names from the built-in list of commonly trusted headers (e.g. "
+        "True-Client-IP) to forward anyway. The gateway's own and I4's never pass.",
+    )
+
+    @field_validator("strip", "pass_")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        problems = [p for p in map(entry_problem, value) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("pass_")
+    @classmethod
+    def _passable(cls, value: list[str]) -> list[str]:
+        problems = [n for n in value if "*" in n or always_stripped(n)]
+        if problems:
+            raise ValueError(
+                f"{problems} cannot be let through: prefixes and the gateway's own and "
+                "I4 identity headers (X-Gatehold-*, X-Forwarded-*, X-Auth-*, Remote-User, "
+                "Host ...) are always removed; remove them from headers.pass"
+            )
+        return value
+
+    def build(self) -> HeaderStrip:
+        """The strip list forwarding uses."""
+        return HeaderStrip.build(strip=self.strip, passed=self.pass_)
+
+
 class StoreSettings(_Section):
     dsn: str | None = None
 
@@ -223,6 +266,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
     mail: MailSettings = MailSettings()
+    headers: HeaderSettings = HeaderSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:
