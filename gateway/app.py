@@ -34,7 +34,7 @@ from gateway.objects import ObjectExtractor
 from gateway.ownership import Ownership
 from gateway.pipeline import handle
 from gateway.policy import Policy
-from gateway.responses import Renderer
+from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.routing import Router
 from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
@@ -176,11 +176,12 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app[TEMPLATES] = pages
     app[ENGINE] = engine
     app.cleanup_ctx.append(_lifecycle)
+    app.on_response_prepare.append(mark_own_page)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
     mount_auth(app, build_auth_pages(settings, gateway, engine, pages))
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
-    app.router.add_route("*", "/{tail:.*}", handle, name="pipeline")
+    app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app
 
 
@@ -220,7 +221,7 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     middleware on every request, and nearly every request is the pipeline's.
     """
     try:
-        if request.match_info.route.name != "pipeline":
+        if request.match_info.route.name != PIPELINE_ROUTE:
             refusal = _refuse_non_canonical(request)
             if refusal is not None:
                 return refusal
