@@ -161,7 +161,7 @@ class Forwarder:
         )
         try:
             response = await self._sessions[upstream.name].request(
-                request.method,
+                _upstream_method(request.method, match),
                 url,
                 headers=headers,
                 data=data,
@@ -265,6 +265,12 @@ class Forwarder:
         await client_ws.prepare(request)
         moved = await _pump(client_ws, upstream_ws)
         return client_ws, Outcome(101, moved, (time.monotonic() - started) * 1000)
+
+
+def _upstream_method(method: str, match: RouteMatch) -> str:
+    """A guarded route's HEAD is sent as GET: the guard must read the body to check it,
+    and the client gets the checked answer's headers (``relay`` sends no body)."""
+    return "GET" if method == "HEAD" and match.route.guard is not None else method
 
 
 async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
