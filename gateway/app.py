@@ -16,7 +16,7 @@ from gateway.assertion import AssertionSigner
 from gateway.audit import AuditWriter
 from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
-from gateway.auth.keys import CsrfTokens, load_or_create_secret
+from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_create_secret
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
@@ -152,13 +152,13 @@ def build_auth_pages(
         identity=gateway.identity,
         sessions=gateway.sessions,
         magic_links=magic_links,
-        csrf=CsrfTokens(load_or_create_secret(keys / "csrf.key")),
+        csrf=CsrfTokens(load_or_create_secret(keys / CSRF_KEY)),
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
         oidc=OidcLogins(
             settings.auth.oidc,
             engine=engine,
-            seal=FlowSeal(load_or_create_secret(keys / "oidc-flow.key")),
+            seal=FlowSeal(load_or_create_secret(keys / OIDC_FLOW_KEY)),
             public_url=settings.server.public_url,
         )
         if settings.auth.oidc

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import secrets
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwt.algorithms import ECAlgorithm
 
+from gateway.auth.keys import load_or_create_key_file
 from gateway.model import Principal
 
 CacheKey = tuple[str, str, str | None, tuple[str, ...], str, str]
@@ -58,23 +58,12 @@ class AssertionSigner:
 
     @classmethod
     def load_or_create(cls, key_path: Path, *, issuer: str, ttl_seconds: float) -> AssertionSigner:
-        """Load the PEM key, creating it (mode 0600) on first start."""
-        if key_path.exists():
-            loaded = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-            if not isinstance(loaded, ec.EllipticCurvePrivateKey):
-                raise ValueError(f"{key_path} is not an EC private key")
-            return cls(loaded, issuer=issuer, ttl_seconds=ttl_seconds)
-        key = ec.generate_private_key(ec.SECP256R1())
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(pem)
-        return cls(key, issuer=issuer, ttl_seconds=ttl_seconds)
+        """Load the PEM key, creating it (mode 0600, atomically) on first start."""
+        pem = load_or_create_key_file(key_path, _new_pem)
+        loaded = serialization.load_pem_private_key(pem, password=None)
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"{key_path} is not an EC private key")
+        return cls(loaded, issuer=issuer, ttl_seconds=ttl_seconds)
 
     def sign(
         self,
@@ -125,6 +114,15 @@ class AssertionSigner:
     def jwks(self) -> dict[str, Any]:
         """The JSON Web Key Set upstreams verify assertions with."""
         return {"keys": [self._jwk]}
+
+
+def _new_pem() -> bytes:
+    """A new P-256 private key as unencrypted PKCS#8 PEM."""
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:

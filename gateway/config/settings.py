@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.auth.keys import ASSERTION_KEY
 from gateway.config.durations import parse_duration
 from gateway.config.envvars import substitute
 from gateway.errors import ConfigError
@@ -289,7 +290,7 @@ class Settings(_Section):
     def key_path(self) -> Path:
         if self.assertion.key_file:
             return self._path(self.assertion.key_file)
-        return self.data_path / "keys" / "assertion-es256.pem"
+        return self.data_path / "keys" / ASSERTION_KEY
 
     @property
     def session_idle_timeout(self) -> float:
