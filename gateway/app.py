@@ -222,7 +222,7 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     """
     try:
         if request.match_info.route.name != PIPELINE_ROUTE:
-            refusal = _refuse_non_canonical(request)
+            refusal = await _refuse_non_canonical(request)
             if refusal is not None:
                 return refusal
         return await handler(request)
@@ -232,7 +232,7 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _unexpected_error(request)
 
 
-def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
+async def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
     """A 400 for a gateway page asked for by a second spelling, else ``None``.
 
     aiohttp routes on the decoded path; without this, ``/%2Egatehold/...`` would reach
@@ -241,7 +241,7 @@ def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
     target = canonicalize(request.raw_path)
     if isinstance(target, Target) and target.path == request.raw_path.split("?", 1)[0]:
         return None
-    return request.app[GATEWAY].reject_unadmitted(
+    return await request.app[GATEWAY].reject_unadmitted(
         request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
     )
 

@@ -6,6 +6,7 @@ Only ``app.py`` builds it; the pipeline reaches it through the typed ``GATEWAY``
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -63,18 +64,25 @@ class Gateway:
     cookie_secure: bool = True
     clock: Callable[[], float] = time.time
 
-    def reject_unadmitted(self, request: web.BaseRequest, rejection: Rejection) -> web.Response:
-        """Answer a request ingress refused; it never had a canonical target to route."""
+    async def reject_unadmitted(
+        self, request: web.BaseRequest, rejection: Rejection
+    ) -> web.Response:
+        """Answer a request ingress refused; it never had a canonical target to route.
+
+        The audit row names the caller when a credential came with the request.
+        """
         request_id = new_request_id()
+        actor, identity = await self._caller_of(request)
         self.audit.record(
             event_entry(
                 "rejected",
-                actor="anonymous",
+                actor=actor,
                 request_id=request_id,
                 reason=rejection.reason.value,
                 method=request.method,
                 raw_target=request.raw_path[:1024],
                 client=request.remote or "",
+                **identity,
             )
         )
         self.metrics.decided("", "deny", rejection.reason.value, None)
@@ -82,6 +90,23 @@ class Gateway:
             rejection.reason, detail=rejection.detail, request_id=request_id, target="/"
         )
         return self.renderer.render(request, problem)
+
+    async def _caller_of(self, request: web.BaseRequest) -> tuple[str, dict[str, str]]:
+        """Who sent a refused request, for its audit row only: ``(actor, extra data)``.
+
+        Sessions and API keys are cached, so this is usually a dictionary lookup. It is
+        bounded in time and never raises: an audit detail must not change the answer.
+        """
+        try:
+            async with asyncio.timeout(CALLER_LOOKUP_SECONDS):
+                found = await self.identity.resolve(request)
+        except Exception:  # any failure leaves the caller unknown
+            return "anonymous", {"identity": "unresolved"}
+        if isinstance(found, Principal):
+            return found.email, {}
+        if isinstance(found, Rejection):
+            return "anonymous", {"identity": found.reason.value}
+        return "anonymous", {}
 
     def refuse(
         self,
@@ -154,5 +179,7 @@ class Gateway:
 
 
 _DEFAULT_DETAIL = "The request was not allowed."
+CALLER_LOOKUP_SECONDS = 1.0
+"""Longest wait for the caller of a request refused at ingress (audit detail only)."""
 
 GATEWAY = web.AppKey("gateway", Gateway)

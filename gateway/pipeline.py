@@ -45,7 +45,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     admitted = gw.ingress.admit(request)
     lap = _lap(stage.ingress, lap)
     if isinstance(admitted, Rejection):
-        return gw.reject_unadmitted(request, admitted)
+        return await gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
     lap = _lap(stage.identity, lap)
     match = gw.router.match(admitted.target, request.method)
