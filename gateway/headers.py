@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 
 from multidict import CIMultiDict
@@ -115,6 +115,7 @@ COMMON_PREFIXES = (
 
 GATEWAY_COOKIE_PREFIX = "__Host-gatehold"
 _PUNCTUATION = re.compile(r"[^a-z0-9]+")
+_MAX_CACHED_NAMES = 4096
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'+.^_`|~-]+\*?")
 
 
@@ -148,6 +149,8 @@ class HeaderStrip:
     prefixes: tuple[str, ...]
     passed: frozenset[str] = frozenset()
     """Names exempt from a ``COMMON`` or configured prefix (never from ``CORE``)."""
+    _keys: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    """Verdicts by name as received (``key_of``); the hot path is one lookup per header."""
 
     @classmethod
     def build(cls, *, strip: Sequence[str] = (), passed: Sequence[str] = ()) -> HeaderStrip:
@@ -172,6 +175,19 @@ class HeaderStrip:
             return True
         return key.startswith(self.prefixes) and key not in self.passed
 
+    def key_of(self, name: str) -> str:
+        """The folded form of ``name``, or ``""`` if the header is removed (hop-by-hop or
+        listed). Cached by the name as received; the cache is bounded, since clients
+        choose the names."""
+        key = self._keys.get(name)
+        if key is None:
+            folded = fold(name)
+            key = "" if folded in HOP_BY_HOP or self.strips(folded) else folded
+            if len(self._keys) >= _MAX_CACHED_NAMES:
+                self._keys.clear()
+            self._keys[name] = key
+        return key
+
 
 DEFAULT_STRIP = HeaderStrip.build()
 
@@ -188,12 +204,17 @@ def clean_request_headers(
     strip: HeaderStrip = DEFAULT_STRIP,
 ) -> CIMultiDict[str]:
     """The client's headers that may be forwarded upstream."""
-    items: list[tuple[str, str]] = list(headers.items())
-    named = _connection_named(v for k, v in items if fold(k) == "connection")
+    candidates: list[tuple[str, str, str]] = []
+    named: set[str] = set()
+    for name, value in headers.items():
+        key = strip.key_of(name)
+        if key:
+            candidates.append((name, key, value))
+        elif fold(name) == "connection":
+            named |= _connection_named((value,))
     kept: CIMultiDict[str] = CIMultiDict()
-    for name, value in items:
-        key = fold(name)
-        if key in HOP_BY_HOP or key in named or strip.strips(key):
+    for name, key, value in candidates:
+        if key in named:
             continue
         if key == "authorization" and drop_authorization:
             continue
