@@ -90,12 +90,13 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
     if answer.content_type:
         response.content_type = answer.content_type
-    if answer.chunked:
+    bodiless = answer.status in (204, 304)
+    if answer.chunked and not bodiless:
         response.enable_chunked_encoding()
-    else:
+    elif not bodiless:
         response.content_length = sum(len(c) for c in answer.chunks)
     await response.prepare(request)
-    if request.method != "HEAD":
+    if request.method != "HEAD" and not bodiless:
         for chunk in answer.chunks:
             await response.write(chunk)
             await asyncio.sleep(0)  # let each chunk leave on its own
