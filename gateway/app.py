@@ -127,6 +127,7 @@ def build_gateway(
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,
+        public_url=settings.server.public_url,
     )
 
 

@@ -333,6 +333,9 @@ class Route:
     """Whether a WebSocket upgrade may pass on this route."""
     sensitive: bool = False
     """Audited in full (I6); true for export, delete, download and admin actions."""
+    creates: str | None = None
+    """Resource type whose new objects this route creates: a ``201`` with a ``Location``
+    naming one registers its owner (``learn_on_create``). No other route teaches owners."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,9 +123,9 @@ async def deliver(
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
         return gw.refuse(request, admitted, checked, receipt=receipt, started=started, route=name)
+    await gw.learn_created(match, decision, checked)  # before the creator can ask for it
     response, outcome = await gw.forward.relay(request, checked, started=started)
     gw.audit.finish(receipt, outcome)
-    await gw.learn_created(match, decision, checked)
     _lap(stage.response, lap)
     gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response

@@ -299,6 +299,8 @@ class _Compiler:
             problem(("max_body",), str(error))
             max_body = 0
         step_up = self._duration(r.step_up, (*loc, "step_up")) if r.step_up is not None else None
+        if r.creates is not None and (bad_creates := self._creates_problem(r.creates)):
+            problem(("creates",), bad_creates)
         if not ok:
             return None
         sensitive = r.sensitive
@@ -319,7 +321,22 @@ class _Compiler:
             max_body_bytes=max_body,
             websocket=r.websocket,
             sensitive=sensitive,
+            creates=r.creates,
         )
+
+    def _creates_problem(self, name: str) -> str | None:
+        """Why a route cannot declare ``creates: name``, or ``None``."""
+        resource = self.model.resources.get(name)
+        if resource is None:
+            known = ", ".join(sorted(self.model.resources)) or "none defined"
+            return f"unknown resource type {name!r} — define it under 'resources:' ({known})"
+        owner = resource.owner
+        if not isinstance(owner, RegistryOwnerModel) or not owner.learn_on_create:
+            return (
+                f"resource {name!r} does not learn owners on create — give it "
+                "'owner: {registry: true, learn_on_create: true}' or remove 'creates'"
+            )
+        return None
 
     def _ids(self, r: RouteModel, params: dict[str, str], problem: Any) -> tuple[IdSpec, ...]:
         ids: list[IdSpec] = []
