@@ -83,9 +83,13 @@ def parse_json(body: bytes) -> Any:
     """The JSON document in ``body``; ``ValueError`` for anything but one object or array.
 
     Duplicate member names are refused: parsers disagree on which one wins, so the
-    guard could check one value while the client reads another.
+    guard could check one value while the client reads another. So is nesting deeper
+    than the parser's recursion limit.
     """
-    document = json.loads(body, object_pairs_hook=_unique_members)
+    try:
+        document = json.loads(body, object_pairs_hook=_unique_members)
+    except RecursionError:
+        raise ValueError("the answer is nested too deeply") from None
     if not isinstance(document, dict | list):
         raise ValueError("the answer is not a JSON object or array")
     return document

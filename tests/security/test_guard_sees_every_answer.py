@@ -115,6 +115,14 @@ LEAKS: dict[str, tuple[str, Answer]] = {
             )
         ),
     ),
+    "an answer nested too deep to parse": (
+        "/api/guarded/deep",
+        Answer(
+            chunks=(
+                b'{"s": "' + SECRET.encode() + b'", "n": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            )
+        ),
+    ),
     "a filtered route answering a foreign error body": (
         "/api/filtered/leak-404",
         Answer.json({"items": [{"tenant": "globex", "s": SECRET}]}, status=404),
