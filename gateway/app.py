@@ -106,6 +106,8 @@ def build_gateway(
             resources=ruleset.resources,
             upstreams=ruleset.upstreams,
             registry=StoreRegistry(engine),
+            max_ids=settings.policy.max_ids_per_request,
+            max_concurrent=settings.policy.max_concurrent_lookups,
         ),
         policy=Policy(ruleset.roles),
         enumeration=EnumerationGuard(
@@ -130,6 +132,7 @@ def build_gateway(
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,
+        public_url=settings.server.public_url,
     )
 
 

@@ -61,6 +61,8 @@ ENTRY_COLUMNS = ("route", "decision", "reason", "method", "path")
 """``event_entry`` keywords that fill a column of their own rather than ``data``."""
 MAX_USER_AGENT = 512
 MAX_QUERY = 2048
+MAX_AUDITED_OBJECTS = 20
+"""Objects listed one by one in a request's record; ``object_count`` gives them all."""
 
 
 @dataclass(slots=True)
@@ -335,8 +337,10 @@ def request_entry(
         "resource_type": resource.type if resource else None,
         "resource_id": resource.id if resource else None,
         "objects": [
-            _object(r.ref.type, r.ref.id, r.ref.source, r.answer) for r in decision.objects
+            _object(r.ref.type, r.ref.id, r.ref.source, r.answer)
+            for r in decision.objects[:MAX_AUDITED_OBJECTS]
         ],
+        "object_count": len(decision.objects),
         "upstream": upstream,
         "sensitive": bool(route and route.sensitive),
         "explain": list(decision.explain),

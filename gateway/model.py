@@ -44,6 +44,7 @@ class Reason(StrEnum):
     GUARD_BLOCKED = "guard-blocked"
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
+    IDS_TOO_MANY = "ids-too-many"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
@@ -332,6 +333,9 @@ class Route:
     """Whether a WebSocket upgrade may pass on this route."""
     sensitive: bool = False
     """Audited in full (I6); true for export, delete, download and admin actions."""
+    creates: str | None = None
+    """Resource type whose new objects this route creates: a ``201`` with a ``Location``
+    naming one registers its owner (``learn_on_create``). No other route teaches owners."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ _STATUS: dict[Reason, int] = {
     Reason.GUARD_BLOCKED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
     Reason.INTERNAL_ERROR: 500,
+    Reason.IDS_TOO_MANY: 400,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -71,6 +72,7 @@ _TITLE: dict[Reason, str] = {
     Reason.GUARD_BLOCKED: "The application answered with data you may not see",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
     Reason.INTERNAL_ERROR: "Something went wrong on our side",
+    Reason.IDS_TOO_MANY: "The request names too many objects",
 }
 
 # Reasons a person can do something about by asking an admin for access.

@@ -86,6 +86,20 @@ class EnumerationSettings(_Section):
 class PolicySettings(_Section):
     foreign_object_status: Literal[403, 404] = 404
     enumeration: EnumerationSettings = EnumerationSettings()
+    max_ids_per_request: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Object ids one request may name; more is refused (400 ids-too-many) "
+        "before any owner is looked up.",
+    )
+    max_concurrent_lookups: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Owner lookups in flight at once in one gateway process, across all "
+        "requests: the most load the gateway puts on a system of record.",
+    )
 
 
 class AuditSettings(_Section):

@@ -474,6 +474,7 @@ def test_a_request_entry_holds_every_field_of_the_audit_record() -> None:
         "resource_type": "invoice",
         "resource_id": "7",
         "objects": None,
+        "object_count": 1,
         "upstream": "ledger",
         "sensitive": False,
         "explain": ["invoice 7 belongs to acme", "standard may read"],
