@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 import math
@@ -71,7 +72,10 @@ log = logging.getLogger(__name__)
 ENTRY_COLUMNS = ("route", "decision", "reason", "method", "path")
 """``event_entry`` keywords that fill a column of their own rather than ``data``."""
 MAX_USER_AGENT = 512
-MAX_QUERY = 2048
+MAX_QUERY = 8192
+"""The whole query up to 8 KiB (the ingress refuses longer targets); past that, a prefix
+plus its length and SHA-256, flagged ``query_truncated``: a record never shortens a value
+without saying so."""
 
 
 @dataclass(slots=True)
@@ -403,8 +407,8 @@ def request_entry(
         "session": caller.session_hash if caller else None,
         "client": admitted.client_ip,
         "scheme": admitted.scheme,
-        "user_agent": user_agent[:MAX_USER_AGENT],
-        "query": admitted.target.query[:MAX_QUERY],
+        **_bounded("user_agent", user_agent, MAX_USER_AGENT),
+        **_bounded("query", admitted.target.query, MAX_QUERY),
         "action": decision.action,
         "resource_type": resource.type if resource else None,
         "resource_id": resource.id if resource else None,
@@ -431,6 +435,23 @@ def request_entry(
         path=admitted.target.path,
         data=data,
     )
+
+
+def _bounded(name: str, value: str, limit: int) -> dict[str, Any]:
+    """``{name: value}``; if longer than ``limit``, its prefix, flagged, with a digest.
+
+    ``<name>_truncated``, ``<name>_length`` and ``<name>_sha256`` (of the whole value's
+    UTF-8) then say that and what was cut, so the record can still be matched to it.
+    """
+    if len(value) <= limit:
+        return {name: value}
+    whole = value.encode("utf-8", "backslashreplace")
+    return {
+        name: value[:limit],
+        f"{name}_truncated": True,
+        f"{name}_length": len(value),
+        f"{name}_sha256": hashlib.sha256(whole).hexdigest(),
+    }
 
 
 def _roles(caller: Principal | None, tenant: str | None) -> list[str]:
