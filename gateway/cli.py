@@ -533,7 +533,17 @@ def audit() -> None:
     help="Signed checkpoints to hold the log against (repeat for rotated files or a "
     "syslog copy; default: audit.checkpoints of the settings).",
 )
-def audit_verify(config_path: Path | None, checkpoint_files: tuple[Path, ...]) -> None:
+@click.option(
+    "--unkeyed-until",
+    type=click.IntRange(0),
+    default=0,
+    help="Check records up to this seq with the unkeyed hash of versions before the "
+    "keyed chain (an upgraded log); anyone who could write the database could have "
+    "rewritten those.",
+)
+def audit_verify(
+    config_path: Path | None, checkpoint_files: tuple[Path, ...], unkeyed_until: int
+) -> None:
     """Check the keyed chain against its checkpoints; report every edit, deletion,
     truncation, re-hashed record and forged checkpoint."""
     settings = settings_from(config_path)
@@ -553,7 +563,9 @@ def audit_verify(config_path: Path | None, checkpoint_files: tuple[Path, ...]) -
     async def body() -> list[str]:
         engine = await opened_store(settings)
         try:
-            found = await audit_log.verify_chain(engine, key=key.chain, checkpoints=checkpoints)
+            found = await audit_log.verify_chain(
+                engine, key=key.chain, checkpoints=checkpoints, unkeyed_until=unkeyed_until
+            )
             empty = await audit_log.last_seq(engine) == 0
         finally:
             await engine.dispose()
@@ -565,6 +577,12 @@ def audit_verify(config_path: Path | None, checkpoint_files: tuple[Path, ...]) -
         click.echo(f"TAMPERED: {problem}")
     if problems:
         sys.exit(1)
+    if unkeyed_until:
+        click.echo(
+            f"warning: seq 1-{unkeyed_until} predate the keyed chain; their hashes prove "
+            "nothing against someone who could write the database",
+            err=True,
+        )
     click.echo(f"audit chain intact ({len(checkpoints)} checkpoint(s) matched)")
 
 

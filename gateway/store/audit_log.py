@@ -18,6 +18,7 @@ row at a checkpoint's seq carries another hash.
 from __future__ import annotations
 
 import csv
+import hashlib
 import hmac
 import io
 import json
@@ -109,6 +110,12 @@ def record_hash(values: Mapping[str, Any], key: bytes) -> str:
     content = _HASHED_TEMPLATE % tuple([_json_scalar(values[name]) for name in _SORTED_HASHED])
     message = (values["prev_hash"] + content).encode("ascii")
     return hmac.digest(key, message, "sha256").hex()
+
+
+def unkeyed_record_hash(values: Mapping[str, Any]) -> str:
+    """The hash of a row written before the chain was keyed: plain SHA-256."""
+    content = _HASHED_TEMPLATE % tuple([_json_scalar(values[name]) for name in _SORTED_HASHED])
+    return hashlib.sha256((values["prev_hash"] + content).encode("ascii")).hexdigest()
 
 
 _SORTED_HASHED = tuple(sorted(HASHED_COLUMNS))
@@ -210,13 +217,19 @@ class Checkpoint:
 
 
 async def verify_chain(
-    engine: AsyncEngine, *, key: bytes, checkpoints: Sequence[Checkpoint] = ()
+    engine: AsyncEngine,
+    *,
+    key: bytes,
+    checkpoints: Sequence[Checkpoint] = (),
+    unkeyed_until: int = 0,
 ) -> list[str]:
     """Every break in the chain, one sentence each naming the seq numbers; ``[]`` = intact.
 
     Each row must carry the keyed hash of its content and link to the row before; the
     head must point at the last row; each checkpoint must name a row that still carries
     the hash it saw, and none may lie past the end (rows cut off with the head reset).
+    Rows up to ``unkeyed_until`` are held to the plain SHA-256 of a log written before
+    the chain was keyed (which anyone able to write the database could recompute).
     Streams the log in seq order inside one snapshot, so it runs beside live writers.
     """
     problems: list[str] = []
@@ -231,7 +244,10 @@ async def verify_chain(
         async for raw in result:
             row = _audit_row(raw)
             links = _link_problems(row, expected_seq, prev_hash)
-            intact = record_hash(row.values(), key) == row.hash
+            if row.seq > unkeyed_until:
+                intact = record_hash(row.values(), key) == row.hash
+            else:
+                intact = unkeyed_record_hash(row.values()) == row.hash
             if links or intact:
                 problems.extend(edited.flush())
             problems.extend(links)
