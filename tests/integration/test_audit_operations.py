@@ -1,4 +1,4 @@
-"""A log written before the chain was keyed still verifies, when the operator says so."""
+"""Operating the keyed audit trail: upgrading an unkeyed log, and an unusable key."""
 
 from __future__ import annotations
 
@@ -30,3 +30,14 @@ async def test_an_upgraded_log_verifies_with_its_unkeyed_prefix_named(tmp_path: 
     edited = gatehold("audit", "verify", "--unkeyed-until", str(unkeyed), config=config)
     assert edited.returncode == 1
     assert "seq 2: edited" in edited.stdout
+
+
+def test_serve_refuses_to_start_with_an_unusable_audit_key(tmp_path: Path) -> None:
+    key_file = tmp_path / "short.key"
+    key_file.write_text("guessable\n")
+    config = write_config(tmp_path, key_file=str(key_file))
+
+    served = gatehold("serve", config=config)
+    assert served.returncode == 2
+    assert f"{key_file}: the audit secret needs at least 32 characters" in served.stderr
+    assert "Traceback" not in served.stderr
