@@ -552,6 +552,8 @@ def audit_verify(
     except ConfigError as error:
         fail(error.problems)
     files = checkpoint_files or (settings.audit_checkpoints_path,)
+    # Checkpoints first, the log after: a writer checkpoints only what it has committed,
+    # so every checkpoint read here lies within the snapshot verify_chain then reads.
     checkpoints: list[audit_log.Checkpoint] = []
     problems: list[str] = []
     missing: list[str] = []
