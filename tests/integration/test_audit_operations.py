@@ -1,10 +1,12 @@
-"""Operating the keyed audit trail: upgrading an unkeyed log, and an unusable key."""
+"""Operating the keyed audit trail: an upgraded log, an unusable key, verify beside traffic."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from tests.support.audit_trail import Attacker, fill, gatehold, plain_sha256, write_config
+from tests.support.stack import running_stack
 
 
 async def test_an_upgraded_log_verifies_with_its_unkeyed_prefix_named(tmp_path: Path) -> None:
@@ -41,3 +43,33 @@ def test_serve_refuses_to_start_with_an_unusable_audit_key(tmp_path: Path) -> No
     assert served.returncode == 2
     assert f"{key_file}: the audit secret needs at least 32 characters" in served.stderr
     assert "Traceback" not in served.stderr
+
+
+async def test_verify_beside_a_busy_gateway_reports_nothing(tmp_path: Path) -> None:
+    """Checkpoints written while verify runs never read as a truncated log."""
+    config = write_config(tmp_path, checkpoint_every=0)
+    stop = asyncio.Event()
+    async with running_stack(tmp_path, audit={"checkpoint_every": 0}) as stack:
+
+        async def traffic() -> int:
+            sent = 0
+            while not stop.is_set():
+                response = await stack.client.get(
+                    f"/api/invoices/{sent % 3 + 1}", headers=stack.cookie("alice@acme.test")
+                )
+                await response.read()
+                sent += 1
+            return sent
+
+        load = [asyncio.create_task(traffic()) for _ in range(4)]
+        try:
+            runs = [
+                await asyncio.to_thread(gatehold, "audit", "verify", config=config)
+                for _ in range(3)
+            ]
+        finally:
+            stop.set()
+            sent = sum(await asyncio.gather(*load))
+    assert sent > 0
+    for verified in runs:
+        assert verified.returncode == 0, verified.stdout
