@@ -161,6 +161,9 @@ class CheckpointWriter:
                 socktype=socket.SOCK_DGRAM,
             )
             handler.setFormatter(logging.Formatter(f"{SYSLOG_TAG}: %(message)s"))
+            connection: socket.socket | None = getattr(handler, "socket", None)
+            if connection is not None:  # a full syslog queue drops a line, never stalls
+                connection.setblocking(False)
             self._syslog = handler
         return self._syslog
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -145,3 +146,29 @@ def test_a_checkpoint_signed_with_another_secret_is_forged() -> None:
     assert problems == [
         "checkpoint f:1: forged or edited (its signature does not match; it claims seq 3)"
     ]
+
+
+def test_checkpoints_reach_a_local_syslog_socket(tmp_path: Path) -> None:
+    path = tmp_path / "log.sock"
+    collector = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    collector.bind(str(path))
+    collector.settimeout(5)
+    writer = CheckpointWriter(tmp_path / "checkpoints.jsonl", KEY, syslog=str(path))
+    try:
+        writer.write(seq=4, head_hash="ef" * 32, ts=2.5)
+        message = collector.recv(65536).decode()
+    finally:
+        writer.close()
+        collector.close()
+    assert message.startswith("<")  # the priority of facility authpriv
+    [found], problems = parse_checkpoints([message], KEY, origin="syslog")
+    assert (problems, found.seq) == ([], 4)
+
+
+def test_a_missing_syslog_leaves_the_file_copy_written(tmp_path: Path) -> None:
+    file = tmp_path / "checkpoints.jsonl"
+    writer = CheckpointWriter(file, KEY, syslog=str(tmp_path / "no-such.sock"))
+    writer.write(seq=1, head_hash="01" * 32, ts=1.0)
+    writer.close()
+    checkpoints, problems = read_checkpoints(file, KEY)
+    assert problems == [] and [c.seq for c in checkpoints] == [1]
