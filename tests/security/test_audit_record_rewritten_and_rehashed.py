@@ -97,3 +97,23 @@ async def test_verifying_without_the_key_is_a_clear_error(tmp_path: Path) -> Non
     assert "audit-chain.key: the audit key file does not exist" in verified.stderr
     assert not (tmp_path / "keys" / "audit-chain.key").exists(), "verify made a new key"
     assert "Traceback" not in verified.stderr
+
+
+@pytest.mark.parametrize("hasher", [plain_sha256, guessed_key(b"k" * 32)], ids=["sha256", "hmac"])
+async def test_a_record_appended_outside_the_gateway_is_reported(
+    tmp_path: Path, attacker: Attacker, hasher: Hasher
+) -> None:
+    """A made-up record (to frame someone) added at the end, with the head moved to it."""
+    await fill(tmp_path, 2)
+    last = attacker.last_seq()
+    attacker.db.execute(
+        "INSERT INTO audit_log SELECT seq + 1, ts, kind, 'forged', 'bob@globex.test', "
+        "tenant, route, decision, reason, method, path, data, hash, hash "
+        "FROM audit_log WHERE seq = ?",
+        (last,),
+    )
+    attacker.rehash_from(last + 1, hasher)
+
+    verified = gatehold("audit", "verify", config=write_config(tmp_path))
+    assert verified.returncode == 1
+    assert f"TAMPERED: seq {last + 1}: edited" in verified.stdout
