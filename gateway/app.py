@@ -13,7 +13,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.assertion import AssertionSigner
-from gateway.audit import AuditWriter
+from gateway.audit import writer_for
 from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
 from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_create_secret
@@ -88,9 +88,7 @@ def build_gateway(
     )
     api_keys = ApiKeys(engine)
     bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
-    audit = AuditWriter(
-        engine, max_batch=settings.audit.max_batch, jsonl_path=settings.audit_jsonl_path
-    )
+    audit = writer_for(settings, engine)
     metrics = Metrics()
     metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration

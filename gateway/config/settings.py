@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.audit_keys import MIN_SECRET_LENGTH
 from gateway.auth.keys import ASSERTION_KEY
 from gateway.config.durations import parse_duration
 from gateway.config.envvars import substitute
@@ -107,6 +108,52 @@ class AuditSettings(_Section):
     jsonl_path: str | None = Field(
         None, description="Also append every committed record to this file as JSON lines."
     )
+    key: str | None = Field(
+        None,
+        description="The secret that keys the audit chain (at least 32 characters), "
+        "usually ${VAR} from the environment; when unset, key_file holds it.",
+        repr=False,
+    )
+    key_file: str | None = Field(
+        None,
+        description="File holding the audit secret (default <data_dir>/keys/audit-chain.key, "
+        "created with mode 0600 on first use). Keep a copy: verifying needs it.",
+    )
+    checkpoints: str | None = Field(
+        None,
+        description="Append-only file of signed checkpoints (seq, head hash, time) "
+        "(default <data_dir>/audit-checkpoints.jsonl).",
+    )
+    checkpoint_every: str | float = Field(
+        "1s",
+        description="Least time between checkpoints while records are written; 0 = each batch.",
+    )
+    syslog: str | None = Field(
+        None,
+        description="Also send each checkpoint to syslog: udp://HOST:PORT or a local socket path.",
+    )
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip().encode("utf-8")) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"the audit key needs at least {MIN_SECRET_LENGTH} characters; make one with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return value
+
+    @field_validator("syslog")
+    @classmethod
+    def _syslog_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            syslog_address(value)
+        return value
 
 
 class MailSettings(_Section):
@@ -323,6 +370,22 @@ class Settings(_Section):
         return self._path(self.audit.jsonl_path) if self.audit.jsonl_path else None
 
     @property
+    def audit_key_path(self) -> Path:
+        if self.audit.key_file:
+            return self._path(self.audit.key_file)
+        return self.data_path / "keys" / "audit-chain.key"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        if self.audit.checkpoints:
+            return self._path(self.audit.checkpoints)
+        return self.data_path / "audit-checkpoints.jsonl"
+
+    @property
+    def audit_checkpoint_every(self) -> float:
+        return parse_duration(self.audit.checkpoint_every)
+
+    @property
     def mail_ca_path(self) -> Path | None:
         return self._path(self.mail.ca_file) if self.mail.ca_file else None
 
@@ -333,6 +396,23 @@ class Settings(_Section):
     @property
     def assertion_ttl(self) -> float:
         return parse_duration(self.assertion.ttl)
+
+
+def syslog_address(text: str) -> tuple[str, int] | str:
+    """``udp://host:port`` → ``(host, port)``; an absolute path (``/dev/log``) as is.
+
+    Raises ``ValueError`` with what to write instead.
+    """
+    if text.startswith("/"):
+        return text
+    if text.startswith("udp://"):
+        host, _, port = text[len("udp://") :].rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return host.strip("[]"), int(port)
+    raise ValueError(
+        f"{text!r} is not a syslog address: use udp://HOST:PORT (e.g. udp://127.0.0.1:514) "
+        "or the path of a local socket (e.g. /dev/log)"
+    )
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str], cwd: Path) -> Path:
