@@ -134,6 +134,9 @@ class AuditWriter:
         self._failures = 0
         self._dropped = 0
         self._sink_failures = 0
+        self._queued_total = 0
+        self._settled_total = 0
+        self._batch_settled = asyncio.Event()
 
     # ------------------------------------------------------------------ counters
 
@@ -176,6 +179,17 @@ class AuditWriter:
     def pending(self) -> int:
         """Entries queued for the next transaction."""
         return len(self._pending)
+
+    async def settled(self) -> None:
+        """Return once every entry queued before this call is committed or has failed.
+
+        For the CLI and tests, which read the store right after recording: ``pending``
+        alone reads 0 while a taken batch is still committing.
+        """
+        target = self._queued_total
+        while self._settled_total < target and self._task is not None and not self._task.done():
+            self._batch_settled.clear()
+            await self._batch_settled.wait()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -250,6 +264,7 @@ class AuditWriter:
         )
 
     def _enqueue(self, pending: _Pending) -> None:
+        self._queued_total += 1
         self._pending.append(pending)
         self._wake.set()
 
@@ -324,6 +339,13 @@ class AuditWriter:
         return batch
 
     async def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            await self._commit_batch(batch)
+        finally:
+            self._settled_total += len(batch)
+            self._batch_settled.set()
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
         try:
             rows = await self._append([p.entry for p in batch], [p.data_json for p in batch])
         except BaseException as exc:

@@ -529,3 +529,13 @@ def test_an_event_entry_lifts_column_keywords_out_of_data() -> None:
     )
     assert (made.kind, made.reason, made.method) == ("rejected", "target-ambiguous", "GET")
     assert made.data == {"raw_target": "/a/%2e%2e/b"}
+
+
+async def test_settled_returns_once_everything_queued_before_it_is_committed(
+    engine: AsyncEngine, writer: AuditWriter
+) -> None:
+    for n in range(50):
+        writer.record(entry(n))
+    await writer.settled()
+    assert writer.pending == 0
+    assert len(await rows(engine)) == 50, "settled returned before the records were committed"
