@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from aiohttp import web
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.keys import CsrfTokens
 from gateway.auth.magic_link import MagicLinks, SignIn
-from gateway.auth.oidc import FLOW_LIFETIME, OidcLogins, Refused
+from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.identity import COOKIE_NAME, Identity
@@ -43,6 +44,8 @@ class AuthPages:
     csrf: CsrfTokens
     audit: AuditWriter
     cookie_secure: bool
+    client_address: Callable[[web.BaseRequest], str]
+    """The client as ingress resolves it through ``server.trusted_proxies``."""
     oidc: OidcLogins | None = None
 
     @property
@@ -105,7 +108,7 @@ class AuthPages:
         if self.magic_links.settings.bind_browser and binding is None:
             binding = secrets.token_urlsafe(32)
         wait = self.magic_links.request(
-            email, client_ip=request.remote or "", rd=rd, binding=binding
+            email, client_ip=self.client_address(request), rd=rd, binding=binding
         )
         if wait:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
@@ -177,7 +180,7 @@ class AuthPages:
         token, id_hash = await self.sessions.create(
             user_id=user_id,
             auth_method=method,
-            client_ip=request.remote or "",
+            client_ip=self.client_address(request),
             user_agent=request.headers.get("User-Agent", ""),
             auth_time=auth_time,
         )
@@ -189,7 +192,7 @@ class AuthPages:
                 actor=email,
                 method=method.value,
                 session=id_hash,
-                client=request.remote or "",
+                client=self.client_address(request),
                 **details,
             )
         )
@@ -204,19 +207,22 @@ class AuthPages:
         *,
         method: str = "magic-link",
         actor: str = "unknown",
+        shown: str = "",
         **details: str,
     ) -> web.Response:
+        """Audit the precise reason; the page shows ``shown`` instead when it is given."""
         self.audit.record(
             event_entry(
                 "login-failed",
                 actor=actor,
                 method=method,
+                decision="deny",
                 reason=reason,
-                client=request.remote or "",
+                client=self.client_address(request),
                 **details,
             )
         )
-        return self.page("auth_error.html", status=400, reason=reason, method=method)
+        return self.page("auth_error.html", status=400, reason=shown or reason, method=method)
 
     # ------------------------------------------------------------ OIDC
 
@@ -224,8 +230,17 @@ class AuthPages:
         name = request.match_info["provider"]
         if self.oidc is None:
             raise web.HTTPNotFound()
+        link: LinkRequest | None = None
+        if request.query.get("link") == "1":
+            asked = await self._link_request(request)
+            if isinstance(asked, str):
+                return await self._failed(request, asked, method="oidc", provider=name)
+            link = asked
         started = await self.oidc.begin(
-            name, rd=safe_next(request.query.get("rd")), step_up=request.query.get("step_up") == "1"
+            name,
+            rd=safe_next(request.query.get("rd")),
+            step_up=request.query.get("step_up") == "1",
+            link=link,
         )
         if isinstance(started, Refused):
             return await self._failed(request, started.reason, method="oidc", provider=name)
@@ -242,6 +257,28 @@ class AuthPages:
         )
         return response
 
+    async def _link_request(self, request: web.Request) -> LinkRequest | str:
+        """The signed-in person adding an account to their own, or why they may not.
+
+        Only from a page of theirs (the CSRF token of their session), so no other site
+        can make a browser tie the account it is signed in to at the provider to them.
+        """
+        principal = await self.signed_in(request)
+        if principal is None or principal.session_hash is None:
+            return "link-not-signed-in"
+        if not self.csrf.valid(principal.session_hash, request.query.get("csrf", "")):
+            return "link-csrf"
+        return LinkRequest(int(principal.user_id), principal.session_hash)
+
+    async def _link_still_valid(self, request: web.Request, link: LinkRequest) -> bool:
+        """The session that asked to link is the one delivering the callback, still live."""
+        principal = await self.signed_in(request)
+        return (
+            principal is not None
+            and principal.session_hash == link.session_hash
+            and int(principal.user_id) == link.user_id
+        )
+
     async def oidc_callback(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["provider"]
         if self.oidc is None:
@@ -250,9 +287,16 @@ class AuthPages:
         identified = await self.oidc.finish(name, query, request.cookies.get(OIDC_FLOW_COOKIE))
         if isinstance(identified, Refused):
             return await self._oidc_failed(request, identified)
+        if identified.link is not None and not await self._link_still_valid(
+            request, identified.link
+        ):
+            refused = Refused("link-session-ended", name, identified.email)
+            return await self._oidc_failed(request, refused)
         signed = await self.oidc.provision(identified)
         if isinstance(signed, Refused):
             return await self._oidc_failed(request, signed)
+        if signed.linked_via:
+            self._account_linked(request, signed, provider=name, subject=identified.subject)
         if signed.memberships_changed:  # what the old sessions were allowed has changed
             ended = await self.sessions.revoke_user(signed.user_id)
             self.audit.record(
@@ -273,9 +317,28 @@ class AuthPages:
         response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
         return response
 
+    def _account_linked(
+        self, request: web.Request, signed: OidcSignIn, *, provider: str, subject: str
+    ) -> None:
+        self.audit.record(
+            event_entry(
+                "account-linked",
+                actor=signed.email,
+                provider=provider,
+                subject=subject,
+                via=signed.linked_via,
+                client=self.client_address(request),
+            )
+        )
+
     async def _oidc_failed(self, request: web.Request, refused: Refused) -> web.StreamResponse:
         response = await self._failed(
-            request, refused.reason, method="oidc", actor=refused.actor, provider=refused.provider
+            request,
+            refused.reason,
+            method="oidc",
+            actor=refused.actor,
+            shown=refused.shown,
+            provider=refused.provider,
         )
         response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
         return response

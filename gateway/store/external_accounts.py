@@ -41,8 +41,12 @@ async def find_account(engine: AsyncEngine, issuer: str, subject: str) -> Extern
 
 async def link_account(
     engine: AsyncEngine, *, issuer: str, subject: str, user_id: int, provider: str, now: float
-) -> None:
-    """Tie (issuer, subject) to ``user_id``; an existing tie is kept as it is."""
+) -> bool:
+    """Tie (issuer, subject) to ``user_id``; ``False`` if it is tied to someone else already.
+
+    An existing tie is never moved: a race between two first sign-ins keeps the first.
+    """
+    t = tables.external_accounts
     async with writing(engine) as conn:
         await conn.execute(
             insert_ignoring_duplicates(
@@ -57,6 +61,10 @@ async def link_account(
                 last_login=now,
             )
         )
+        owner = await conn.execute(
+            select(t.c.user_id).where(t.c.issuer == issuer, t.c.subject == subject)
+        )
+        return bool(owner.scalar_one() == user_id)
 
 
 async def record_login(
