@@ -10,6 +10,9 @@ account exists, no session, nothing upstream, one audited ``login-failed``.
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sqlalchemy import text
 
 from gateway.app import ENGINE
@@ -292,3 +296,56 @@ async def test_an_account_tied_to_one_person_cannot_be_linked_to_another(tmp_pat
         status, body, session = await two.deliver(callback, flow, session=bob)
         assert status == 400 and session is None and "account-linked-elsewhere" in body
         assert await two.accounts("partner") == [("alice-here", "alice@acme.test")]
+
+
+def gatehold_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_gatehold_users_add_with_sso_invites_through_that_provider_only(
+    tmp_path: Path,
+) -> None:
+    async with two_providers(tmp_path) as two:
+        config = tmp_path / "gatehold.yaml"
+        settings = two.stack.settings
+        corp = next(p for p in settings.auth.oidc if p.name == "corp")
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "data_dir": str(tmp_path),
+                    "rules": str(settings.rules_path),
+                    "rules_env": settings.rules_env,
+                    "auth": {"oidc": [corp.model_dump(mode="json")]},
+                }
+            )
+        )
+        add = ["users", "add", "--tenant", "acme", "--role", "standard"]
+        for email, sso, problem in [
+            ("alice@acme.test", "nosuch", "no OIDC provider 'nosuch'; configured: corp"),
+            ("Eve <alice@acme.test>", "corp", "is not a plain email address"),
+        ]:
+            refused = await asyncio.to_thread(
+                gatehold_cli, *add, email, "--sso", sso, config=config
+            )
+            assert refused.returncode == 2 and problem in refused.stderr
+        assert await sso_invites.pending_for(two.stack.app[ENGINE], "alice@acme.test", 0) == []
+
+        added = await asyncio.to_thread(
+            gatehold_cli, *add, "Alice@ACME.test", "--sso", "corp", config=config
+        )
+        assert added.returncode == 0, added.stderr
+        assert "invited to sign in with corp" in added.stdout
+        invited = [e for e in await two.stack.events("sso-invited")]
+        assert [(e["data"]["subject"], e["data"]["provider"]) for e in invited] == [
+            ("alice@acme.test", "corp")
+        ]
+        await two.refused("alice-here", "account-not-linked", shown="not-invited")
+        session = await two.signs_in("alice", provider="corp")
+        assert await two.linked_email(session) == "alice@acme.test"
+        assert await two.linked_events() == [("alice@acme.test", "corp", "invite")]
