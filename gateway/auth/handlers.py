@@ -129,10 +129,12 @@ class AuthPages:
 
     async def confirm_page(self, request: web.Request) -> web.Response:
         token = request.query.get("token", "")
-        if not token or not await self.magic_links.peek(token):
+        email = await self.magic_links.peek(token) if token else None
+        if email is None:
             return self.page("auth_error.html", status=400, reason="link-invalid")
         nonce = secrets.token_urlsafe(24)
-        response = self.page("magic_confirm.html", token=token, nonce=nonce)
+        # Naming the account makes a link someone else asked for visible as such.
+        response = self.page("magic_confirm.html", token=token, nonce=nonce, email=email)
         response.set_cookie(
             CONFIRM_COOKIE,
             nonce,
