@@ -43,16 +43,19 @@ def _valid_domain(domain: str) -> bool:
 
 
 def _valid_a_label(label: str) -> bool:
-    """A label with the IDNA prefix must decode; other ``??--`` labels are reserved."""
+    """A label with the IDNA prefix must decode and encode back to itself.
+
+    ``xn--a`` (a control character) or ``xn--fa-hia`` (which maps to ``fass``) would be
+    read differently by different software; other ``??--`` labels are reserved.
+    """
     if label[2:4] != "--":
         return True
     if not label.startswith("xn--"):
         return False
     try:
-        decoded = label[4:].encode("ascii").decode("punycode")
+        return label.encode("ascii").decode("idna").encode("idna") == label.encode("ascii")
     except UnicodeError:
         return False
-    return bool(decoded) and not decoded.isascii()
 
 
 def is_email(value: str) -> bool:
