@@ -18,6 +18,7 @@ from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.identity import COOKIE_NAME, Identity
 from gateway.model import AuthMethod, Principal
+from gateway.store import external_accounts as account_store
 from gateway.store import sessions as session_store
 
 CONFIRM_COOKIE = "__Host-gatehold-confirm"
@@ -351,13 +352,17 @@ class AuthPages:
         principal = await self.signed_in(request)
         if principal is None or principal.session_hash is None:
             raise web.HTTPSeeOther(location="/.gatehold/login?rd=/.gatehold/sessions")
-        rows = await session_store.list_user_sessions(self.sessions.engine, int(principal.user_id))
+        user_id = int(principal.user_id)
+        rows = await session_store.list_user_sessions(self.sessions.engine, user_id)
+        linked = await account_store.accounts_of(self.sessions.engine, user_id)
         return self.page(
             "sessions.html",
             principal=principal,
             rows=rows,
             current=principal.session_hash,
             csrf=self.csrf.token(principal.session_hash),
+            providers=self.providers,
+            linked={account.provider for account in linked},
         )
 
     async def end_session(self, request: web.Request) -> web.StreamResponse:

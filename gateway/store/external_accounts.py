@@ -39,6 +39,25 @@ async def find_account(engine: AsyncEngine, issuer: str, subject: str) -> Extern
     return ExternalAccount(row.issuer, row.subject, row.user_id, row.provider, granted)
 
 
+async def accounts_of(engine: AsyncEngine, user_id: int) -> list[ExternalAccount]:
+    """Every external account tied to ``user_id``, by provider."""
+    t = tables.external_accounts
+    async with reading(engine) as conn:
+        rows = await conn.execute(
+            select(t).where(t.c.user_id == user_id).order_by(t.c.provider, t.c.created_at)
+        )
+        return [
+            ExternalAccount(
+                row.issuer,
+                row.subject,
+                row.user_id,
+                row.provider,
+                tuple(Membership(tenant, role) for tenant, role in json.loads(row.granted)),
+            )
+            for row in rows
+        ]
+
+
 async def link_account(
     engine: AsyncEngine, *, issuer: str, subject: str, user_id: int, provider: str, now: float
 ) -> bool:

@@ -11,6 +11,8 @@ account exists, no session, nothing upstream, one audited ``login-failed``.
 from __future__ import annotations
 
 import asyncio
+import html
+import re
 import subprocess
 import sys
 import time
@@ -30,7 +32,7 @@ from gateway.store import sso_invites
 from gateway.store import users as user_store
 from tests.support.openid_provider import openid_provider, sign_in_at_provider
 from tests.support.servers_base import free_port
-from tests.support.sso import ACCOUNTS, GRANTS, SESSION, Sso
+from tests.support.sso import ACCOUNTS, FLOW, GRANTS, SESSION, Sso
 from tests.support.stack import running_stack
 
 ADMIN = "admin@example.test"
@@ -231,17 +233,31 @@ async def test_an_invite_needs_a_verified_email_and_expires(tmp_path: Path) -> N
 async def test_a_signed_in_person_links_another_account_to_themselves(tmp_path: Path) -> None:
     async with two_providers(tmp_path) as two:
         alice = two.stack.cookies["alice@acme.test"]
-        csrf = two.stack.app[AUTH_PAGES].csrf.token(hash_token(alice))
-        authorize, flow = await two.start("partner", session=alice, link="1", csrf=csrf)
+        own_page = {"Cookie": f"{SESSION}={alice}"}
+        page = await (await two.stack.client.get("/.gatehold/sessions", headers=own_page)).text()
+        found = re.search(r'href="(/\.gatehold/oidc/partner/start\?link=1[^"]*)"', page)
+        assert found, page
+        start = await two.stack.client.get(
+            html.unescape(found.group(1)), headers=own_page, allow_redirects=False
+        )
+        assert start.status == 303
+        authorize, flow = start.headers["Location"], start.cookies[FLOW].value
         assert "prompt=login" in authorize  # the provider asks who is being linked, now
         callback = await sign_in_at_provider(
             authorize, "alice-private", until=two.callback("partner")
         )
         two.stack.client.session.cookie_jar.clear()
         status, location, session = await two.deliver(callback, flow, session=alice)
-        assert status == 303 and session and session != alice
+        assert (status, location) == (303, "/.gatehold/sessions")
+        assert session and session != alice
         assert await two.accounts("partner") == [("alice-private", "alice@acme.test")]
         assert await two.linked_events() == [("alice@acme.test", "partner", "signed-in")]
+        page = await (
+            await two.stack.client.get(
+                "/.gatehold/sessions", headers={"Cookie": f"{SESSION}={session}"}
+            )
+        ).text()
+        assert "Partner: linked" in page and "Link Corp" in page
         # from now on that account alone signs in as alice
         later = await two.signs_in("alice-private", provider="partner")
         assert await two.linked_email(later) == "alice@acme.test"
