@@ -44,6 +44,9 @@ class Reason(StrEnum):
     GUARD_BLOCKED = "guard-blocked"
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
+    BODY_UNSUPPORTED = "body-unsupported"
+    PARAM_AMBIGUOUS = "param-ambiguous"
+    METHOD_OVERRIDE_INVALID = "method-override-invalid"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})

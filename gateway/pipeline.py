@@ -51,7 +51,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     match = gw.router.match(admitted.target, request.method)
     lap = _lap(stage.route, lap)
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    objects = await _resolve_objects(gw, request, principal, match)
+    objects = await _resolve_objects(gw, request, admitted, principal, match)
     decision = gw.policy.decide(
         principal=principal,
         match=match,
@@ -160,6 +160,7 @@ class _Objects:
 async def _resolve_objects(
     gw: Gateway,
     request: web.Request,
+    admitted: Admitted,
     principal: Principal | Anonymous | Rejection,
     match: MatchResult,
 ) -> _Objects:
@@ -172,7 +173,7 @@ async def _resolve_objects(
         return _Objects((), None)
     if not isinstance(principal, Principal):
         return _Objects((), None)
-    extracted = await gw.objects.extract(request, match)
+    extracted = await gw.objects.extract(request, match, query=admitted.target.query)
     if isinstance(extracted, Rejection):
         return _Objects(extracted, None)
     owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)

@@ -42,6 +42,9 @@ _STATUS: dict[Reason, int] = {
     Reason.GUARD_BLOCKED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
     Reason.INTERNAL_ERROR: 500,
+    Reason.BODY_UNSUPPORTED: 415,
+    Reason.PARAM_AMBIGUOUS: 400,
+    Reason.METHOD_OVERRIDE_INVALID: 400,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -67,6 +70,9 @@ _TITLE: dict[Reason, str] = {
     Reason.GUARD_BLOCKED: "The application answered with data you may not see",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
     Reason.INTERNAL_ERROR: "Something went wrong on our side",
+    Reason.BODY_UNSUPPORTED: "The request body's type or encoding is not accepted here",
+    Reason.PARAM_AMBIGUOUS: "A parameter name in the request is ambiguous",
+    Reason.METHOD_OVERRIDE_INVALID: "The method override in the request is not accepted",
 }
 
 # Reasons a person can do something about by asking an admin for access.
