@@ -12,6 +12,7 @@ the app another.
 from __future__ import annotations
 
 import json
+import mmap
 import re
 import tempfile
 from dataclasses import dataclass
@@ -186,6 +187,13 @@ class Body:
             self._data = self._spool.read()
         return self._data or b""
 
+    def view(self) -> bytes | mmap.mmap:
+        """The body for scanning without a copy: the bytes, or the spool file mapped."""
+        if self._data is not None or self._spool is None:
+            return self.content()
+        self._spool.flush()
+        return mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ)
+
     def forwardable(self) -> bytes | IO[bytes]:
         """What to send upstream: the same bytes that were inspected."""
         if self._data is not None or self._spool is None:
@@ -196,6 +204,10 @@ class Body:
     def close(self) -> None:
         if self._spool is not None:
             self._spool.close()
+
+    def __del__(self) -> None:
+        # A refused request drops its body unsent; the spool file goes with it.
+        self.close()
 
 
 async def read_body(request: web.Request, limit: int) -> Body | Rejection:

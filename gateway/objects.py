@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,7 +205,7 @@ def _ids_in(
                 return document
             return _json_ids(document, names)
         case BodyKind.MULTIPART:
-            fields = multipart.parse_fields(data, media)
+            fields = multipart.parse_fields(data, media, _relevant(names))
             if isinstance(fields, Rejection):
                 return fields
             return _field_ids(fields, names, "form")
@@ -214,6 +214,11 @@ def _ids_in(
             if isinstance(text, Rejection):
                 return text
             return _pair_ids(text, names, "form")
+
+
+def _relevant(names: tuple[_Checked, ...]) -> Callable[[str], bool]:
+    """Multipart field names whose values must be read: checked names and their spellings."""
+    return lambda key: key == "_charset_" or any(related(key, c.name) for c in names)
 
 
 def _pair_ids(text: str, names: tuple[_Checked, ...], where: str) -> list[ObjectRef] | Rejection:

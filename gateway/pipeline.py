@@ -1,6 +1,7 @@
 """The request pipeline, written once: the only place the stage order appears.
 
-    ingress → identity → route → objects → ownership → decide → audit → forward → guard → relay
+    ingress → identity → method override → route → objects → ownership → decide
+            → audit → forward → guard → relay
 
 ``handle`` decides; ``deliver`` forwards what was allowed. Stages return values
 (``Rejection``, ``Decision``); only broken infrastructure raises, and each such
@@ -14,10 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from aiohttp import web
 
-from gateway.audit import request_entry
 from gateway.context import GATEWAY, Gateway
 from gateway.errors import StoreUnavailable, UpstreamFailed
 from gateway.forward import BodyTooLarge
@@ -34,6 +35,7 @@ from gateway.model import (
     ResolvedRef,
     RouteMatch,
 )
+from gateway.override import Prepared, refused, with_override
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -48,25 +50,32 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
     lap = _lap(stage.identity, lap)
-    match = gw.router.match(admitted.target, request.method)
+    prepared = await gw.overrides.prepare(request, admitted.target, principal)
+    method = prepared.method if isinstance(prepared, Prepared) else request.method
+    match = gw.router.match(admitted.target, method)
     lap = _lap(stage.route, lap)
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    objects = await _resolve_objects(gw, request, admitted, principal, match)
-    decision = gw.policy.decide(
-        principal=principal,
-        match=match,
-        method=request.method,
-        objects=objects.owners,
-        now=gw.clock(),
-        websocket=_is_websocket(request),
-        blocked=gw.enumeration.blocked(principal),
+    objects = await _resolve_objects(gw, request, admitted, principal, match, prepared)
+    decision = (
+        refused(prepared)
+        if isinstance(prepared, Rejection)
+        else gw.policy.decide(
+            principal=principal,
+            match=match,
+            method=method,
+            objects=objects.owners,
+            now=gw.clock(),
+            websocket=_is_websocket(request),
+            blocked=gw.enumeration.blocked(principal),
+        )
     )
     lap = _lap(stage.decide, lap)
     try:
         receipt = await gw.audit.begin(
-            request_entry(
+            with_override(
+                prepared,
                 admitted=admitted,
-                method=request.method,
+                method=method,
                 user_agent=request.headers.get("User-Agent", ""),
                 principal=principal,
                 match=match,
@@ -93,7 +102,7 @@ async def deliver(
     principal: Principal | Anonymous | Rejection,
     match: RouteMatch,
     decision: Decision,
-    body: bytes | None,
+    body: bytes | IO[bytes] | None,
     receipt: AuditReceipt,
     *,
     arrived: float,
@@ -152,7 +161,9 @@ class _Objects:
 
     __slots__ = ("body", "owners")
 
-    def __init__(self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | None) -> None:
+    def __init__(
+        self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | IO[bytes] | None
+    ) -> None:
         self.owners = owners
         self.body = body
 
@@ -163,20 +174,27 @@ async def _resolve_objects(
     admitted: Admitted,
     principal: Principal | Anonymous | Rejection,
     match: MatchResult,
+    prepared: Prepared | Rejection,
 ) -> _Objects:
     """Read and resolve object ids only for a signed-in caller on a matched, non-public route.
 
     Anonymous callers are refused before any resolver runs, so they cannot make the
-    gateway query the system of record.
+    gateway query the system of record. A body already read (for a method override)
+    is inspected and forwarded as read.
     """
+    if isinstance(prepared, Rejection):
+        return _Objects(prepared, None)
+    read = prepared.body
     if not isinstance(match, RouteMatch) or match.route.public or not match.route.ids:
-        return _Objects((), None)
+        return _Objects((), read.forwardable() if read else None)
     if not isinstance(principal, Principal):
         return _Objects((), None)
-    extracted = await gw.objects.extract(request, match, query=admitted.target.query)
+    extracted = await gw.objects.extract(request, match, query=admitted.target.query, body=read)
     if isinstance(extracted, Rejection):
         return _Objects(extracted, None)
     owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
+    if extracted.body is None and read is not None:
+        return _Objects(owners, read.forwardable())
     return _Objects(owners, extracted.body)
 
 

@@ -84,6 +84,11 @@ class EnumerationSettings(_Section):
 class PolicySettings(_Section):
     foreign_object_status: Literal[403, 404] = 404
     enumeration: EnumerationSettings = EnumerationSettings()
+    method_override: Literal["follow", "refuse"] = Field(
+        "follow",
+        description="A POST whose body names '_method' (PUT, PATCH, DELETE): follow = route, "
+        "decide and audit it as that method, as the app will run it; refuse = answer 400.",
+    )
 
 
 class AuditSettings(_Section):

@@ -28,7 +28,8 @@ async def _post(
     headers = stack.cookie("alice@acme.test") | API
     if content_type is not None:
         headers["Content-Type"] = content_type
-    response = await stack.client.post(path, data=body, headers=headers)
+    skip = () if content_type is not None else ("Content-Type",)
+    response = await stack.client.post(path, data=body, headers=headers, skip_auto_headers=skip)
     return response.status, await response.json(), response.headers["X-Request-Id"]
 
 

@@ -15,6 +15,7 @@ Things are owned by parity: odd ids belong to ``acme``, even ids to ``globex``
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,7 +23,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.base_protocol import BaseProtocol
+from aiohttp.streams import StreamReader
 
 from tests.support.stack import Stack, running_stack
 
@@ -35,12 +38,29 @@ def owner_of(thing: int) -> str:
     return "acme" if thing % 2 else "globex"
 
 
-async def _params(request: web.Request) -> dict[str, list[str]]:
+async def _multipart(request: web.Request, body: bytes) -> list[tuple[str, str]]:
+    """Fields of a multipart body already read, by aiohttp's own multipart reader."""
+    stream = StreamReader(BaseProtocol(asyncio.get_running_loop()), len(body) + 2**16)
+    stream.feed_data(body)
+    stream.feed_eof()
+    reader = MultipartReader(request.headers, stream)
+    fields = []
+    while (part := await reader.next()) is not None:
+        if isinstance(part, BodyPartReader) and part.name is not None:
+            value = "<file>" if part.filename else await part.text()
+            fields.append((part.name, value))
+    return fields
+
+
+async def _params(request: web.Request, body: bytes) -> dict[str, list[str]]:
     """Query, form (by declared charset) and JSON parameters, merged as Rails does."""
     found: dict[str, list[str]] = {}
     for key, value in request.query.items():
         found.setdefault(key, []).append(value)
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
+    if request.content_type == "multipart/form-data":
+        for key, value in await _multipart(request, body):
+            found.setdefault(key, []).append(value)
+    elif request.content_type == "application/x-www-form-urlencoded":
         form = await request.post()
         for key, field in form.items():
             found.setdefault(key, []).append(str(field) if isinstance(field, str) else "<file>")
@@ -65,7 +85,7 @@ async def method_override(
         return await handler(request)
     request.app[HITS][request_id] += 1
     body = await request.read()
-    params = await _params(request)
+    params = await _params(request, body)
     method = request.method
     override = params.get("_method", [""])[-1].strip('"').upper()
     if method == "POST" and override in OVERRIDABLE:
