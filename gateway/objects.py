@@ -95,7 +95,8 @@ class _Checked:
         return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in self.name.exact)
 
 
-def _checked_names(specs: Sequence[IdSpec]) -> tuple[_Checked, ...]:
+@functools.lru_cache(maxsize=1024)
+def _checked_names(specs: tuple[IdSpec, ...]) -> tuple[_Checked, ...]:
     named = []
     for spec in specs:
         if spec.source is IdSource.BODY:

@@ -19,6 +19,7 @@ import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -35,14 +36,7 @@ from gateway.model import (
     RouteMatch,
     Target,
 )
-from gateway.params import (
-    Unreadable,
-    fold_segment,
-    name_from_key,
-    parse_pairs,
-    related,
-    semicolon_keys,
-)
+from gateway.params import fold_segment, name_from_key, related, semicolon_keys
 from gateway.routing import Router
 
 FIELD = "_method"
@@ -65,6 +59,11 @@ class Prepared:
     """The method on the wire (``POST``) when the body overrode it."""
 
 
+_AS_SENT = {
+    method: Prepared(method) for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+}
+
+
 def _refuse(detail: str) -> Rejection:
     return Rejection(Reason.METHOD_OVERRIDE_INVALID, detail)
 
@@ -81,7 +80,7 @@ class MethodOverrides:
     ) -> Prepared | Rejection:
         """``Prepared`` with the method to decide as, or why the override is refused."""
         if request.method != "POST" or not request.body_exists:
-            return Prepared(request.method)
+            return _AS_SENT.get(request.method) or Prepared(request.method)
         routes = self._router.routes_for(target)
         if not routes or not (isinstance(principal, Principal) or any(r.public for r in routes)):
             return Prepared("POST")  # refused anyway: no route, or nobody signed in
@@ -100,7 +99,14 @@ class MethodOverrides:
         body = await bodies.read_body(request, limit)
         if isinstance(body, Rejection):
             return body
-        return self._decide(body, media)
+        prepared = self._decide(body, media)
+        if isinstance(prepared, Prepared) and prepared.overridden:
+            final = self._router.match(target, prepared.method)
+            if isinstance(final, RouteMatch) and body.size > final.route.max_body_bytes:
+                return Rejection(
+                    Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit"
+                )
+        return prepared
 
     def _decide(self, body: Body, media: MediaType | None) -> Prepared | Rejection:
         values = _override_values(body, media)
@@ -135,13 +141,13 @@ def _override_values(body: Body, media: MediaType | None) -> list[str] | Rejecti
     if kind is BodyKind.JSON:
         document = bodies.parse_json(body.content(), media)
         return document if isinstance(document, Rejection) else _json_values(document)
-    text = bodies.decode_text(body.content(), media)
-    if isinstance(text, Rejection):
-        return text
-    try:
-        pairs = parse_pairs(text)
-    except Unreadable:
-        return bodies.invalid("the form is not valid UTF-8 after percent-decoding")
+    data = body.content()
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return bodies.invalid("the body starts with a byte-order mark")
+    # Only the key '_method' and its ASCII value matter here, and they read the same in
+    # every ASCII-compatible charset: an upload sent as a form need not be UTF-8.
+    text = data.decode("latin-1")
+    pairs = parse_qsl(text, keep_blank_values=True, encoding="latin-1")
     if any(related(key, _NAME) for key in semicolon_keys(text)):
         return _ambiguous()
     return _field_values(pairs)

@@ -257,3 +257,27 @@ async def test_only_posts_are_read_for_overrides(tmp_path: Path) -> None:
         )
         assert response.status == 200
         assert victim.seen(response.headers["X-Request-Id"])["method"] == "PUT"
+
+
+async def test_the_overridden_methods_route_limits_the_body(tmp_path: Path) -> None:
+    """POST /items/1 takes 10 MiB, PATCH only 1 KiB: an override to PATCH gets PATCH's limit."""
+    body = b"_method=PATCH&note=" + b"x" * 2048
+    async with guarded_victim(tmp_path) as (stack, victim):
+        response = await _post(stack, "/items/1", body, FORM)
+        await _refused(stack, victim, response, 413, "body-too-large")
+        plain = await _post(stack, "/items/1", body[len(b"_method=PATCH&") :], FORM)
+        assert plain.status == 200
+
+
+async def test_a_binary_upload_sent_as_a_form_still_passes_where_no_ids_are_checked(
+    tmp_path: Path,
+) -> None:
+    """curl's --data-binary labels anything a form; the override check reads only keys."""
+    body = bytes(range(256)) * 8
+    async with guarded_victim(tmp_path) as (stack, victim):
+        response = await _post(stack, "/notes", body, FORM)
+        assert response.status == 200
+        assert victim.seen(response.headers["X-Request-Id"])["body"] == body.decode("latin-1")
+        hidden = body + b"&_method=DELETE"
+        refused = await _post(stack, "/notes", hidden, FORM)
+        await _refused(stack, victim, refused, 405, "method-not-allowed")

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import BodyPartReader, MultipartReader, web
 from aiohttp.base_protocol import BaseProtocol
@@ -61,8 +62,11 @@ async def _params(request: web.Request, body: bytes) -> dict[str, list[str]]:
         for key, value in await _multipart(request, body):
             found.setdefault(key, []).append(value)
     elif request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        for key, field in form.items():
+        try:
+            pairs = list((await request.post()).items())  # by the declared charset
+        except UnicodeDecodeError:  # bytes as they come, as PHP reads them
+            pairs = parse_qsl(body.decode("latin-1"), keep_blank_values=True, encoding="latin-1")
+        for key, field in pairs:
             found.setdefault(key, []).append(str(field) if isinstance(field, str) else "<file>")
     elif "json" in request.content_type and request.body_exists:
         try:
@@ -182,6 +186,13 @@ routes:
     match: {{path: "/small/things", methods: [POST]}}
     upstream: victim
     form_ids: [{{type: thing, field: thing}}]
+    max_body: 1KiB
+  - name: item-post
+    match: {{path: "/items/{{item:int}}", methods: [POST]}}
+    upstream: victim
+  - name: item-patch
+    match: {{path: "/items/{{item:int}}", methods: [PATCH]}}
+    upstream: victim
     max_body: 1KiB
   - name: public-post
     match: {{path: "/public/post", methods: [POST]}}
