@@ -35,7 +35,7 @@ _PARAM = re.compile(
 )
 _UTF8 = frozenset({"utf-8", "utf8"})
 _ASCII = frozenset({"us-ascii", "ascii"})
-_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]')
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
 
 
 class BodyKind(StrEnum):
