@@ -16,6 +16,7 @@ a checked name is ambiguous and refused.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
@@ -39,8 +40,14 @@ class Name:
 
 
 def fold_segment(segment: str) -> str:
-    """One segment as frameworks compare it: cut at NUL, trimmed, case-folded."""
-    return segment.split("\0", 1)[0].strip().casefold()
+    """One segment as frameworks compare it: cut at NUL, trimmed, case-folded.
+
+    Compatibility forms (fullwidth letters) are folded too; ASCII is left as it is.
+    """
+    segment = segment.split("\0", 1)[0].strip()
+    if not segment.isascii():
+        segment = unicodedata.normalize("NFKC", segment)
+    return segment.casefold()
 
 
 def _decoded(key: str) -> str:

@@ -281,3 +281,22 @@ async def test_a_binary_upload_sent_as_a_form_still_passes_where_no_ids_are_chec
         hidden = body + b"&_method=DELETE"
         refused = await _post(stack, "/notes", hidden, FORM)
         await _refused(stack, victim, refused, 405, "method-not-allowed")
+
+
+QUERY_SPELLINGS = ["_METHOD=DELETE", ".method=DELETE", "_method[]=DELETE", "x=1;_method=DELETE"]
+
+
+@pytest.mark.parametrize("query", QUERY_SPELLINGS)
+async def test_every_spelling_of_method_in_the_query_is_refused_at_ingress(
+    tmp_path: Path, query: str
+) -> None:
+    """Symfony also reads ``_method`` from the query, and PHP folds ``.method`` into it."""
+    async with guarded_victim(tmp_path) as (stack, victim):
+        response = await stack.client.post(
+            f"/things/3?{query}", headers=stack.cookie("admin@example.test") | API
+        )
+        problem = await response.json()
+        assert response.status == 400 and problem["type"].endswith("/target-ambiguous")
+        assert victim.hits(problem["request_id"]) == 0
+        rejected = await stack.events("rejected")
+        assert [e["reason"] for e in rejected] == ["target-ambiguous"]
