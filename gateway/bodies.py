@@ -11,10 +11,12 @@ the app another.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
@@ -181,22 +183,27 @@ class Body:
         self.size = size
 
     def content(self) -> bytes:
-        """The whole body in memory (spooled bodies are read back)."""
-        if self._data is None and self._spool is not None:
-            self._spool.seek(0)
-            self._data = self._spool.read()
-        return self._data or b""
+        """The whole body as bytes (a spooled body is read back, not kept in memory)."""
+        if self._data is not None:
+            return self._data
+        if self._spool is None:
+            return b""
+        self._spool.seek(0)
+        return self._spool.read()
 
-    def view(self) -> bytes | mmap.mmap:
-        """The body for scanning without a copy: the bytes, or the spool file mapped."""
-        if self._data is not None or self._spool is None:
-            return self.content()
+    @contextlib.contextmanager
+    def view(self) -> Iterator[bytes | mmap.mmap]:
+        """The body to scan without copying it: the bytes, or the spool file mapped."""
+        if self._spool is None:
+            yield self.content()
+            return
         self._spool.flush()
-        return mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ)
+        with mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
 
     def forwardable(self) -> bytes | IO[bytes]:
         """What to send upstream: the same bytes that were inspected."""
-        if self._data is not None or self._spool is None:
+        if self._spool is None:
             return self.content()
         self._spool.seek(0)
         return self._spool

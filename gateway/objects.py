@@ -45,7 +45,8 @@ class Extracted:
     """The ids of one request, and its body when it had to be read to find them."""
 
     refs: tuple[ObjectRef, ...]
-    body: bytes | None
+    body: Body | None
+    """Forward this (``Body.forwardable``): exactly the bytes that were inspected."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -153,27 +154,31 @@ class ObjectExtractor:
         match: RouteMatch,
         names: tuple[_Checked, ...],
         body: Body | None,
-    ) -> tuple[list[ObjectRef], bytes | None] | Rejection:
+    ) -> tuple[list[ObjectRef], Body | None] | Rejection:
         if body is None and not request.body_exists:
             return [], None
         media = _body_media(request, match)
         if isinstance(media, Rejection):
             return media
         if media is None:
-            return [], None  # a media type the app does not read parameters from
+            return [], body  # a media type the app does not read parameters from
+        # Multipart is scanned in place (uploads may be large); forms and JSON are
+        # parsed in memory, so they are inspected up to a smaller size.
+        spooled = media.kind is BodyKind.MULTIPART
+        limit = (
+            match.route.max_body_bytes if spooled else min(match.route.max_body_bytes, self._max)
+        )
         if body is None:
-            limit = min(match.route.max_body_bytes, self._max)
             read = await bodies.read_body(request, limit)
             if isinstance(read, Rejection):
                 return read
             body = read
-        if body.size > self._max:
+        if body.size > limit:
             return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
-        data = body.content()
-        if not data:
-            return [], data
-        found = _ids_in(data, media, names)
-        return found if isinstance(found, Rejection) else (found, data)
+        if body.size == 0:
+            return [], body
+        found = _ids_in(body, media, names)
+        return found if isinstance(found, Rejection) else (found, body)
 
 
 def _body_media(request: web.BaseRequest, match: RouteMatch) -> MediaType | Rejection | None:
@@ -197,21 +202,22 @@ def _body_media(request: web.BaseRequest, match: RouteMatch) -> MediaType | Reje
 
 
 def _ids_in(
-    data: bytes, media: MediaType, names: tuple[_Checked, ...]
+    body: Body, media: MediaType, names: tuple[_Checked, ...]
 ) -> list[ObjectRef] | Rejection:
     match media.kind:
         case BodyKind.JSON:
-            document = bodies.parse_json(data, media)
+            document = bodies.parse_json(body.content(), media)
             if isinstance(document, Rejection):
                 return document
             return _json_ids(document, names)
         case BodyKind.MULTIPART:
-            fields = multipart.parse_fields(data, media, _relevant(names))
+            with body.view() as view:
+                fields = multipart.parse_fields(view, media, _relevant(names))
             if isinstance(fields, Rejection):
                 return fields
             return _field_ids(fields, names, "form")
         case _:
-            text = bodies.decode_text(data, media)
+            text = bodies.decode_text(body.content(), media)
             if isinstance(text, Rejection):
                 return text
             return _pair_ids(text, names, "form")

@@ -15,7 +15,6 @@ Only POST is read: frameworks override nothing else, and GET/HEAD keep their fas
 
 from __future__ import annotations
 
-import mmap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -131,12 +130,8 @@ def _override_values(body: Body, media: MediaType | None) -> list[str] | Rejecti
         return []
     kind = media.kind if media is not None else BodyKind.FORM
     if kind is BodyKind.MULTIPART and media is not None:
-        view = body.view()
-        try:
+        with body.view() as view:
             fields = multipart.parse_fields(view, media, lambda name: related(name, _NAME))
-        finally:
-            if isinstance(view, mmap.mmap):
-                view.close()
         return fields if isinstance(fields, Rejection) else _field_values(fields)
     if kind is BodyKind.JSON:
         document = bodies.parse_json(body.content(), media)

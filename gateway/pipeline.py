@@ -193,9 +193,8 @@ async def _resolve_objects(
     if isinstance(extracted, Rejection):
         return _Objects(extracted, None)
     owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
-    if extracted.body is None and read is not None:
-        return _Objects(owners, read.forwardable())
-    return _Objects(owners, extracted.body)
+    forwarded = extracted.body or read
+    return _Objects(owners, forwarded.forwardable() if forwarded else None)
 
 
 def _is_websocket(request: web.BaseRequest) -> bool:

@@ -10,6 +10,7 @@ and body), duplicate JSON keys are refused, and every value of a repeated name c
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from urllib.parse import quote
@@ -273,3 +274,44 @@ async def test_exact_names_still_pass(tmp_path: Path) -> None:
         assert foreign.status == 404
         unrelated = await stack.client.get("/search/things?invoice_ids=4&invoice=4", headers=alice)
         assert unrelated.status == 200, "names that are not a spelling of invoice_id are not ids"
+
+
+async def test_a_large_multipart_upload_is_scanned_in_place_for_ids(tmp_path: Path) -> None:
+    """A 3 MiB upload on a route that checks ``invoice_id`` passes; one naming a foreign
+    invoice in a field after the file is judged on it."""
+    boundary = "b0undary"
+
+    def upload(name: str, value: str) -> bytes:
+        """A 3 MiB file part, then one text field."""
+        return (
+            (
+                f"--{boundary}\r\n"
+                'Content-Disposition: form-data; name="file"; filename="a.bin"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + bytes(range(256)) * 12288
+            + (
+                f"\r\n--{boundary}\r\n"
+                f'Content-Disposition: form-data; name="{name}"\r\n\r\n{value}'
+                f"\r\n--{boundary}--\r\n"
+            ).encode()
+        )
+
+    ctype = f"multipart/form-data; boundary={boundary}"
+    async with guarded_victim(tmp_path) as (stack, victim):
+        alice = stack.cookie("alice@acme.test") | API | {"Content-Type": ctype}
+        plain = upload("note", "x")
+        response = await stack.client.post("/search/things", data=io.BytesIO(plain), headers=alice)
+        assert response.status == 200, await response.text()
+        assert victim.seen(response.headers["X-Request-Id"])["body"] == plain.decode("latin-1")
+        foreign = upload("invoice_id", "4")
+        response = await stack.client.post(
+            "/search/things", data=io.BytesIO(foreign), headers=alice
+        )
+        assert response.status == 404
+        assert victim.hits(response.headers["X-Request-Id"]) == 0
+        variant = upload("Invoice_Id", "4")
+        response = await stack.client.post(
+            "/search/things", data=io.BytesIO(variant), headers=alice
+        )
+        assert response.status == 400
