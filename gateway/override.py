@@ -28,7 +28,6 @@ from gateway.bodies import Body, BodyKind, MediaType
 from gateway.model import (
     Anonymous,
     AuditEntry,
-    Decision,
     Principal,
     Reason,
     Rejection,
@@ -176,13 +175,6 @@ def _json_values(document: Any) -> list[str] | Rejection:
         elif fold_segment(key) == FIELD:
             return _ambiguous()
     return values
-
-
-def refused(rejection: Rejection) -> Decision:
-    """The denial of a request whose body could not be read as the app will read it."""
-    return Decision(
-        False, rejection.reason, explain=(rejection.detail, f"denied: {rejection.reason}")
-    )
 
 
 def with_override(prepared: Prepared | Rejection, **entry: Any) -> AuditEntry:

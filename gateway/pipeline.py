@@ -35,7 +35,8 @@ from gateway.model import (
     ResolvedRef,
     RouteMatch,
 )
-from gateway.override import Prepared, refused, with_override
+from gateway.override import Prepared, with_override
+from gateway.policy import refused
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
