@@ -31,6 +31,7 @@ from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.objects import ObjectExtractor
+from gateway.override import MethodOverrides
 from gateway.ownership import Ownership
 from gateway.pipeline import handle
 from gateway.policy import Policy
@@ -92,13 +93,14 @@ def build_gateway(
     metrics = Metrics()
     metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
+    router = Router(ruleset.routes)
     return Gateway(
         ingress=Ingress(
             public_url=settings.server.public_url,
             trusted_proxies=settings.server.trusted_proxies,
         ),
         identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
-        router=Router(ruleset.routes),
+        router=router,
         objects=ObjectExtractor(),
         ownership=Ownership(
             resources=ruleset.resources,
@@ -127,6 +129,7 @@ def build_gateway(
         ),
         sessions=sessions,
         api_keys=api_keys,
+        overrides=MethodOverrides(router, mode=settings.policy.method_override),
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,

@@ -37,6 +37,7 @@ from gateway.model import (
     Target,
 )
 from gateway.objects import ObjectExtractor
+from gateway.override import MethodOverrides
 from gateway.ownership import Ownership
 from gateway.policy import Policy
 from gateway.responses import Renderer
@@ -62,6 +63,7 @@ class Gateway:
     renderer: Renderer
     sessions: SessionManager
     api_keys: ApiKeys
+    overrides: MethodOverrides
     bearer: BearerTokens | None = None
     metrics: Metrics = field(default_factory=Metrics)
     cookie_secure: bool = True

@@ -13,6 +13,7 @@ import time
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
+from typing import IO
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -144,7 +145,7 @@ class Forwarder:
         principal: Principal | None,
         match: RouteMatch,
         decision: Decision,
-        body: bytes | None,
+        body: bytes | IO[bytes] | None,
     ) -> UpstreamReply:
         """Open the upstream request; raises ``UpstreamFailed`` or ``BodyTooLarge``."""
         upstream = self._upstreams[match.route.upstream]
@@ -152,7 +153,7 @@ class Forwarder:
         if request.content_length is not None and request.content_length > limit:
             raise BodyTooLarge
         headers = self._headers(request, admitted, principal, decision, upstream)
-        data: bytes | AsyncIterator[bytes] | None = body
+        data: bytes | IO[bytes] | AsyncIterator[bytes] | None = body
         if body is None and request.body_exists:
             data = _limited(request, limit)
         url = URL(upstream.url + admitted.target.raw, encoded=True)

@@ -21,6 +21,10 @@ from urllib.parse import quote, unquote_plus, unquote_to_bytes, urlsplit
 from aiohttp import web
 
 from gateway.model import Admitted, Reason, Rejection, Target
+from gateway.params import name_from_key, related
+
+METHOD_OVERRIDE = name_from_key("_method")
+"""Read from the query by Symfony and PHP apps in every spelling PHP folds to it."""
 
 # Characters a canonical segment keeps as they are (RFC 3986 unreserved, sub-delims
 # without ';', and ':' '@'). Everything else is percent-encoded with upper-case hex.
@@ -111,9 +115,9 @@ def _query_problem(query: str) -> str:
         return ""
     if _BAD_ESCAPE.search(query):
         return "a '%' in the query is not followed by two hex digits"
-    if "method" in query:
-        for pair in query.split("&"):
-            if unquote_plus(pair.split("=", 1)[0]).strip().lower() == "_method":
+    if "%" in query or "method" in query.lower():
+        for pair in query.replace(";", "&").split("&"):
+            if related(unquote_plus(pair.split("=", 1)[0]), METHOD_OVERRIDE):
                 return "method override parameters ('_method') are not accepted"
     return ""
 

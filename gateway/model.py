@@ -45,6 +45,9 @@ class Reason(StrEnum):
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
     IDS_TOO_MANY = "ids-too-many"
+    BODY_UNSUPPORTED = "body-unsupported"
+    PARAM_AMBIGUOUS = "param-ambiguous"
+    METHOD_OVERRIDE_INVALID = "method-override-invalid"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})

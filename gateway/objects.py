@@ -1,21 +1,40 @@
 """Object ids a matched request names: path, query, JSON body pointers, form fields.
 
-Every id found must pass its declared type before any resolver sees it; a body is
-read only for routes that look inside it, and then forwarded exactly as read.
+Every id found must pass its declared type before any resolver sees it. A name the
+route checks is looked for wherever frameworks merge parameters from (the query, a
+urlencoded or multipart form, a JSON body), and any other spelling of it that some
+framework reads as the same name is refused (``gateway.params``). A body is read only
+for routes that look inside it, only if it can be read as the app will read it
+(``gateway.bodies``), and then forwarded exactly as read.
 """
 
 from __future__ import annotations
 
 import functools
-import json
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from typing import Any
 
 from aiohttp import web
 
+from gateway import bodies, multipart
+from gateway.bodies import Body, BodyKind, MediaType
 from gateway.jsonpointer import pointer_values
 from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
+from gateway.params import (
+    WILDCARD,
+    Name,
+    Unreadable,
+    ambiguous_key,
+    exact,
+    fold_segment,
+    name_from_key,
+    name_from_pointer,
+    parse_pairs,
+    related,
+    semicolon_keys,
+)
 
 _INT = re.compile(r"[0-9]{1,18}")
 _UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
@@ -27,7 +46,8 @@ class Extracted:
     """The ids of one request, and its body when it had to be read to find them."""
 
     refs: tuple[ObjectRef, ...]
-    body: bytes | None
+    body: Body | None
+    """Forward this (``Body.forwardable``): exactly the bytes that were inspected."""
 
 
 @functools.lru_cache(maxsize=256)
@@ -46,87 +66,231 @@ def check_id(value: str, id_type: str) -> bool:
     return _pattern(id_type).fullmatch(value) is not None
 
 
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A route's id spec with the name it is looked for under."""
+
+    spec: IdSpec
+    name: Name
+
+    @property
+    def pointer(self) -> str:
+        if self.spec.source is IdSource.BODY:
+            return self.spec.key
+        return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in self.name.exact)
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_names(specs: tuple[IdSpec, ...]) -> tuple[_Checked, ...]:
+    named = []
+    for spec in specs:
+        if spec.source is IdSource.BODY:
+            named.append(_Checked(spec, name_from_pointer(spec.key)))
+        elif spec.source in (IdSource.QUERY, IdSource.FORM):
+            named.append(_Checked(spec, name_from_key(spec.key)))
+    return tuple(named)
+
+
+def ambiguous(key: str) -> Rejection:
+    return Rejection(
+        Reason.PARAM_AMBIGUOUS,
+        f"the parameter {key[:60]!r} is another spelling of an id this route checks",
+    )
+
+
 class ObjectExtractor:
     """Finds and type-checks every object id of a request."""
 
     def __init__(self, *, max_inspect_bytes: int = 1024 * 1024) -> None:
         self._max = max_inspect_bytes
 
-    async def extract(self, request: web.Request, match: RouteMatch) -> Extracted | Rejection:
-        """All ids in rule order (duplicates removed), or why the request is malformed."""
-        specs = match.route.ids
-        body: bytes | None = None
-        needs_body = any(s.source in (IdSource.BODY, IdSource.FORM) for s in specs)
-        if needs_body:
-            read = await self._read_body(request)
+    async def extract(
+        self, request: web.Request, match: RouteMatch, *, query: str = "", body: Body | None = None
+    ) -> Extracted | Rejection:
+        """All ids in rule order (duplicates removed), or why the request is malformed.
+
+        ``query`` is the canonical query string; ``body`` a body already read (for a
+        method override), else it is read here when the route looks inside bodies.
+        """
+        refs: list[ObjectRef] = []
+        for spec in match.route.ids:
+            if spec.source is IdSource.PATH:
+                found = _typed(spec, [match.params[spec.key]], f"path.{spec.key}")
+                if isinstance(found, Rejection):
+                    return found
+                refs += found
+        names = _checked_names(match.route.ids)
+        if not names:
+            return Extracted(tuple(dict.fromkeys(refs)), None)
+        found = _pair_ids(query, names, "query") if query else []
+        if isinstance(found, Rejection):
+            return found
+        refs += found
+        read = await self._body_ids(request, match, names, body)
+        if isinstance(read, Rejection):
+            return read
+        refs += read[0]
+        return Extracted(tuple(dict.fromkeys(refs)), read[1])
+
+    async def _body_ids(
+        self,
+        request: web.Request,
+        match: RouteMatch,
+        names: tuple[_Checked, ...],
+        body: Body | None,
+    ) -> tuple[list[ObjectRef], Body | None] | Rejection:
+        if body is None and not request.body_exists:
+            return [], None
+        media = _body_media(request, match)
+        if isinstance(media, Rejection):
+            return media
+        if media is None:
+            return [], body  # a media type the app does not read parameters from
+        # Multipart is scanned in place (uploads may be large); forms and JSON are
+        # parsed in memory, so they are inspected up to a smaller size.
+        spooled = media.kind is BodyKind.MULTIPART
+        limit = (
+            match.route.max_body_bytes if spooled else min(match.route.max_body_bytes, self._max)
+        )
+        if body is None:
+            read = await bodies.read_body(request, limit)
             if isinstance(read, Rejection):
                 return read
             body = read
-        refs: list[ObjectRef] = []
-        for spec in specs:
-            values = self._values(spec, request, match, body)
-            if isinstance(values, Rejection):
-                return values
-            for value in values:
-                if not check_id(value, spec.id_type):
-                    return Rejection(
-                        Reason.ID_INVALID, f"{spec.label} is not a valid {spec.id_type} id"
-                    )
-                refs.append(ObjectRef(spec.type, value, spec.label))
-        return Extracted(tuple(dict.fromkeys(refs)), body)
-
-    async def _read_body(self, request: web.Request) -> bytes | Rejection:
-        if request.content_length is not None and request.content_length > self._max:
+        if body.size > limit:
             return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self._max:
-                return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
-        return bytes(body)
-
-    def _values(
-        self, spec: IdSpec, request: web.Request, match: RouteMatch, body: bytes | None
-    ) -> list[str] | Rejection:
-        match spec.source:
-            case IdSource.PATH:
-                return [match.params[spec.key]]
-            case IdSource.QUERY:
-                return list(request.rel_url.query.getall(spec.key, []))
-            case IdSource.BODY:
-                return _json_ids(spec, body or b"", request.content_type)
-            case IdSource.FORM:
-                return _form_ids(spec, body or b"", request.content_type)
+        if body.size == 0:
+            return [], body
+        found = _ids_in(body, media, names)
+        return found if isinstance(found, Rejection) else (found, body)
 
 
-def _json_ids(spec: IdSpec, body: bytes, content_type: str) -> list[str] | Rejection:
-    if not body:
-        return []
-    if "json" not in content_type:
-        return Rejection(Reason.BODY_INVALID, "this route expects a JSON body")
+def _body_media(request: web.BaseRequest, match: RouteMatch) -> MediaType | Rejection | None:
+    """The media type to parse the body as; ``None`` when the body is not inspected."""
+    sources = {spec.source for spec in match.route.ids}
+    media = bodies.request_media_type(request)
+    if isinstance(media, Rejection):
+        return media
+    if media is None:
+        return bodies.unsupported("a body on this route needs a Content-Type")
+    kind = media.kind
+    if kind is BodyKind.OTHER and not sources & {IdSource.FORM, IdSource.BODY}:
+        return None
+    if IdSource.BODY in sources and IdSource.FORM not in sources and kind is not BodyKind.JSON:
+        return bodies.unsupported("this route expects a JSON body")
+    if IdSource.FORM in sources and IdSource.BODY not in sources and kind is BodyKind.JSON:
+        return bodies.unsupported("this route expects a form")
+    if kind is BodyKind.OTHER:
+        return bodies.unsupported(f"this route does not read {media.type} bodies")
+    return bodies.charset_problem(media) or media
+
+
+def _ids_in(
+    body: Body, media: MediaType, names: tuple[_Checked, ...]
+) -> list[ObjectRef] | Rejection:
+    match media.kind:
+        case BodyKind.JSON:
+            document = bodies.parse_json(body.content(), media)
+            if isinstance(document, Rejection):
+                return document
+            return _json_ids(document, names)
+        case BodyKind.MULTIPART:
+            with body.view() as view:
+                fields = multipart.parse_fields(view, media, _relevant(names))
+            if isinstance(fields, Rejection):
+                return fields
+            return _field_ids(fields, names, "form")
+        case _:
+            text = bodies.decode_text(body.content(), media)
+            if isinstance(text, Rejection):
+                return text
+            return _pair_ids(text, names, "form")
+
+
+def _relevant(names: tuple[_Checked, ...]) -> Callable[[str], bool]:
+    """Multipart field names whose values must be read: checked names and their spellings."""
+    return lambda key: key == "_charset_" or any(related(key, c.name) for c in names)
+
+
+def _pair_ids(text: str, names: tuple[_Checked, ...], where: str) -> list[ObjectRef] | Rejection:
+    """Ids named in a query string or urlencoded form."""
     try:
-        document = json.loads(body)
-    except ValueError:
-        return Rejection(Reason.BODY_INVALID, "the JSON body could not be parsed")
-    values = []
-    for value in pointer_values(document, spec.key):
-        if isinstance(value, bool) or not isinstance(value, int | str):
+        pairs = parse_pairs(text)
+    except Unreadable:
+        return bodies.invalid(f"the {where} is not valid UTF-8 after percent-decoding")
+    for key in semicolon_keys(text):
+        if any(related(key, checked.name) for checked in names):
+            return ambiguous(f";{key}")
+    return _field_ids(pairs, names, where)
+
+
+def _field_ids(
+    pairs: Sequence[tuple[str, str]], names: tuple[_Checked, ...], where: str
+) -> list[ObjectRef] | Rejection:
+    if where == "form":
+        for key, value in pairs:
+            if key == "_charset_" and value.strip().lower() not in ("utf-8", "utf8", "us-ascii"):
+                return bodies.unsupported("the form names a charset other than UTF-8")
+    hidden = ambiguous_key((key for key, _ in pairs), [n.name for n in names])
+    if hidden is not None:
+        return ambiguous(hidden)
+    refs: list[ObjectRef] = []
+    for key, value in pairs:
+        for checked in names:
+            if exact(key, checked.name):
+                found = _typed(checked.spec, [value], f"{where}.{key}")
+                if isinstance(found, Rejection):
+                    return found
+                refs += found
+    return refs
+
+
+def _json_ids(document: Any, names: tuple[_Checked, ...]) -> list[ObjectRef] | Rejection:
+    refs: list[ObjectRef] = []
+    for checked in names:
+        variant = _json_variant(document, checked.name.exact)
+        if variant is not None:
+            return ambiguous(variant)
+        values = []
+        for value in pointer_values(document, checked.pointer):
             if value is None:
                 continue
-            return Rejection(Reason.ID_INVALID, f"{spec.label} must be a string or an integer")
-        values.append(str(value))
-    return values
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                return Rejection(
+                    Reason.ID_INVALID, f"{checked.spec.label} must be a string or an integer"
+                )
+            values.append(str(value))
+        found = _typed(checked.spec, values, f"body:{checked.pointer}")
+        if isinstance(found, Rejection):
+            return found
+        refs += found
+    return refs
 
 
-def _form_ids(spec: IdSpec, body: bytes, content_type: str) -> list[str] | Rejection:
-    if not body:
-        return []
-    if content_type != "application/x-www-form-urlencoded":
-        return Rejection(Reason.BODY_INVALID, "this route expects a urlencoded form")
-    try:
-        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
-    except (UnicodeDecodeError, ValueError):
-        return Rejection(Reason.BODY_INVALID, "the form body could not be parsed")
-    if any(name == "_method" for name, _ in fields):
-        return Rejection(Reason.BODY_INVALID, "method override fields are not accepted")
-    return [value for name, value in fields if name == spec.key]
+def _json_variant(document: Any, path: Sequence[str]) -> str | None:
+    """A key on the way to ``path`` that differs from it only in spelling (case, spaces)."""
+    nodes = [document]
+    for segment in path:
+        folded = fold_segment(segment)
+        following: list[Any] = []
+        for node in nodes:
+            if isinstance(node, list):
+                if segment == WILDCARD or segment.isdigit():
+                    following.extend(node)
+            elif isinstance(node, dict):
+                for key, value in node.items():
+                    if key == segment or segment == WILDCARD:
+                        following.append(value)
+                    elif fold_segment(key) == folded:
+                        return str(key)
+        nodes = following
+    return None
+
+
+def _typed(spec: IdSpec, values: Sequence[str], source: str) -> list[ObjectRef] | Rejection:
+    refs = []
+    for value in values:
+        if not check_id(value, spec.id_type):
+            return Rejection(Reason.ID_INVALID, f"{source} is not a valid {spec.id_type} id")
+        refs.append(ObjectRef(spec.type, value, source))
+    return refs

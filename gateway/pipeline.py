@@ -1,6 +1,7 @@
 """The request pipeline, written once: the only place the stage order appears.
 
-    ingress → identity → route → objects → ownership → decide → audit → forward → guard → relay
+    ingress → identity → method override → route → objects → ownership → decide
+            → audit → forward → guard → relay
 
 ``handle`` decides; ``deliver`` forwards what was allowed. Stages return values
 (``Rejection``, ``Decision``); only broken infrastructure raises, and each such
@@ -14,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from typing import IO
 
 from aiohttp import web
 
-from gateway.audit import request_entry
+from gateway.bodies import Body
 from gateway.context import GATEWAY, Gateway
 from gateway.errors import StoreUnavailable, UpstreamFailed
 from gateway.forward import BodyTooLarge
@@ -34,6 +36,8 @@ from gateway.model import (
     ResolvedRef,
     RouteMatch,
 )
+from gateway.override import Prepared, with_override
+from gateway.policy import refused
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -48,16 +52,19 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
     lap = _lap(stage.identity, lap)
-    match = gw.router.match(admitted.target, request.method)
+    prepared = await gw.overrides.prepare(request, admitted.target, principal)
+    method = prepared.method if isinstance(prepared, Prepared) else request.method
+    match = gw.router.match(admitted.target, method)
     lap = _lap(stage.route, lap)
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    decision, objects = await _decide(gw, request, principal, match)
+    decision, objects = await _decide(gw, request, admitted, principal, match, prepared)
     lap = _lap(stage.decide, lap)
     try:
         receipt = await gw.audit.begin(
-            request_entry(
+            with_override(
+                prepared,
                 admitted=admitted,
-                method=request.method,
+                method=method,
                 user_agent=request.headers.get("User-Agent", ""),
                 principal=principal,
                 match=match,
@@ -84,7 +91,7 @@ async def deliver(
     principal: Principal | Anonymous | Rejection,
     match: RouteMatch,
     decision: Decision,
-    body: bytes | None,
+    body: bytes | IO[bytes] | None,
     receipt: AuditReceipt,
     *,
     arrived: float,
@@ -141,29 +148,35 @@ def _lap(stage: LoopHistogram, since: float) -> float:
 async def _decide(
     gw: Gateway,
     request: web.Request,
+    admitted: Admitted,
     principal: Principal | Anonymous | Rejection,
     match: MatchResult,
+    prepared: Prepared | Rejection,
 ) -> tuple[Decision, _Objects]:
     """Objects → ownership → decide, with every refusal that needs no owner made first.
 
-    ``Policy.screen`` judges the route, the caller's roles and the enumeration block;
-    only a request it cannot refuse has its ids read and their owners looked up.
+    A body that cannot be read as the app will read it is refused whatever it names.
+    ``Policy.screen`` then judges the route, the caller's roles and the enumeration
+    block; only a request it cannot settle has its ids read and their owners looked up.
     """
+    if isinstance(prepared, Rejection):
+        return refused(prepared), _UNREAD
+    read = prepared.body
     websocket, blocked = _is_websocket(request), gw.enumeration.blocked(principal)
     early = gw.policy.screen(
         principal=principal,
         match=match,
-        method=request.method,
+        method=prepared.method,
         websocket=websocket,
         blocked=blocked,
     )
     if early is not None:
-        return early, _UNREAD
-    objects = await _resolve_objects(gw, request, principal, match)
+        return early, _Objects((), read.forwardable() if read else None)
+    objects = await _resolve_objects(gw, request, admitted, principal, match, read)
     decision = gw.policy.decide(
         principal=principal,
         match=match,
-        method=request.method,
+        method=prepared.method,
         objects=objects.owners,
         now=gw.clock(),
         websocket=websocket,
@@ -177,7 +190,9 @@ class _Objects:
 
     __slots__ = ("body", "owners")
 
-    def __init__(self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | None) -> None:
+    def __init__(
+        self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | IO[bytes] | None
+    ) -> None:
         self.owners = owners
         self.body = body
 
@@ -188,24 +203,28 @@ _UNREAD = _Objects((), None)
 async def _resolve_objects(
     gw: Gateway,
     request: web.Request,
+    admitted: Admitted,
     principal: Principal | Anonymous | Rejection,
     match: MatchResult,
+    read: Body | None,
 ) -> _Objects:
     """Read and resolve object ids only for a signed-in caller on a matched, non-public route.
 
     Anonymous callers are refused before any resolver runs, so they cannot make the
     gateway query the system of record; so is any request ``Policy.screen`` refuses.
-    Too many ids come back as a refusal from ``Ownership.resolve``, unlooked-up.
+    Too many ids come back as a refusal from ``Ownership.resolve``, unlooked-up. A body
+    already read (for a method override) is inspected and forwarded as read.
     """
     if not isinstance(match, RouteMatch) or match.route.public or not match.route.ids:
-        return _Objects((), None)
+        return _Objects((), read.forwardable() if read else None)
     if not isinstance(principal, Principal):
         return _Objects((), None)
-    extracted = await gw.objects.extract(request, match)
+    extracted = await gw.objects.extract(request, match, query=admitted.target.query, body=read)
     if isinstance(extracted, Rejection):
         return _Objects(extracted, None)
     owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
-    return _Objects(owners, extracted.body)
+    forwarded = extracted.body or read
+    return _Objects(owners, forwarded.forwardable() if forwarded else None)
 
 
 def _is_websocket(request: web.BaseRequest) -> bool:

@@ -39,6 +39,12 @@ class Grant:
     """Whether the principal holds any role that reaches the tenant at all."""
 
 
+def refused(rejection: Rejection) -> Decision:
+    """The denial of a request refused before routing (its body could not be read as the
+    app will read it): whatever route it names, public or not, it goes no further."""
+    return _deny(rejection.reason, rejection.detail)
+
+
 EXPLAINED_OBJECTS = 20
 """Objects named one by one in a decision's reason chain; the rest are summed up."""
 

@@ -47,6 +47,9 @@ _STATUS: dict[Reason, int] = {
     Reason.UPSTREAM_TIMEOUT: 504,
     Reason.INTERNAL_ERROR: 500,
     Reason.IDS_TOO_MANY: 400,
+    Reason.BODY_UNSUPPORTED: 415,
+    Reason.PARAM_AMBIGUOUS: 400,
+    Reason.METHOD_OVERRIDE_INVALID: 400,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -73,6 +76,9 @@ _TITLE: dict[Reason, str] = {
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
     Reason.INTERNAL_ERROR: "Something went wrong on our side",
     Reason.IDS_TOO_MANY: "The request names too many objects",
+    Reason.BODY_UNSUPPORTED: "The request body's type or encoding is not accepted here",
+    Reason.PARAM_AMBIGUOUS: "A parameter name in the request is ambiguous",
+    Reason.METHOD_OVERRIDE_INVALID: "The method override in the request is not accepted",
 }
 
 # Reasons a person can do something about by asking an admin for access.

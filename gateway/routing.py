@@ -138,6 +138,12 @@ class Router:
             allowed |= methods
         return MethodNotAllowed(frozenset(allowed)) if allowed else NoRoute()
 
+    def routes_for(self, target: Target) -> list[Route]:
+        """Every route whose path template matches ``target``, whatever its methods."""
+        first = target.path[1:].split("/", 1)[0]
+        candidates = self._by_first.get(first, self._wildcard)
+        return [c.route for c in candidates if c.template.regex.fullmatch(target.path)]
+
 
 def overlap_problems(routes: Sequence[Route]) -> list[str]:
     """Pairs of routes with the same shape and overlapping methods (ambiguous)."""

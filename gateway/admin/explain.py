@@ -8,7 +8,7 @@ arguments, and stops before audit and forwarding.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from aiohttp.test_utils import make_mocked_request
@@ -56,6 +56,10 @@ class _Payload:
     def at_eof(self) -> bool:
         return self._done
 
+    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
+        while chunk := await self.read(n):
+            yield chunk
+
 
 async def principal_for(gw: Gateway, email: str, *, tenant: str | None = None) -> Principal | None:
     """The principal a user would be right after signing in (auth time = now)."""
@@ -94,10 +98,15 @@ async def explain(
         headers=headers,
         payload=_Payload(body),  # type: ignore[arg-type]  # duck-types StreamReader.read
     )
-    match = gw.router.match(canonical, method.upper())
+    prepared = await gw.overrides.prepare(request, canonical, principal)
+    if isinstance(prepared, Rejection):
+        return Explanation(prepared, (f"body refused: {prepared.detail}",))
+    match = gw.router.match(canonical, prepared.method)
     owners: Sequence[ResolvedRef] | Rejection = ()
     if isinstance(match, RouteMatch) and match.route.ids:
-        extracted = await gw.objects.extract(request, match)
+        extracted = await gw.objects.extract(
+            request, match, query=canonical.query, body=prepared.body
+        )
         if isinstance(extracted, Rejection):
             owners = extracted
         else:
@@ -105,7 +114,7 @@ async def explain(
     decision = gw.policy.decide(
         principal=principal,
         match=match,
-        method=method.upper(),
+        method=prepared.method,
         objects=owners,
         now=time.time(),
     )

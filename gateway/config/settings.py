@@ -101,6 +101,11 @@ class PolicySettings(_Section):
         description="Owner lookups in flight at once in one gateway process, across all "
         "requests: the most load the gateway puts on a system of record.",
     )
+    method_override: Literal["follow", "refuse"] = Field(
+        "follow",
+        description="A POST whose body names '_method' (PUT, PATCH, DELETE): follow = route, "
+        "decide and audit it as that method, as the app will run it; refuse = answer 400.",
+    )
 
 
 class AuditSettings(_Section):

@@ -37,6 +37,13 @@ REFUSED = {
     "fragment": "/a#b",
     "method override": "/a?_method=DELETE",
     "encoded method override": "/a?%5Fmethod=PUT",
+    "method override, dot for underscore (PHP)": "/a?.method=DELETE",
+    "method override, bracket for underscore (PHP)": "/a?[method=DELETE",
+    "method override as an array": "/a?_method[]=DELETE",
+    "method override after a semicolon": "/a?x=1;_method=DELETE",
+    "method override, letters encoded": "/a?_%6Dethod=DELETE",
+    "method override, encoded twice": "/a?%255Fmethod=DELETE",
+    "method override in upper case": "/a?_METHOD=DELETE",
     "bad query escape": "/a?x=%g1",
     "non-ASCII byte": "/caf\u00e9",
 }

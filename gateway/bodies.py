@@ -1,0 +1,243 @@
+"""Request bodies the gateway reads before deciding: media type, charset, bounded reads.
+
+A body is read only where a decision depends on it (ids in it, or a POST that may
+carry a ``_method`` override), and then it is forwarded exactly as read. It is read
+only if the gateway can read it *the way the app will*: the Content-Type must parse
+unambiguously, the charset must be UTF-8 (or ASCII) and the bytes valid UTF-8 without
+a byte-order mark. Apps decode by the declared charset (``request.post()`` in aiohttp,
+``request.json()`` too), so a UTF-16 or UTF-7 body would show the gateway one id and
+the app another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import re
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import IO, Any
+
+from aiohttp import web
+
+from gateway.model import Reason, Rejection
+
+CHUNK = 64 * 1024
+SPOOL_AFTER = 1024 * 1024
+"""Bodies larger than this are kept in a temporary file, not in memory."""
+MAX_JSON_DEPTH = 64
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"  # noqa: S105 - the RFC 9110 token, not a secret
+_MEDIA = re.compile(rf"[ \t]*({_TOKEN})/({_TOKEN})[ \t]*")
+_PARAM = re.compile(
+    rf'[ \t]*;[ \t]*(?:({_TOKEN})=({_TOKEN}|"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\.)*"))?[ \t]*'
+)
+_UTF8 = frozenset({"utf-8", "utf8"})
+_ASCII = frozenset({"us-ascii", "ascii"})
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]++|\\.)*+"|[\[\]{}]', re.DOTALL)
+
+
+class BodyKind(StrEnum):
+    """How the gateway parses a body."""
+
+    FORM = "form"
+    MULTIPART = "multipart"
+    JSON = "json"
+    OTHER = "other"
+    """A media type the gateway does not parse (files, XML, …)."""
+
+
+@dataclass(frozen=True, slots=True)
+class MediaType:
+    """A parsed Content-Type: lower-case type/subtype and parameters."""
+
+    type: str
+    params: dict[str, str]
+
+    @property
+    def kind(self) -> BodyKind:
+        if self.type == "application/x-www-form-urlencoded":
+            return BodyKind.FORM
+        if self.type == "multipart/form-data":
+            return BodyKind.MULTIPART
+        if self.type == "application/json" or (
+            self.type.startswith("application/") and self.type.endswith("+json")
+        ):
+            return BodyKind.JSON
+        return BodyKind.OTHER
+
+
+def unsupported(detail: str) -> Rejection:
+    return Rejection(Reason.BODY_UNSUPPORTED, detail)
+
+
+def invalid(detail: str) -> Rejection:
+    return Rejection(Reason.BODY_INVALID, detail)
+
+
+def parse_media_type(value: str) -> MediaType | None:
+    """RFC 9110 ``type/subtype *(; name=value)``; ``None`` if it is anything else.
+
+    A value some servers read differently (``a/b, c/d`` is a form to PHP and Rack, a
+    repeated parameter, a stray character) does not parse.
+    """
+    head = _MEDIA.match(value)
+    if head is None:
+        return None
+    params: dict[str, str] = {}
+    position = head.end()
+    while position < len(value):
+        found = _PARAM.match(value, position)
+        if found is None or found.end() == position:
+            return None
+        position = found.end()
+        if found.group(1) is None:
+            continue
+        name = found.group(1).lower()
+        raw = found.group(2)
+        if name in params:
+            return None
+        params[name] = re.sub(r"\\(.)", r"\1", raw[1:-1]) if raw.startswith('"') else raw
+    return MediaType(f"{head.group(1)}/{head.group(2)}".lower(), params)
+
+
+def request_media_type(request: web.BaseRequest) -> MediaType | Rejection | None:
+    """The body's media type; ``None`` when no Content-Type was sent."""
+    values = request.headers.getall("Content-Type", [])
+    if not values:
+        return None
+    media = parse_media_type(values[0]) if len(values) == 1 else None
+    if media is None:
+        return unsupported("the Content-Type header could not be read unambiguously")
+    return media
+
+
+def charset_problem(media: MediaType) -> Rejection | None:
+    """A refusal unless the declared charset is absent, UTF-8 or ASCII."""
+    charset = media.params.get("charset")
+    if charset is None or charset.lower() in _UTF8 | _ASCII:
+        return None
+    return unsupported(f"bodies must be UTF-8; this one declares charset={charset[:40]}")
+
+
+def decode_text(data: bytes, media: MediaType | None) -> str | Rejection:
+    """The body as text: valid UTF-8 (ASCII if declared so), no byte-order mark."""
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return invalid("the body starts with a byte-order mark")
+    ascii_only = media is not None and media.params.get("charset", "").lower() in _ASCII
+    try:
+        return data.decode("ascii" if ascii_only else "utf-8", "strict")
+    except UnicodeDecodeError:
+        return invalid("the body is not valid " + ("ASCII" if ascii_only else "UTF-8"))
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document = dict(pairs)
+    if len(document) != len(pairs):
+        raise _DuplicateKey
+    return document
+
+
+def json_depth_exceeded(data: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than ``limit`` (strings are skipped)."""
+    depth = 0
+    for token in _JSON_TOKENS.finditer(data):
+        char = token.group()
+        if char in (b"[", b"{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in (b"]", b"}"):
+            depth -= 1
+    return False
+
+
+def parse_json(data: bytes, media: MediaType | None) -> Any | Rejection:
+    """A JSON document read strictly: UTF-8, bounded depth, no repeated keys."""
+    text = decode_text(data, media)
+    if isinstance(text, Rejection):
+        return text
+    if json_depth_exceeded(data):
+        return invalid(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey:
+        return invalid("the JSON body repeats a key in one object")
+    except (ValueError, RecursionError):
+        return invalid("the JSON body could not be parsed")
+
+
+class Body:
+    """A request body read in full: in memory, or spooled to a temporary file."""
+
+    def __init__(self, data: bytes | None, spool: IO[bytes] | None, size: int) -> None:
+        self._data = data
+        self._spool = spool
+        self.size = size
+
+    def content(self) -> bytes:
+        """The whole body as bytes (a spooled body is read back, not kept in memory)."""
+        if self._data is not None:
+            return self._data
+        if self._spool is None:
+            return b""
+        self._spool.seek(0)
+        return self._spool.read()
+
+    @contextlib.contextmanager
+    def view(self) -> Iterator[bytes | mmap.mmap]:
+        """The body to scan without copying it: the bytes, or the spool file mapped."""
+        if self._spool is None:
+            yield self.content()
+            return
+        self._spool.flush()
+        with mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            yield mapped
+
+    def forwardable(self) -> bytes | IO[bytes]:
+        """What to send upstream: the same bytes that were inspected."""
+        if self._spool is None:
+            return self.content()
+        self._spool.seek(0)
+        return self._spool
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+    def __del__(self) -> None:
+        # A refused request drops its body unsent; the spool file goes with it.
+        self.close()
+
+
+async def read_body(request: web.Request, limit: int) -> Body | Rejection:
+    """Read the whole body, refusing it (413) past ``limit`` bytes, chunked or not."""
+    if request.content_length is not None and request.content_length > limit:
+        return Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
+    memory = bytearray()
+    spool: IO[bytes] | None = None
+    size = 0
+    async for chunk in request.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            if spool is not None:
+                spool.close()
+            return Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
+        if spool is None and size > SPOOL_AFTER:
+            spool = tempfile.TemporaryFile()
+            spool.write(memory)
+            memory = bytearray()
+        if spool is not None:
+            spool.write(chunk)
+        else:
+            memory += chunk
+    if spool is None:
+        return Body(bytes(memory), None, size)
+    return Body(None, spool, size)
