@@ -133,6 +133,10 @@ class Renderer:
             "X-Request-Id": problem.request_id,
             "Cache-Control": "no-store",
         }
+        if problem.status == 401:  # RFC 9110: a 401 carries a challenge, page or problem
+            headers["WWW-Authenticate"] = 'Bearer realm="gatehold"'
+        if problem.status == 429:
+            headers["Retry-After"] = "60"
         if wants_html(request):
             if problem.login is not None and request.method in ("GET", "HEAD"):
                 headers["Location"] = problem.login
@@ -153,10 +157,6 @@ class Renderer:
             body["login"] = problem.login
         if problem.request_access:
             body["request_access"] = problem.request_access
-        if problem.status == 401:
-            headers["WWW-Authenticate"] = 'Bearer realm="gatehold"'
-        if problem.status == 429:
-            headers["Retry-After"] = "60"
         return web.Response(
             status=problem.status,
             text=json.dumps(body),
