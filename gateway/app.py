@@ -24,9 +24,10 @@ from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Gateway
 from gateway.enumeration import EnumerationGuard
-from gateway.forward import Forwarder
+from gateway.forward import Forwarder, ForwardLimits
 from gateway.guard import ResponseGuard
 from gateway.identity import Identity
+from gateway.inflight import InFlight
 from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
@@ -36,6 +37,7 @@ from gateway.pipeline import handle
 from gateway.policy import Policy
 from gateway.responses import Renderer
 from gateway.routing import Router
+from gateway.sockets import OpenSockets
 from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -94,6 +96,26 @@ def build_gateway(
     metrics = Metrics()
     metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
+    limits = settings.limits
+    sockets = OpenSockets(audit)
+    sessions.revocations.subscribe(sockets.revoked)
+    api_keys.revocations.subscribe(sockets.revoked)
+    forward = Forwarder(
+        ruleset.upstreams,
+        public_url=settings.server.public_url,
+        signer=signer,
+        limits=ForwardLimits(
+            upstream_pool=limits.upstream_pool,
+            pool_acquire_timeout=limits.pool_acquire_timeout,
+            body_idle_timeout=limits.body_idle_timeout,
+            request_total_timeout=limits.request_total_timeout,
+            body_buffer=limits.body_buffer,
+            websocket_max_lifetime=limits.websocket_max_lifetime,
+            websocket_origins=tuple(limits.websocket_origins),
+        ),
+        sockets=sockets,
+        session_expiry=sessions.expires_at,
+    )
     return Gateway(
         ingress=Ingress(
             public_url=settings.server.public_url,
@@ -115,7 +137,7 @@ def build_gateway(
             block_for=enumeration.block_for_seconds,
         ),
         audit=audit,
-        forward=Forwarder(ruleset.upstreams, public_url=settings.server.public_url, signer=signer),
+        forward=forward,
         guard=ResponseGuard(),
         renderer=Renderer(
             templates=pages, foreign_object_status=settings.policy.foreign_object_status
@@ -125,6 +147,7 @@ def build_gateway(
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,
+        in_flight=InFlight(limits.in_flight_per_principal),
     )
 
 
@@ -166,7 +189,12 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     engine = open_engine(settings.store_dsn)
     pages = templates()
     gateway = build_gateway(settings, ruleset, engine, pages)
-    app = web.Application(middlewares=[guarded])
+    # The keep-alive timeout is also the deadline for a request's headers: aiohttp
+    # closes a connection that has not delivered a whole request head by then.
+    app = web.Application(
+        middlewares=[guarded],
+        handler_args={"keepalive_timeout": settings.limits.keepalive_timeout},
+    )
     app[GATEWAY] = gateway
     app[TEMPLATES] = pages
     app[ENGINE] = engine
@@ -224,6 +252,8 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         return _unexpected_error(request)
+    finally:
+        request.app[GATEWAY].in_flight.leave(request)
 
 
 def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:

@@ -20,6 +20,7 @@ from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder, UpstreamReply
 from gateway.guard import ResponseGuard
 from gateway.identity import COOKIE_NAME, Identity
+from gateway.inflight import InFlight
 from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -62,6 +63,7 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     cookie_secure: bool = True
     clock: Callable[[], float] = time.time
+    in_flight: InFlight = field(default_factory=lambda: InFlight(64))
 
     def reject_unadmitted(self, request: web.BaseRequest, rejection: Rejection) -> web.Response:
         """Answer a request ingress refused; it never had a canonical target to route."""
@@ -107,7 +109,8 @@ class Gateway:
         elapsed = 0.0 if started is None else time.monotonic() - started
         if receipt is not None:
             size = len(response.body) if isinstance(response.body, bytes) else 0
-            self.audit.finish(receipt, Outcome(response.status, size, elapsed * 1000))
+            outcome = Outcome(response.status, size, elapsed * 1000)
+            self.audit.finish(receipt, outcome, reason=verdict.reason.value)
         self.metrics.decided(route, "deny", verdict.reason.value, elapsed)
         return response
 

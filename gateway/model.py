@@ -44,6 +44,11 @@ class Reason(StrEnum):
     GUARD_BLOCKED = "guard-blocked"
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
+    BODY_TIMEOUT = "body-timeout"
+    IN_FLIGHT_LIMIT = "in-flight-limit"
+    ORIGIN_FORBIDDEN = "origin-forbidden"
+    REQUEST_MALFORMED = "request-malformed"
+    CONNECTION_LIMIT = "connection-limit"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})

@@ -42,6 +42,11 @@ _STATUS: dict[Reason, int] = {
     Reason.GUARD_BLOCKED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
     Reason.INTERNAL_ERROR: 500,
+    Reason.BODY_TIMEOUT: 408,
+    Reason.IN_FLIGHT_LIMIT: 429,
+    Reason.ORIGIN_FORBIDDEN: 403,
+    Reason.REQUEST_MALFORMED: 400,
+    Reason.CONNECTION_LIMIT: 429,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -67,6 +72,11 @@ _TITLE: dict[Reason, str] = {
     Reason.GUARD_BLOCKED: "The application answered with data you may not see",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
     Reason.INTERNAL_ERROR: "Something went wrong on our side",
+    Reason.BODY_TIMEOUT: "The request body did not arrive in time",
+    Reason.IN_FLIGHT_LIMIT: "Too many requests in progress",
+    Reason.ORIGIN_FORBIDDEN: "This page may not open a connection here",
+    Reason.REQUEST_MALFORMED: "The request could not be read",
+    Reason.CONNECTION_LIMIT: "Too many open connections",
 }
 
 # Reasons a person can do something about by asking an admin for access.

@@ -19,7 +19,7 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.jwks import JwksCache
-from gateway.auth.revocations import evict_revoked
+from gateway.auth.revocations import Revocations, evict_revoked
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
 from gateway.model import AuthMethod, Membership, Principal
@@ -42,6 +42,8 @@ class ApiKeys:
         self._clock = clock
         self._cache: TTLCache[str, Principal | None] = TTLCache(50_000, ttl=cache_seconds)
         self._poller: asyncio.Task[None] | None = None
+        self.revocations = Revocations()
+        """Told the hashes of keys revoked (by any process)."""
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Evict keys other processes revoke, within a poll."""
@@ -51,6 +53,7 @@ class ApiKeys:
                 self._cache,
                 poll_seconds=poll_seconds,
                 clock=self._clock,
+                on_revoked=self.revocations.notify,
             )
         )
 
