@@ -193,7 +193,11 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     # closes a connection that has not delivered a whole request head by then.
     app = web.Application(
         middlewares=[guarded],
-        handler_args={"keepalive_timeout": settings.limits.keepalive_timeout},
+        handler_args={
+            "keepalive_timeout": settings.limits.keepalive_timeout,
+            # An unread body after a refusal is drained this long at most, then cut.
+            "lingering_time": 2.0,
+        },
     )
     app[GATEWAY] = gateway
     app[TEMPLATES] = pages

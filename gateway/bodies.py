@@ -48,6 +48,11 @@ class RequestBody:
         self.failure: BodyTooLarge | BodyStalled | None = None
         """Why the stream stopped early, if a limit stopped it."""
 
+    @property
+    def complete(self) -> bool:
+        """The whole body has been read."""
+        return self._complete
+
     async def _next(self) -> bytes:
         wait = min(self._idle, self._deadline - time.monotonic())
         if wait <= 0:

@@ -234,6 +234,8 @@ class Forwarder:
             raise
         except (TimeoutError, aiohttp.ServerTimeoutError) as error:
             _raise_body_failure(reader)
+            if reader is not None and not reader.complete and _past(deadline):
+                raise _stalled() from None  # the deadline passed with the body unfinished
             raise UpstreamFailed(upstream.name, timeout=True, detail=repr(error)) from None
         except aiohttp.ClientError as error:
             _raise_body_failure(reader)
@@ -415,6 +417,10 @@ def _describe_body(request: web.BaseRequest, headers: CIMultiDict[str]) -> None:
         headers.popall("Content-Encoding", None)
         return
     raise Refused(Rejection(Reason.BODY_INVALID, "this Content-Encoding is not accepted"))
+
+
+def _past(deadline: float) -> bool:
+    return time.monotonic() >= deadline - 0.01
 
 
 def _stalled() -> Refused:
