@@ -37,6 +37,7 @@ from gateway.pipeline import handle
 from gateway.policy import Policy
 from gateway.responses import Renderer
 from gateway.routing import Router
+from gateway.server import CONNECTIONS, ConnectionGuard
 from gateway.sockets import OpenSockets
 from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
@@ -202,6 +203,10 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app[GATEWAY] = gateway
     app[TEMPLATES] = pages
     app[ENGINE] = engine
+    app[CONNECTIONS] = ConnectionGuard(
+        per_client=settings.limits.connections_per_client,
+        trusted_proxies=settings.server.trusted_proxies,
+    )
     app.cleanup_ctx.append(_lifecycle)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)

@@ -16,6 +16,7 @@ from gateway.app import build_app
 from gateway.config.loader import load_rules
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
+from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
 
@@ -53,13 +54,13 @@ async def start_gateway(
     """The gateway listener and, if configured, the admin listener (``/metrics``)."""
     ruleset = load_rules(settings.rules_path, env={**env, **settings.rules_env})
     app = build_app(settings, ruleset)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = GatewayRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
     )
     await site.start()
-    runners = [runner]
+    runners: list[web.AppRunner] = [runner]
     if settings.server.admin_port:
         admin = web.Application()
         admin.router.add_get("/metrics", _metrics_for(app))
