@@ -124,7 +124,10 @@ def build_gateway(
         ),
         identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
         router=Router(ruleset.routes),
-        objects=ObjectExtractor(),
+        objects=ObjectExtractor(
+            body_idle_timeout=limits.body_idle_timeout,
+            body_total_timeout=limits.request_total_timeout,
+        ),
         ownership=Ownership(
             resources=ruleset.resources,
             upstreams=ruleset.upstreams,

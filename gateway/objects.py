@@ -9,12 +9,14 @@ from __future__ import annotations
 import functools
 import json
 import re
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
+from gateway.bodies import BodyStalled, BodyTooLarge, RequestBody
 from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
 
 _INT = re.compile(r"[0-9]{1,18}")
@@ -66,8 +68,16 @@ def pointer_values(document: Any, pointer: str) -> list[Any]:
 class ObjectExtractor:
     """Finds and type-checks every object id of a request."""
 
-    def __init__(self, *, max_inspect_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        max_inspect_bytes: int = 1024 * 1024,
+        body_idle_timeout: float = 10.0,
+        body_total_timeout: float = 120.0,
+    ) -> None:
         self._max = max_inspect_bytes
+        self._idle = body_idle_timeout
+        self._total = body_total_timeout
 
     async def extract(self, request: web.Request, match: RouteMatch) -> Extracted | Rejection:
         """All ids in rule order (duplicates removed), or why the request is malformed."""
@@ -95,12 +105,18 @@ class ObjectExtractor:
     async def _read_body(self, request: web.Request) -> bytes | Rejection:
         if request.content_length is not None and request.content_length > self._max:
             return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self._max:
-                return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
-        return bytes(body)
+        reader = RequestBody(
+            request, limit=self._max, idle=self._idle, deadline=time.monotonic() + self._total
+        )
+        try:
+            whole = await reader.prefetch(self._max + 1)
+        except BodyTooLarge:
+            return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
+        except BodyStalled:
+            return Rejection(Reason.BODY_TIMEOUT, "the request body stopped arriving")
+        if whole is None:  # cannot happen: past the limit, prefetch raises
+            return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
+        return whole
 
     def _values(
         self, spec: IdSpec, request: web.Request, match: RouteMatch, body: bytes | None

@@ -80,6 +80,25 @@ async def test_a_body_that_stops_arriving_is_answered_408_and_never_forwarded(
         await assert_refused_unforwarded(stack, result, 408, "body-timeout")
 
 
+async def test_a_body_read_for_its_object_ids_is_under_the_same_limits(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path, **limits()) as stack:
+        host, port = addr(stack)
+        headers = stack.cookie("alice@acme.test") | JSON | {"Content-Type": "application/json"}
+        for pieces in (0, 50):  # stops at once / trickles past the deadline
+            result = await trickle(
+                host, port, "/api/invoices/1", headers, method="PUT", first=b"{", pieces=pieces
+            )
+            assert result.response is not None
+            assert result.response.status == 408, result.response.body
+            assert result.seconds < 4
+            request_id = result.response.headers["x-request-id"]
+            assert (await stack.ledger_hits()).get(request_id, 0) == 0
+            rows = await stack.audit_rows(request_id)
+            assert [(r["kind"], r["reason"]) for r in rows][:1] == [("request", "body-timeout")]
+
+
 async def test_trickling_bodies_hold_no_upstream_connection_and_end_at_the_deadline(
     tmp_path: Path,
 ) -> None:

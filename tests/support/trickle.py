@@ -29,14 +29,15 @@ async def trickle(
     every: float = 0.2,
     pieces: int = 50,
     piece: bytes = b"y",
+    method: str = "POST",
 ) -> Trickled:
-    """POST a chunked body: ``first``, then ``piece`` every ``every`` s, ``pieces`` times at most.
+    """Send a chunked body: ``first``, then ``piece`` every ``every`` s, ``pieces`` times at most.
 
     Stops sending as soon as the gateway answers or closes, and reads its answer.
     ``every=0`` with ``pieces=0`` sends ``first`` and then nothing more.
     """
     started = time.monotonic()
-    head = [f"POST {target} HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked"]
+    head = [f"{method} {target} HTTP/1.1", f"Host: {host}:{port}", "Transfer-Encoding: chunked"]
     head += [f"{k}: {v}" for k, v in headers.items()]
     reader, writer = await asyncio.open_connection(host, port)
     sent = 0
