@@ -204,7 +204,8 @@ class Forwarder:
             raise BodyTooLarge
         deadline = time.monotonic() + self.limits.request_total_timeout
         headers = self._headers(request, admitted, principal, decision, upstream)
-        _describe_body(request, headers)
+        if body is not None or request.body_exists:
+            _describe_body(request, headers)
         data: bytes | AsyncIterator[bytes] | None = body
         reader: RequestBody | None = None
         if body is None and request.body_exists:
