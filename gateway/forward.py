@@ -127,10 +127,10 @@ class Forwarder:
         self._timeouts = {u.name: self._timeout(u) for u in self._upstreams.values()}
 
     def _timeout(self, upstream: UpstreamDef) -> aiohttp.ClientTimeout:
-        # ``connect`` covers waiting for a pooled connection plus dialling a new one.
+        # ``connect`` covers waiting for a pooled connection, or dialling a new one.
         return aiohttp.ClientTimeout(
             total=None,
-            connect=self.limits.pool_acquire_timeout + self._connect_timeout,
+            connect=self.limits.pool_acquire_timeout,
             sock_connect=self._connect_timeout,
             sock_read=upstream.timeout_seconds,
         )

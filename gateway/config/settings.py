@@ -214,7 +214,10 @@ class LimitsSettings(_Section):
         100, ge=2, le=10_000, description="Connections to each upstream, at most."
     )
     pool_acquire_timeout: float = Field(
-        5.0, gt=0, description="Longest wait for a free upstream connection, then 504."
+        5.0,
+        gt=0,
+        description="Longest wait for an upstream connection (a free pooled one, or a new "
+        "one dialled), then 504.",
     )
     body_idle_timeout: float = Field(
         10.0, gt=0, description="Longest pause between two pieces of a request body, then 408."

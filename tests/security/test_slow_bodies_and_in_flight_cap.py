@@ -31,6 +31,9 @@ routes:
   - name: invoice-list
     match: {path: "/api/invoices", methods: [GET]}
     upstream: ledger
+  - name: slow
+    match: {path: "/slow", methods: [GET]}
+    upstream: ledger
 """
 
 
@@ -179,3 +182,22 @@ async def test_a_callers_request_beyond_the_in_flight_cap_gets_429_unforwarded(
         assert (await timed_get(stack, "bob@globex.test"))[0] == 200
         await asyncio.gather(*held)
         assert (await timed_get(stack, "alice@acme.test"))[0] == 200
+
+
+async def test_waiting_for_a_pooled_upstream_connection_is_bounded(tmp_path: Path) -> None:
+    overrides = limits(upstream_pool=2, in_flight_per_principal=100)
+    async with running_stack(tmp_path, rules_text=UPLOAD_RULES, **overrides) as stack:
+        headers = stack.cookie("alice@acme.test") | JSON
+        # Two slow answers hold both pooled connections for 2.5 s.
+        busy = [
+            asyncio.ensure_future(stack.client.get("/slow?seconds=2.5", headers=headers))
+            for _ in range(2)
+        ]
+        await asyncio.sleep(0.3)
+        before = await stack.ledger_total()
+        status, seconds = await timed_get(stack, "bob@globex.test")
+        assert status == 504
+        assert seconds < 2.0, f"waited {seconds:.2f}s for a pooled connection"
+        assert await stack.ledger_total() == before
+        for response in await asyncio.gather(*busy):
+            assert response.status == 200

@@ -90,9 +90,7 @@ def test_limits_have_safe_defaults_and_take_durations(tmp_path: Path) -> None:
 
 
 def test_a_websocket_origin_with_a_path_is_refused(tmp_path: Path) -> None:
-    found = problems_of(
-        tmp_path, "limits:\n  websocket_origins: ['https://app.example.test/']\n"
-    )
+    found = problems_of(tmp_path, "limits:\n  websocket_origins: ['https://app.example.test/']\n")
     assert len(found) == 1
     assert found[0].startswith("gatehold.yaml:2: limits.websocket_origins:")
     assert "without a path or trailing slash" in found[0]
