@@ -9,14 +9,16 @@ open connections without limit.
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gateway.runtime import start_gateway
 from tests.support.rawhttp import parse_response
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import Stack, demo_settings, ledger_server, running_stack
 
 SECRET = "s3cr3t-session-value-"
 
@@ -160,3 +162,40 @@ async def test_trusted_proxies_are_not_capped(tmp_path: Path) -> None:
     async with running_stack(tmp_path, **overrides) as stack:
         held = await open_idle(stack, 5)
         assert [await health_on(c) for c in held] == [200] * 5
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_the_production_runner_applies_the_same_protections(tmp_path: Path) -> None:
+    port = free_port()
+    async with ledger_server(tmp_path) as ledger_url:
+        settings = demo_settings(
+            tmp_path,
+            ledger_url,
+            server={"host": "127.0.0.1", "port": port, "public_url": "http://gatehold.test"},
+            limits={"connections_per_client": 2},
+        )
+        runners = await start_gateway(settings, {})
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(UNREADABLE["oversized-cookie"])
+            data = await asyncio.wait_for(reader.read(), timeout=5)
+            writer.close()
+            await writer.wait_closed()
+            assert parse_response(data).json()["type"].endswith("request-malformed")
+            assert SECRET.encode() not in data
+            held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+            await asyncio.sleep(0.1)
+            extra_reader, extra_writer = await asyncio.open_connection("127.0.0.1", port)
+            refused = parse_response(await asyncio.wait_for(extra_reader.read(), timeout=5))
+            assert refused.status == 429
+            for _, held_writer in [*held, (extra_reader, extra_writer)]:
+                held_writer.close()
+                await held_writer.wait_closed()
+        finally:
+            for runner in reversed(runners):
+                await runner.cleanup()
