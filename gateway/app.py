@@ -115,7 +115,6 @@ def build_gateway(
             websocket_origins=tuple(limits.websocket_origins),
         ),
         sockets=sockets,
-        session_expiry=sessions.expires_at,
     )
     return Gateway(
         ingress=Ingress(

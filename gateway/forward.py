@@ -100,7 +100,6 @@ class Forwarder:
         connect_timeout: float = 5.0,
         limits: ForwardLimits | None = None,
         sockets: OpenSockets | None = None,
-        session_expiry: Callable[[str], float | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._upstreams = dict(upstreams)
@@ -114,7 +113,6 @@ class Forwarder:
         self.signer = signer
         self._connect_timeout = connect_timeout
         self.sockets = sockets
-        self._session_expiry = session_expiry
         self._clock = clock
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         # Streamed uploads may hold at most half of each pool: the rest stays for others.
@@ -320,7 +318,7 @@ class Forwarder:
 
         The client's handshake and ``Origin`` are checked before the upstream is dialled
         (raises ``Refused``); the open socket is registered so a revocation, the
-        session's expiry or ``limits.websocket_max_lifetime`` closes it (1008).
+        credential's expiry or ``limits.websocket_max_lifetime`` closes it (1008).
         """
         client_ws = web.WebSocketResponse()
         if not client_ws.can_prepare(request).ok:
@@ -382,11 +380,8 @@ class Forwarder:
         if self.sockets is None:
             return None
         credential: str | None = None
-        expires_at: float | None = None
         if principal is not None and principal.session_hash is not None:
             credential = principal.session_hash
-            if self._session_expiry is not None:
-                expires_at = self._session_expiry(credential)
         elif principal is not None and principal.auth_method is AuthMethod.API_KEY:
             credential = key_hash(
                 request.headers.get("Authorization", "").partition(" ")[2].strip()
@@ -398,7 +393,7 @@ class Forwarder:
             request_id=admitted.request_id,
             route=match.route.name,
             max_lifetime=self.limits.websocket_max_lifetime,
-            expires_at=expires_at,
+            expires_at=principal.expires_at if principal is not None else None,
         )
 
 

@@ -136,6 +136,9 @@ class Principal:
     """Tenant used for routes without an object; ``None`` when the user has none."""
     superadmin: bool = False
     """May use the whole admin API."""
+    expires_at: float | None = None
+    """Unix time the credential ends at the latest (session absolute expiry, key or
+    token expiry); what outlives a request (a WebSocket) is closed then."""
 
     def roles_in(self, tenant: str) -> tuple[str, ...]:
         """Roles held in ``tenant`` itself (global grants are not included)."""

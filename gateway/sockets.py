@@ -5,8 +5,9 @@ pipeline. Each socket is registered here under the hash of the credential that o
 it (the session id hash, or the API key hash). The revocation poll shared by sessions
 and API keys (``auth.revocations``) reports every revoked hash, and the sockets opened
 with it are closed with code 1008 (policy violation) and an audit event. A socket is
-also closed at its session's absolute expiry and after ``max_lifetime`` whatever the
-credential, so nothing outlives the limits of what opened it.
+also closed when its credential expires (session absolute expiry, API key or bearer
+token expiry) and after ``max_lifetime`` whatever the credential, so nothing outlives
+the limits of what opened it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class OpenSockets:
         entry = OpenSocket(ws, credential_hash, actor, request_id, route)
         delay, why = max_lifetime, "max-lifetime"
         if expires_at is not None and expires_at - self._clock() < delay:
-            delay, why = max(0.0, expires_at - self._clock()), "session-expired"
+            delay, why = max(0.0, expires_at - self._clock()), "credential-expired"
         loop = asyncio.get_running_loop()
         entry.timer = loop.call_later(delay, self._close_soon, entry, why)
         self._all.add(entry)

@@ -79,6 +79,7 @@ class ApiKeys:
                 auth_method=AuthMethod.API_KEY,
                 auth_time=row.created_at,
                 active_tenant=row.tenant,
+                expires_at=row.expires_at,
             )
         self._cache[hashed] = principal
         return principal
@@ -133,4 +134,5 @@ class BearerTokens:
             auth_method=AuthMethod.BEARER_JWT,
             auth_time=float(claims["iat"]),
             active_tenant=tenant,
+            expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
         )

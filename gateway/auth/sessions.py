@@ -158,6 +158,7 @@ class SessionManager:
             session_hash=id_hash,
             active_tenant=active or (tenants[0] if tenants else None),
             superadmin=user.superadmin,
+            expires_at=row.absolute_expiry,
         )
         return _Cached(principal, row.idle_timeout, row.absolute_expiry, row.last_seen)
 
@@ -191,11 +192,6 @@ class SessionManager:
         await session_store.revoke_session(self.engine, id_hash, self._clock())
         self._cache.pop(id_hash, None)
         self.revocations.notify([id_hash])
-
-    def expires_at(self, id_hash: str) -> float | None:
-        """Unix time at which a cached session ends at the latest (its absolute expiry)."""
-        cached = self._cache.get(id_hash)
-        return None if cached is None else cached.absolute_expiry
 
     async def revoke_user(self, user_id: int) -> int:
         """End every session of a user now (deactivation, role or tenant change)."""

@@ -89,7 +89,7 @@ async def test_a_socket_closes_when_its_session_expires(tmp_path: Path) -> None:
     async with running_stack(tmp_path, sessions=sessions) as stack:
         token = await stack.mint("alice@acme.test")
         ws = await opened(stack, {"Cookie": f"__Host-gatehold={token}"} | ORIGIN)
-        await assert_closed_for(stack, ws, "session-expired", within=3.5)
+        await assert_closed_for(stack, ws, "credential-expired", within=3.5)
 
 
 async def test_a_socket_lives_at_most_the_maximum_lifetime(tmp_path: Path) -> None:
@@ -109,6 +109,15 @@ async def test_revoking_an_api_key_closes_its_socket(tmp_path: Path) -> None:
         ws = await opened(stack, {"Authorization": f"Bearer {key}"})
         await key_store.revoke_key(engine, key_id, time.time())
         await assert_closed_for(stack, ws, "credential-revoked", within=2.0)
+
+
+async def test_a_socket_closes_when_its_api_key_expires(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        _, key = await key_store.create_key(
+            stack.app[ENGINE], tenant="acme", role="standard", label="feed", ttl=2, now=time.time()
+        )
+        ws = await opened(stack, {"Authorization": f"Bearer {key}"})
+        await assert_closed_for(stack, ws, "credential-expired", within=2.5)
 
 
 FOREIGN_ORIGINS = [
