@@ -115,6 +115,7 @@ class Forwarder:
         self.sockets = sockets
         self._clock = clock
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._ws_sessions: dict[str, aiohttp.ClientSession] = {}
         # Streamed uploads may hold at most half of each pool: the rest stays for others.
         self._upload_slots = {
             name: asyncio.Semaphore(max(1, self.limits.upstream_pool // 2))
@@ -135,19 +136,18 @@ class Forwarder:
 
     async def start(self) -> None:
         for name in self._upstreams:
-            self._sessions[name] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(
-                    limit=self.limits.upstream_pool, keepalive_timeout=30
-                ),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            self._sessions[name] = _client(
+                aiohttp.TCPConnector(limit=self.limits.upstream_pool, keepalive_timeout=30)
             )
+            # WebSockets hold their connection for as long as they are open: they get a
+            # connector of their own, so open sockets never take the pool requests use.
+            # They are bounded by the per-client connection cap and their lifetime.
+            self._ws_sessions[name] = _client(aiohttp.TCPConnector(limit=0))
 
     async def close(self) -> None:
         if self.sockets is not None:
             await self.sockets.close_all()
-        for session in self._sessions.values():
+        for session in [*self._sessions.values(), *self._ws_sessions.values()]:
             await session.close()
 
     def _headers(
@@ -332,7 +332,7 @@ class Forwarder:
             headers.popall(name, None)
         url = URL(upstream.url.replace("http", "ws", 1) + admitted.target.raw, encoded=True)
         try:
-            upstream_ws = await self._sessions[upstream.name].ws_connect(
+            upstream_ws = await self._ws_sessions[upstream.name].ws_connect(
                 url,
                 headers=headers,
                 timeout=aiohttp.ClientWSTimeout(ws_close=5),
@@ -395,6 +395,15 @@ class Forwarder:
             max_lifetime=self.limits.websocket_max_lifetime,
             expires_at=principal.expires_at if principal is not None else None,
         )
+
+
+def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+    )
 
 
 def _describe_body(request: web.BaseRequest, headers: CIMultiDict[str]) -> None:

@@ -120,6 +120,18 @@ async def test_a_socket_closes_when_its_api_key_expires(tmp_path: Path) -> None:
         await assert_closed_for(stack, ws, "credential-expired", within=2.5)
 
 
+async def test_open_sockets_do_not_take_the_upstreams_request_pool(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, limits={"upstream_pool": 2}) as stack:
+        cookie = stack.cookie("alice@acme.test")
+        sockets = [await opened(stack, cookie | ORIGIN) for _ in range(4)]
+        started = time.monotonic()
+        response = await stack.client.get("/api/invoices", headers=cookie)
+        assert response.status == 200
+        assert time.monotonic() - started < 1.0
+        for ws in sockets:
+            await ws.close()
+
+
 FOREIGN_ORIGINS = [
     "http://evil.test",
     "null",
