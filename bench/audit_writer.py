@@ -1,6 +1,7 @@
 """Durable audit records per second through the group-commit writer.
 
-Each run opens a fresh SQLite file (WAL, synchronous=FULL, as the gateway does), starts
+Each run opens a fresh SQLite file (WAL, synchronous=FULL, as the gateway does), keys the
+chain and writes a checkpoint a second (as the gateway does), starts
 ``--producers`` tasks that each call ``AuditWriter.begin`` in a loop (every call waits for
 its batch's fsync, as a request does before it is forwarded), and prints records/s with
 the mean and largest batch. ``--dsn`` points it at PostgreSQL instead.
@@ -25,6 +26,8 @@ import time
 from pathlib import Path
 
 from gateway.audit import AuditWriter
+from gateway.audit_checkpoints import CheckpointWriter
+from gateway.audit_keys import AuditKey
 from gateway.ingress import new_request_id
 from gateway.model import AuditEntry
 from gateway.store.engine import open_engine
@@ -76,12 +79,20 @@ async def run(
     producers: int,
     max_batch: int,
     *,
+    checkpoints: Path,
     prefill: int = 0,
     random_ids: bool = False,
 ) -> dict[str, float]:
     engine = open_engine(dsn)
     await migrate(engine)
-    writer = AuditWriter(engine, max_batch=max_batch)
+    key = AuditKey.from_secret(secrets.token_hex(32).encode())
+    writer = AuditWriter(  # keyed and checkpointed once a second, as the gateway writes
+        engine,
+        key=key,
+        max_batch=max_batch,
+        checkpoints=CheckpointWriter(checkpoints, key),
+        checkpoint_every=1.0,
+    )
     await writer.start()
     if prefill:
         await _append(writer, prefill, 1000, random_ids=random_ids)
@@ -142,6 +153,7 @@ async def main(args: argparse.Namespace) -> None:
                 records,
                 producers,
                 args.max_batch,
+                checkpoints=Path(scratch) / f"checkpoints-{i}.jsonl",
                 prefill=args.prefill,
                 random_ids=args.random_ids,
             )

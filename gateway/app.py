@@ -13,10 +13,10 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.assertion import AssertionSigner
-from gateway.audit import AuditWriter
+from gateway.audit import writer_for
 from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
-from gateway.auth.keys import CsrfTokens, load_or_create_secret
+from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_create_secret
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
@@ -35,7 +35,7 @@ from gateway.objects import ObjectExtractor
 from gateway.ownership import Ownership
 from gateway.pipeline import handle
 from gateway.policy import Policy
-from gateway.responses import Renderer
+from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.routing import Router
 from gateway.server import CONNECTIONS, ConnectionGuard
 from gateway.sockets import OpenSockets
@@ -91,9 +91,7 @@ def build_gateway(
     )
     api_keys = ApiKeys(engine)
     bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
-    audit = AuditWriter(
-        engine, max_batch=settings.audit.max_batch, jsonl_path=settings.audit_jsonl_path
-    )
+    audit = writer_for(settings, engine)
     metrics = Metrics()
     metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
@@ -105,6 +103,7 @@ def build_gateway(
         ruleset.upstreams,
         public_url=settings.server.public_url,
         signer=signer,
+        header_strip=settings.headers.build(),
         limits=ForwardLimits(
             upstream_pool=limits.upstream_pool,
             pool_acquire_timeout=limits.pool_acquire_timeout,
@@ -131,6 +130,8 @@ def build_gateway(
             resources=ruleset.resources,
             upstreams=ruleset.upstreams,
             registry=StoreRegistry(engine),
+            max_ids=settings.policy.max_ids_per_request,
+            max_concurrent=settings.policy.max_concurrent_lookups,
         ),
         policy=Policy(ruleset.roles),
         enumeration=EnumerationGuard(
@@ -150,6 +151,7 @@ def build_gateway(
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,
+        public_url=settings.server.public_url,
         in_flight=InFlight(limits.in_flight_per_principal),
     )
 
@@ -173,13 +175,13 @@ def build_auth_pages(
         identity=gateway.identity,
         sessions=gateway.sessions,
         magic_links=magic_links,
-        csrf=CsrfTokens(load_or_create_secret(keys / "csrf.key")),
+        csrf=CsrfTokens(load_or_create_secret(keys / CSRF_KEY)),
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
         oidc=OidcLogins(
             settings.auth.oidc,
             engine=engine,
-            seal=FlowSeal(load_or_create_secret(keys / "oidc-flow.key")),
+            seal=FlowSeal(load_or_create_secret(keys / OIDC_FLOW_KEY)),
             public_url=settings.server.public_url,
         )
         if settings.auth.oidc
@@ -210,11 +212,12 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         trusted_proxies=settings.server.trusted_proxies,
     )
     app.cleanup_ctx.append(_lifecycle)
+    app.on_response_prepare.append(mark_own_page)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
     mount_auth(app, build_auth_pages(settings, gateway, engine, pages))
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
-    app.router.add_route("*", "/{tail:.*}", handle, name="pipeline")
+    app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app
 
 
@@ -254,8 +257,8 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
     middleware on every request, and nearly every request is the pipeline's.
     """
     try:
-        if request.match_info.route.name != "pipeline":
-            refusal = _refuse_non_canonical(request)
+        if request.match_info.route.name != PIPELINE_ROUTE:
+            refusal = await _refuse_non_canonical(request)
             if refusal is not None:
                 return refusal
         return await handler(request)
@@ -267,7 +270,7 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         request.app[GATEWAY].in_flight.leave(request)
 
 
-def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
+async def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
     """A 400 for a gateway page asked for by a second spelling, else ``None``.
 
     aiohttp routes on the decoded path; without this, ``/%2Egatehold/...`` would reach
@@ -276,7 +279,7 @@ def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:
     target = canonicalize(request.raw_path)
     if isinstance(target, Target) and target.path == request.raw_path.split("?", 1)[0]:
         return None
-    return request.app[GATEWAY].reject_unadmitted(
+    return await request.app[GATEWAY].reject_unadmitted(
         request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
     )
 

@@ -12,6 +12,13 @@ their failures are logged and counted, never raised into a request. When only su
 entries are queued, the writer lingers up to ``linger`` seconds for a ``begin`` to share
 their transaction: otherwise a request arriving just after the previous one's outcome
 would wait for two commits (the outcome's, then its own) instead of one.
+
+The chain is keyed (``gateway.audit_keys``). After a commit the writer appends a signed
+checkpoint of the head it wrote (``gateway.audit_checkpoints``) once ``checkpoint_every``
+seconds have passed since the last one, or when it falls idle or closes, so cutting
+records off the end of the log shows within about that time. Every committed record
+also goes to the JSON-lines sink when one is configured. ``writer_for`` builds the one
+writer a process uses, server or CLI, from the settings, so both write the same way.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import json
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +40,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.audit_checkpoints import CheckpointWriter
+from gateway.audit_keys import AuditKey, audit_key
+from gateway.config.settings import Settings
 from gateway.errors import StoreUnavailable
 from gateway.model import (
     GLOBAL_TENANT,
@@ -60,7 +72,12 @@ log = logging.getLogger(__name__)
 ENTRY_COLUMNS = ("route", "decision", "reason", "method", "path")
 """``event_entry`` keywords that fill a column of their own rather than ``data``."""
 MAX_USER_AGENT = 512
-MAX_QUERY = 2048
+MAX_QUERY = 8192
+"""The whole query up to 8 KiB (the ingress refuses longer targets); past that, a prefix
+plus its length and SHA-256, flagged ``query_truncated``: a record never shortens a value
+without saying so."""
+MAX_AUDITED_OBJECTS = 20
+"""Objects listed one by one in a request's record; ``object_count`` gives them all."""
 
 
 @dataclass(slots=True)
@@ -79,15 +96,26 @@ class AuditWriter:
         self,
         engine: AsyncEngine,
         *,
+        key: AuditKey,
         max_batch: int = 1024,
         clock: Callable[[], float] = time.time,
         jsonl_path: Path | str | None = None,
         linger: float = 0.002,
+        checkpoints: CheckpointWriter | None = None,
+        checkpoint_every: float = 1.0,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._engine = engine
-        self._appender = _sqlite_appender(engine)
+        self._key = key
+        self._appender = _sqlite_appender(engine, key)
+        self._checkpoints = checkpoints
+        self._checkpoint_every = checkpoint_every
+        self._head: tuple[int, str] | None = None
+        """The last (seq, hash) this writer committed."""
+        self._checkpointed_seq = 0
+        self._last_checkpoint = -math.inf
+        self._checkpoint_failures = 0
         self._thread: ThreadPoolExecutor | None = None
         self._max_batch = max_batch
         self._clock = clock
@@ -106,6 +134,9 @@ class AuditWriter:
         self._failures = 0
         self._dropped = 0
         self._sink_failures = 0
+        self._queued_total = 0
+        self._settled_total = 0
+        self._batch_settled = asyncio.Event()
 
     # ------------------------------------------------------------------ counters
 
@@ -140,9 +171,25 @@ class AuditWriter:
         return self._sink_failures
 
     @property
+    def checkpoint_failures(self) -> int:
+        """Checkpoints that could not be written (retried with the next batch)."""
+        return self._checkpoint_failures
+
+    @property
     def pending(self) -> int:
         """Entries queued for the next transaction."""
         return len(self._pending)
+
+    async def settled(self) -> None:
+        """Return once every entry queued before this call is committed or has failed.
+
+        For the CLI and tests, which read the store right after recording: ``pending``
+        alone reads 0 while a taken batch is still committing.
+        """
+        target = self._queued_total
+        while self._settled_total < target and self._task is not None and not self._task.done():
+            self._batch_settled.clear()
+            await self._batch_settled.wait()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -159,8 +206,11 @@ class AuditWriter:
         self._waiter_arrived.set()
         if self._task is None:
             await self._drain()
+            await self._checkpoint(due_only=False)
         else:
             await self._task
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         if self._thread is not None:
             self._thread.submit(self._appender.close if self._appender else lambda: None)
             self._thread.shutdown(wait=True)
@@ -219,6 +269,7 @@ class AuditWriter:
         )
 
     def _enqueue(self, pending: _Pending) -> None:
+        self._queued_total += 1
         self._pending.append(pending)
         self._wake.set()
 
@@ -228,13 +279,52 @@ class AuditWriter:
         while True:
             if not self._pending:
                 if self._closing:
+                    await self._checkpoint(due_only=False)
                     return
                 self._wake.clear()
-                await self._wake.wait()
+                await self._idle()
                 continue
             if not self._waiters_queued and not self._closing and self._linger > 0:
                 await self._wait_for_a_waiter()
             await self._commit(self._take_batch())
+
+    async def _idle(self) -> None:
+        """Wait for entries; if a checkpoint is owed, write it when due (or now, if idle)."""
+        if not self._checkpoint_owed():
+            await self._wake.wait()
+            return
+        wait = self._last_checkpoint + self._checkpoint_every - time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(wait, 0.0)):
+                await self._wake.wait()
+        await self._checkpoint(due_only=True)
+
+    def _checkpoint_owed(self) -> bool:
+        return (
+            self._checkpoints is not None
+            and self._head is not None
+            and self._head[0] != self._checkpointed_seq
+        )
+
+    async def _checkpoint(self, *, due_only: bool) -> None:
+        """Write a checkpoint of this writer's head, if one is owed (and due)."""
+        if not self._checkpoint_owed() or self._checkpoints is None or self._head is None:
+            return
+        now = time.monotonic()
+        if due_only and now - self._last_checkpoint < self._checkpoint_every:
+            return
+        seq, head_hash = self._head
+        write = functools.partial(
+            self._checkpoints.write, seq=seq, head_hash=head_hash, ts=self._clock()
+        )
+        self._last_checkpoint = now
+        try:
+            await asyncio.to_thread(write)
+        except OSError as exc:
+            self._checkpoint_failures += 1
+            log.error("audit checkpoint to %s failed: %s", self._checkpoints.path, exc)
+            return
+        self._checkpointed_seq = seq
 
     async def _wait_for_a_waiter(self) -> None:
         """Give a ``begin`` up to ``linger`` seconds to join a batch of records."""
@@ -255,6 +345,13 @@ class AuditWriter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
+            await self._commit_batch(batch)
+        finally:
+            self._settled_total += len(batch)
+            self._batch_settled.set()
+
+    async def _commit_batch(self, batch: list[_Pending]) -> None:
+        try:
             rows = await self._append([p.entry for p in batch], [p.data_json for p in batch])
         except BaseException as exc:
             self._fail(batch, exc)
@@ -269,13 +366,18 @@ class AuditWriter:
                 pending.waiter.set_result(AuditReceipt(row.seq, pending.entry.request_id))
         if self._sink is not None:
             await self._append_to_sink(self._sink, rows)
+        if rows:
+            self._head = (rows[-1].seq, rows[-1].hash)
+            await self._checkpoint(due_only=True)
 
     async def _append(self, entries: list[AuditEntry], texts: list[str]) -> list[AuditRow]:
         """One durable transaction for the batch: on SQLite one hop to the audit thread."""
         ts = self._clock()
         if self._appender is None:
             async with writing(self._engine) as conn:
-                return await audit_log.insert_batch(conn, entries, ts=ts, data_json=texts)
+                return await audit_log.insert_batch(
+                    conn, entries, ts=ts, key=self._key.chain, data_json=texts
+                )
         if self._thread is None:
             self._thread = ThreadPoolExecutor(1, thread_name_prefix="gatehold-audit")
         append = functools.partial(self._appender.append, entries, ts=ts, data_json=texts)
@@ -334,14 +436,16 @@ def request_entry(
         "session": caller.session_hash if caller else None,
         "client": admitted.client_ip,
         "scheme": admitted.scheme,
-        "user_agent": user_agent[:MAX_USER_AGENT],
-        "query": admitted.target.query[:MAX_QUERY],
+        **_bounded("user_agent", user_agent, MAX_USER_AGENT),
+        **_bounded("query", admitted.target.query, MAX_QUERY),
         "action": decision.action,
         "resource_type": resource.type if resource else None,
         "resource_id": resource.id if resource else None,
         "objects": [
-            _object(r.ref.type, r.ref.id, r.ref.source, r.answer) for r in decision.objects
+            _object(r.ref.type, r.ref.id, r.ref.source, r.answer)
+            for r in decision.objects[:MAX_AUDITED_OBJECTS]
         ],
+        "object_count": len(decision.objects),
         "upstream": upstream,
         "sensitive": bool(route and route.sensitive),
         "explain": list(decision.explain),
@@ -362,6 +466,23 @@ def request_entry(
         path=admitted.target.path,
         data=data,
     )
+
+
+def _bounded(name: str, value: str, limit: int) -> dict[str, Any]:
+    """``{name: value}``; if longer than ``limit``, its prefix, flagged, with a digest.
+
+    ``<name>_truncated``, ``<name>_length`` and ``<name>_sha256`` (of the whole value's
+    UTF-8) then say that and what was cut, so the record can still be matched to it.
+    """
+    if len(value) <= limit:
+        return {name: value}
+    whole = value.encode("utf-8", "backslashreplace")
+    return {
+        name: value[:limit],
+        f"{name}_truncated": True,
+        f"{name}_length": len(value),
+        f"{name}_sha256": hashlib.sha256(whole).hexdigest(),
+    }
 
 
 def _roles(caller: Principal | None, tenant: str | None) -> list[str]:
@@ -399,9 +520,27 @@ def event_entry(
     )
 
 
-def _sqlite_appender(engine: AsyncEngine) -> SqliteAuditAppender | None:
+def _sqlite_appender(engine: AsyncEngine, key: AuditKey) -> SqliteAuditAppender | None:
     """The direct append path for a SQLite file; ``None`` for PostgreSQL or in-memory."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    return SqliteAuditAppender(database)
+    return SqliteAuditAppender(database, key=key.chain)
+
+
+def writer_for(settings: Settings, engine: AsyncEngine) -> AuditWriter:
+    """The audit writer of this process (server or CLI): keyed, checkpointed, every sink.
+
+    Creates the key file on first use. Raises ``ConfigError`` if the key is unusable.
+    """
+    key = audit_key(settings, create=True)
+    return AuditWriter(
+        engine,
+        key=key,
+        max_batch=settings.audit.max_batch,
+        jsonl_path=settings.audit_jsonl_path,
+        checkpoints=CheckpointWriter(
+            settings.audit_checkpoints_path, key, syslog=settings.audit.syslog
+        ),
+        checkpoint_every=settings.audit_checkpoint_every,
+    )

@@ -18,7 +18,9 @@ from typing import Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.audit import AuditWriter, event_entry
+from gateway.audit import event_entry, writer_for
+from gateway.audit_checkpoints import read_checkpoints
+from gateway.audit_keys import audit_key
 from gateway.config.loader import check_rules_file, load_rules
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
@@ -65,7 +67,8 @@ def run(coroutine: Awaitable[T]) -> T:
         return asyncio.run(coroutine)  # type: ignore[arg-type]
     except StoreUnavailable as error:
         fail([f"the store is unavailable: {error}"])
-        raise
+    except ConfigError as error:
+        fail(error.problems)
 
 
 async def opened_store(settings: Settings) -> AsyncEngine:
@@ -90,6 +93,7 @@ def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> Non
 
     settings = settings_from(config_path)
     check_rules_or_exit(settings)
+    check_audit_key_or_exit(settings)
     if as_worker:  # started by a `serve --workers N` process, beside it on its port
         run_server(settings, os.environ, workers=1, reuse_port=True)
         return
@@ -128,6 +132,14 @@ def check_rules_or_exit(settings: Settings) -> None:
     problems = check_rules_file(settings.rules_path, {**os.environ, **settings.rules_env})
     if problems:
         fail(problems)
+
+
+def check_audit_key_or_exit(settings: Settings) -> None:
+    """Load (or, on first start, create) the audit key before serving anything."""
+    try:
+        audit_key(settings, create=True)
+    except ConfigError as error:
+        fail(error.problems)
 
 
 @main.command(name="migrate")
@@ -258,7 +270,7 @@ def users_add(
 
     async def body() -> int:
         engine = await opened_store(settings)
-        writer = AuditWriter(engine)
+        writer = writer_for(settings, engine)
         await writer.start()
         try:
             existing = await user_store.get_user_by_email(engine, email)
@@ -326,7 +338,7 @@ def users_deactivate(config_path: Path | None, email: str) -> None:
 
     async def body() -> int:
         engine = await opened_store(settings)
-        writer = AuditWriter(engine)
+        writer = writer_for(settings, engine)
         await writer.start()
         try:
             user = await user_store.get_user_by_email(engine, email)
@@ -369,7 +381,7 @@ async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = No
     from gateway.auth.sessions import SessionManager
 
     engine = await opened_store(settings)
-    writer = AuditWriter(engine)
+    writer = writer_for(settings, engine)
     await writer.start()
     try:
         user = await user_store.get_user_by_email(engine, email)
@@ -428,7 +440,7 @@ def apikey_create(
 
     async def body() -> tuple[int, str]:
         engine = await opened_store(settings)
-        writer = AuditWriter(engine)
+        writer = writer_for(settings, engine)
         await writer.start()
         try:
             key_id, key = await api_keys.create_key(
@@ -466,7 +478,7 @@ def apikey_revoke(config_path: Path | None, key_id: int) -> None:
 
     async def body() -> bool:
         engine = await opened_store(settings)
-        writer = AuditWriter(engine)
+        writer = writer_for(settings, engine)
         await writer.start()
         try:
             revoked = await api_keys.revoke_key(engine, key_id, _now())
@@ -513,23 +525,67 @@ def audit() -> None:
 
 @audit.command(name="verify")
 @config_option
-def audit_verify(config_path: Path | None) -> None:
-    """Check the hash chain; report every edited or deleted record."""
+@click.option(
+    "--checkpoints",
+    "checkpoint_files",
+    type=click.Path(path_type=Path, dir_okay=False),
+    multiple=True,
+    help="Signed checkpoints to hold the log against (repeat for rotated files or a "
+    "syslog copy; default: audit.checkpoints of the settings).",
+)
+@click.option(
+    "--unkeyed-until",
+    type=click.IntRange(0),
+    default=0,
+    help="Check records up to this seq with the unkeyed hash of versions before the "
+    "keyed chain (an upgraded log); anyone who could write the database could have "
+    "rewritten those.",
+)
+def audit_verify(
+    config_path: Path | None, checkpoint_files: tuple[Path, ...], unkeyed_until: int
+) -> None:
+    """Check the keyed chain against its checkpoints; report every edit, deletion,
+    truncation, re-hashed record and forged checkpoint."""
     settings = settings_from(config_path)
+    try:
+        key = audit_key(settings, create=False)
+    except ConfigError as error:
+        fail(error.problems)
+    files = checkpoint_files or (settings.audit_checkpoints_path,)
+    # Checkpoints first, the log after: a writer checkpoints only what it has committed,
+    # so every checkpoint read here lies within the snapshot verify_chain then reads.
+    checkpoints: list[audit_log.Checkpoint] = []
+    problems: list[str] = []
+    missing: list[str] = []
+    for file in files:
+        found, bad = read_checkpoints(file, key)
+        checkpoints += found
+        (problems if file.exists() else missing).extend(bad)
 
     async def body() -> list[str]:
         engine = await opened_store(settings)
         try:
-            return await audit_log.verify_chain(engine)
+            found = await audit_log.verify_chain(
+                engine, key=key.chain, checkpoints=checkpoints, unkeyed_until=unkeyed_until
+            )
+            empty = await audit_log.last_seq(engine) == 0
         finally:
             await engine.dispose()
+        # A log nothing was ever written to has no checkpoint file yet; any other log has.
+        return problems + found + ([] if empty else missing)
 
     problems = run(body())
     for problem in problems:
         click.echo(f"TAMPERED: {problem}")
     if problems:
         sys.exit(1)
-    click.echo("audit chain intact")
+    if unkeyed_until:
+        click.echo(
+            f"warning: seq 1-{unkeyed_until} predate the keyed chain; their hashes prove "
+            "nothing against someone who could write the database",
+            err=True,
+        )
+    click.echo(f"audit chain intact ({len(checkpoints)} checkpoint(s) matched)")
 
 
 @audit.command(name="export")
@@ -542,7 +598,7 @@ def audit_export(config_path: Path | None, fmt: str, output: Any) -> None:
 
     async def body() -> None:
         engine = await opened_store(settings)
-        writer = AuditWriter(engine)
+        writer = writer_for(settings, engine)
         await writer.start()
         try:
             await writer.begin(event_entry("audit-exported", actor="cli", format=fmt))

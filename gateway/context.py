@@ -6,6 +6,8 @@ Only ``app.py`` builds it; the pipeline reaches it through the typed ``GATEWAY``
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -41,6 +43,8 @@ from gateway.policy import Policy
 from gateway.responses import Renderer
 from gateway.routing import Router
 
+log = logging.getLogger("gatehold.ownership")
+
 
 @dataclass
 class Gateway:
@@ -63,20 +67,29 @@ class Gateway:
     metrics: Metrics = field(default_factory=Metrics)
     cookie_secure: bool = True
     clock: Callable[[], float] = time.time
+    public_url: str = ""
+    """The gateway's own origin: a create's absolute ``Location`` must point here."""
     in_flight: InFlight = field(default_factory=lambda: InFlight(64))
 
-    def reject_unadmitted(self, request: web.BaseRequest, rejection: Rejection) -> web.Response:
-        """Answer a request ingress refused; it never had a canonical target to route."""
+    async def reject_unadmitted(
+        self, request: web.BaseRequest, rejection: Rejection
+    ) -> web.Response:
+        """Answer a request ingress refused; it never had a canonical target to route.
+
+        The audit row names the caller when a credential came with the request.
+        """
         request_id = new_request_id()
+        actor, identity = await self._caller_of(request)
         self.audit.record(
             event_entry(
                 "rejected",
-                actor="anonymous",
+                actor=actor,
                 request_id=request_id,
                 reason=rejection.reason.value,
                 method=request.method,
                 raw_target=request.raw_path[:1024],
                 client=request.remote or "",
+                **identity,
             )
         )
         self.metrics.decided("", "deny", rejection.reason.value, None)
@@ -84,6 +97,23 @@ class Gateway:
             rejection.reason, detail=rejection.detail, request_id=request_id, target="/"
         )
         return self.renderer.render(request, problem)
+
+    async def _caller_of(self, request: web.BaseRequest) -> tuple[str, dict[str, str]]:
+        """Who sent a refused request, for its audit row only: ``(actor, extra data)``.
+
+        Sessions and API keys are cached, so this is usually a dictionary lookup. It is
+        bounded in time and never raises: an audit detail must not change the answer.
+        """
+        try:
+            async with asyncio.timeout(CALLER_LOOKUP_SECONDS):
+                found = await self.identity.resolve(request)
+        except Exception:  # any failure leaves the caller unknown
+            return "anonymous", {"identity": "unresolved"}
+        if isinstance(found, Principal):
+            return found.email, {}
+        if isinstance(found, Rejection):
+            return "anonymous", {"identity": found.reason.value}
+        return "anonymous", {}
 
     def refuse(
         self,
@@ -135,27 +165,50 @@ class Gateway:
     ) -> None:
         """Register the owner of an object created through the gateway (``learn_on_create``).
 
-        A ``201`` whose ``Location`` names an object route of a registry resource
-        records the creating request's tenant as the owner.
+        Only a route that declares ``creates: <resource>`` teaches owners, and only from
+        its ``201`` whose same-origin ``Location`` names that resource's object route on
+        the same upstream. The creating request's tenant becomes the owner of an id that
+        has none yet; an id that has an owner keeps it.
         """
+        resource = match.route.creates
         location = reply.headers.get("Location")
-        if reply.status != 201 or not location or decision.tenant is None:
+        if resource is None or reply.status != 201 or not location or decision.tenant is None:
             return
-        target = canonicalize(urlsplit(location).path or "/")
-        if not isinstance(target, Target):
+        object_id = self._created_id(location, resource, upstream=match.route.upstream)
+        if object_id is None:
+            log.info("a %s create answered a Location naming no new %s", match.route.name, resource)
             return
-        created = self.router.match(target, "GET")
-        if not isinstance(created, RouteMatch) or not created.route.ids:
-            return
-        spec = created.route.ids[0]
-        if spec.source is IdSource.PATH and self.ownership.learns_on_create(spec.type):
-            await self.ownership.learn_created(
-                resource_type=spec.type,
-                object_id=created.params[spec.key],
-                tenant=decision.tenant,
+        try:
+            learned = await self.ownership.learn_created(
+                resource_type=resource, object_id=object_id, tenant=decision.tenant
             )
+        except Exception:  # the object exists upstream; its creator still gets the answer
+            log.exception("could not register the owner of %s %s", resource, object_id)
+            return
+        if not learned:
+            log.warning("%s %s already has an owner; a create did not move it", resource, object_id)
+
+    def _created_id(self, location: str, resource: str, *, upstream: str) -> str | None:
+        """The id a create's ``Location`` names, if it is an object of ``resource`` here."""
+        parts = urlsplit(location)
+        if (parts.scheme or parts.netloc) and (
+            f"{parts.scheme}://{parts.netloc}".lower() != self.public_url.lower().rstrip("/")
+        ):
+            return None  # another origin: not an object behind this gateway
+        target = canonicalize(parts.path or "/")
+        if not isinstance(target, Target):
+            return None
+        created = self.router.match(target, "GET")
+        if not isinstance(created, RouteMatch) or created.route.upstream != upstream:
+            return None
+        spec = created.route.ids[0] if created.route.ids else None
+        if spec is None or spec.source is not IdSource.PATH or spec.type != resource:
+            return None
+        return created.params[spec.key]
 
 
 _DEFAULT_DETAIL = "The request was not allowed."
+CALLER_LOOKUP_SECONDS = 1.0
+"""Longest wait for the caller of a request refused at ingress (audit detail only)."""
 
 GATEWAY = web.AppKey("gateway", Gateway)

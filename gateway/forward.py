@@ -31,7 +31,12 @@ from yarl import URL
 from gateway.assertion import AssertionSigner
 from gateway.bodies import BodyStalled, BodyTooLarge, RequestBody
 from gateway.errors import UpstreamFailed
-from gateway.headers import clean_request_headers, clean_response_headers
+from gateway.headers import (
+    DEFAULT_STRIP,
+    HeaderStrip,
+    clean_request_headers,
+    clean_response_headers,
+)
 from gateway.model import (
     Admitted,
     AuthMethod,
@@ -101,8 +106,10 @@ class Forwarder:
         limits: ForwardLimits | None = None,
         sockets: OpenSockets | None = None,
         clock: Callable[[], float] = time.time,
+        header_strip: HeaderStrip = DEFAULT_STRIP,
     ) -> None:
         self._upstreams = dict(upstreams)
+        self._strip = header_strip
         self._public_url = public_url.rstrip("/")
         self._public_host = urlsplit(public_url).netloc
         split = urlsplit(public_url)
@@ -159,7 +166,9 @@ class Forwarder:
         upstream: UpstreamDef,
     ) -> CIMultiDict[str]:
         bearer = principal is not None and principal.auth_method in _BEARER_METHODS
-        headers = clean_request_headers(request.headers, drop_authorization=bearer)
+        headers = clean_request_headers(
+            request.headers, drop_authorization=bearer, strip=self._strip
+        )
         headers["Host"] = self._hosts.get(upstream.name) or urlsplit(upstream.url).netloc
         headers["X-Forwarded-For"] = admitted.client_ip
         headers["X-Forwarded-Proto"] = admitted.scheme
@@ -222,7 +231,7 @@ class Forwarder:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 async with _slot(self._upload_slots[upstream.name], streamed, self.limits):
                     response = await self._sessions[upstream.name].request(
-                        request.method,
+                        _upstream_method(request.method, match),
                         url,
                         headers=headers,
                         data=data,
@@ -458,6 +467,12 @@ async def _slot(
         yield
     finally:
         slots.release()
+
+
+def _upstream_method(method: str, match: RouteMatch) -> str:
+    """A guarded route's HEAD is sent as GET: the guard must read the body to check it,
+    and the client gets the checked answer's headers (``relay`` sends no body)."""
+    return "GET" if method == "HEAD" and match.route.guard is not None else method
 
 
 async def _pump(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> int:

@@ -166,6 +166,8 @@ class AuditCounters(Protocol):
     def records_dropped(self) -> int: ...
     @property
     def pending(self) -> int: ...
+    @property
+    def checkpoint_failures(self) -> int: ...
 
 
 class _AuditCollector(Collector):
@@ -197,4 +199,9 @@ class _AuditCollector(Collector):
         )
         yield GaugeMetricFamily(
             "gatehold_audit_pending", "Audit entries waiting for a transaction.", w.pending
+        )
+        yield CounterMetricFamily(
+            "gatehold_audit_checkpoint_failures",
+            "Audit checkpoints that could not be written outside the database.",
+            w.checkpoint_failures,
         )

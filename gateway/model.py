@@ -44,6 +44,7 @@ class Reason(StrEnum):
     GUARD_BLOCKED = "guard-blocked"
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
+    IDS_TOO_MANY = "ids-too-many"
     BODY_TIMEOUT = "body-timeout"
     IN_FLIGHT_LIMIT = "in-flight-limit"
     ORIGIN_FORBIDDEN = "origin-forbidden"
@@ -340,6 +341,9 @@ class Route:
     """Whether a WebSocket upgrade may pass on this route."""
     sensitive: bool = False
     """Audited in full (I6); true for export, delete, download and admin actions."""
+    creates: str | None = None
+    """Resource type whose new objects this route creates: a ``201`` with a ``Location``
+    naming one registers its owner (``learn_on_create``). No other route teaches owners."""
 
 
 @dataclass(frozen=True, slots=True)

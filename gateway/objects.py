@@ -11,12 +11,12 @@ import json
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
 from gateway.bodies import BodyStalled, BodyTooLarge, RequestBody
+from gateway.jsonpointer import pointer_values
 from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
 
 _INT = re.compile(r"[0-9]{1,18}")
@@ -46,23 +46,6 @@ def _pattern(id_type: str) -> re.Pattern[str]:
 def check_id(value: str, id_type: str) -> bool:
     """Whether ``value`` is a well-formed id of ``id_type`` (int, uuid, slug, regex:…)."""
     return _pattern(id_type).fullmatch(value) is not None
-
-
-def pointer_values(document: Any, pointer: str) -> list[Any]:
-    """Values at an RFC 6901 pointer; a ``*`` segment walks every element of an array."""
-    nodes = [document]
-    for raw in pointer.split("/")[1:]:
-        step = raw.replace("~1", "/").replace("~0", "~")
-        found: list[Any] = []
-        for node in nodes:
-            if step == "*" and isinstance(node, list):
-                found.extend(node)
-            elif isinstance(node, dict) and step in node:
-                found.append(node[step])
-            elif isinstance(node, list) and step.isdigit() and int(step) < len(node):
-                found.append(node[int(step)])
-        nodes = found
-    return nodes
 
 
 class ObjectExtractor:

@@ -1,8 +1,16 @@
 """Ownership resolvers: object id → owning tenant. Fail closed (I4b).
 
-Answers are cached per (resource type, id), the only inputs they depend on: found
-owners for the resource's ``cache`` time, "not found" for its ``negative_cache`` time,
-failures never. Concurrent lookups of one id share one call (single-flight).
+Answers are cached per lookup exactly as it is made (``Lookup``): the resource type,
+the id, and where the owner is read — the lookup URL with the route's upstream filled
+in, the SQL query and its DSN, or the registry. One resource served by two upstreams
+is therefore asked, and cached, once per upstream: an answer from one never stands in
+for the other. Found owners are cached for the resource's ``cache`` time, "not found"
+for its ``negative_cache`` time, failures never. Concurrent lookups of one ``Lookup``
+share one call (single-flight).
+
+Bounds: a request may name at most ``max_ids`` objects (more is refused before any
+lookup), and at most ``max_concurrent`` lookups run at once in the process, so no
+request can turn the gateway into a flood against the system of record.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
 
@@ -20,23 +29,38 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from gateway.jsonpointer import pointer_values
 from gateway.model import (
     HttpOwner,
     NotFound,
     ObjectRef,
     Owned,
     OwnerAnswer,
+    Reason,
     RegistryOwner,
+    Rejection,
     ResolvedRef,
     ResolverFailed,
     ResourceDef,
     SqlOwner,
     UpstreamDef,
 )
-from gateway.objects import pointer_values
 
 log = logging.getLogger("gatehold.ownership")
-Key = tuple[str, str]
+REGISTRY = "registry"
+DEFAULT_MAX_IDS = 100
+DEFAULT_MAX_CONCURRENT = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One owner lookup exactly as it is made: the key of the cache and of single-flight."""
+
+    resource: str
+    object_id: str
+    source: str
+    """Where the owner is read: ``GET <url>`` with the id filled in, ``sql <dsn> <query>``,
+    or ``registry``. It holds everything besides the id that the answer depends on."""
 
 
 class RegistryStore(Protocol):
@@ -46,7 +70,7 @@ class RegistryStore(Protocol):
 
 
 class Ownership:
-    """Resolves the owners of object references, cached and single-flight."""
+    """Resolves the owners of object references, cached, single-flight and bounded."""
 
     def __init__(
         self,
@@ -56,19 +80,25 @@ class Ownership:
         registry: RegistryStore,
         http_timeout: float = 5.0,
         cache_size: int = 100_000,
+        max_ids: int = DEFAULT_MAX_IDS,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if max_ids < 1 or max_concurrent < 1:
+            raise ValueError("max_ids and max_concurrent must be at least 1")
         self._resources = dict(resources)
         self._upstreams = dict(upstreams)
         self._registry = registry
         self._timeout = http_timeout
         self._clock = clock
+        self._max_ids = max_ids
+        self._slots = asyncio.Semaphore(max_concurrent)
         # value: (answer, expires at); the TTL bounds the longest entry, expiry is per entry
         longest = max((r.cache_seconds for r in resources.values()), default=60.0)
-        self._cache: TTLCache[Key, tuple[OwnerAnswer, float]] = TTLCache(
+        self._cache: TTLCache[Lookup, tuple[OwnerAnswer, float]] = TTLCache(
             maxsize=cache_size, ttl=max(longest, 1.0), timer=clock
         )
-        self._inflight: dict[Key, asyncio.Future[OwnerAnswer]] = {}
+        self._inflight: dict[Lookup, asyncio.Future[OwnerAnswer]] = {}
         self._http: aiohttp.ClientSession | None = None
         self._sql: dict[str, AsyncEngine] = {}
 
@@ -87,8 +117,18 @@ class Ownership:
         for engine in self._sql.values():
             await engine.dispose()
 
-    async def resolve(self, refs: Sequence[ObjectRef], *, upstream: str) -> tuple[ResolvedRef, ...]:
-        """The owner of every reference, in order. Never raises."""
+    async def resolve(
+        self, refs: Sequence[ObjectRef], *, upstream: str
+    ) -> tuple[ResolvedRef, ...] | Rejection:
+        """The owner of every reference, in order; a refusal when there are too many.
+
+        Never raises. Over ``max_ids`` references nothing is looked up at all.
+        """
+        if len(refs) > self._max_ids:
+            return Rejection(
+                Reason.IDS_TOO_MANY,
+                f"the request names {len(refs)} objects; at most {self._max_ids} are accepted",
+            )
         if len(refs) == 1:  # the common case: no task for gather to schedule and await
             return (ResolvedRef(refs[0], await self._answer(refs[0], upstream)),)
         answers = await asyncio.gather(*(self._answer(ref, upstream) for ref in refs))
@@ -102,16 +142,46 @@ class Ownership:
             and (resource.owner.learn_on_create)
         )
 
-    async def learn_created(self, *, resource_type: str, object_id: str, tenant: str) -> None:
-        """Record the owner of an object created through the gateway."""
-        await self._registry.set_owner(resource_type, object_id, tenant)
+    async def learn_created(self, *, resource_type: str, object_id: str, tenant: str) -> bool:
+        """Record the owner of an object created through the gateway; ``False`` if known.
+
+        An id that already has an owner keeps it: a create answered with the address of
+        an existing object must never move that object into the creator's tenant.
+        """
+        if not self.learns_on_create(resource_type):
+            return False
+        if await self._registry.get_owner(resource_type, object_id) is not None:
+            return False
+        await self._registry.set_owner(resource_type, object_id, tenant)  # never replaces
         self.invalidate(resource_type, object_id)
+        return True
 
     def invalidate(self, resource_type: str, object_id: str) -> None:
-        self._cache.pop((resource_type, object_id), None)
+        """Forget a cached registry answer (the registry is the only source we change)."""
+        self._cache.pop(Lookup(resource_type, object_id, REGISTRY), None)
+
+    def _plan(self, ref: ObjectRef, upstream: str) -> Lookup | ResolverFailed:
+        """The lookup ``ref`` needs when its route goes to ``upstream``."""
+        resource = self._resources.get(ref.type)
+        if resource is None:
+            return ResolverFailed(f"no resource type {ref.type!r} in the rules")
+        match resource.owner:
+            case HttpOwner() as owner:
+                base = self._upstreams.get(owner.upstream or upstream)
+                if base is None:
+                    return ResolverFailed(f"no upstream {owner.upstream or upstream!r}")
+                url = owner.url.replace("{upstream}", base.url)
+                url = url.replace("{id}", quote(ref.id, safe=""))
+                return Lookup(ref.type, ref.id, f"{owner.method} {url}")
+            case SqlOwner() as owner:
+                return Lookup(ref.type, ref.id, f"sql {owner.dsn} {owner.query}")
+            case RegistryOwner():
+                return Lookup(ref.type, ref.id, REGISTRY)
 
     async def _answer(self, ref: ObjectRef, upstream: str) -> OwnerAnswer:
-        key = (ref.type, ref.id)
+        key = self._plan(ref, upstream)
+        if isinstance(key, ResolverFailed):
+            return key
         cached = self._cache.get(key)
         if cached is not None and cached[1] > self._clock():
             return cached[0]
@@ -121,7 +191,8 @@ class Ownership:
         future: asyncio.Future[OwnerAnswer] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
-            answer = await self._lookup(ref, upstream)
+            async with self._slots:
+                answer = await self._lookup(key)
             self._remember(key, answer)
             future.set_result(answer)
             return answer
@@ -130,33 +201,29 @@ class Ownership:
                 future.set_result(ResolverFailed("lookup was cancelled"))
             del self._inflight[key]
 
-    def _remember(self, key: Key, answer: OwnerAnswer) -> None:
-        resource = self._resources[key[0]]
+    def _remember(self, key: Lookup, answer: OwnerAnswer) -> None:
+        resource = self._resources[key.resource]
         if isinstance(answer, Owned):
             self._cache[key] = (answer, self._clock() + resource.cache_seconds)
         elif isinstance(answer, NotFound):
             self._cache[key] = (answer, self._clock() + resource.negative_cache_seconds)
 
-    async def _lookup(self, ref: ObjectRef, upstream: str) -> OwnerAnswer:
-        resource = self._resources.get(ref.type)
-        if resource is None:
-            return ResolverFailed(f"no resource type {ref.type!r} in the rules")
+    async def _lookup(self, key: Lookup) -> OwnerAnswer:
+        resource = self._resources[key.resource]
         try:
             match resource.owner:
                 case HttpOwner() as owner:
-                    return await self._http_lookup(owner, ref, upstream)
+                    return await self._http_lookup(owner, key.source.split(" ", 1)[1])
                 case SqlOwner() as owner:
-                    return await self._sql_lookup(owner, ref, resource)
+                    return await self._sql_lookup(owner, key.object_id, resource)
                 case RegistryOwner():
-                    tenant = await self._registry.get_owner(ref.type, ref.id)
+                    tenant = await self._registry.get_owner(key.resource, key.object_id)
                     return Owned(tenant) if tenant else NotFound()
         except Exception as error:  # fail closed on anything at all
-            log.warning("owner lookup failed for %s %s: %r", ref.type, ref.id, error)
+            log.warning("owner lookup failed for %s %s: %r", key.resource, key.object_id, error)
             return ResolverFailed(type(error).__name__)
 
-    async def _http_lookup(self, owner: HttpOwner, ref: ObjectRef, upstream: str) -> OwnerAnswer:
-        base = self._upstreams[owner.upstream or upstream].url
-        url = owner.url.replace("{upstream}", base).replace("{id}", quote(ref.id, safe=""))
+    async def _http_lookup(self, owner: HttpOwner, url: str) -> OwnerAnswer:
         assert self._http is not None, "Ownership.start() was not awaited"  # noqa: S101
         async with self._http.request(owner.method, url, allow_redirects=False) as response:
             if response.status in (404, 410):
@@ -170,10 +237,10 @@ class Ownership:
         return Owned(values[0])
 
     async def _sql_lookup(
-        self, owner: SqlOwner, ref: ObjectRef, resource: ResourceDef
+        self, owner: SqlOwner, object_id: str, resource: ResourceDef
     ) -> OwnerAnswer:
         engine = self._sql[owner.dsn]
-        value: int | str = int(ref.id) if resource.id_type == "int" else ref.id
+        value: int | str = int(object_id) if resource.id_type == "int" else object_id
         async with engine.connect() as conn:
             row = (await conn.execute(text(owner.query), {"id": value})).first()
             await conn.rollback()

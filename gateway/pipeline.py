@@ -45,7 +45,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     admitted = gw.ingress.admit(request)
     lap = _lap(stage.ingress, lap)
     if isinstance(admitted, Rejection):
-        return gw.reject_unadmitted(request, admitted)
+        return await gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
     lap = _lap(stage.identity, lap)
     if not _is_websocket(request):
@@ -55,16 +55,7 @@ async def handle(request: web.Request) -> web.StreamResponse:
     match = gw.router.match(admitted.target, request.method)
     lap = _lap(stage.route, lap)
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    objects = await _resolve_objects(gw, request, principal, match)
-    decision = gw.policy.decide(
-        principal=principal,
-        match=match,
-        method=request.method,
-        objects=objects.owners,
-        now=gw.clock(),
-        websocket=_is_websocket(request),
-        blocked=gw.enumeration.blocked(principal),
-    )
+    decision, objects = await _decide(gw, request, principal, match)
     lap = _lap(stage.decide, lap)
     try:
         receipt = await gw.audit.begin(
@@ -140,9 +131,9 @@ async def deliver(
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
         return gw.refuse(request, admitted, checked, receipt=receipt, started=started, route=name)
+    await gw.learn_created(match, decision, checked)  # before the creator can ask for it
     response, outcome = await gw.forward.relay(request, checked, started=started)
     gw.audit.finish(receipt, outcome)
-    await gw.learn_created(match, decision, checked)
     _lap(stage.response, lap)
     gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response
@@ -178,6 +169,40 @@ def _lap(stage: LoopHistogram, since: float) -> float:
     return now
 
 
+async def _decide(
+    gw: Gateway,
+    request: web.Request,
+    principal: Principal | Anonymous | Rejection,
+    match: MatchResult,
+) -> tuple[Decision, _Objects]:
+    """Objects → ownership → decide, with every refusal that needs no owner made first.
+
+    ``Policy.screen`` judges the route, the caller's roles and the enumeration block;
+    only a request it cannot refuse has its ids read and their owners looked up.
+    """
+    websocket, blocked = _is_websocket(request), gw.enumeration.blocked(principal)
+    early = gw.policy.screen(
+        principal=principal,
+        match=match,
+        method=request.method,
+        websocket=websocket,
+        blocked=blocked,
+    )
+    if early is not None:
+        return early, _UNREAD
+    objects = await _resolve_objects(gw, request, principal, match)
+    decision = gw.policy.decide(
+        principal=principal,
+        match=match,
+        method=request.method,
+        objects=objects.owners,
+        now=gw.clock(),
+        websocket=websocket,
+        blocked=blocked,
+    )
+    return decision, objects
+
+
 class _Objects:
     """The object ids of a request with their owners, and the body read to find them."""
 
@@ -186,6 +211,9 @@ class _Objects:
     def __init__(self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | None) -> None:
         self.owners = owners
         self.body = body
+
+
+_UNREAD = _Objects((), None)
 
 
 async def _resolve_objects(
@@ -197,7 +225,8 @@ async def _resolve_objects(
     """Read and resolve object ids only for a signed-in caller on a matched, non-public route.
 
     Anonymous callers are refused before any resolver runs, so they cannot make the
-    gateway query the system of record.
+    gateway query the system of record; so is any request ``Policy.screen`` refuses.
+    Too many ids come back as a refusal from ``Ownership.resolve``, unlooked-up.
     """
     if not isinstance(match, RouteMatch) or match.route.public or not match.route.ids:
         return _Objects((), None)

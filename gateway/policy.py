@@ -39,6 +39,20 @@ class Grant:
     """Whether the principal holds any role that reaches the tenant at all."""
 
 
+EXPLAINED_OBJECTS = 20
+"""Objects named one by one in a decision's reason chain; the rest are summed up."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Screened:
+    """A request that passed every check made before owners are known."""
+
+    principal: Principal
+    match: RouteMatch
+    action: str
+    steps: list[str]
+
+
 class Policy:
     """Judges requests against the RBAC matrix of one rule set."""
 
@@ -57,6 +71,42 @@ class Policy:
         blocked: bool = False,
     ) -> Decision:
         """The verdict for one request; ``objects`` are the resolved ids or why they are unread."""
+        early = self._screen(principal, match, method, websocket=websocket, blocked=blocked)
+        if isinstance(early, Decision):
+            return early
+        if isinstance(objects, Rejection):
+            return _deny(objects.reason, *early.steps, objects.detail, action=early.action)
+        return self._judge_tenants(
+            early.principal, early.match, early.action, objects, now, early.steps
+        )
+
+    def screen(
+        self,
+        *,
+        principal: Principal | Anonymous | Rejection,
+        match: MatchResult,
+        method: str,
+        websocket: bool = False,
+        blocked: bool = False,
+    ) -> Decision | None:
+        """The verdict when it does not depend on who owns the objects, else ``None``.
+
+        The pipeline asks this first and looks owners up only on ``None``: a request
+        that no owner could make allowed costs no lookup. ``decide`` starts with the
+        very same checks, so both give one answer.
+        """
+        early = self._screen(principal, match, method, websocket=websocket, blocked=blocked)
+        return early if isinstance(early, Decision) else None
+
+    def _screen(
+        self,
+        principal: Principal | Anonymous | Rejection,
+        match: MatchResult,
+        method: str,
+        *,
+        websocket: bool,
+        blocked: bool,
+    ) -> Decision | _Screened:
         match match:
             case NoRoute():
                 return _deny(Reason.ROUTE_NOT_FOUND, "no route matches this path")
@@ -64,21 +114,19 @@ class Policy:
                 verbs = ", ".join(sorted(allowed))
                 return _deny(Reason.METHOD_NOT_ALLOWED, f"the route allows only {verbs}")
             case RouteMatch():
-                return self._decide_route(
-                    principal, match, method, objects, now, websocket=websocket, blocked=blocked
+                return self._screen_route(
+                    principal, match, method, websocket=websocket, blocked=blocked
                 )
 
-    def _decide_route(
+    def _screen_route(
         self,
         principal: Principal | Anonymous | Rejection,
         match: RouteMatch,
         method: str,
-        objects: Sequence[ResolvedRef] | Rejection,
-        now: float,
         *,
         websocket: bool,
         blocked: bool,
-    ) -> Decision:
+    ) -> Decision | _Screened:
         route = match.route
         action = action_for(route, method)
         steps = [f"route {route.name!r} matched {method} {route.pattern}", f"action {action!r}"]
@@ -93,9 +141,21 @@ class Policy:
         steps.append(f"principal {principal.email}")
         if blocked:
             return _deny(Reason.ENUMERATION_BLOCKED, *steps, "too many denied ids", action=action)
-        if isinstance(objects, Rejection):
-            return _deny(objects.reason, *steps, objects.detail, action=action)
-        return self._judge_tenants(principal, match, action, objects, now, steps)
+        if route.ids and not self.allows_anywhere(principal, action):
+            # Whoever owns the objects, no role could allow this: refuse without asking,
+            # with one answer for own, foreign and missing objects alike (I3).
+            held = ", ".join(sorted({m.role for m in principal.memberships})) or "no role"
+            steps.append(f"holds {held}; none allows {action!r} in any tenant")
+            return _deny(Reason.ROLE_FORBIDDEN, *steps, action=action)
+        return _Screened(principal, match, action, steps)
+
+    def allows_anywhere(self, principal: Principal, action: str) -> bool:
+        """Whether any role ``principal`` holds, in any tenant, allows ``action`` at all."""
+        for membership in principal.memberships:
+            role = self._roles.get(membership.role)
+            if role is not None and action in role.can:
+                return True
+        return False
 
     def _judge_tenants(
         self,
@@ -108,7 +168,7 @@ class Policy:
     ) -> Decision:
         route = match.route
         tenants: list[str] = []
-        for resolved in objects:
+        for index, resolved in enumerate(objects):
             ref, answer = resolved.ref, resolved.answer
             match answer:
                 case ResolverFailed(detail=detail):
@@ -118,8 +178,12 @@ class Policy:
                     steps.append(f"{ref.type} {ref.id} ({ref.source}) does not exist")
                     return _deny(Reason.OBJECT_NOT_FOUND, *steps, action=action, objects=objects)
                 case Owned(tenant=tenant):
-                    steps.append(f"{ref.type} {ref.id} ({ref.source}) is owned by {tenant!r}")
+                    if index < EXPLAINED_OBJECTS:
+                        steps.append(f"{ref.type} {ref.id} ({ref.source}) is owned by {tenant!r}")
                     tenants.append(tenant)
+        if len(objects) > EXPLAINED_OBJECTS:
+            owners = ", ".join(repr(t) for t in dict.fromkeys(tenants[EXPLAINED_OBJECTS:]))
+            steps.append(f"{len(objects) - EXPLAINED_OBJECTS} more objects, owned by {owners}")
         context = _context_tenant(principal, match, tenants)
         if context is None:
             steps.append("no tenant selected and none named by the request")

@@ -18,6 +18,10 @@ from aiohttp import web
 from gateway.model import Reason
 
 LOGIN_PATH = "/.gatehold/login"
+PIPELINE_ROUTE = "pipeline"
+"""Name of the catch-all route whose answers, when allowed, come from an upstream."""
+OWN_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff"}
+"""Headers on every answer the gateway writes itself (pages, problems, JSON, files)."""
 REQUEST_ACCESS_PATH = "/.gatehold/request-access"
 
 _STATUS: dict[Reason, int] = {
@@ -42,6 +46,7 @@ _STATUS: dict[Reason, int] = {
     Reason.GUARD_BLOCKED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
     Reason.INTERNAL_ERROR: 500,
+    Reason.IDS_TOO_MANY: 400,
     Reason.BODY_TIMEOUT: 408,
     Reason.IN_FLIGHT_LIMIT: 429,
     Reason.ORIGIN_FORBIDDEN: 403,
@@ -72,6 +77,7 @@ _TITLE: dict[Reason, str] = {
     Reason.GUARD_BLOCKED: "The application answered with data you may not see",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
     Reason.INTERNAL_ERROR: "Something went wrong on our side",
+    Reason.IDS_TOO_MANY: "The request names too many objects",
     Reason.BODY_TIMEOUT: "The request body did not arrive in time",
     Reason.IN_FLIGHT_LIMIT: "Too many requests in progress",
     Reason.ORIGIN_FORBIDDEN: "This page may not open a connection here",
@@ -126,7 +132,11 @@ class Renderer:
 
     def render(self, request: web.BaseRequest, problem: Problem) -> web.Response:
         """HTML for browsers, problem+json for everyone else; sign-in redirects for browsers."""
-        headers = {"X-Request-Id": problem.request_id, "Cache-Control": "no-store"}
+        headers = {
+            **OWN_PAGE_HEADERS,
+            "X-Request-Id": problem.request_id,
+            "Cache-Control": "no-store",
+        }
         if wants_html(request):
             if problem.login is not None and request.method in ("GET", "HEAD"):
                 headers["Location"] = problem.login
@@ -157,6 +167,20 @@ class Renderer:
             content_type="application/problem+json",
             headers=headers,
         )
+
+
+async def mark_own_page(request: web.Request, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: add ``OWN_PAGE_HEADERS`` to the gateway's own answers.
+
+    Covers what no handler renders itself: static files, aiohttp's answers to raised
+    ``HTTPException``s, JSON endpoints. Answers relayed from an upstream (the
+    ``pipeline`` route) are the app's and keep its headers; the pipeline's own
+    refusals get the headers from ``Renderer.render``.
+    """
+    if request.match_info.route.name == PIPELINE_ROUTE:
+        return
+    for name, value in OWN_PAGE_HEADERS.items():
+        response.headers.setdefault(name, value)
 
 
 def wants_html(request: web.BaseRequest) -> bool:

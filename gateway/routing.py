@@ -5,6 +5,9 @@ case folding, no decoding before matching). When several routes match a path the
 most specific wins: more literal segments first, then typed parameters (int, uuid)
 over slugs over plain segments over ``{rest:path}``. Two routes of the same shape
 with overlapping methods are ambiguous and refused when the rules load.
+
+A route that allows ``GET`` also allows ``HEAD`` (RFC 9110 §9.3.2): the same route,
+the same checks and action, and the answer's headers without its body.
 """
 
 from __future__ import annotations
@@ -81,10 +84,19 @@ def parse_template(pattern: str) -> Template | str:
     return Template(tuple(shape), tuple(params), re.compile("/" + "/".join(parts)))
 
 
+def with_head(methods: frozenset[str] | None) -> frozenset[str] | None:
+    """A route's methods as matched: ``HEAD`` wherever ``GET`` is (``None`` is any)."""
+    if methods is None or "GET" not in methods or "HEAD" in methods:
+        return methods
+    return methods | {"HEAD"}
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     route: Route
     template: Template
+    methods: frozenset[str] | None
+    """The route's methods plus HEAD where GET is allowed."""
 
 
 class Router:
@@ -96,7 +108,7 @@ class Router:
             template = parse_template(route.pattern)
             if isinstance(template, str):
                 raise ValueError(template)
-            compiled.append(_Compiled(route, template))
+            compiled.append(_Compiled(route, template, with_head(route.methods)))
         compiled.sort(key=lambda c: c.template.specificity)
         self._by_first: dict[str, list[_Compiled]] = {}
         wildcard = [c for c in compiled if c.template.first_literal == ANY_FIRST]
@@ -119,7 +131,7 @@ class Router:
             found = item.template.regex.fullmatch(path)
             if found is None:
                 continue
-            methods = item.route.methods
+            methods = item.methods
             if methods is None or method in methods:
                 params = {k: unquote(v) for k, v in found.groupdict().items()}
                 return RouteMatch(item.route, params)
@@ -135,8 +147,10 @@ def overlap_problems(routes: Sequence[Route]) -> list[str]:
         template = parse_template(route.pattern)
         if isinstance(template, str):
             continue
+        mine = with_head(route.methods)
         for other in seen.get(template.shape, []):
-            if route.methods is None or other.methods is None or route.methods & other.methods:
+            theirs = with_head(other.methods)
+            if mine is None or theirs is None or mine & theirs:
                 problems.append(
                     f"routes {other.name!r} and {route.name!r} match the same paths "
                     f"({other.pattern} / {route.pattern}) with overlapping methods; "

@@ -16,6 +16,7 @@ from gateway.app import build_app
 from gateway.config.loader import load_rules
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
+from gateway.responses import mark_own_page
 from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
@@ -63,6 +64,7 @@ async def start_gateway(
     runners: list[web.AppRunner] = [runner]
     if settings.server.admin_port:
         admin = web.Application()
+        admin.on_response_prepare.append(mark_own_page)
         admin.router.add_get("/metrics", _metrics_for(app))
         admin.router.add_get("/health", _ok)
         admin_runner = web.AppRunner(admin, access_log=None)

@@ -1,7 +1,8 @@
-"""Local secret keys (CSRF, sealed cookies): random, created once with mode 0600.
+"""Local key files (assertion signing key, CSRF, sealed cookies): created once, 0600.
 
 Several replicas must share them: point ``data_dir`` at shared storage or provision the
-files before start.
+files before start. Workers that start together on an empty folder agree on one key
+(``load_or_create_key_file``).
 """
 
 from __future__ import annotations
@@ -10,22 +11,76 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+
+from gateway.errors import ConfigError
+
+ASSERTION_KEY = "assertion-es256.pem"
+CSRF_KEY = "csrf.key"
+OIDC_FLOW_KEY = "oidc-flow.key"
+SECRET_FILES = (CSRF_KEY, OIDC_FLOW_KEY)
+"""Files under ``<data_dir>/keys``: the assertion signing key (unless
+``assertion.key_file`` names another) and these secrets. All are created once, by
+``load_or_create_key_file``."""
+
+
+def load_or_create_key_file(path: Path, make: Callable[[], bytes]) -> bytes:
+    """The bytes in ``path``; if there is no such file yet, ``make()``'s, published atomically.
+
+    Several workers may start at once on an empty data folder. Each writes its candidate
+    to a private temporary file (0600, flushed to disk) and publishes it with
+    ``os.link``, which fails when the name already exists: the name only ever appears
+    with complete content, exactly one candidate wins, and every other process reads the
+    winner's. A key file that exists but is empty is refused, never used.
+    """
+    try:
+        return _read_key_file(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            content = make()
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process published its key first
+            return _read_key_file(path)
+        except OSError as error:
+            raise ConfigError(
+                [
+                    f"{path}: could not create the key file ({error.strerror}); its folder "
+                    "must be writable and support hard links: put data_dir on a local file "
+                    "system, or provision the key files before starting"
+                ]
+            ) from None
+    finally:
+        os.unlink(temporary)
+    return content
+
+
+def _read_key_file(path: Path) -> bytes:
+    content = path.read_bytes()
+    if not content:
+        raise ConfigError(
+            [
+                f"{path}: the key file is empty (a start was interrupted while writing it?): "
+                "restore it from a backup, or delete it to create a new key (sessions' CSRF "
+                "tokens, sign-ins in progress or assertions signed with the old key stop "
+                "being accepted)"
+            ]
+        )
+    return content
 
 
 def load_or_create_secret(path: Path, *, size: int = 32) -> bytes:
     """The secret in ``path``, created (0600) with ``size`` random bytes if missing."""
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    secret = secrets.token_bytes(size)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process won the race
-        return path.read_bytes()
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(secret)
-    return secret
+    return load_or_create_key_file(path, lambda: secrets.token_bytes(size))
 
 
 class CsrfTokens:

@@ -25,6 +25,9 @@ from gateway.config.rules import (
     RulesModel,
 )
 from gateway.errors import ConfigError
+from gateway.jsonpointer import WILDCARD
+from gateway.jsonpointer import parse as parse_pointer
+from gateway.jsonpointer import problem as pointer_problem
 from gateway.model import (
     SENSITIVE_ACTIONS,
     GuardMode,
@@ -171,6 +174,15 @@ def _all_keys() -> list[str]:
     return sorted(keys)
 
 
+def _guard_problems(pointer: str, mode: str) -> list[str]:
+    """What is wrong with a guard's pointer (RFC 6901, and a ``*`` to filter by)."""
+    if (message := pointer_problem(pointer)) is not None:
+        return [message]
+    if mode == "filter" and WILDCARD not in parse_pointer(pointer):
+        return [f"{pointer!r} has no '*': filter mode drops items of the array a '*' walks"]
+    return []
+
+
 class _Compiler:
     """Cross-reference checks and compilation into ``model`` values."""
 
@@ -228,6 +240,8 @@ class _Compiler:
                 self.problems.add(
                     (*loc, "owner", "upstream"), self._unknown_upstream(owner_model.upstream)
                 )
+            if (message := pointer_problem(owner_model.tenant_field)) is not None:
+                self.problems.add((*loc, "owner", "tenant_field"), message)
             owner = HttpOwner(method, url, owner_model.tenant_field, owner_model.upstream)
         elif isinstance(owner_model, RegistryOwnerModel):
             owner = RegistryOwner(owner_model.learn_on_create)
@@ -272,6 +286,12 @@ class _Compiler:
             problem(("tenant",), f"{r.tenant} names no parameter of {r.match.path}")
         if r.public and (ids or r.step_up or r.tenant):
             problem(("public",), "a public route cannot carry object ids, step_up or tenant")
+        if r.guard is not None:
+            for guard_problem in _guard_problems(r.guard.tenant_field, r.guard.mode):
+                problem(("guard", "tenant_field"), guard_problem)
+        for n, b in enumerate(r.body_ids):
+            if (bad_pointer := pointer_problem(b.pointer)) is not None:
+                problem(("body_ids", n, "pointer"), bad_pointer)
         methods = frozenset(m.upper() for m in r.match.methods) if r.match.methods else None
         try:
             max_body = parse_size(r.max_body)
@@ -279,6 +299,8 @@ class _Compiler:
             problem(("max_body",), str(error))
             max_body = 0
         step_up = self._duration(r.step_up, (*loc, "step_up")) if r.step_up is not None else None
+        if r.creates is not None and (bad_creates := self._creates_problem(r.creates)):
+            problem(("creates",), bad_creates)
         if not ok:
             return None
         sensitive = r.sensitive
@@ -299,7 +321,22 @@ class _Compiler:
             max_body_bytes=max_body,
             websocket=r.websocket,
             sensitive=sensitive,
+            creates=r.creates,
         )
+
+    def _creates_problem(self, name: str) -> str | None:
+        """Why a route cannot declare ``creates: name``, or ``None``."""
+        resource = self.model.resources.get(name)
+        if resource is None:
+            known = ", ".join(sorted(self.model.resources)) or "none defined"
+            return f"unknown resource type {name!r} — define it under 'resources:' ({known})"
+        owner = resource.owner
+        if not isinstance(owner, RegistryOwnerModel) or not owner.learn_on_create:
+            return (
+                f"resource {name!r} does not learn owners on create — give it "
+                "'owner: {registry: true, learn_on_create: true}' or remove 'creates'"
+            )
+        return None
 
     def _ids(self, r: RouteModel, params: dict[str, str], problem: Any) -> tuple[IdSpec, ...]:
         ids: list[IdSpec] = []

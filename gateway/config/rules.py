@@ -138,6 +138,12 @@ class RouteModel(Strict):
     max_body: Size = "10MiB"
     websocket: bool = False
     sensitive: bool | None = None
+    creates: str | None = Field(
+        default=None,
+        description="Resource type this route creates (registry owner with learn_on_create): "
+        "its 201 answer's Location registers the new object's owner. Only such a route "
+        "teaches owners.",
+    )
 
 
 class RulesModel(Strict):

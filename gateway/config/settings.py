@@ -21,9 +21,12 @@ from pydantic import (
     model_validator,
 )
 
+from gateway.audit_keys import MIN_SECRET_LENGTH
+from gateway.auth.keys import ASSERTION_KEY
 from gateway.config.durations import parse_duration
 from gateway.config.envvars import substitute
 from gateway.errors import ConfigError
+from gateway.headers import HeaderStrip, always_stripped, entry_problem
 
 ENV_PREFIX = "GATEHOLD_"
 
@@ -85,6 +88,20 @@ class EnumerationSettings(_Section):
 class PolicySettings(_Section):
     foreign_object_status: Literal[403, 404] = 404
     enumeration: EnumerationSettings = EnumerationSettings()
+    max_ids_per_request: int = Field(
+        100,
+        ge=1,
+        le=10_000,
+        description="Object ids one request may name; more is refused (400 ids-too-many) "
+        "before any owner is looked up.",
+    )
+    max_concurrent_lookups: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Owner lookups in flight at once in one gateway process, across all "
+        "requests: the most load the gateway puts on a system of record.",
+    )
 
 
 class AuditSettings(_Section):
@@ -92,6 +109,52 @@ class AuditSettings(_Section):
     jsonl_path: str | None = Field(
         None, description="Also append every committed record to this file as JSON lines."
     )
+    key: str | None = Field(
+        None,
+        description="The secret that keys the audit chain (at least 32 characters), "
+        "usually ${VAR} from the environment; when unset, key_file holds it.",
+        repr=False,
+    )
+    key_file: str | None = Field(
+        None,
+        description="File holding the audit secret (default <data_dir>/keys/audit-chain.key, "
+        "created with mode 0600 on first use). Keep a copy: verifying needs it.",
+    )
+    checkpoints: str | None = Field(
+        None,
+        description="Append-only file of signed checkpoints (seq, head hash, time) "
+        "(default <data_dir>/audit-checkpoints.jsonl).",
+    )
+    checkpoint_every: str | float = Field(
+        "1s",
+        description="Least time between checkpoints while records are written; 0 = each batch.",
+    )
+    syslog: str | None = Field(
+        None,
+        description="Also send each checkpoint to syslog: udp://HOST:PORT or a local socket path.",
+    )
+
+    @field_validator("checkpoint_every")
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: str | None) -> str | None:
+        if value is not None and len(value.strip().encode("utf-8")) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"the audit key needs at least {MIN_SECRET_LENGTH} characters; make one with "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        return value
+
+    @field_validator("syslog")
+    @classmethod
+    def _syslog_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            syslog_address(value)
+        return value
 
 
 class MailSettings(_Section):
@@ -204,6 +267,48 @@ class AuthSettings(_Section):
     bearer: BearerSettings | None = None
 
 
+class HeaderSettings(_Section):
+    """Client headers removed before forwarding, beyond the built-in list (I4)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    strip: list[str] = Field(
+        default_factory=list,
+        description="More header names to remove; a trailing '*' removes every name with "
+        "that prefix. Compared like the defaults: any case, '_' '.' and '-' alike.",
+    )
+    pass_: list[str] = Field(
+        default_factory=list,
+        alias="pass",
+        description="Names from the built-in list of commonly trusted headers (e.g. "
+        "True-Client-IP) to forward anyway. The gateway's own and I4's never pass.",
+    )
+
+    @field_validator("strip", "pass_")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        problems = [p for p in map(entry_problem, value) if p]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return value
+
+    @field_validator("pass_")
+    @classmethod
+    def _passable(cls, value: list[str]) -> list[str]:
+        problems = [n for n in value if "*" in n or always_stripped(n)]
+        if problems:
+            raise ValueError(
+                f"{problems} cannot be let through: prefixes and the gateway's own and "
+                "I4 identity headers (X-Gatehold-*, X-Forwarded-*, X-Auth-*, Remote-User, "
+                "Host ...) are always removed; remove them from headers.pass"
+            )
+        return value
+
+    def build(self) -> HeaderStrip:
+        """The strip list forwarding uses."""
+        return HeaderStrip.build(strip=self.strip, passed=self.pass_)
+
+
 class LimitsSettings(_Section):
     """What one slow or greedy client may hold: connections, bodies, upstream capacity.
 
@@ -296,6 +401,7 @@ class Settings(_Section):
     audit: AuditSettings = AuditSettings()
     auth: AuthSettings = AuthSettings()
     mail: MailSettings = MailSettings()
+    headers: HeaderSettings = HeaderSettings()
     limits: LimitsSettings = LimitsSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
@@ -319,7 +425,7 @@ class Settings(_Section):
     def key_path(self) -> Path:
         if self.assertion.key_file:
             return self._path(self.assertion.key_file)
-        return self.data_path / "keys" / "assertion-es256.pem"
+        return self.data_path / "keys" / ASSERTION_KEY
 
     @property
     def session_idle_timeout(self) -> float:
@@ -338,6 +444,22 @@ class Settings(_Section):
         return self._path(self.audit.jsonl_path) if self.audit.jsonl_path else None
 
     @property
+    def audit_key_path(self) -> Path:
+        if self.audit.key_file:
+            return self._path(self.audit.key_file)
+        return self.data_path / "keys" / "audit-chain.key"
+
+    @property
+    def audit_checkpoints_path(self) -> Path:
+        if self.audit.checkpoints:
+            return self._path(self.audit.checkpoints)
+        return self.data_path / "audit-checkpoints.jsonl"
+
+    @property
+    def audit_checkpoint_every(self) -> float:
+        return parse_duration(self.audit.checkpoint_every)
+
+    @property
     def mail_ca_path(self) -> Path | None:
         return self._path(self.mail.ca_file) if self.mail.ca_file else None
 
@@ -348,6 +470,23 @@ class Settings(_Section):
     @property
     def assertion_ttl(self) -> float:
         return parse_duration(self.assertion.ttl)
+
+
+def syslog_address(text: str) -> tuple[str, int] | str:
+    """``udp://host:port`` → ``(host, port)``; an absolute path (``/dev/log``) as is.
+
+    Raises ``ValueError`` with what to write instead.
+    """
+    if text.startswith("/"):
+        return text
+    if text.startswith("udp://"):
+        host, _, port = text[len("udp://") :].rpartition(":")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return host.strip("[]"), int(port)
+    raise ValueError(
+        f"{text!r} is not a syslog address: use udp://HOST:PORT (e.g. udp://127.0.0.1:514) "
+        "or the path of a local socket (e.g. /dev/log)"
+    )
 
 
 def resolve_config_path(path: Path | None, env: Mapping[str, str], cwd: Path) -> Path:

@@ -1,25 +1,35 @@
-"""The audit log: a hash chain of records, written in batches, verified and exported.
+"""The audit log: a keyed hash chain of records, written in batches, verified and exported.
 
-Each row's ``hash`` is ``sha256(prev_hash + canonical JSON of every other column)``
-and ``prev_hash`` is the previous row's ``hash`` (64 zeros for seq 1). The single
+Each row's ``hash`` is ``HMAC-SHA256(key, prev_hash + canonical JSON of every other
+column)`` and ``prev_hash`` is the previous row's ``hash`` (64 zeros for seq 1). The key
+lives outside the store (``gateway.audit_keys``), so someone who can write the database
+but not read the key cannot re-hash an edited row, nor the rows after it. The single
 ``audit_head`` row holds the last (seq, hash); writers lock it, so several processes or
 replicas extend one chain in turn. An edited row no longer matches its hash; a deleted
 row leaves a gap in ``seq`` (or, at the end, a head that points past the last row).
+
+Deleting the last rows *and* resetting the head leaves a consistent chain: only an
+anchor outside the database can show it. ``verify_chain`` takes such anchors
+(``Checkpoint``: seq and head hash, signed and written elsewhere by
+``gateway.audit_checkpoints``) and reports a log that ends before a checkpoint, or whose
+row at a checkpoint's seq carries another hash.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.model import AuditEntry
@@ -91,12 +101,19 @@ def canonical_json(value: Any) -> str:
     return _CANONICAL.encode(value)
 
 
-def record_hash(values: Mapping[str, Any]) -> str:
-    """The hash a row must carry: sha256(prev_hash + canonical JSON of the other columns).
+def record_hash(values: Mapping[str, Any], key: bytes) -> str:
+    """The hash a row must carry: HMAC-SHA256(key, prev_hash + canonical JSON of the rest).
 
     The JSON is ``canonical_json({column: value for every column but hash})``, assembled
     here directly (the hot path of every batch); a test pins it to ``canonical_json``.
     """
+    content = _HASHED_TEMPLATE % tuple([_json_scalar(values[name]) for name in _SORTED_HASHED])
+    message = (values["prev_hash"] + content).encode("ascii")
+    return hmac.digest(key, message, "sha256").hex()
+
+
+def unkeyed_record_hash(values: Mapping[str, Any]) -> str:
+    """The hash of a row written before the chain was keyed: plain SHA-256."""
     content = _HASHED_TEMPLATE % tuple([_json_scalar(values[name]) for name in _SORTED_HASHED])
     return hashlib.sha256((values["prev_hash"] + content).encode("ascii")).hexdigest()
 
@@ -127,9 +144,10 @@ def chain(
     last_seq: int,
     last_hash: str,
     ts: float,
+    key: bytes,
     data_json: Sequence[str] | None = None,
 ) -> list[AuditRow]:
-    """Number and hash ``entries`` after the chain head (pure; no I/O).
+    """Number and hash ``entries`` after the chain head with ``key`` (pure; no I/O).
 
     ``data_json`` may carry each entry's ``canonical_json(entry.data)`` if already made.
     """
@@ -153,7 +171,7 @@ def chain(
             "data": data,
             "prev_hash": prev,
         }
-        prev = record_hash(values)
+        prev = record_hash(values, key)
         rows.append(AuditRow(**values, hash=prev))
     return rows
 
@@ -163,6 +181,7 @@ async def insert_batch(
     entries: Sequence[AuditEntry],
     *,
     ts: float,
+    key: bytes,
     data_json: Sequence[str] | None = None,
 ) -> list[AuditRow]:
     """Append ``entries`` to the chain inside the caller's transaction.
@@ -173,7 +192,9 @@ async def insert_batch(
     if not entries:
         return []
     last_seq, last_hash = await lock_audit_head(conn)
-    rows = chain(entries, last_seq=last_seq, last_hash=last_hash, ts=ts, data_json=data_json)
+    rows = chain(
+        entries, last_seq=last_seq, last_hash=last_hash, ts=ts, key=key, data_json=data_json
+    )
     await conn.execute(tables.audit_log.insert(), [row.values() for row in rows])
     await conn.execute(
         update(tables.audit_head)
@@ -183,31 +204,133 @@ async def insert_batch(
     return rows
 
 
-async def verify_chain(engine: AsyncEngine) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A record, kept outside the database, that the chain once reached ``seq``."""
+
+    seq: int
+    head_hash: str
+    """The hash of row ``seq`` when the checkpoint was written."""
+    ts: float
+    origin: str = ""
+    """Where the checkpoint was read (``file:line``), for the report."""
+
+
+async def verify_chain(
+    engine: AsyncEngine,
+    *,
+    key: bytes,
+    checkpoints: Sequence[Checkpoint] = (),
+    unkeyed_until: int = 0,
+) -> list[str]:
     """Every break in the chain, one sentence each naming the seq numbers; ``[]`` = intact.
 
+    Each row must carry the keyed hash of its content and link to the row before; the
+    head must point at the last row; each checkpoint must name a row that still carries
+    the hash it saw, and none may lie past the end (rows cut off with the head reset).
+    Rows up to ``unkeyed_until`` are held to the plain SHA-256 of a log written before
+    the chain was keyed (which anyone able to write the database could recompute).
     Streams the log in seq order inside one snapshot, so it runs beside live writers.
     """
     problems: list[str] = []
+    anchors: dict[int, list[Checkpoint]] = {}
+    for checkpoint in checkpoints:
+        anchors.setdefault(checkpoint.seq, []).append(checkpoint)
+    edited = _Run()
     expected_seq, prev_hash = 1, GENESIS_HASH
     async with reading(engine, snapshot=True) as conn:
         query = select(tables.audit_log).order_by(tables.audit_log.c.seq)
         result = await conn.stream(query.execution_options(yield_per=1000))
         async for raw in result:
             row = _audit_row(raw)
-            if row.seq != expected_seq:
-                problems.append(_gap(expected_seq, row.seq - 1))
-            elif row.prev_hash != prev_hash:
-                problems.append(
-                    f"seq {row.seq}: prev_hash does not match the hash of seq {row.seq - 1} "
-                    "(records replaced or reordered)"
-                )
-            if record_hash(row.values()) != row.hash:
-                problems.append(f"seq {row.seq}: edited (its content does not match its hash)")
+            links = _link_problems(row, expected_seq, prev_hash)
+            if row.seq > unkeyed_until:
+                intact = record_hash(row.values(), key) == row.hash
+            else:
+                intact = unkeyed_record_hash(row.values()) == row.hash
+            if links or intact:
+                problems.extend(edited.flush())
+            problems.extend(links)
+            if not intact:
+                edited.add(row.seq)
+            problems.extend(_anchor_problems(row, anchors.get(row.seq, ())))
             expected_seq, prev_hash = row.seq + 1, row.hash
+        problems.extend(edited.flush())
         head = (await conn.execute(select(tables.audit_head))).first()
     problems.extend(_head_problems(head, expected_seq - 1, prev_hash))
+    problems.extend(_truncation(checkpoints, expected_seq - 1))
     return problems
+
+
+async def last_seq(engine: AsyncEngine) -> int:
+    """The highest seq in the log (0 when it is empty)."""
+    async with reading(engine) as conn:
+        found = await conn.scalar(select(func.max(tables.audit_log.c.seq)))
+    return int(found or 0)
+
+
+class _Run:
+    """Consecutive rows whose content does not match their keyed hash, reported as one."""
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last = 0
+
+    def add(self, seq: int) -> None:
+        if self.first is None:
+            self.first = seq
+        self.last = seq
+
+    def flush(self) -> list[str]:
+        if self.first is None:
+            return []
+        seqs = f"seq {self.first}" if self.first == self.last else f"seq {self.first}-{self.last}"
+        self.first = None
+        return [
+            f"{seqs}: edited (content does not match its keyed hash: changed, or re-hashed "
+            "without the audit key)"
+        ]
+
+
+def _link_problems(row: AuditRow, expected_seq: int, prev_hash: str) -> list[str]:
+    if row.seq != expected_seq:
+        return [_gap(expected_seq, row.seq - 1)]
+    if row.prev_hash != prev_hash:
+        return [
+            f"seq {row.seq}: prev_hash does not match the hash of seq {row.seq - 1} "
+            "(records replaced or reordered)"
+        ]
+    return []
+
+
+def _anchor_problems(row: AuditRow, anchors: Sequence[Checkpoint]) -> list[str]:
+    return [
+        f"seq {row.seq}: replaced or re-hashed (its hash differs from the one the "
+        f"checkpoint{_where_from(anchor)} recorded at {_utc(anchor.ts)})"
+        for anchor in anchors
+        if anchor.head_hash != row.hash
+    ]
+
+
+def _truncation(checkpoints: Sequence[Checkpoint], last_seq: int) -> list[str]:
+    if not checkpoints:
+        return []
+    furthest = max(checkpoints, key=lambda checkpoint: checkpoint.seq)
+    if furthest.seq <= last_seq:
+        return []
+    return [
+        f"seq {last_seq + 1}-{furthest.seq}: truncated (the checkpoint"
+        f"{_where_from(furthest)} recorded the chain at seq {furthest.seq} at "
+        f"{_utc(furthest.ts)}; the log now ends at seq {last_seq})"
+    ]
+
+
+def _where_from(checkpoint: Checkpoint) -> str:
+    return f" in {checkpoint.origin}" if checkpoint.origin else ""
+
+
+def _utc(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _gap(first: int, last: int) -> str:

@@ -4,7 +4,7 @@ Every forwarded request waits for its batch's commit (I5), so this path sets the
 gateway's latency floor. Through the async engine a batch costs a trip to the driver
 thread per statement (begin, head, insert, head update, commit) and SQLAlchemy's
 per-row parameter processing; here the whole transaction runs as plain ``sqlite3``
-calls inside one call on a dedicated thread. The rows, the hash chain and the
+calls inside one call on a dedicated thread. The rows, the keyed hash chain and the
 durability (WAL, ``synchronous=FULL``) are exactly those of ``audit_log.insert_batch``,
 which the PostgreSQL backend keeps using; a test checks the two write identical rows.
 """
@@ -37,8 +37,9 @@ class SqliteAuditAppender:
     through SQLite's write lock (``BEGIN IMMEDIATE``), as with the async engine.
     """
 
-    def __init__(self, database: str) -> None:
+    def __init__(self, database: str, *, key: bytes) -> None:
         self._database = database
+        self._key = key
         self._db: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
@@ -71,6 +72,7 @@ class SqliteAuditAppender:
                     last_seq=int(head[0]),
                     last_hash=str(head[1]),
                     ts=ts,
+                    key=self._key,
                     data_json=data_json,
                 )
                 db.executemany(_INSERT, [_PARAMETERS(row) for row in rows])

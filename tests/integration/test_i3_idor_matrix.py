@@ -69,6 +69,8 @@ def expected_status(person: str | None, case: Case) -> int | None:
         return None
     if person is None:
         return 401
+    if case.owners and not any(case.action in ROLE_CAN[role] for _, role in PEOPLE[person]):
+        return 403  # no role of theirs allows it anywhere: refused before any owner is asked
     if any(owner is None for owner in case.owners):
         return 404
     context = case.path_tenant or (case.owners[0] if case.owners else active_tenant(person))

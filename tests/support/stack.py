@@ -65,15 +65,19 @@ class Stack:
         async with self.http.get(f"{self.ledger_url}/__ledger/hits/total") as response:
             return int((await response.json())["total"])
 
+    async def settled(self) -> None:
+        """Wait until every audit entry queued so far is committed.
+
+        Outcomes are recorded after the answer is sent, so give the handler a moment to
+        queue them first.
+        """
+        await asyncio.sleep(0.02)
+        await self.app[GATEWAY].audit.settled()
+
     async def audit_rows(self, request_id: str) -> list[dict[str, Any]]:
         """Committed audit rows for one request id, oldest first."""
         engine = self.app[ENGINE]
-        writer = self.app[GATEWAY].audit
-        for _ in range(200):  # outcomes are queued; wait for their batch
-            if writer.pending == 0:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.02)
+        await self.settled()
         async with engine.connect() as conn:
             rows = await conn.execute(
                 text("SELECT * FROM audit_log WHERE request_id = :rid ORDER BY seq"),
@@ -83,12 +87,7 @@ class Stack:
 
     async def events(self, kind: str) -> list[dict[str, Any]]:
         """Committed audit events of one kind, oldest first, with ``data`` decoded."""
-        writer = self.app[GATEWAY].audit
-        for _ in range(200):
-            if writer.pending == 0:
-                break
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.02)
+        await self.settled()
         async with self.app[ENGINE].connect() as conn:
             rows = await conn.execute(
                 text("SELECT * FROM audit_log WHERE kind = :kind ORDER BY seq"), {"kind": kind}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import hashlib
+import hmac
 import io
 import json
 from collections.abc import AsyncIterator
@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry, request_entry
+from gateway.audit_keys import AuditKey
 from gateway.errors import StoreUnavailable
 from gateway.model import (
     Admitted,
@@ -41,6 +42,8 @@ from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.tables import GENESIS_HASH
 
+KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
+
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
@@ -52,7 +55,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 async def writer(engine: AsyncEngine) -> AsyncIterator[AuditWriter]:
-    writer = AuditWriter(engine)
+    writer = AuditWriter(engine, key=KEY)
     await writer.start()
     yield writer
     await writer.close()
@@ -92,7 +95,7 @@ async def test_300_concurrent_begins_commit_in_far_fewer_transactions(
     assert writer.batches_committed < 300 / 5
     assert sorted(r.seq for r in receipts) == list(range(1, 301))
     assert {r.request_id for r in receipts} == {f"req-{n}" for n in range(300)}
-    assert await audit_log.verify_chain(engine) == []
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == []
 
 
 async def test_a_receipt_names_the_committed_row(engine: AsyncEngine, writer: AuditWriter) -> None:
@@ -111,7 +114,7 @@ async def test_two_writers_on_one_store_extend_a_single_chain(tmp_path: Path) ->
     dsn = f"sqlite:///{tmp_path / 'shared.db'}"
     engines = [open_engine(dsn), open_engine(dsn)]
     await migrate(engines[0])
-    writers = [AuditWriter(e, max_batch=16) for e in engines]
+    writers = [AuditWriter(e, key=KEY, max_batch=16) for e in engines]
     for w in writers:
         await w.start()
     try:
@@ -120,7 +123,7 @@ async def test_two_writers_on_one_store_extend_a_single_chain(tmp_path: Path) ->
         for w in writers:
             await w.close()
     assert sorted(r.seq for r in receipts) == list(range(1, 201))
-    assert await audit_log.verify_chain(engines[0]) == []
+    assert await audit_log.verify_chain(engines[0], key=KEY.chain) == []
     for e in engines:
         await e.dispose()
 
@@ -159,7 +162,7 @@ async def test_begin_raises_store_unavailable(
 ) -> None:
     assert callable(break_store)
     broken: AsyncEngine = await break_store(engine, tmp_path)
-    writer = AuditWriter(broken)
+    writer = AuditWriter(broken, key=KEY)
     await writer.start()
     try:
         results = await asyncio.gather(
@@ -176,7 +179,7 @@ async def test_begin_raises_store_unavailable(
 
 async def test_the_writer_commits_again_once_the_store_is_back(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'later' / 'gatehold.db'}")
-    writer = AuditWriter(engine)
+    writer = AuditWriter(engine, key=KEY)
     await writer.start()
     try:
         with pytest.raises(StoreUnavailable):
@@ -192,7 +195,7 @@ async def test_the_writer_commits_again_once_the_store_is_back(tmp_path: Path) -
 
 async def test_failed_records_are_counted_not_raised(tmp_path: Path) -> None:
     engine = open_engine(f"sqlite:///{tmp_path / 'gone' / 'gatehold.db'}")
-    writer = AuditWriter(engine)
+    writer = AuditWriter(engine, key=KEY)
     await writer.start()
     writer.record(entry(1))
     writer.record(entry(2))
@@ -202,7 +205,7 @@ async def test_failed_records_are_counted_not_raised(tmp_path: Path) -> None:
 
 
 async def test_begin_after_close_is_refused(engine: AsyncEngine) -> None:
-    writer = AuditWriter(engine)
+    writer = AuditWriter(engine, key=KEY)
     await writer.start()
     await writer.close()
     with pytest.raises(StoreUnavailable):
@@ -213,7 +216,7 @@ async def test_begin_after_close_is_refused(engine: AsyncEngine) -> None:
 
 
 async def test_close_commits_every_queued_record(engine: AsyncEngine) -> None:
-    writer = AuditWriter(engine, max_batch=8)
+    writer = AuditWriter(engine, key=KEY, max_batch=8)
     await writer.start()
     for n in range(50):
         writer.record(entry(n))
@@ -224,7 +227,7 @@ async def test_close_commits_every_queued_record(engine: AsyncEngine) -> None:
 
 
 async def test_records_queued_before_start_are_committed(engine: AsyncEngine) -> None:
-    writer = AuditWriter(engine)
+    writer = AuditWriter(engine, key=KEY)
     writer.record(entry(1))
     await writer.close()
     assert len(await rows(engine)) == 1
@@ -251,7 +254,7 @@ async def test_committed_entries_are_also_appended_to_the_jsonl_sink(
     engine: AsyncEngine, tmp_path: Path
 ) -> None:
     sink = tmp_path / "audit.jsonl"
-    writer = AuditWriter(engine, jsonl_path=sink)
+    writer = AuditWriter(engine, key=KEY, jsonl_path=sink)
     await writer.start()
     await asyncio.gather(*(writer.begin(entry(n)) for n in range(3)))
     await writer.close()
@@ -276,7 +279,8 @@ async def test_each_hash_covers_the_previous_hash_and_every_other_column(
     del record["hash"]
     canonical = json.dumps(record, sort_keys=True, separators=(",", ":"))
     assert first.prev_hash == GENESIS_HASH
-    assert first.hash == hashlib.sha256((GENESIS_HASH + canonical).encode()).hexdigest()
+    message = (GENESIS_HASH + canonical).encode()
+    assert first.hash == hmac.new(KEY.chain, message, "sha256").hexdigest()
     assert second.prev_hash == first.hash
 
 
@@ -291,14 +295,19 @@ async def test_each_hash_covers_the_previous_hash_and_every_other_column(
         "for empty text",
     ],
 )
-def test_the_fast_record_hash_equals_sha256_of_canonical_json(odd: str) -> None:
+def test_the_fast_record_hash_equals_hmac_of_canonical_json(odd: str) -> None:
     [row] = audit_log.chain(
-        [entry(1, path=odd, actor=odd)], last_seq=41, last_hash="a" * 64, ts=1.1 + 2**40
+        [entry(1, path=odd, actor=odd)],
+        last_seq=41,
+        last_hash="a" * 64,
+        ts=1.1 + 2**40,
+        key=KEY.chain,
     )
     values = row.values()
     del values["hash"]
-    expected = hashlib.sha256(("a" * 64 + audit_log.canonical_json(values)).encode()).hexdigest()
-    assert audit_log.record_hash(row.values()) == row.hash == expected
+    message = ("a" * 64 + audit_log.canonical_json(values)).encode()
+    expected = hmac.new(KEY.chain, message, "sha256").hexdigest()
+    assert audit_log.record_hash(row.values(), KEY.chain) == row.hash == expected
 
 
 async def test_odd_text_is_stored_and_still_verifies(
@@ -308,7 +317,7 @@ async def test_odd_text_is_stored_and_still_verifies(
     [row] = await rows(engine)
     assert row.actor == "zoë@acme.test"
     assert "\x00" not in row.path
-    assert await audit_log.verify_chain(engine) == []
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == []
 
 
 async def test_verify_finds_an_edited_row_and_a_deleted_row(
@@ -316,11 +325,11 @@ async def test_verify_finds_an_edited_row_and_a_deleted_row(
 ) -> None:
     for n in range(10):
         await writer.begin(entry(n))
-    assert await audit_log.verify_chain(engine) == []
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == []
 
     await sql(engine, "UPDATE audit_log SET path = '/api/invoices/999' WHERE seq = 3")
     await sql(engine, "DELETE FROM audit_log WHERE seq = 7")
-    problems = await audit_log.verify_chain(engine)
+    problems = await audit_log.verify_chain(engine, key=KEY.chain)
 
     assert len(problems) == 2, problems
     assert problems[0].startswith("seq 3: edited")
@@ -334,7 +343,7 @@ async def test_verify_finds_rows_deleted_from_the_end(
         await writer.begin(entry(n))
     await sql(engine, "DELETE FROM audit_log WHERE seq >= 4")
 
-    assert await audit_log.verify_chain(engine) == [
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == [
         "seq 4-5: deleted (the chain head is at seq 5, the last record is seq 3)"
     ]
 
@@ -346,20 +355,24 @@ async def test_verify_finds_a_row_rehashed_after_editing(
         await writer.begin(entry(n))
     [_, second, _] = await rows(engine)
     forged = audit_log.chain(
-        [entry(1, path="/forged")], last_seq=1, last_hash=second.prev_hash, ts=second.ts
+        [entry(1, path="/forged")],
+        last_seq=1,
+        last_hash=second.prev_hash,
+        ts=second.ts,
+        key=KEY.chain,  # an insider holding the key: the next row's link still breaks
     )[0]
     await sql(
         engine,
         f"UPDATE audit_log SET path = '/forged', hash = '{forged.hash}' WHERE seq = 2",  # noqa: S608
     )
 
-    assert await audit_log.verify_chain(engine) == [
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == [
         "seq 3: prev_hash does not match the hash of seq 2 (records replaced or reordered)"
     ]
 
 
 async def test_an_empty_log_verifies(engine: AsyncEngine) -> None:
-    assert await audit_log.verify_chain(engine) == []
+    assert await audit_log.verify_chain(engine, key=KEY.chain) == []
 
 
 # ---------------------------------------------------------------- export
@@ -474,6 +487,7 @@ def test_a_request_entry_holds_every_field_of_the_audit_record() -> None:
         "resource_type": "invoice",
         "resource_id": "7",
         "objects": None,
+        "object_count": 1,
         "upstream": "ledger",
         "sensitive": False,
         "explain": ["invoice 7 belongs to acme", "standard may read"],
@@ -515,3 +529,13 @@ def test_an_event_entry_lifts_column_keywords_out_of_data() -> None:
     )
     assert (made.kind, made.reason, made.method) == ("rejected", "target-ambiguous", "GET")
     assert made.data == {"raw_target": "/a/%2e%2e/b"}
+
+
+async def test_settled_returns_once_everything_queued_before_it_is_committed(
+    engine: AsyncEngine, writer: AuditWriter
+) -> None:
+    for n in range(50):
+        writer.record(entry(n))
+    await writer.settled()
+    assert writer.pending == 0
+    assert len(await rows(engine)) == 50, "settled returned before the records were committed"

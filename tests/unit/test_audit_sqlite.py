@@ -7,12 +7,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from gateway.audit_keys import AuditKey
 from gateway.errors import StoreUnavailable
 from gateway.model import AuditEntry
 from gateway.store import audit_log
 from gateway.store.audit_sqlite import SqliteAuditAppender
 from gateway.store.engine import open_engine, writing
 from gateway.store.migrate import migrate
+
+KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long").chain
 
 
 def entries(start: int, count: int) -> list[AuditEntry]:
@@ -42,17 +45,19 @@ async def test_both_paths_write_the_same_rows_and_one_chain(tmp_path: Path) -> N
     engines = [open_engine(f"sqlite:///{db}") for db in (portable, direct)]
     for engine in engines:
         await migrate(engine)
-    appender = SqliteAuditAppender(str(direct))
+    appender = SqliteAuditAppender(str(direct), key=KEY)
     for start, count in ((1, 1), (2, 50), (52, 3)):
         batch = entries(start, count)
         async with writing(engines[0]) as conn:
-            expected = await audit_log.insert_batch(conn, batch, ts=1000.5, data_json=texts(batch))
+            expected = await audit_log.insert_batch(
+                conn, batch, ts=1000.5, key=KEY, data_json=texts(batch)
+            )
         assert appender.append(batch, ts=1000.5, data_json=texts(batch)) == expected
 
     async with writing(engines[1]) as conn:  # the portable path continues the same chain
-        await audit_log.insert_batch(conn, entries(55, 2), ts=1001.0)
+        await audit_log.insert_batch(conn, entries(55, 2), ts=1001.0, key=KEY)
     appender.append(entries(57, 2), ts=1002.0, data_json=texts(entries(57, 2)))
-    assert await audit_log.verify_chain(engines[1]) == []
+    assert await audit_log.verify_chain(engines[1], key=KEY) == []
     async with engines[1].connect() as conn:
         assert (await conn.execute(text("SELECT max(seq) FROM audit_log"))).scalar() == 58
     appender.close()
@@ -66,7 +71,7 @@ async def test_a_refused_commit_raises_store_unavailable_and_leaves_no_trace(
     db = tmp_path / "audit.db"
     engine = open_engine(f"sqlite:///{db}")
     await migrate(engine)
-    appender = SqliteAuditAppender(str(db))
+    appender = SqliteAuditAppender(str(db), key=KEY)
     appender.append(entries(1, 2), ts=1.0, data_json=texts(entries(1, 2)))
     async with engine.begin() as conn:
         await conn.execute(
@@ -81,6 +86,6 @@ async def test_a_refused_commit_raises_store_unavailable_and_leaves_no_trace(
         await conn.execute(text("DROP TRIGGER refuse"))
     rows = appender.append(entries(3, 1), ts=3.0, data_json=texts(entries(3, 1)))
     assert rows[0].seq == 3  # nothing of the refused batch was kept
-    assert await audit_log.verify_chain(engine) == []
+    assert await audit_log.verify_chain(engine, key=KEY) == []
     appender.close()
     await engine.dispose()

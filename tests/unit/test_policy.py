@@ -269,8 +269,11 @@ CASES = {
         GHOST_ROLE,
         at(INVOICE, invoice_id="7"),
         "GET",
-        Reason.TENANT_FOREIGN,
+        Reason.ROLE_FORBIDDEN,
         [invoice(Owned("acme"))],
+    ),
+    "no role anywhere allows the action: refused whoever owns the object": Case(
+        RITA, at(INVOICE, invoice_id="8"), "PUT", Reason.ROLE_FORBIDDEN, [invoice(NotFound(), "8")]
     ),
 }
 
@@ -320,3 +323,89 @@ def test_denial_names_the_missing_grant() -> None:
     )
     assert not decision.allowed
     assert "holds no role in 'globex'; none allows 'read'" in decision.explain
+
+
+SCREENED = {
+    "no route": (ALICE, NoRoute(), "GET", False, Reason.ROUTE_NOT_FOUND),
+    "anonymous on an object route": (
+        ANONYMOUS,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        False,
+        Reason.AUTH_REQUIRED,
+    ),
+    "blocked id guesser": (
+        ALICE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        True,
+        Reason.ENUMERATION_BLOCKED,
+    ),
+    "readonly caller writing": (
+        RITA,
+        at(INVOICE, invoice_id="7"),
+        "PUT",
+        False,
+        Reason.ROLE_FORBIDDEN,
+    ),
+    "global operator deleting": (
+        OLGA,
+        at(INVOICE, invoice_id="7"),
+        "DELETE",
+        False,
+        Reason.ROLE_FORBIDDEN,
+    ),
+    "a role the rules no longer define": (
+        GHOST_ROLE,
+        at(INVOICE, invoice_id="7"),
+        "GET",
+        False,
+        Reason.ROLE_FORBIDDEN,
+    ),
+    "public asset": (ANONYMOUS, at(PUBLIC, rest="a.css"), "GET", False, Reason.PUBLIC_ROUTE),
+    "a caller some role of whom may act: owners decide": (
+        MULTI,
+        at(INVOICE, invoice_id="7"),
+        "DELETE",
+        False,
+        None,
+    ),
+    "a route without objects is left to decide": (RITA, at(LIST), "POST", False, None),
+}
+
+
+@pytest.mark.parametrize(
+    ("principal", "match", "method", "blocked", "expect"), SCREENED.values(), ids=SCREENED.keys()
+)
+def test_screen_refuses_what_no_owner_could_allow(
+    principal: object, match: MatchResult, method: str, blocked: bool, expect: Reason | None
+) -> None:
+    policy = Policy(ROLES)
+    screened = policy.screen(
+        principal=principal,  # type: ignore[arg-type]
+        match=match,
+        method=method,
+        blocked=blocked,
+    )
+    assert (screened.reason if screened is not None else None) == expect
+    if screened is not None:
+        decided = policy.decide(
+            principal=principal,  # type: ignore[arg-type]
+            match=match,
+            method=method,
+            objects=[invoice(Owned("acme"))],
+            now=NOW,
+            blocked=blocked,
+        )
+        assert decided == screened, "decide gives the very answer screen gave"
+
+
+def test_a_long_list_of_objects_is_summed_up_in_the_reason_chain() -> None:
+    objects = [invoice(Owned("acme"), str(n)) for n in range(1, 100, 2)]
+    decision = Policy(ROLES).decide(
+        principal=ALICE, match=at(INVOICE, invoice_id="1"), method="PUT", objects=objects, now=NOW
+    )
+    assert decision.allowed
+    owned = [step for step in decision.explain if "is owned by" in step]
+    assert len(owned) == 20
+    assert "30 more objects, owned by 'acme'" in decision.explain

@@ -87,7 +87,20 @@ def test_no_route(path: str) -> None:
 
 def test_a_known_path_with_the_wrong_method_lists_the_allowed_ones() -> None:
     found = ROUTER.match(Target("/api/invoices", ""), "DELETE")
-    assert found == MethodNotAllowed(frozenset({"GET"}))
+    assert found == MethodNotAllowed(frozenset({"GET", "HEAD"}))
+
+
+def test_a_get_route_answers_head_with_the_same_route() -> None:
+    head = ROUTER.match(Target("/api/invoices", ""), "HEAD")
+    get = ROUTER.match(Target("/api/invoices", ""), "GET")
+    assert isinstance(head, RouteMatch) and head == get
+
+
+def test_a_head_only_route_beside_a_get_route_of_the_same_shape_is_ambiguous() -> None:
+    problems = overlap_problems(
+        [route("a", "/z/{id:int}", "GET"), route("b", "/z/{n:int}", "HEAD")]
+    )
+    assert len(problems) == 1 and "'a' and 'b'" in problems[0]
 
 
 @pytest.mark.parametrize(
