@@ -178,6 +178,7 @@ def build_auth_pages(
         csrf=CsrfTokens(load_or_create_secret(keys / CSRF_KEY)),
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
+        client_address=gateway.ingress.client_address,
         oidc=OidcLogins(
             settings.auth.oidc,
             engine=engine,

@@ -21,12 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.audit import event_entry, writer_for
 from gateway.audit_checkpoints import read_checkpoints
 from gateway.audit_keys import audit_key
+from gateway.auth.emails import normalize_email
+from gateway.config.durations import parse_duration
 from gateway.config.loader import check_rules_file, load_rules
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Membership
-from gateway.store import audit_log
+from gateway.store import audit_log, sso_invites
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
@@ -250,17 +252,37 @@ def users() -> None:
 @click.option("--tenant", "tenants", multiple=True, help="Tenant (repeat; '*' for global).")
 @click.option("--role", "roles", multiple=True, help="Role in the matching --tenant (repeat).")
 @click.option("--superadmin", is_flag=True, help="May manage everything in the admin UI.")
+@click.option(
+    "--sso",
+    "sso_provider",
+    default=None,
+    help="Invite them to sign in with this OIDC provider: its first sign-in with this "
+    "verified email becomes theirs.",
+)
+@click.option(
+    "--invite-valid",
+    default="14d",
+    show_default=True,
+    help="How long an --sso invite waits for that first sign-in.",
+)
 def users_add(
     config_path: Path | None,
     email: str,
     tenants: tuple[str, ...],
     roles: tuple[str, ...],
     superadmin: bool,
+    sso_provider: str | None,
+    invite_valid: str,
 ) -> None:
     """Add a user, or add memberships to an existing one: --tenant T --role R, repeatable."""
     if len(tenants) != len(roles):
         fail(["give one --role for every --tenant, in order: --tenant acme --role standard"])
+    address = normalize_email(email)
+    if address is None:
+        fail([f"{email!r} is not a plain email address like name@example.com"])
+    email = address
     settings = settings_from(config_path)
+    invite_ttl = sso_invite_ttl(settings, sso_provider, invite_valid)
     ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
     unknown = [r for r in roles if r not in ruleset.roles]
     if unknown:
@@ -281,6 +303,24 @@ def users_add(
             await writer.begin(
                 event_entry("user-added", actor="cli", subject=email.lower(), grants=grants)
             )
+            if sso_provider is not None and invite_ttl is not None:
+                await sso_invites.invite(
+                    engine,
+                    email=email,
+                    provider=sso_provider,
+                    user_id=user_id,
+                    ttl=invite_ttl,
+                    now=_now(),
+                )
+                await writer.begin(
+                    event_entry(
+                        "sso-invited",
+                        actor="cli",
+                        subject=email,
+                        provider=sso_provider,
+                        valid_for=invite_ttl,
+                    )
+                )
             if existing is not None and memberships:
                 # A role or tenant change ends the person's sessions at once (I7).
                 ended = await session_store.revoke_user_sessions(engine, user_id, _now())
@@ -300,6 +340,29 @@ def users_add(
 
     user_id = run(body())
     click.echo(f"user {email.lower()} (id {user_id}) has: " + describe(memberships))
+    if sso_provider is not None:
+        click.echo(f"invited to sign in with {sso_provider} (valid {invite_valid})")
+
+
+def sso_invite_ttl(settings: Settings, provider: str | None, valid: str) -> float | None:
+    """Seconds an invite through ``provider`` stays valid; exits on a bad provider or time."""
+    if provider is None:
+        return None
+    names = [p.name for p in settings.auth.oidc]
+    problems = []
+    if provider not in names:
+        known = ", ".join(names) or "none (add one under auth.oidc)"
+        problems.append(f"no OIDC provider {provider!r}; configured: {known}")
+    try:
+        ttl = parse_duration(valid)
+    except ValueError as error:
+        problems.append(f"--invite-valid: {error}")
+        ttl = 0.0
+    if ttl <= 0 and not problems:
+        problems.append("--invite-valid must be a positive duration, e.g. 14d")
+    if problems:
+        fail(problems)
+    return ttl
 
 
 def describe(memberships: list[Membership]) -> str:

@@ -88,7 +88,7 @@ class Gateway:
                 reason=rejection.reason.value,
                 method=request.method,
                 raw_target=request.raw_path[:1024],
-                client=request.remote or "",
+                client=self.ingress.client_address(request),
                 **identity,
             )
         )

@@ -145,13 +145,25 @@ class Ingress:
         lengths = headers.getall("Content-Length", [])
         if len(lengths) > 1 or (lengths and "Transfer-Encoding" in headers):
             return Rejection(Reason.HEADER_INVALID, "conflicting message length headers")
-        peer = request.remote or ""
-        client, scheme = peer, request.scheme
-        if self._trusted and self._is_trusted(peer):
-            client = self._client_behind_proxies(peer, headers.getall("X-Forwarded-For", []))
+        scheme = request.scheme
+        if self._behind_trusted_proxy(request):
             proto = headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
             scheme = proto if proto in ("http", "https") else scheme
-        return Admitted(target, new_request_id(), client, scheme)
+        return Admitted(target, new_request_id(), self.client_address(request), scheme)
+
+    def client_address(self, request: web.BaseRequest) -> str:
+        """The client's address: the socket peer, or what trusted proxies say it was.
+
+        The one answer for every use — audit rows, rate limits, sessions — so that behind
+        a load balancer clients are told apart, and nobody else can choose their address.
+        """
+        peer = request.remote or ""
+        if not self._behind_trusted_proxy(request):
+            return peer
+        return self._client_behind_proxies(peer, request.headers.getall("X-Forwarded-For", []))
+
+    def _behind_trusted_proxy(self, request: web.BaseRequest) -> bool:
+        return bool(self._trusted) and self._is_trusted(request.remote or "")
 
     def _is_trusted(self, address: str) -> bool:
         try:

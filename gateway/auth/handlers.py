@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,11 +13,12 @@ from aiohttp import web
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.keys import CsrfTokens
 from gateway.auth.magic_link import MagicLinks, SignIn
-from gateway.auth.oidc import FLOW_LIFETIME, OidcLogins, Refused
+from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.identity import COOKIE_NAME, Identity
 from gateway.model import AuthMethod, Principal
+from gateway.store import external_accounts as account_store
 from gateway.store import sessions as session_store
 
 CONFIRM_COOKIE = "__Host-gatehold-confirm"
@@ -44,6 +46,8 @@ class AuthPages:
     csrf: CsrfTokens
     audit: AuditWriter
     cookie_secure: bool
+    client_address: Callable[[web.BaseRequest], str]
+    """The client as ingress resolves it through ``server.trusted_proxies``."""
     oidc: OidcLogins | None = None
 
     @property
@@ -106,7 +110,7 @@ class AuthPages:
         if self.magic_links.settings.bind_browser and binding is None:
             binding = secrets.token_urlsafe(32)
         wait = self.magic_links.request(
-            email, client_ip=request.remote or "", rd=rd, binding=binding
+            email, client_ip=self.client_address(request), rd=rd, binding=binding
         )
         if wait:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
@@ -127,10 +131,12 @@ class AuthPages:
 
     async def confirm_page(self, request: web.Request) -> web.Response:
         token = request.query.get("token", "")
-        if not token or not await self.magic_links.peek(token):
+        email = await self.magic_links.peek(token) if token else None
+        if email is None:
             return self.page("auth_error.html", status=400, reason="link-invalid")
         nonce = secrets.token_urlsafe(24)
-        response = self.page("magic_confirm.html", token=token, nonce=nonce)
+        # Naming the account makes a link someone else asked for visible as such.
+        response = self.page("magic_confirm.html", token=token, nonce=nonce, email=email)
         response.set_cookie(
             CONFIRM_COOKIE,
             nonce,
@@ -178,7 +184,7 @@ class AuthPages:
         token, id_hash = await self.sessions.create(
             user_id=user_id,
             auth_method=method,
-            client_ip=request.remote or "",
+            client_ip=self.client_address(request),
             user_agent=request.headers.get("User-Agent", ""),
             auth_time=auth_time,
         )
@@ -190,7 +196,7 @@ class AuthPages:
                 actor=email,
                 method=method.value,
                 session=id_hash,
-                client=request.remote or "",
+                client=self.client_address(request),
                 **details,
             )
         )
@@ -205,19 +211,22 @@ class AuthPages:
         *,
         method: str = "magic-link",
         actor: str = "unknown",
+        shown: str = "",
         **details: str,
     ) -> web.Response:
+        """Audit the precise reason; the page shows ``shown`` instead when it is given."""
         self.audit.record(
             event_entry(
                 "login-failed",
                 actor=actor,
                 method=method,
+                decision="deny",
                 reason=reason,
-                client=request.remote or "",
+                client=self.client_address(request),
                 **details,
             )
         )
-        return self.page("auth_error.html", status=400, reason=reason, method=method)
+        return self.page("auth_error.html", status=400, reason=shown or reason, method=method)
 
     # ------------------------------------------------------------ OIDC
 
@@ -225,8 +234,17 @@ class AuthPages:
         name = request.match_info["provider"]
         if self.oidc is None:
             raise web.HTTPNotFound()
+        link: LinkRequest | None = None
+        if request.query.get("link") == "1":
+            asked = await self._link_request(request)
+            if isinstance(asked, str):
+                return await self._failed(request, asked, method="oidc", provider=name)
+            link = asked
         started = await self.oidc.begin(
-            name, rd=safe_next(request.query.get("rd")), step_up=request.query.get("step_up") == "1"
+            name,
+            rd=safe_next(request.query.get("rd")),
+            step_up=request.query.get("step_up") == "1",
+            link=link,
         )
         if isinstance(started, Refused):
             return await self._failed(request, started.reason, method="oidc", provider=name)
@@ -243,6 +261,28 @@ class AuthPages:
         )
         return response
 
+    async def _link_request(self, request: web.Request) -> LinkRequest | str:
+        """The signed-in person adding an account to their own, or why they may not.
+
+        Only from a page of theirs (the CSRF token of their session), so no other site
+        can make a browser tie the account it is signed in to at the provider to them.
+        """
+        principal = await self.signed_in(request)
+        if principal is None or principal.session_hash is None:
+            return "link-not-signed-in"
+        if not self.csrf.valid(principal.session_hash, request.query.get("csrf", "")):
+            return "link-csrf"
+        return LinkRequest(int(principal.user_id), principal.session_hash)
+
+    async def _link_still_valid(self, request: web.Request, link: LinkRequest) -> bool:
+        """The session that asked to link is the one delivering the callback, still live."""
+        principal = await self.signed_in(request)
+        return (
+            principal is not None
+            and principal.session_hash == link.session_hash
+            and int(principal.user_id) == link.user_id
+        )
+
     async def oidc_callback(self, request: web.Request) -> web.StreamResponse:
         name = request.match_info["provider"]
         if self.oidc is None:
@@ -251,9 +291,16 @@ class AuthPages:
         identified = await self.oidc.finish(name, query, request.cookies.get(OIDC_FLOW_COOKIE))
         if isinstance(identified, Refused):
             return await self._oidc_failed(request, identified)
+        if identified.link is not None and not await self._link_still_valid(
+            request, identified.link
+        ):
+            refused = Refused("link-session-ended", name, identified.email)
+            return await self._oidc_failed(request, refused)
         signed = await self.oidc.provision(identified)
         if isinstance(signed, Refused):
             return await self._oidc_failed(request, signed)
+        if signed.linked_via:
+            self._account_linked(request, signed, provider=name, subject=identified.subject)
         if signed.memberships_changed:  # what the old sessions were allowed has changed
             ended = await self.sessions.revoke_user(signed.user_id)
             self.audit.record(
@@ -274,9 +321,28 @@ class AuthPages:
         response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
         return response
 
+    def _account_linked(
+        self, request: web.Request, signed: OidcSignIn, *, provider: str, subject: str
+    ) -> None:
+        self.audit.record(
+            event_entry(
+                "account-linked",
+                actor=signed.email,
+                provider=provider,
+                subject=subject,
+                via=signed.linked_via,
+                client=self.client_address(request),
+            )
+        )
+
     async def _oidc_failed(self, request: web.Request, refused: Refused) -> web.StreamResponse:
         response = await self._failed(
-            request, refused.reason, method="oidc", actor=refused.actor, provider=refused.provider
+            request,
+            refused.reason,
+            method="oidc",
+            actor=refused.actor,
+            shown=refused.shown,
+            provider=refused.provider,
         )
         response.del_cookie(OIDC_FLOW_COOKIE, path="/", secure=self.cookie_secure)
         return response
@@ -287,13 +353,17 @@ class AuthPages:
         principal = await self.signed_in(request)
         if principal is None or principal.session_hash is None:
             raise web.HTTPSeeOther(location="/.gatehold/login?rd=/.gatehold/sessions")
-        rows = await session_store.list_user_sessions(self.sessions.engine, int(principal.user_id))
+        user_id = int(principal.user_id)
+        rows = await session_store.list_user_sessions(self.sessions.engine, user_id)
+        linked = await account_store.accounts_of(self.sessions.engine, user_id)
         return self.page(
             "sessions.html",
             principal=principal,
             rows=rows,
             current=principal.session_hash,
             csrf=self.csrf.token(principal.session_hash),
+            providers=self.providers,
+            linked={account.provider for account in linked},
         )
 
     async def end_session(self, request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry
+from gateway.auth.emails import normalize_email
 from gateway.auth.mailer import Mailer, login_message
 from gateway.config.settings import MagicLinkSettings
 from gateway.model import Membership
@@ -31,7 +31,6 @@ from gateway.store import login_links
 from gateway.store import users as user_store
 
 log = logging.getLogger("gatehold.magic_link")
-EMAIL = re.compile(r"[^@\s]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}")
 HOUR = 3600.0
 CONFIRM_PATH = "/.gatehold/login/magic/confirm"
 
@@ -100,11 +99,18 @@ class MagicLinks:
 
     @staticmethod
     def valid_email(email: str) -> bool:
-        return EMAIL.fullmatch(email) is not None
+        """Exactly one plain address (``gateway.auth.emails``): no display name, no tricks."""
+        return normalize_email(email) is not None
 
     def request(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> int:
-        """Queue a link for ``email``; returns 0, or seconds to wait when rate-limited."""
-        email = email.strip().lower()
+        """Queue a link for ``email``; returns 0, or seconds to wait when rate-limited.
+
+        ``email`` must have passed ``valid_email``; anything else is refused here too.
+        """
+        address = normalize_email(email)
+        if address is None:
+            raise ValueError("request() needs an address that passed valid_email()")
+        email = address
         wait = self._per_client.retry_after(client_ip) or self._per_email.retry_after(email)
         if wait:
             self._audit.record(event_entry("magic-link-throttled", actor=email, client=client_ip))
@@ -153,9 +159,10 @@ class MagicLinks:
         grant = self.settings.self_signup.get(email.rsplit("@", 1)[-1])
         return Membership(grant.tenant, grant.role) if grant else None
 
-    async def peek(self, token: str) -> bool:
-        """Whether the link still works (the confirm page's GET does not consume it)."""
-        return await login_links.peek_link(self._engine, token, self._clock()) is not None
+    async def peek(self, token: str) -> str | None:
+        """The address a still-working link signs in, without consuming it (the GET)."""
+        link = await login_links.peek_link(self._engine, token, self._clock())
+        return link.email if link is not None else None
 
     async def redeem(self, token: str, *, binding: str | None) -> SignIn | str:
         """Consume the link once; a ``SignIn`` or the reason code it failed with."""

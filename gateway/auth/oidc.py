@@ -33,12 +33,15 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.emails import normalize_email
 from gateway.auth.jwks import JwksCache
+from gateway.auth.oidc_accounts import sign_in_person
+from gateway.auth.oidc_values import Identified, LinkRequest, OidcSignIn, Refused
 from gateway.config.durations import parse_duration
 from gateway.config.settings import OidcProviderSettings
 from gateway.model import Membership
-from gateway.store import external_accounts as account_store
-from gateway.store import users as user_store
+
+__all__ = ["FLOW_LIFETIME", "Identified", "LinkRequest", "OidcLogins", "OidcSignIn", "Refused"]
 
 log = logging.getLogger("gatehold.oidc")
 
@@ -58,6 +61,8 @@ class Flow:
     rd: str
     step_up: bool
     started_at: float
+    link: LinkRequest | None = None
+    """Set when a signed-in person adds this provider's account to their own."""
 
 
 class FlowSeal:
@@ -77,43 +82,10 @@ class FlowSeal:
             return None
         try:
             data = json.loads(self._fernet.decrypt(sealed.encode(), ttl=FLOW_LIFETIME))
-            return Flow(**data)
+            link = data.pop("link", None)
+            return Flow(**data, link=LinkRequest(**link) if link is not None else None)
         except (InvalidToken, ValueError, TypeError):
             return None
-
-
-@dataclass(frozen=True, slots=True)
-class Identified:
-    """What a provider vouched for, after every check passed."""
-
-    provider: str
-    issuer: str
-    subject: str
-    email: str
-    groups: tuple[str, ...]
-    auth_time: float
-    rd: str
-    step_up: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Refused:
-    """A login that failed: a reason code for the page and the audit, and who it was."""
-
-    reason: str
-    provider: str
-    actor: str = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class OidcSignIn:
-    """A person to sign in, after provisioning."""
-
-    user_id: int
-    email: str
-    rd: str
-    auth_time: float
-    memberships_changed: bool
 
 
 class Provider:
@@ -171,7 +143,7 @@ class Provider:
 
     def authorization_url(self, metadata: Mapping[str, Any], flow: Flow) -> str:
         extra: dict[str, str] = {}
-        if flow.step_up:  # ask the provider to authenticate the person again, now
+        if flow.step_up or flow.link:  # ask the provider to authenticate the person again, now
             extra = {"prompt": "login", "max_age": "0"}
         url: str = prepare_grant_uri(
             metadata["authorization_endpoint"],
@@ -279,7 +251,9 @@ class OidcLogins:
         assert self._http_session is not None, "OidcLogins.start() was not awaited"  # noqa: S101
         return self._http_session
 
-    async def begin(self, name: str, *, rd: str, step_up: bool) -> tuple[str, str] | Refused:
+    async def begin(
+        self, name: str, *, rd: str, step_up: bool, link: LinkRequest | None = None
+    ) -> tuple[str, str] | Refused:
         """(authorization URL, sealed flow for the cookie), or why the login cannot start."""
         provider = self.providers.get(name)
         if provider is None:
@@ -295,6 +269,7 @@ class OidcLogins:
             rd=rd,
             step_up=step_up,
             started_at=self._clock(),
+            link=link,
         )
         return provider.authorization_url(metadata, flow), self.seal.seal(flow)
 
@@ -334,9 +309,11 @@ class OidcLogins:
         self, provider: Provider, flow: Flow, claims: Mapping[str, Any]
     ) -> Identified | Refused:
         s = provider.settings
-        email = claims.get(s.email_claim)
-        if not isinstance(email, str) or "@" not in email:
+        claimed = claims.get(s.email_claim)
+        email = normalize_email(claimed) if isinstance(claimed, str) else None
+        if email is None:
             return Refused("email-missing", provider.name, str(claims["sub"]))
+        verified = claims.get("email_verified") is True
         if s.require_verified_email and claims.get("email_verified") is False:
             return Refused("email-unverified", provider.name, email)
         now = self._clock()
@@ -354,56 +331,22 @@ class OidcLogins:
             provider=provider.name,
             issuer=provider.issuer,
             subject=str(claims["sub"]),
-            email=email.strip().lower(),
+            email=email,
             groups=groups,
             auth_time=min(signed_in_at, now),
             rd=flow.rd,
-            step_up=flow.step_up,
+            step_up=flow.step_up or flow.link is not None,
+            email_verified=verified,
+            link=flow.link,
         )
 
     async def provision(self, who: Identified) -> OidcSignIn | Refused:
         """The gateway user for this external account: found, linked, or created (jit)."""
         provider = self.providers[who.provider]
-        settings = provider.settings
-        grants = provider.grants_for(who.groups)
-        now = self._clock()
-        account = await account_store.find_account(self._engine, who.issuer, who.subject)
-        if account is not None:
-            user = await user_store.get_user(self._engine, account.user_id)
-        else:
-            user = await user_store.get_user_by_email(self._engine, who.email)
-            if user is None:
-                if settings.provisioning != "jit":
-                    return Refused("not-invited", who.provider, who.email)
-                if not grants:
-                    return Refused("no-memberships", who.provider, who.email)
-                user_id = await user_store.add_user(self._engine, who.email, memberships=grants)
-                user = await user_store.get_user(self._engine, user_id)
-            if user is not None:
-                await account_store.link_account(
-                    self._engine,
-                    issuer=who.issuer,
-                    subject=who.subject,
-                    user_id=user.id,
-                    provider=who.provider,
-                    now=now,
-                )
-        if user is None or not user.active:
-            return Refused("user-inactive", who.provider, who.email)
-        changed = False
-        if settings.group_grants:  # claims decide these memberships at every sign-in
-            before = account.granted if account is not None else ()
-            for stale in set(before) - set(grants):
-                changed |= await user_store.remove_membership(self._engine, user.id, stale)
-            new = [grant for grant in grants if grant not in user.memberships]
-            if new:
-                await user_store.add_user(self._engine, user.email, memberships=new)
-                changed = True
-        await account_store.record_login(
+        return await sign_in_person(
             self._engine,
-            issuer=who.issuer,
-            subject=who.subject,
-            granted=grants if settings.group_grants else (),
-            now=now,
+            who,
+            settings=provider.settings,
+            grants=provider.grants_for(who.groups),
+            now=self._clock(),
         )
-        return OidcSignIn(user.id, user.email, who.rd, who.auth_time, changed)

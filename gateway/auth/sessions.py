@@ -2,10 +2,14 @@
 
 The hot path never reads the database for a known session: principals are cached,
 keyed on the session hash, and concurrent requests of one session that miss the cache
-share one load. Revocation in this process evicts at once; every process also polls
-the store twice a second for the sessions revoked lately and evicts exactly those, so
-a logout, a deactivation or a membership change (all of which revoke) ends the session
-everywhere within a second. The cache's own lifetime is only a backstop.
+share one load. Activity is recorded again once the last record is older than a tenth
+of the session's idle timeout (a minute at most), so a session in use never looks idle,
+however short the timeout; and a session this process believes idle is read again
+before it is refused, since another process may have served it meanwhile. Revocation
+in this process evicts at once; every process also polls the store twice a second
+for the sessions revoked lately and evicts exactly those, so a logout, a deactivation
+or a membership change (all of which revoke) ends the session everywhere within a
+second. The cache's own lifetime is only a backstop.
 """
 
 from __future__ import annotations
@@ -109,10 +113,17 @@ class SessionManager:
             cached = await self._load_once(id_hash)
             if cached is None:
                 return None
-        if now > cached.absolute_expiry or now - cached.last_seen > cached.idle_timeout:
+        if now > cached.absolute_expiry:
             self._cache.pop(id_hash, None)
             return None
-        if now - cached.last_seen > self._touch_every:
+        if now - cached.last_seen > cached.idle_timeout:
+            # Idle here; another process may have seen it since: the store decides.
+            self._cache.pop(id_hash, None)
+            cached = await self._load_once(id_hash)
+            if cached is None or now - cached.last_seen > cached.idle_timeout:
+                self._cache.pop(id_hash, None)
+                return None
+        if now - cached.last_seen > min(self._touch_every, cached.idle_timeout / 10):
             # Written by the background task in one transaction with the others seen lately.
             self._seen[id_hash] = now
             self._cache[id_hash] = _Cached(

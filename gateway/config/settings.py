@@ -192,7 +192,10 @@ class MagicLinkSettings(_Section):
     ttl: str | float = "15m"
     per_email_per_hour: int = Field(5, ge=1)
     per_client_per_hour: int = Field(30, ge=1)
-    bind_browser: bool = False
+    bind_browser: bool = Field(
+        True,
+        description="A link works only in the browser that asked for it (login CSRF).",
+    )
     self_signup: dict[str, Grant] = Field(
         default_factory=dict, description="Email domain → the membership a new person gets."
     )
@@ -220,7 +223,17 @@ class OidcProviderSettings(_Section):
     )
     algorithms: list[Literal["RS256", "ES256", "PS256", "EdDSA"]] = ["RS256", "ES256"]
     leeway: str | float = Field("60s", description="Clock skew allowed on exp/iat/auth_time.")
-    require_verified_email: bool = True
+    require_verified_email: bool = Field(
+        True,
+        description="Refuse a sign-in whose email_verified is false; where the email would "
+        "tie the sign-in to a person (invite, just-in-time), a missing one counts as false.",
+    )
+    link_by_email: bool = Field(
+        False,
+        description="Tie a first sign-in to the existing person with the same email, when "
+        "the provider says email_verified: true. Only for a provider whose emails you trust "
+        "as much as your own (it can then sign in as anyone whose email it asserts).",
+    )
 
     @field_validator("leeway")
     @classmethod

@@ -39,10 +39,33 @@ async def find_account(engine: AsyncEngine, issuer: str, subject: str) -> Extern
     return ExternalAccount(row.issuer, row.subject, row.user_id, row.provider, granted)
 
 
+async def accounts_of(engine: AsyncEngine, user_id: int) -> list[ExternalAccount]:
+    """Every external account tied to ``user_id``, by provider."""
+    t = tables.external_accounts
+    async with reading(engine) as conn:
+        rows = await conn.execute(
+            select(t).where(t.c.user_id == user_id).order_by(t.c.provider, t.c.created_at)
+        )
+        return [
+            ExternalAccount(
+                row.issuer,
+                row.subject,
+                row.user_id,
+                row.provider,
+                tuple(Membership(tenant, role) for tenant, role in json.loads(row.granted)),
+            )
+            for row in rows
+        ]
+
+
 async def link_account(
     engine: AsyncEngine, *, issuer: str, subject: str, user_id: int, provider: str, now: float
-) -> None:
-    """Tie (issuer, subject) to ``user_id``; an existing tie is kept as it is."""
+) -> bool:
+    """Tie (issuer, subject) to ``user_id``; ``False`` if it is tied to someone else already.
+
+    An existing tie is never moved: a race between two first sign-ins keeps the first.
+    """
+    t = tables.external_accounts
     async with writing(engine) as conn:
         await conn.execute(
             insert_ignoring_duplicates(
@@ -57,6 +80,10 @@ async def link_account(
                 last_login=now,
             )
         )
+        owner = await conn.execute(
+            select(t.c.user_id).where(t.c.issuer == issuer, t.c.subject == subject)
+        )
+        return bool(owner.scalar_one() == user_id)
 
 
 async def record_login(

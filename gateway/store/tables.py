@@ -175,3 +175,16 @@ external_accounts = Table(
     Column("last_login", Float, nullable=False),
     PrimaryKeyConstraint("issuer", "subject"),
 )
+
+sso_invites = Table(
+    "sso_invites",
+    metadata,
+    Column("email", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("consumed_at", Float, nullable=True),
+    PrimaryKeyConstraint("email", "provider"),
+)
+"""Invites addressed to one OIDC provider: the only way email alone links a new account."""

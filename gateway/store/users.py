@@ -63,19 +63,53 @@ async def add_user(
             await conn.execute(
                 update(tables.users).where(tables.users.c.id == user_id).values(**changes)
             )
-        # A microsecond apart, so reading them back by created_at keeps the grant order.
-        for offset, grant in enumerate(memberships):
-            await conn.execute(
-                insert_ignoring_duplicates(
-                    conn, tables.memberships, ("user_id", "tenant", "role")
-                ).values(
-                    user_id=user_id,
-                    tenant=grant.tenant,
-                    role=grant.role,
-                    created_at=now + offset * 1e-6,
-                )
-            )
+        await _grant(conn, user_id, memberships, now)
     return user_id
+
+
+async def create_user(
+    engine: AsyncEngine, email: str, *, memberships: Sequence[Membership]
+) -> int | None:
+    """Create a new user with ``memberships``; ``None`` if the email is already someone's.
+
+    Unlike ``add_user`` this never finds and extends an existing person: provisioning
+    from a claim must not hand that person's account to whoever made the claim.
+    """
+    now = time.time()
+    async with writing(engine) as conn:
+        created = await conn.execute(
+            insert_ignoring_duplicates(conn, tables.users, ("email",))
+            .values(
+                email=email.strip().lower(),
+                display_name="",
+                superadmin=False,
+                active=True,
+                created_at=now,
+            )
+            .returning(tables.users.c.id)
+        )
+        user_id = created.scalar()
+        if user_id is None:
+            return None
+        await _grant(conn, int(user_id), memberships, now)
+    return int(user_id)
+
+
+async def _grant(
+    conn: AsyncConnection, user_id: int, memberships: Sequence[Membership], now: float
+) -> None:
+    # A microsecond apart, so reading them back by created_at keeps the grant order.
+    for offset, grant in enumerate(memberships):
+        await conn.execute(
+            insert_ignoring_duplicates(
+                conn, tables.memberships, ("user_id", "tenant", "role")
+            ).values(
+                user_id=user_id,
+                tenant=grant.tenant,
+                role=grant.role,
+                created_at=now + offset * 1e-6,
+            )
+        )
 
 
 async def _user_id(conn: AsyncConnection, email: str) -> int:

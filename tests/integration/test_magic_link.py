@@ -22,6 +22,8 @@ from tests.support.smtp import Inbox, tls_smtp_server
 from tests.support.stack import Stack, running_stack
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+BROWSER = "__Host-gatehold-bind=the-browser-these-tests-sign-in-with"
+"""Links are bound to the browser that asked (the default): this test browser's cookie."""
 
 
 def mail_settings(port: int, **limits: int) -> dict[str, Any]:
@@ -42,7 +44,9 @@ async def ask_for_link(
     stack: Stack, email: str, *, rd: str = "/", headers: dict[str, str] | None = None
 ) -> ClientResponse:
     return await stack.client.post(
-        "/.gatehold/login/magic", data={"email": email, "rd": rd}, headers=headers or {}
+        "/.gatehold/login/magic",
+        data={"email": email, "rd": rd},
+        headers={"Cookie": BROWSER, **(headers or {})},
     )
 
 
@@ -62,7 +66,11 @@ async def follow_link(stack: Stack, link: str, *, cookie: str = "") -> ClientRes
     return await stack.client.post(
         "/.gatehold/login/magic/confirm",
         data={"token": token, "nonce": nonce.group(1)},
-        headers={"Cookie": "; ".join(filter(None, [f"__Host-gatehold-confirm={confirm}", cookie]))},
+        headers={
+            "Cookie": "; ".join(
+                filter(None, [f"__Host-gatehold-confirm={confirm}", BROWSER, cookie])
+            )
+        },
         allow_redirects=False,
     )
 

@@ -7,12 +7,15 @@ with a clear page, no session, and an audited ``login-failed``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import text
 
 from gateway.app import ENGINE
+from gateway.store import sso_invites
+from gateway.store import users as user_store
 from tests.support.openid_provider import openid_provider, sign_in_at_provider
 from tests.support.servers_base import free_port
 from tests.support.sso import ACCOUNTS, GRANTS, SESSION, Sso, sso
@@ -113,11 +116,25 @@ async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Pat
         status, body, session = await s.deliver(callback, flow)
         assert status == 400 and session is None and "not-invited" in body
 
+        # alice exists, but her email alone does not tie corp's account to her
+        callback, flow = await s.provider_callback("alice", rd="/api/invoices")
+        status, body, session = await s.deliver(callback, flow)
+        assert status == 400 and session is None and "not-invited" in body
+
+        engine = s.stack.app[ENGINE]
+        alice = await user_store.get_user_by_email(engine, "alice@acme.test")
+        assert alice is not None
+        await sso_invites.invite(
+            engine, email=alice.email, provider="corp", user_id=alice.id, ttl=60, now=time.time()
+        )
         callback, flow = await s.provider_callback("alice", rd="/api/invoices")
         status, location, session = await s.deliver(callback, flow)
         assert (status, location) == (303, "/api/invoices") and session  # alice was invited
         failed = await s.failures()
-        assert [(f["actor"], f["reason"]) for f in failed] == [("erin@nowhere.test", "not-invited")]
+        assert [(f["actor"], f["reason"]) for f in failed] == [
+            ("erin@nowhere.test", "not-invited"),
+            ("alice@acme.test", "account-not-linked"),
+        ]
 
 
 async def test_just_in_time_people_get_the_memberships_their_groups_grant(tmp_path: Path) -> None:
@@ -146,7 +163,10 @@ async def test_several_providers_at_once_and_no_crossing_between_them(tmp_path: 
     ):
         providers = [
             corp.provider_settings("corp", provisioning="jit", group_grants=GRANTS),
-            partner.provider_settings("partner", label="Partner IdP", group_grants=GRANTS),
+            # partner vouches for its emails, and is trusted to: it links by verified email
+            partner.provider_settings(
+                "partner", label="Partner IdP", group_grants=GRANTS, link_by_email=True
+            ),
         ]
         async with running_stack(tmp_path, port=port, auth={"oidc": providers}) as stack:
             s = Sso(stack, base, corp)

@@ -39,10 +39,20 @@ class Sso:
     def callback(self, provider: str = "corp") -> str:
         return f"{self.base}/.gatehold/oidc/{provider}/callback"
 
-    async def start(self, provider: str = "corp", rd: str = "/api/invoices/7") -> tuple[str, str]:
+    async def start(
+        self,
+        provider: str = "corp",
+        rd: str = "/api/invoices/7",
+        *,
+        session: str | None = None,
+        **params: str,
+    ) -> tuple[str, str]:
         """(the provider's authorization URL, the flow cookie this browser got)."""
         response = await self.stack.client.get(
-            f"/.gatehold/oidc/{provider}/start", params={"rd": rd}, allow_redirects=False
+            f"/.gatehold/oidc/{provider}/start",
+            params={"rd": rd, **params},
+            headers={"Cookie": f"{SESSION}={session}"} if session else {},
+            allow_redirects=False,
         )
         assert response.status == 303, await response.text()
         return response.headers["Location"], response.cookies[FLOW].value
@@ -54,10 +64,15 @@ class Sso:
         authorize, flow = await self.start(provider, rd)
         return await sign_in_at_provider(authorize, login, until=self.callback(provider)), flow
 
-    async def deliver(self, callback_url: str, flow: str | None) -> tuple[int, str, str | None]:
-        """Open the callback in a browser holding ``flow``: (status, body or Location, session)."""
+    async def deliver(
+        self, callback_url: str, flow: str | None, *, session: str | None = None
+    ) -> tuple[int, str, str | None]:
+        """Open the callback in a browser holding ``flow`` (and ``session``, if given):
+        (status, body or Location, the new session)."""
         parts = urlsplit(callback_url)
-        headers = {"Cookie": f"{FLOW}={flow}"} if flow else {}
+        cookies = [f"{FLOW}={flow}"] if flow else []
+        cookies += [f"{SESSION}={session}"] if session else []
+        headers = {"Cookie": "; ".join(cookies)} if cookies else {}
         response = await self.stack.client.get(
             f"{parts.path}?{parts.query}", headers=headers, allow_redirects=False
         )

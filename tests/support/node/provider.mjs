@@ -5,6 +5,7 @@
 //
 // The built-in development login page accepts any login name and password; the login
 // name picks the account. Consent is granted automatically (first-party clients).
+// An account's "omit" list names claims its ID token leaves out.
 import Provider from 'oidc-provider';
 
 const PORT = Number(process.env.PORT);
@@ -46,7 +47,11 @@ const oidc = new Provider(ISSUER, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, email_verified: true, ...known };
+        // "omit": claim names this account's ID token leaves out (e.g. email_verified).
+        const { omit = [], ...claims } = known;
+        const all = { sub: id, email_verified: true, ...claims };
+        for (const name of omit) delete all[name];
+        return all;
       },
     };
   },

@@ -1,0 +1,82 @@
+"""Creating people and tying provider accounts to them never takes over someone else,
+on both backends (SQLite, and PostgreSQL when GATEHOLD_TEST_PG_DSN names a server)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.model import Membership
+from gateway.store import external_accounts, sso_invites, users
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from tests.support.components import require_component
+
+ADMIN = Membership("acme", "admin")
+READ = Membership("acme", "readonly")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    if request.param == "sqlite":
+        engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
+        await migrate(engine)
+        yield engine
+        await engine.dispose()
+        return
+    server = os.environ.get("GATEHOLD_TEST_PG_DSN")
+    if not server:
+        require_component("postgresql", "set GATEHOLD_TEST_PG_DSN=postgresql://user@host/db")
+    name = f"gatehold_links_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(server)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    engine = open_engine(server.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await admin.execute(f'DROP DATABASE "{name}"')
+        await admin.close()
+
+
+async def test_creating_a_person_never_returns_an_existing_one(engine: AsyncEngine) -> None:
+    admin = await users.add_user(engine, "admin@example.test", memberships=[ADMIN])
+    assert await users.create_user(engine, "ADMIN@example.test", memberships=[READ]) is None
+    held = await users.get_user(engine, admin)
+    assert held is not None and held.memberships == (ADMIN,)
+    created = await users.create_user(engine, "new@example.test", memberships=[READ])
+    assert created is not None and created != admin
+
+
+async def test_an_account_stays_with_the_first_person_it_was_tied_to(engine: AsyncEngine) -> None:
+    first = await users.add_user(engine, "a@example.test", memberships=[READ])
+    second = await users.add_user(engine, "b@example.test", memberships=[READ])
+    tie = {"issuer": "https://idp.test", "subject": "s1", "provider": "corp", "now": 1.0}
+    assert await external_accounts.link_account(engine, user_id=first, **tie)
+    assert not await external_accounts.link_account(engine, user_id=second, **tie)
+    assert await external_accounts.link_account(engine, user_id=first, **tie)  # idempotent
+    account = await external_accounts.find_account(engine, "https://idp.test", "s1")
+    assert account is not None and account.user_id == first
+    assert [a.subject for a in await external_accounts.accounts_of(engine, first)] == ["s1"]
+    assert await external_accounts.accounts_of(engine, second) == []
+
+
+async def test_an_invite_is_used_once_before_it_expires(engine: AsyncEngine) -> None:
+    user = await users.add_user(engine, "a@example.test", memberships=[READ])
+    invite = {"email": "a@example.test", "provider": "corp", "user_id": user}
+    await sso_invites.invite(engine, **invite, ttl=100.0, now=1000.0)
+    used = {"email": "a@example.test", "now": 1050.0}
+    assert await sso_invites.consume(engine, provider="other", **used) is None
+    assert await sso_invites.consume(engine, provider="corp", **used) == user
+    assert await sso_invites.consume(engine, provider="corp", **used) is None  # used up
+    await sso_invites.invite(engine, **invite, ttl=100.0, now=2000.0)  # renewed
+    assert await sso_invites.pending_for(engine, "a@example.test", 2050.0) == ["corp"]
+    late = {"email": "a@example.test", "now": 2101.0}
+    assert await sso_invites.consume(engine, provider="corp", **late) is None  # expired
