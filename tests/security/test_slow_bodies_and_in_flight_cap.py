@@ -18,6 +18,7 @@ from tests.support.stack import Stack, running_stack
 from tests.support.trickle import Trickled, trickle
 
 JSON = {"Accept": "application/json"}
+OCTETS = {"Content-Type": "application/octet-stream"}
 UPLOAD_RULES = """
 version: 1
 upstreams:
@@ -130,7 +131,9 @@ async def test_streamed_uploads_may_hold_only_half_the_pool(tmp_path: Path) -> N
     overrides = limits(body_buffer=16, body_idle_timeout=1.5, in_flight_per_principal=100)
     async with running_stack(tmp_path, rules_text=UPLOAD_RULES, **overrides) as stack:
         host, port = addr(stack)
-        headers = stack.cookie("alice@acme.test") | JSON
+        # A file upload: a body the gateway reads neither for ids nor for a method
+        # override (a POST without a Content-Type may be a form holding _method).
+        headers = stack.cookie("alice@acme.test") | JSON | OCTETS
         # Past the 16-byte buffer these bodies are streamed upstream (Ledger's echo reads
         # them to the end), then trickle.
         uploads = [
