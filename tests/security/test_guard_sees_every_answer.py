@@ -216,6 +216,23 @@ async def test_answers_without_a_body_pass(tmp_path: Path, method: str, status: 
         assert await response.read() == b""
 
 
+@pytest.mark.parametrize("status", [302, 404, 500])
+async def test_an_empty_redirect_or_error_passes_but_an_empty_success_does_not(
+    tmp_path: Path, status: int
+) -> None:
+    async with guarded_stack(tmp_path) as (stack, app):
+        app.answers["/api/guarded/empty"] = Answer(
+            status=status, chunks=(), headers={"Location": "/elsewhere"}
+        )
+        response = await stack.client.get(
+            "/api/guarded/empty",
+            headers=stack.cookie("alice@acme.test") | API,
+            allow_redirects=False,
+        )
+        assert response.status == status, "an empty body carries no other tenant's data"
+        assert await response.read() == b""
+
+
 async def test_filter_mode_reads_a_long_chunked_list_to_its_end(tmp_path: Path) -> None:
     mixed = [*rows("acme", 300), *rows("globex", 300, start=300), *rows("acme", 300, start=600)]
     async with guarded_stack(tmp_path) as (stack, app):
