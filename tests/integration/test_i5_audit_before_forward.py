@@ -239,7 +239,9 @@ async def test_every_request_is_committed_when_the_app_receives_it(tmp_path: Pat
             sent = await asyncio.gather(*(_send(stack, n) for n in range(36)))  # group commits
             sent += [await _send(stack, n) for n in range(6)]  # one at a time
             async with stack.client.ws_connect(
-                "/ws/acme/feed", headers=stack.cookie("alice@acme.test")
+                "/ws/acme/feed",
+                headers=stack.cookie("alice@acme.test")
+                | {"Origin": stack.settings.server.public_url},
             ) as socket:
                 assert (await socket.receive_str()) == "hello"
             ws_rows = [rid for rid in witness.found if rid not in sent]
