@@ -35,7 +35,6 @@ from gateway.model import (
 )
 
 PUBLIC_URL = "https://gate.example.test"
-NOW = float(int(time.time())) - 5  # the forwarder's injected clock, a moment ago
 REQUEST_ID = "ab" * 16
 ADMITTED = Admitted(Target("/api/invoices/7", "view=full"), REQUEST_ID, "127.0.0.7", "https")
 LEDGER = UpstreamDef("ledger", "http://127.0.0.1:8123")
@@ -59,7 +58,9 @@ SPOOFED = {
 
 
 def principal(method: AuthMethod = AuthMethod.SESSION) -> Principal:
-    return Principal("42", "alice@acme.test", (Membership("acme", "standard"),), method, NOW - 100)
+    return Principal(
+        "42", "alice@acme.test", (Membership("acme", "standard"),), method, time.time() - 100
+    )
 
 
 def signer() -> AssertionSigner:
@@ -67,9 +68,11 @@ def signer() -> AssertionSigner:
     return AssertionSigner(key, issuer=PUBLIC_URL, ttl_seconds=60)
 
 
-def forwarder(upstream: UpstreamDef = LEDGER) -> Forwarder:
+def forwarder(upstream: UpstreamDef = LEDGER, *, at: float | None = None) -> Forwarder:
+    """A forwarder whose clock stands still at ``at`` (a moment ago by default)."""
+    moment = float(int(time.time())) - 5 if at is None else at
     return Forwarder(
-        {upstream.name: upstream}, public_url=PUBLIC_URL, signer=signer(), clock=lambda: NOW
+        {upstream.name: upstream}, public_url=PUBLIC_URL, signer=signer(), clock=lambda: moment
     )
 
 
@@ -195,14 +198,15 @@ def test_hop_by_hop_headers_and_those_connection_names_are_dropped() -> None:
 
 
 def test_the_assertion_verifies_against_the_jwks_and_names_this_request() -> None:
-    forward = forwarder()
+    moment = float(int(time.time())) - 5
+    forward = forwarder(at=moment)
     headers = built({}, principal(), forward=forward)
     claims = verified(headers["X-Gatehold-Assertion"], forward.signer.jwks())
     assert claims["iss"] == PUBLIC_URL and claims["aud"] == "ledger"
     assert claims["sub"] == "42" and claims["email"] == "alice@acme.test"
     assert claims["tenant"] == "acme" and claims["roles"] == ["standard", "exporter"]
     assert claims["auth_method"] == "session"
-    assert claims["iat"] == int(NOW) and claims["exp"] == int(NOW) + 60
+    assert claims["iat"] == int(moment) and claims["exp"] == int(moment) + 60
     with pytest.raises(jwt.InvalidAudienceError):
         verified(headers["X-Gatehold-Assertion"], forward.signer.jwks(), audience="billing")
     again = built({}, principal(), forward=forward)["X-Gatehold-Assertion"]
