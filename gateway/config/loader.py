@@ -25,6 +25,7 @@ from gateway.config.rules import (
     RulesModel,
 )
 from gateway.errors import ConfigError
+from gateway.idtypes import problem as id_type_problem
 from gateway.jsonpointer import WILDCARD
 from gateway.jsonpointer import parse as parse_pointer
 from gateway.jsonpointer import problem as pointer_problem
@@ -250,6 +251,8 @@ class _Compiler:
                 self.problems.add((*loc, "owner", "sql"), "the query must use the :id parameter")
             dsn = self._substitute(owner_model.dsn, (*loc, "owner", "dsn"))
             owner = SqlOwner(owner_model.sql, dsn)
+        if (bad_type := id_type_problem(model.id_type)) is not None:
+            self.problems.add((*loc, "id_type"), bad_type)
         return ResourceDef(
             name,
             owner,
@@ -357,8 +360,9 @@ class _Compiler:
             if param not in params:
                 problem(("resource", "id"), f"{r.resource.id} names no parameter of {r.match.path}")
             elif id_type is not None:
-                path_type = params[param]
-                ids.append(IdSpec(r.resource.type, IdSource.PATH, param, path_type or id_type))
+                # The resource's type, whatever the template's: the owner lookup relies on
+                # it (a {id:slug} path must not carry a non-int id to an int resource).
+                ids.append(IdSpec(r.resource.type, IdSource.PATH, param, id_type))
         for n, b in enumerate(r.body_ids):
             if (t := resource_type(b.type, ("body_ids", n, "type"))) is not None:
                 ids.append(IdSpec(b.type, IdSource.BODY, b.pointer, t))

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from gateway.idtypes import RULES_PATTERN
+
 Duration = Annotated[
     str | float,
     Field(description="Seconds, or a number with a unit: 500ms, 30s, 10m, 8h, 90d."),
@@ -19,7 +21,7 @@ Size = Annotated[str | int, Field(description="Bytes, or a number with a unit: 5
 IdType = Annotated[
     str,
     Field(
-        pattern=r"^(int|uuid|slug|regex:.+)$",
+        pattern=RULES_PATTERN,
         description="int, uuid, slug, or regex:<pattern> (full match).",
     ),
 ]
