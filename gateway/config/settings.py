@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -22,12 +24,17 @@ from pydantic import (
 
 from gateway.audit_keys import MIN_SECRET_LENGTH
 from gateway.auth.keys import ASSERTION_KEY
+from gateway.config import yamlsource
 from gateway.config.durations import parse_duration
-from gateway.config.envvars import substitute
+from gateway.config.envvars import substitute, unset_problem
+from gateway.config.yamlsource import Loc
 from gateway.errors import ConfigError
 from gateway.headers import HeaderStrip, always_stripped, entry_problem
 
 ENV_PREFIX = "GATEHOLD_"
+
+Duration = Annotated[str | float, AfterValidator(parse_duration)]
+"""Seconds, or a number with a unit (500ms, 30s, 10m, 8h, 90d); checked when loaded."""
 
 
 class _Section(BaseModel):
@@ -193,7 +200,7 @@ class Grant(_Section):
 
 class MagicLinkSettings(_Section):
     enabled: bool = True
-    ttl: str | float = "15m"
+    ttl: Duration = "15m"
     per_email_per_hour: int = Field(5, ge=1)
     per_client_per_hour: int = Field(30, ge=1)
     bind_browser: bool = Field(
@@ -262,8 +269,8 @@ class BearerSettings(_Section):
     subject_label_claim: str = "sub"
     tenant_claim: str = "tenant"
     role_claim: str = "role"
-    leeway: str | float = "30s"
-    jwks_refetch_after: str | float = Field(
+    leeway: Duration = "30s"
+    jwks_refetch_after: Duration = Field(
         "30s", description="Least time between JWKS fetches caused by unknown key ids."
     )
 
@@ -455,13 +462,13 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
                 "or create gatehold.yaml in the current folder"
             ]
         ) from None
-    try:
-        data = yaml.safe_load(text) or {}
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as error:
-        raise ConfigError([f"{config_path}: not valid YAML: {error}"]) from None
+    data, lines = yamlsource.read(text, str(config_path))
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{config_path}:1: the settings file must be a mapping of sections"])
+        raise ConfigError(
+            [f"{config_path}:1: the settings file must be a mapping of sections (server:, ...)"]
+        )
     problems = _substitute_env(data, env, lines, config_path)
     if problems:
         raise ConfigError(problems)
@@ -470,36 +477,34 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
-        problems = []
-        for item in error.errors():
-            loc = tuple(str(p) for p in item["loc"])
-            line = _line_of(loc, lines)
-            field = ".".join(loc)
-            message = item["msg"]
-            if item["type"] == "extra_forbidden":
-                message = f"unknown setting {loc[-1]!r}; see the configuration reference in README"
-            problems.append(f"{config_path}:{line}: {field}: {message}")
-        raise ConfigError(problems) from None
+        found = sorted(
+            (
+                yamlsource.line_of(tuple(item["loc"]), lines),
+                f"{yamlsource.field_path(item['loc'])}: "
+                f"{yamlsource.explain(item, _known_keys, noun='setting')}",
+            )
+            for item in error.errors()
+        )
+        raise ConfigError([f"{config_path}:{line}: {text}" for line, text in found]) from None
 
 
 def _substitute_env(
     node: Any,
     env: Mapping[str, str],
-    lines: dict[tuple[str, ...], int],
+    lines: dict[Loc, int],
     config_path: Path,
-    loc: tuple[str, ...] = (),
+    loc: Loc = (),
 ) -> list[str]:
     """Replace ``${VAR}`` in every string value, in place; the unset ones as problems."""
     problems: list[str] = []
     items = node.items() if isinstance(node, dict) else enumerate(node or [])
     for key, value in list(items):
-        child = (*loc, str(key))
+        child = (*loc, key if isinstance(key, int) else str(key))
         if isinstance(value, str):
             node[key], missing = substitute(value, env)
-            line = _line_of(child, lines)
+            where = f"{config_path}:{yamlsource.line_of(child, lines)}"
             problems += [
-                f"{config_path}:{line}: {'.'.join(child)}: environment variable {name} "
-                "is not set and has no default"
+                f"{where}: {yamlsource.field_path(child)}: {unset_problem(name)}"
                 for name in missing
             ]
         elif isinstance(value, dict | list):
@@ -507,24 +512,46 @@ def _substitute_env(
     return problems
 
 
-def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int:
-    """The line of ``loc`` in the file, or of its nearest parent that has one."""
-    return next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+def _known_keys(loc: Loc) -> list[str]:
+    """The settings allowed beside the unknown one at ``loc`` (for "did you mean")."""
+    annotation: Any = Settings
+    for part in loc[:-1]:
+        annotation = _inner(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_of(annotation)
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
 
 
-def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    lines: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*loc, str(key.value))
-            lines[child] = key.start_mark.line + 1
-            lines.update(_key_lines(value, child))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*loc, str(index))
-            lines[child] = item.start_mark.line + 1
-            lines.update(_key_lines(item, child))
-    return lines
+def _inner(annotation: Any, part: str | int) -> Any:
+    """The type found one step into ``annotation`` at ``part`` (a field, a key or a position)."""
+    model = _model_of(annotation)
+    if model is not None:
+        field = next(
+            (f for n, f in model.model_fields.items() if part in (n, f.alias)),
+            None,
+        )
+        return None if field is None else field.annotation
+    for member in _members(annotation):
+        if get_origin(member) in (list, dict):
+            return get_args(member)[-1]
+    return None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union (``X | None``), or the annotation alone."""
+    if get_origin(annotation) in (Union, UnionType):
+        return get_args(annotation)
+    return (annotation,)
 
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
