@@ -116,7 +116,7 @@ def _field_path(loc: Loc) -> str:
 def _explain(error: Any) -> str:
     if error["type"] == "literal_error" and tuple(error["loc"]) == ("version",):
         return "unsupported version — write 'version: 1'"
-    return yamlsource.explain(error, lambda _loc: _all_keys())
+    return yamlsource.explain(error, lambda loc: yamlsource.keys_at(RulesModel, loc) or _all_keys())
 
 
 def _all_keys() -> list[str]:

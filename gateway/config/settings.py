@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import UnionType
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -514,44 +513,7 @@ def _substitute_env(
 
 def _known_keys(loc: Loc) -> list[str]:
     """The settings allowed beside the unknown one at ``loc`` (for "did you mean")."""
-    annotation: Any = Settings
-    for part in loc[:-1]:
-        annotation = _inner(annotation, part)
-        if annotation is None:
-            return []
-    model = _model_of(annotation)
-    if model is None:
-        return []
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _inner(annotation: Any, part: str | int) -> Any:
-    """The type found one step into ``annotation`` at ``part`` (a field, a key or a position)."""
-    model = _model_of(annotation)
-    if model is not None:
-        field = next(
-            (f for n, f in model.model_fields.items() if part in (n, f.alias)),
-            None,
-        )
-        return None if field is None else field.annotation
-    for member in _members(annotation):
-        if get_origin(member) in (list, dict):
-            return get_args(member)[-1]
-    return None
-
-
-def _model_of(annotation: Any) -> type[BaseModel] | None:
-    for member in _members(annotation):
-        if isinstance(member, type) and issubclass(member, BaseModel):
-            return member
-    return None
-
-
-def _members(annotation: Any) -> tuple[Any, ...]:
-    """The members of a union (``X | None``), or the annotation alone."""
-    if get_origin(annotation) in (Union, UnionType):
-        return get_args(annotation)
-    return (annotation,)
+    return yamlsource.keys_at(Settings, loc)
 
 
 def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import yaml
+from pydantic import BaseModel
 
 from gateway.errors import ConfigError
 
@@ -77,6 +79,53 @@ def did_you_mean(key: str, known: Iterable[str]) -> str:
     """``; did you mean 'port'?`` for a near miss, else ``; remove it``."""
     suggestion = difflib.get_close_matches(key, sorted(set(known)), n=1)
     return f"; did you mean {suggestion[0]!r}?" if suggestion else "; remove it"
+
+
+def keys_at(root: type[BaseModel], loc: Loc) -> list[str]:
+    """The keys ``root``'s schema allows beside the last one of ``loc``.
+
+    Walks the model's fields, list items and mapping values; empty where the place
+    is not a model (a union of models is read as its first member).
+    """
+    annotation: Any = root
+    for part in loc[:-1]:
+        annotation = _inner(annotation, part)
+        if annotation is None:
+            return []
+    model = _model_of(annotation)
+    if model is None:
+        return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _inner(annotation: Any, part: str | int) -> Any:
+    """The type one step into ``annotation`` at ``part`` (a field, a key or a position)."""
+    model = _model_of(annotation)
+    if model is not None:
+        fields = model.model_fields.items()
+        field = next((f for name, f in fields if part in (name, f.alias)), None)
+        return None if field is None else field.annotation
+    for member in _members(annotation):
+        if get_origin(member) in (list, dict):
+            return get_args(member)[-1]
+    return None
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    for member in _members(annotation):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            return member
+    return None
+
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    """The members of a union (``X | None``), each without ``Annotated``; or the one type."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    members = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+    return tuple(
+        get_args(m)[0] if get_origin(m) is Annotated else m for m in members or (annotation,)
+    )
 
 
 def explain(error: Any, known_keys: Callable[[Loc], Iterable[str]], noun: str = "key") -> str:
