@@ -19,10 +19,9 @@ from aiohttp import web
 
 from gateway import bodies, idtypes, multipart
 from gateway.bodies import Body, BodyKind, MediaType
-from gateway.jsonpointer import pointer_values
+from gateway.jsonpointer import WILDCARD, pointer_values, unparse
 from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
 from gateway.params import (
-    WILDCARD,
     Name,
     Unreadable,
     ambiguous_key,
@@ -61,7 +60,7 @@ class _Checked:
     def pointer(self) -> str:
         if self.spec.source is IdSource.BODY:
             return self.spec.key
-        return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in self.name.exact)
+        return unparse(self.name.exact)
 
 
 @functools.lru_cache(maxsize=1024)
