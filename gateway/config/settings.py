@@ -471,20 +471,29 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
     problems = _substitute_env(data, env, lines, config_path)
     if problems:
         raise ConfigError(problems)
-    _apply_env_overrides(data, env)
+    origins, problems = _apply_env_overrides(data, env)
+    if problems:
+        raise ConfigError(problems)
     data["base_dir"] = str(config_path.parent.resolve())
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
-        found = sorted(
-            (
-                yamlsource.line_of(tuple(item["loc"]), lines),
-                f"{yamlsource.field_path(item['loc'])}: "
-                f"{yamlsource.explain(item, _known_keys, noun='setting')}",
+        found = []
+        for item in error.errors():
+            loc = tuple(item["loc"])
+            what = (
+                f"{yamlsource.field_path(loc)}: "
+                f"{yamlsource.explain(item, _known_keys, noun='setting')}"
             )
-            for item in error.errors()
-        )
-        raise ConfigError([f"{config_path}:{line}: {text}" for line, text in found]) from None
+            variable = next(
+                (origins[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origins), None
+            )
+            if variable is not None:
+                found.append((0, f"environment variable {variable}: {what}"))
+            else:
+                line = yamlsource.line_of(loc, lines)
+                found.append((line, f"{config_path}:{line}: {what}"))
+        raise ConfigError([text for _, text in sorted(found)]) from None
 
 
 def _substitute_env(
@@ -516,9 +525,17 @@ def _known_keys(loc: Loc) -> list[str]:
     return yamlsource.keys_at(Settings, loc)
 
 
-def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    """``GATEHOLD_SERVER__PORT=9000`` sets ``server.port``; values are parsed as YAML scalars."""
-    for name, value in env.items():
+def _apply_env_overrides(
+    data: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[Loc, str], list[str]]:
+    """``GATEHOLD_SERVER__PORT=9000`` sets ``server.port``; values are parsed as YAML scalars.
+
+    Returns each place set and the variable that set it (problems with a value are
+    then reported against the variable, not the file), and the values that are not YAML.
+    """
+    origins: dict[Loc, str] = {}
+    problems: list[str] = []
+    for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
@@ -528,4 +545,14 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
             if not isinstance(node, dict):
                 break
         else:
-            node[path[-1]] = yaml.safe_load(value)
+            try:
+                node[path[-1]] = yaml.safe_load(value)
+            except yaml.YAMLError as error:
+                problems.append(
+                    f"environment variable {name}: {yamlsource.field_path(path)}: not a valid "
+                    f"YAML value ({getattr(error, 'problem', None) or error}) — quote it: "
+                    f"{name}='\"{value}\"'"
+                )
+                continue
+            origins[tuple(path)] = name
+    return origins, problems

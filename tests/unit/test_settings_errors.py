@@ -168,3 +168,28 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
         "gatehold.yaml:3",
         "gatehold.yaml:5",
     ]
+
+
+def test_a_bad_override_names_its_environment_variable_not_the_file(tmp_path: Path) -> None:
+    found = problems_of(
+        tmp_path,
+        "server:\n  port: 8081\n",
+        env={"GATEHOLD_SERVER__PORT": "abc", "GATEHOLD_SESSIONS__IDLE_TIMEOUT": "8 hours"},
+    )
+    assert found == [
+        "environment variable GATEHOLD_SERVER__PORT: server.port: "
+        "expected a whole number, got 'abc'",
+        "environment variable GATEHOLD_SESSIONS__IDLE_TIMEOUT: sessions.idle_timeout: "
+        "'8 hours' is not a duration; write e.g. 500ms, 30s, 10m, 8h or 90d",
+    ]
+
+
+@pytest.mark.parametrize("value", ["[::1", "{a: ", "'open", "a: b: c"])
+def test_an_override_that_is_not_yaml_is_a_problem_not_a_crash(tmp_path: Path, value: str) -> None:
+    [problem] = problems_of(
+        tmp_path, "server:\n  port: 8081\n", env={"GATEHOLD_SERVER__HOST": value}
+    )
+    assert problem.startswith(
+        "environment variable GATEHOLD_SERVER__HOST: server.host: not a valid YAML value ("
+    )
+    assert problem.endswith(f"— quote it: GATEHOLD_SERVER__HOST='\"{value}\"'")
