@@ -26,6 +26,8 @@ IdType = Annotated[
     ),
 ]
 PathRef = Annotated[str, Field(pattern=r"^path\.[A-Za-z_][A-Za-z0-9_]*$")]
+Pointer = Annotated[str, Field(pattern=r"^(/[^/]*)+$")]
+"""A JSON pointer's shape; the loader checks the rest (escapes) with ``gateway.jsonpointer``."""
 
 
 class Strict(BaseModel):
@@ -48,7 +50,7 @@ class HttpOwnerModel(Strict):
     http: str = Field(
         pattern=r"^(GET|POST) \S+$", description='e.g. "GET {upstream}/internal/invoices/{id}"'
     )
-    tenant_field: str = Field(pattern=r"^(/[^/]*)+$", description="JSON pointer to the tenant.")
+    tenant_field: Pointer = Field(description="JSON pointer to the tenant.")
     upstream: str | None = None
 
 
@@ -101,7 +103,7 @@ class ResourceRefModel(Strict):
 
 class BodyIdModel(Strict):
     type: str
-    pointer: str = Field(pattern=r"^(/[^/]*)+$")
+    pointer: Pointer
 
 
 class QueryIdModel(Strict):
@@ -115,7 +117,7 @@ class FormIdModel(Strict):
 
 
 class GuardModel(Strict):
-    tenant_field: str = Field(pattern=r"^(/[^/]*)+$")
+    tenant_field: Pointer
     mode: Literal["block", "filter"] = "block"
 
 
