@@ -24,9 +24,10 @@ from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Gateway
 from gateway.enumeration import EnumerationGuard
-from gateway.forward import Forwarder
+from gateway.forward import Forwarder, ForwardLimits
 from gateway.guard import ResponseGuard
 from gateway.identity import Identity
+from gateway.inflight import InFlight
 from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
@@ -37,6 +38,8 @@ from gateway.pipeline import handle
 from gateway.policy import Policy
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.routing import Router
+from gateway.server import CONNECTIONS, ConnectionGuard
+from gateway.sockets import OpenSockets
 from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -94,6 +97,26 @@ def build_gateway(
     metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
     router = Router(ruleset.routes)
+    limits = settings.limits
+    sockets = OpenSockets(audit)
+    sessions.revocations.subscribe(sockets.revoked)
+    api_keys.revocations.subscribe(sockets.revoked)
+    forward = Forwarder(
+        ruleset.upstreams,
+        public_url=settings.server.public_url,
+        signer=signer,
+        header_strip=settings.headers.build(),
+        limits=ForwardLimits(
+            upstream_pool=limits.upstream_pool,
+            pool_acquire_timeout=limits.pool_acquire_timeout,
+            body_idle_timeout=limits.body_idle_timeout,
+            request_total_timeout=limits.request_total_timeout,
+            body_buffer=limits.body_buffer,
+            websocket_max_lifetime=limits.websocket_max_lifetime,
+            websocket_origins=tuple(limits.websocket_origins),
+        ),
+        sockets=sockets,
+    )
     return Gateway(
         ingress=Ingress(
             public_url=settings.server.public_url,
@@ -101,7 +124,10 @@ def build_gateway(
         ),
         identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
         router=router,
-        objects=ObjectExtractor(),
+        objects=ObjectExtractor(
+            body_idle_timeout=limits.body_idle_timeout,
+            body_total_timeout=limits.request_total_timeout,
+        ),
         ownership=Ownership(
             resources=ruleset.resources,
             upstreams=ruleset.upstreams,
@@ -117,23 +143,24 @@ def build_gateway(
             block_for=enumeration.block_for_seconds,
         ),
         audit=audit,
-        forward=Forwarder(
-            ruleset.upstreams,
-            public_url=settings.server.public_url,
-            signer=signer,
-            header_strip=settings.headers.build(),
-        ),
+        forward=forward,
         guard=ResponseGuard(),
         renderer=Renderer(
             templates=pages, foreign_object_status=settings.policy.foreign_object_status
         ),
         sessions=sessions,
         api_keys=api_keys,
-        overrides=MethodOverrides(router, mode=settings.policy.method_override),
+        overrides=MethodOverrides(
+            router,
+            mode=settings.policy.method_override,
+            body_idle_timeout=limits.body_idle_timeout,
+            body_total_timeout=limits.request_total_timeout,
+        ),
         bearer=bearer,
         cookie_secure=settings.sessions.cookie_secure,
         metrics=metrics,
         public_url=settings.server.public_url,
+        in_flight=InFlight(limits.in_flight_per_principal),
     )
 
 
@@ -176,10 +203,23 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     engine = open_engine(settings.store_dsn)
     pages = templates()
     gateway = build_gateway(settings, ruleset, engine, pages)
-    app = web.Application(middlewares=[guarded])
+    # The keep-alive timeout is also the deadline for a request's headers: aiohttp
+    # closes a connection that has not delivered a whole request head by then.
+    app = web.Application(
+        middlewares=[guarded],
+        handler_args={
+            "keepalive_timeout": settings.limits.keepalive_timeout,
+            # An unread body after a refusal is drained this long at most, then cut.
+            "lingering_time": 2.0,
+        },
+    )
     app[GATEWAY] = gateway
     app[TEMPLATES] = pages
     app[ENGINE] = engine
+    app[CONNECTIONS] = ConnectionGuard(
+        per_client=settings.limits.connections_per_client,
+        trusted_proxies=settings.server.trusted_proxies,
+    )
     app.cleanup_ctx.append(_lifecycle)
     app.on_response_prepare.append(mark_own_page)
     app.router.add_get("/.gatehold/health", health)
@@ -235,6 +275,8 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except Exception:
         return _unexpected_error(request)
+    finally:
+        request.app[GATEWAY].in_flight.leave(request)
 
 
 async def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | None:

@@ -248,12 +248,17 @@ class AuditWriter:
             return
         self._enqueue(_Pending(entry, data_json, None))
 
-    def finish(self, receipt: AuditReceipt, outcome: Outcome) -> None:
-        """Record what happened to a request after its entry was committed."""
+    def finish(self, receipt: AuditReceipt, outcome: Outcome, *, reason: str = "") -> None:
+        """Record what happened to a request after its entry was committed.
+
+        ``reason`` is the refusal's code when the request was refused after its entry
+        (body too slow or too large, upstream down…).
+        """
         self.record(
             AuditEntry(
                 kind="outcome",
                 request_id=receipt.request_id,
+                reason=reason,
                 data={
                     "status": outcome.status,
                     "bytes": outcome.bytes_sent,

@@ -16,6 +16,7 @@ import json
 import mmap
 import re
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,6 +24,7 @@ from typing import IO, Any
 
 from aiohttp import web
 
+from gateway.body_stream import BodyStalled, BodyTooLarge, RequestBody
 from gateway.model import Reason, Rejection
 
 CHUNK = 64 * 1024
@@ -217,27 +219,39 @@ class Body:
         self.close()
 
 
-async def read_body(request: web.Request, limit: int) -> Body | Rejection:
-    """Read the whole body, refusing it (413) past ``limit`` bytes, chunked or not."""
+async def read_body(
+    request: web.Request, limit: int, *, idle: float, total: float
+) -> Body | Rejection:
+    """Read the whole body under the route's limits: 413 past ``limit`` bytes (chunked or
+    not, counted inflated), 408 when it pauses longer than ``idle`` or is not all there
+    within ``total`` seconds (``body_stream.RequestBody``)."""
     if request.content_length is not None and request.content_length > limit:
-        return Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
+        return _too_large()
+    reader = RequestBody(request, limit=limit, idle=idle, deadline=time.monotonic() + total)
     memory = bytearray()
     spool: IO[bytes] | None = None
     size = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        size += len(chunk)
-        if size > limit:
+    try:
+        async for chunk in reader.stream():
+            size += len(chunk)
+            if spool is None and size > SPOOL_AFTER:
+                spool = tempfile.TemporaryFile()
+                spool.write(memory)
+                memory = bytearray()
             if spool is not None:
-                spool.close()
-            return Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
-        if spool is None and size > SPOOL_AFTER:
-            spool = tempfile.TemporaryFile()
-            spool.write(memory)
-            memory = bytearray()
+                spool.write(chunk)
+            else:
+                memory += chunk
+    except (BodyTooLarge, BodyStalled) as failure:
         if spool is not None:
-            spool.write(chunk)
-        else:
-            memory += chunk
+            spool.close()
+        if isinstance(failure, BodyTooLarge):
+            return _too_large()
+        return Rejection(Reason.BODY_TIMEOUT, "the request body did not arrive in time")
     if spool is None:
         return Body(bytes(memory), None, size)
     return Body(None, spool, size)
+
+
+def _too_large() -> Rejection:
+    return Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")

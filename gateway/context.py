@@ -22,6 +22,7 @@ from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder, UpstreamReply
 from gateway.guard import ResponseGuard
 from gateway.identity import COOKIE_NAME, Identity
+from gateway.inflight import InFlight
 from gateway.ingress import Ingress, canonicalize, new_request_id
 from gateway.metrics import Metrics
 from gateway.model import (
@@ -70,6 +71,7 @@ class Gateway:
     clock: Callable[[], float] = time.time
     public_url: str = ""
     """The gateway's own origin: a create's absolute ``Location`` must point here."""
+    in_flight: InFlight = field(default_factory=lambda: InFlight(64))
 
     async def reject_unadmitted(
         self, request: web.BaseRequest, rejection: Rejection
@@ -139,7 +141,8 @@ class Gateway:
         elapsed = 0.0 if started is None else time.monotonic() - started
         if receipt is not None:
             size = len(response.body) if isinstance(response.body, bytes) else 0
-            self.audit.finish(receipt, Outcome(response.status, size, elapsed * 1000))
+            outcome = Outcome(response.status, size, elapsed * 1000)
+            self.audit.finish(receipt, outcome, reason=verdict.reason.value)
         self.metrics.decided(route, "deny", verdict.reason.value, elapsed)
         return response
 

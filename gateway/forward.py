@@ -3,11 +3,19 @@
 The canonical target goes out byte for byte (``yarl.URL(..., encoded=True)``), with the
 client's headers cleaned (I4) and the gateway's identity headers and signed assertion
 added. Bodies are streamed in 64 KiB chunks in both directions, never buffered whole.
+
+Slow or greedy clients cannot starve the others (``limits`` settings): a request body
+is read under a pause limit and a deadline (``body_stream``), its first piece before an
+upstream connection is taken; waiting for a free upstream connection is bounded; and
+streamed uploads may hold at most half of an upstream's pool, so plain requests always
+find a connection. WebSockets are checked (handshake, ``Origin``) before the upstream is
+dialled, registered in ``sockets.OpenSockets`` and closed when what opened them ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 import unicodedata
@@ -22,6 +30,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.assertion import AssertionSigner
+from gateway.body_stream import BodyStalled, BodyTooLarge, RequestBody
 from gateway.errors import UpstreamFailed
 from gateway.headers import (
     DEFAULT_STRIP,
@@ -35,17 +44,42 @@ from gateway.model import (
     Decision,
     Outcome,
     Principal,
+    Reason,
+    Rejection,
     RouteMatch,
     UpstreamDef,
 )
+from gateway.sockets import OpenSocket, OpenSockets
+from gateway.store.api_keys import key_hash
 
 CHUNK = 64 * 1024
 _BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
 _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
+_DECODED_BY_SERVER = frozenset({"gzip", "deflate", "br", "zstd"})
+"""``Content-Encoding`` values aiohttp's server inflates before the body is read."""
+
+__all__ = ["BodyTooLarge", "Forwarder", "Refused", "UpstreamReply", "content_disposition"]
 
 
-class BodyTooLarge(Exception):
-    """The request body exceeds the route's ``max_body``."""
+class Refused(Exception):
+    """The forwarder refused the request before anything reached the upstream."""
+
+    def __init__(self, rejection: Rejection) -> None:
+        super().__init__(rejection.reason.value)
+        self.rejection = rejection
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardLimits:
+    """The ``limits`` settings the forwarder enforces (see ``config.settings``)."""
+
+    upstream_pool: int = 100
+    pool_acquire_timeout: float = 5.0
+    body_idle_timeout: float = 10.0
+    request_total_timeout: float = 120.0
+    body_buffer: int = 64 * 1024
+    websocket_max_lifetime: float = 3600.0
+    websocket_origins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -70,7 +104,8 @@ class Forwarder:
         public_url: str,
         signer: AssertionSigner,
         connect_timeout: float = 5.0,
-        pool_limit: int = 200,
+        limits: ForwardLimits | None = None,
+        sockets: OpenSockets | None = None,
         clock: Callable[[], float] = time.time,
         header_strip: HeaderStrip = DEFAULT_STRIP,
     ) -> None:
@@ -78,31 +113,49 @@ class Forwarder:
         self._strip = header_strip
         self._public_url = public_url.rstrip("/")
         self._public_host = urlsplit(public_url).netloc
+        split = urlsplit(public_url)
+        self.limits = limits or ForwardLimits()
+        self._origins = frozenset(
+            {f"{split.scheme}://{split.netloc}".lower(), *self.limits.websocket_origins}
+        )
         self.signer = signer
         self._connect_timeout = connect_timeout
-        self._pool_limit = pool_limit
+        self.sockets = sockets
         self._clock = clock
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._ws_sessions: dict[str, aiohttp.ClientSession] = {}
+        # Streamed uploads may hold at most half of each pool: the rest stays for others.
+        self._upload_slots = {
+            name: asyncio.Semaphore(max(1, self.limits.upstream_pool // 2))
+            for name in self._upstreams
+        }
         # Per-upstream values every request needs, computed once rather than per request.
         self._hosts = {u.name: urlsplit(u.url).netloc for u in self._upstreams.values()}
-        self._timeouts = {
-            u.name: aiohttp.ClientTimeout(
-                total=None, sock_connect=connect_timeout, sock_read=u.timeout_seconds
-            )
-            for u in self._upstreams.values()
-        }
+        self._timeouts = {u.name: self._timeout(u) for u in self._upstreams.values()}
+
+    def _timeout(self, upstream: UpstreamDef) -> aiohttp.ClientTimeout:
+        # ``connect`` covers waiting for a pooled connection, or dialling a new one.
+        return aiohttp.ClientTimeout(
+            total=None,
+            connect=self.limits.pool_acquire_timeout,
+            sock_connect=self._connect_timeout,
+            sock_read=upstream.timeout_seconds,
+        )
 
     async def start(self) -> None:
         for name in self._upstreams:
-            self._sessions[name] = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._pool_limit, keepalive_timeout=30),
-                auto_decompress=False,
-                cookie_jar=aiohttp.DummyCookieJar(),
-                skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+            self._sessions[name] = _client(
+                aiohttp.TCPConnector(limit=self.limits.upstream_pool, keepalive_timeout=30)
             )
+            # WebSockets hold their connection for as long as they are open: they get a
+            # connector of their own, so open sockets never take the pool requests use.
+            # They are bounded by the per-client connection cap and their lifetime.
+            self._ws_sessions[name] = _client(aiohttp.TCPConnector(limit=0))
 
     async def close(self) -> None:
-        for session in self._sessions.values():
+        if self.sockets is not None:
+            await self.sockets.close_all()
+        for session in [*self._sessions.values(), *self._ws_sessions.values()]:
             await session.close()
 
     def _headers(
@@ -147,33 +200,58 @@ class Forwarder:
         decision: Decision,
         body: bytes | IO[bytes] | None,
     ) -> UpstreamReply:
-        """Open the upstream request; raises ``UpstreamFailed`` or ``BodyTooLarge``."""
+        """Open the upstream request.
+
+        Raises ``UpstreamFailed``, ``BodyTooLarge`` or ``Refused`` (body too slow, or an
+        encoding the gateway cannot inspect); nothing reaches the upstream before the
+        body's first ``limits.body_buffer`` bytes have arrived.
+        """
         upstream = self._upstreams[match.route.upstream]
         limit = match.route.max_body_bytes
         if request.content_length is not None and request.content_length > limit:
             raise BodyTooLarge
+        deadline = time.monotonic() + self.limits.request_total_timeout
         headers = self._headers(request, admitted, principal, decision, upstream)
+        if match.route.guard is not None:
+            # The guard reads the answer: ask for it uncompressed (the gateway does not
+            # decompress answers, and a compressed one could only be refused).
+            headers.popall("Accept-Encoding", None)
+        if body is not None or request.body_exists:
+            _describe_body(request, headers)
         data: bytes | IO[bytes] | AsyncIterator[bytes] | None = body
+        reader: RequestBody | None = None
         if body is None and request.body_exists:
-            data = _limited(request, limit)
-        url = URL(upstream.url + admitted.target.raw, encoded=True)
-        timeout = self._timeouts.get(upstream.name) or aiohttp.ClientTimeout(
-            total=None, sock_connect=self._connect_timeout, sock_read=upstream.timeout_seconds
-        )
-        try:
-            response = await self._sessions[upstream.name].request(
-                _upstream_method(request.method, match),
-                url,
-                headers=headers,
-                data=data,
-                allow_redirects=False,
-                timeout=timeout,
+            reader = RequestBody(
+                request, limit=limit, idle=self.limits.body_idle_timeout, deadline=deadline
             )
+            try:
+                whole = await reader.prefetch(self.limits.body_buffer)
+            except BodyStalled:
+                raise _stalled() from None
+            data = whole if whole is not None else reader.stream()
+        url = URL(upstream.url + admitted.target.raw, encoded=True)
+        timeout = self._timeouts.get(upstream.name) or self._timeout(upstream)
+        streamed = not isinstance(data, bytes | None)
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                async with _slot(self._upload_slots[upstream.name], streamed, self.limits):
+                    response = await self._sessions[upstream.name].request(
+                        _upstream_method(request.method, match),
+                        url,
+                        headers=headers,
+                        data=data,
+                        allow_redirects=False,
+                        timeout=timeout,
+                    )
         except BodyTooLarge:
             raise
         except (TimeoutError, aiohttp.ServerTimeoutError) as error:
+            _raise_body_failure(reader)
+            if reader is not None and not reader.complete and _past(deadline):
+                raise _stalled() from None  # the deadline passed with the body unfinished
             raise UpstreamFailed(upstream.name, timeout=True, detail=repr(error)) from None
         except aiohttp.ClientError as error:
+            _raise_body_failure(reader)
             raise UpstreamFailed(upstream.name, timeout=False, detail=repr(error)) from None
         reply_headers = self._reply_headers(response, match, upstream)
         reply_headers["X-Request-Id"] = admitted.request_id
@@ -250,37 +328,156 @@ class Forwarder:
         decision: Decision,
         started: float,
     ) -> tuple[web.StreamResponse, Outcome]:
-        """Proxy an allowed WebSocket: upstream first, then the client, then pump both ways."""
+        """Proxy an allowed WebSocket: check, upstream, then the client, then pump both ways.
+
+        The client's handshake and ``Origin`` are checked before the upstream is dialled
+        (raises ``Refused``); the open socket is registered so a revocation, the
+        credential's expiry or ``limits.websocket_max_lifetime`` closes it (1008).
+        """
+        client_ws = web.WebSocketResponse()
+        if not client_ws.can_prepare(request).ok:
+            raise Refused(Rejection(Reason.HEADER_INVALID, "not a valid WebSocket handshake"))
+        refusal = self._check_origin(request, principal)
+        if refusal is not None:
+            raise Refused(refusal)
         upstream = self._upstreams[match.route.upstream]
         headers = self._headers(request, admitted, principal, decision, upstream)
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"):
             headers.popall(name, None)
         url = URL(upstream.url.replace("http", "ws", 1) + admitted.target.raw, encoded=True)
         try:
-            upstream_ws = await self._sessions[upstream.name].ws_connect(
-                url, headers=headers, timeout=aiohttp.ClientWSTimeout(ws_close=5)
+            upstream_ws = await self._ws_sessions[upstream.name].ws_connect(
+                url,
+                headers=headers,
+                timeout=aiohttp.ClientWSTimeout(ws_close=5),
             )
         except aiohttp.ClientError as error:
             raise UpstreamFailed(upstream.name, timeout=False, detail=repr(error)) from None
-        client_ws = web.WebSocketResponse()
         await client_ws.prepare(request)
-        moved = await _pump(client_ws, upstream_ws)
+        entry = self._register(client_ws, request, admitted, principal, match)
+        try:
+            moved = await _pump(client_ws, upstream_ws)
+        finally:
+            if entry is not None and self.sockets is not None:
+                self.sockets.remove(entry)
         return client_ws, Outcome(101, moved, (time.monotonic() - started) * 1000)
+
+    def _check_origin(
+        self, request: web.BaseRequest, principal: Principal | None
+    ) -> Rejection | None:
+        """Cross-site WebSocket hijacking rides on cookies: a browser page of another
+        origin must not open a socket with the visitor's session.
+
+        ``Origin`` must be the gateway's public origin or an allow-listed one. Without
+        ``Origin`` (not a browser) only bearer and API-key callers may connect, whose
+        credential a foreign page cannot make the browser send.
+        """
+        origin = request.headers.get("Origin")
+        if origin is None:
+            if principal is None or principal.auth_method in _BEARER_METHODS:
+                return None
+            return Rejection(
+                Reason.ORIGIN_FORBIDDEN, "a WebSocket with a session cookie needs an Origin"
+            )
+        if origin.strip().lower() in self._origins:
+            return None
+        return Rejection(Reason.ORIGIN_FORBIDDEN, "this origin may not open WebSockets here")
+
+    def _register(
+        self,
+        ws: web.WebSocketResponse,
+        request: web.BaseRequest,
+        admitted: Admitted,
+        principal: Principal | None,
+        match: RouteMatch,
+    ) -> OpenSocket | None:
+        if self.sockets is None:
+            return None
+        credential: str | None = None
+        if principal is not None and principal.session_hash is not None:
+            credential = principal.session_hash
+        elif principal is not None and principal.auth_method is AuthMethod.API_KEY:
+            credential = key_hash(
+                request.headers.get("Authorization", "").partition(" ")[2].strip()
+            )
+        return self.sockets.add(
+            ws,
+            credential_hash=credential,
+            actor=principal.email if principal is not None else "anonymous",
+            request_id=admitted.request_id,
+            route=match.route.name,
+            max_lifetime=self.limits.websocket_max_lifetime,
+            expires_at=principal.expires_at if principal is not None else None,
+        )
+
+
+def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=connector,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Accept", "Content-Type"),
+    )
+
+
+def _describe_body(request: web.BaseRequest, headers: CIMultiDict[str]) -> None:
+    """Make the forwarded headers describe the body that is forwarded.
+
+    aiohttp's server inflates bodies sent with one of the encodings it knows; the
+    inflated bytes are what the gateway inspected and counted, and what goes upstream,
+    so they must not still be labelled compressed. Any other encoding is refused: the
+    gateway could neither look inside nor limit the size the upstream would inflate to.
+    """
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is None:
+        return
+    token = encoding.strip().lower() if encoding.isascii() else encoding
+    if token in _DECODED_BY_SERVER or token in ("", "identity"):
+        headers.popall("Content-Encoding", None)
+        return
+    raise Refused(Rejection(Reason.BODY_INVALID, "this Content-Encoding is not accepted"))
+
+
+def _past(deadline: float) -> bool:
+    return time.monotonic() >= deadline - 0.01
+
+
+def _stalled() -> Refused:
+    return Refused(Rejection(Reason.BODY_TIMEOUT, "the request body stopped arriving"))
+
+
+def _raise_body_failure(reader: RequestBody | None) -> None:
+    """The client's body, not the upstream, stopped the request: say so."""
+    if reader is None or reader.failure is None:
+        return
+    if isinstance(reader.failure, BodyTooLarge):
+        raise BodyTooLarge from None
+    raise _stalled() from None
+
+
+@contextlib.asynccontextmanager
+async def _slot(
+    slots: asyncio.Semaphore, streamed: bool, limits: ForwardLimits
+) -> AsyncIterator[None]:
+    """For a streamed upload, one of the upstream's upload slots (bounded wait)."""
+    if not streamed:
+        yield
+        return
+    try:
+        async with asyncio.timeout(limits.pool_acquire_timeout):
+            await slots.acquire()
+    except TimeoutError:
+        raise aiohttp.ServerTimeoutError("no free upload slot for this upstream") from None
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _upstream_method(method: str, match: RouteMatch) -> str:
     """A guarded route's HEAD is sent as GET: the guard must read the body to check it,
     and the client gets the checked answer's headers (``relay`` sends no body)."""
     return "GET" if method == "HEAD" and match.route.guard is not None else method
-
-
-async def _limited(request: web.Request, limit: int) -> AsyncIterator[bytes]:
-    seen = 0
-    async for chunk in request.content.iter_chunked(CHUNK):
-        seen += len(chunk)
-        if seen > limit:
-            raise BodyTooLarge
-        yield chunk
 
 
 async def _pump(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocketResponse) -> int:

@@ -4,8 +4,8 @@ Only routes with ``guard:`` are inspected, and there every answer is, whatever i
 status: an error page can carry rows as well as a list can. The body is read to its
 end (up to ``max_bytes``) and must be a JSON object or array; anything else — HTML,
 a bare string, duplicate keys that two parsers would read differently, an answer too
-large to check — is refused (fail closed). Only answers that carry no body by
-definition pass unread: 204, 304 and answers to HEAD.
+large to check — is refused (fail closed). Only answers that carry no body pass
+unread: 204, 304, answers to HEAD, and redirects or errors whose body is empty.
 
 * A 2xx answer: the values at the guard's pointer must all be the request's tenant,
   and a place the pointer names but the answer lacks counts as foreign (its shape
@@ -123,6 +123,12 @@ class ResponseGuard:
             response.release()
         if body is None:
             return Rejection(Reason.GUARD_BLOCKED, "the answer is too large to check")
+        if not body and not 200 <= reply.status < 300:
+            # An empty redirect or error carries no data; an empty 2xx on a guarded
+            # route is a changed shape and refused below.
+            return UpstreamReply(
+                reply.status, reply.reason, reply.headers, None, b"", reply.upstream
+            )
         try:
             document = parse_json(body)
         except ValueError:  # includes UnicodeDecodeError

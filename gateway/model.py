@@ -48,6 +48,11 @@ class Reason(StrEnum):
     BODY_UNSUPPORTED = "body-unsupported"
     PARAM_AMBIGUOUS = "param-ambiguous"
     METHOD_OVERRIDE_INVALID = "method-override-invalid"
+    BODY_TIMEOUT = "body-timeout"
+    IN_FLIGHT_LIMIT = "in-flight-limit"
+    ORIGIN_FORBIDDEN = "origin-forbidden"
+    REQUEST_MALFORMED = "request-malformed"
+    CONNECTION_LIMIT = "connection-limit"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
@@ -135,6 +140,9 @@ class Principal:
     """Tenant used for routes without an object; ``None`` when the user has none."""
     superadmin: bool = False
     """May use the whole admin API."""
+    expires_at: float | None = None
+    """Unix time the credential ends at the latest (session absolute expiry, key or
+    token expiry); what outlives a request (a WebSocket) is closed then."""
 
     def roles_in(self, tenant: str) -> tuple[str, ...]:
         """Roles held in ``tenant`` itself (global grants are not included)."""

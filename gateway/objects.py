@@ -84,8 +84,16 @@ def ambiguous(key: str) -> Rejection:
 class ObjectExtractor:
     """Finds and type-checks every object id of a request."""
 
-    def __init__(self, *, max_inspect_bytes: int = 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        max_inspect_bytes: int = 1024 * 1024,
+        body_idle_timeout: float = 10.0,
+        body_total_timeout: float = 120.0,
+    ) -> None:
         self._max = max_inspect_bytes
+        self._idle = body_idle_timeout
+        self._total = body_total_timeout
 
     async def extract(
         self, request: web.Request, match: RouteMatch, *, query: str = "", body: Body | None = None
@@ -136,7 +144,7 @@ class ObjectExtractor:
             match.route.max_body_bytes if spooled else min(match.route.max_body_bytes, self._max)
         )
         if body is None:
-            read = await bodies.read_body(request, limit)
+            read = await bodies.read_body(request, limit, idle=self._idle, total=self._total)
             if isinstance(read, Rejection):
                 return read
             body = read

@@ -69,9 +69,18 @@ def _refuse(detail: str) -> Rejection:
 class MethodOverrides:
     """Finds the method the app will run for a POST, before routing is final."""
 
-    def __init__(self, router: Router, *, mode: OverrideMode = "follow") -> None:
+    def __init__(
+        self,
+        router: Router,
+        *,
+        mode: OverrideMode = "follow",
+        body_idle_timeout: float = 10.0,
+        body_total_timeout: float = 120.0,
+    ) -> None:
         self._router = router
         self._mode = mode
+        self._idle = body_idle_timeout
+        self._total = body_total_timeout
 
     async def prepare(
         self, request: web.Request, target: Target, principal: Principal | Anonymous | Rejection
@@ -94,7 +103,7 @@ class MethodOverrides:
             limit = posted.route.max_body_bytes
         else:  # POST may be a method this path only has through an override
             limit = max(r.max_body_bytes for r in routes)
-        body = await bodies.read_body(request, limit)
+        body = await bodies.read_body(request, limit, idle=self._idle, total=self._total)
         if isinstance(body, Rejection):
             return body
         prepared = self._decide(body, media)

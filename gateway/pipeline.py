@@ -19,10 +19,11 @@ from typing import IO
 
 from aiohttp import web
 
+from gateway.audit import event_entry
 from gateway.bodies import Body
 from gateway.context import GATEWAY, Gateway
 from gateway.errors import StoreUnavailable, UpstreamFailed
-from gateway.forward import BodyTooLarge
+from gateway.forward import BodyTooLarge, Refused
 from gateway.metrics import LoopHistogram
 from gateway.model import (
     Admitted,
@@ -52,6 +53,10 @@ async def handle(request: web.Request) -> web.StreamResponse:
         return await gw.reject_unadmitted(request, admitted)
     principal = await gw.identity.resolve(request)
     lap = _lap(stage.identity, lap)
+    if not _is_websocket(request):
+        busy = gw.in_flight.enter(request, principal, admitted)
+        if busy is not None:
+            return _refuse_busy(gw, request, admitted, principal, busy)
     prepared = await gw.overrides.prepare(request, admitted.target, principal)
     method = prepared.method if isinstance(prepared, Prepared) else request.method
     match = gw.router.match(admitted.target, method)
@@ -126,6 +131,10 @@ async def deliver(
     except BodyTooLarge:
         refusal = Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
         return gw.refuse(request, admitted, refusal, receipt=receipt, started=started, route=name)
+    except Refused as refused:
+        return gw.refuse(
+            request, admitted, refused.rejection, receipt=receipt, started=started, route=name
+        )
     lap = _lap(stage.upstream, lap)
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
@@ -136,6 +145,29 @@ async def deliver(
     _lap(stage.response, lap)
     gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response
+
+
+def _refuse_busy(
+    gw: Gateway,
+    request: web.Request,
+    admitted: Admitted,
+    principal: Principal | Anonymous | Rejection,
+    busy: Rejection,
+) -> web.StreamResponse:
+    """429 for a caller with too many requests in progress; audited, nothing forwarded."""
+    gw.audit.record(
+        event_entry(
+            "request",
+            actor=principal.email if isinstance(principal, Principal) else "anonymous",
+            request_id=admitted.request_id,
+            decision="deny",
+            reason=busy.reason.value,
+            method=request.method,
+            path=admitted.target.path,
+            client=admitted.client_ip,
+        )
+    )
+    return gw.refuse(request, admitted, busy, receipt=None)
 
 
 def _lap(stage: LoopHistogram, since: float) -> float:

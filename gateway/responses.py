@@ -50,6 +50,11 @@ _STATUS: dict[Reason, int] = {
     Reason.BODY_UNSUPPORTED: 415,
     Reason.PARAM_AMBIGUOUS: 400,
     Reason.METHOD_OVERRIDE_INVALID: 400,
+    Reason.BODY_TIMEOUT: 408,
+    Reason.IN_FLIGHT_LIMIT: 429,
+    Reason.ORIGIN_FORBIDDEN: 403,
+    Reason.REQUEST_MALFORMED: 400,
+    Reason.CONNECTION_LIMIT: 429,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -79,6 +84,11 @@ _TITLE: dict[Reason, str] = {
     Reason.BODY_UNSUPPORTED: "The request body's type or encoding is not accepted here",
     Reason.PARAM_AMBIGUOUS: "A parameter name in the request is ambiguous",
     Reason.METHOD_OVERRIDE_INVALID: "The method override in the request is not accepted",
+    Reason.BODY_TIMEOUT: "The request body did not arrive in time",
+    Reason.IN_FLIGHT_LIMIT: "Too many requests in progress",
+    Reason.ORIGIN_FORBIDDEN: "This page may not open a connection here",
+    Reason.REQUEST_MALFORMED: "The request could not be read",
+    Reason.CONNECTION_LIMIT: "Too many open connections",
 }
 
 # Reasons a person can do something about by asking an admin for access.

@@ -17,6 +17,7 @@ from gateway.config.loader import load_rules
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
 from gateway.responses import mark_own_page
+from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
 
@@ -54,13 +55,13 @@ async def start_gateway(
     """The gateway listener and, if configured, the admin listener (``/metrics``)."""
     ruleset = load_rules(settings.rules_path, env={**env, **settings.rules_env})
     app = build_app(settings, ruleset)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = GatewayRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
         runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
     )
     await site.start()
-    runners = [runner]
+    runners: list[web.AppRunner] = [runner]
     if settings.server.admin_port:
         admin = web.Application()
         admin.on_response_prepare.append(mark_own_page)

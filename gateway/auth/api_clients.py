@@ -19,7 +19,7 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.jwks import JwksCache
-from gateway.auth.revocations import evict_revoked
+from gateway.auth.revocations import Revocations, evict_revoked
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
 from gateway.model import AuthMethod, Membership, Principal
@@ -42,6 +42,8 @@ class ApiKeys:
         self._clock = clock
         self._cache: TTLCache[str, Principal | None] = TTLCache(50_000, ttl=cache_seconds)
         self._poller: asyncio.Task[None] | None = None
+        self.revocations = Revocations()
+        """Told the hashes of keys revoked (by any process)."""
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Evict keys other processes revoke, within a poll."""
@@ -51,6 +53,7 @@ class ApiKeys:
                 self._cache,
                 poll_seconds=poll_seconds,
                 clock=self._clock,
+                on_revoked=self.revocations.notify,
             )
         )
 
@@ -76,6 +79,7 @@ class ApiKeys:
                 auth_method=AuthMethod.API_KEY,
                 auth_time=row.created_at,
                 active_tenant=row.tenant,
+                expires_at=row.expires_at,
             )
         self._cache[hashed] = principal
         return principal
@@ -130,4 +134,5 @@ class BearerTokens:
             auth_method=AuthMethod.BEARER_JWT,
             auth_time=float(claims["iat"]),
             active_tenant=tenant,
+            expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
         )

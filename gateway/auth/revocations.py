@@ -10,7 +10,7 @@ against the newest time seen would miss a revocation stamped by a slower clock.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from gateway.errors import StoreUnavailable
@@ -21,6 +21,28 @@ LOOKBACK = 120.0
 RevokedSince = Callable[[float], Awaitable[list[str]]]
 """Hashes of the credentials revoked at or after a time."""
 
+RevocationListener = Callable[[Sequence[str]], None]
+"""Told the hashes each poll found revoked (the same hash may come again next poll)."""
+
+
+class Revocations:
+    """Listeners to the revocations one credential cache notices (e.g. open WebSockets).
+
+    The cache evicts a revoked credential so no new request passes with it; whatever
+    outlives a request (an open WebSocket) subscribes here to end as well.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[RevocationListener] = []
+
+    def subscribe(self, listener: RevocationListener) -> None:
+        self._listeners.append(listener)
+
+    def notify(self, hashes: Sequence[str]) -> None:
+        if hashes:
+            for listener in self._listeners:
+                listener(hashes)
+
 
 async def evict_revoked(
     revoked_since: RevokedSince,
@@ -29,6 +51,7 @@ async def evict_revoked(
     poll_seconds: float,
     clock: Callable[[], float],
     after_each: Callable[[], Awaitable[None]] | None = None,
+    on_revoked: RevocationListener | None = None,
 ) -> None:
     """Poll forever; evict revoked hashes from ``cache``, all of it if the store is down."""
     lookback = max(LOOKBACK, poll_seconds * 4)
@@ -41,5 +64,7 @@ async def evict_revoked(
             continue
         for credential_hash in revoked:
             cache.pop(credential_hash, None)
+        if on_revoked is not None:
+            on_revoked(revoked)
         if after_each is not None:
             await after_each()

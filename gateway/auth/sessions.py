@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.revocations import evict_revoked
+from gateway.auth.revocations import Revocations, evict_revoked
 from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
@@ -70,6 +70,8 @@ class SessionManager:
         self._seen: dict[str, float] = {}
         """Sessions whose last activity is newer than the store's: written in batches."""
         self._poller: asyncio.Task[None] | None = None
+        self.revocations = Revocations()
+        """Told the hashes of sessions revoked here or by other processes."""
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Watch for revocations made by other processes and evict those sessions."""
@@ -80,6 +82,7 @@ class SessionManager:
                 poll_seconds=poll_seconds,
                 clock=self._clock,
                 after_each=self._write_seen_safely,
+                on_revoked=self.revocations.notify,
             )
         )
 
@@ -166,6 +169,7 @@ class SessionManager:
             session_hash=id_hash,
             active_tenant=active or (tenants[0] if tenants else None),
             superadmin=user.superadmin,
+            expires_at=row.absolute_expiry,
         )
         return _Cached(principal, row.idle_timeout, row.absolute_expiry, row.last_seen)
 
@@ -198,10 +202,13 @@ class SessionManager:
         """End one session now."""
         await session_store.revoke_session(self.engine, id_hash, self._clock())
         self._cache.pop(id_hash, None)
+        self.revocations.notify([id_hash])
 
     async def revoke_user(self, user_id: int) -> int:
         """End every session of a user now (deactivation, role or tenant change)."""
         count = await session_store.revoke_user_sessions(self.engine, user_id, self._clock())
-        for key in [k for k, v in self._cache.items() if v.principal.user_id == str(user_id)]:
+        ended = [k for k, v in self._cache.items() if v.principal.user_id == str(user_id)]
+        for key in ended:
             self._cache.pop(key, None)
+        self.revocations.notify(ended)
         return count

@@ -6,6 +6,7 @@ what to do. Relative paths are relative to the settings file's folder.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -332,6 +333,78 @@ class HeaderSettings(_Section):
         return HeaderStrip.build(strip=self.strip, passed=self.pass_)
 
 
+class LimitsSettings(_Section):
+    """What one slow or greedy client may hold: connections, bodies, upstream capacity.
+
+    Durations accept ``30s``, ``5m``… or seconds as a number.
+    """
+
+    upstream_pool: int = Field(
+        100, ge=2, le=10_000, description="Connections to each upstream, at most."
+    )
+    pool_acquire_timeout: float = Field(
+        5.0,
+        gt=0,
+        description="Longest wait for an upstream connection (a free pooled one, or a new "
+        "one dialled), then 504.",
+    )
+    body_idle_timeout: float = Field(
+        10.0, gt=0, description="Longest pause between two pieces of a request body, then 408."
+    )
+    request_total_timeout: float = Field(
+        120.0,
+        gt=0,
+        description="Longest time to receive a request body and the upstream's answer headers.",
+    )
+    body_buffer: int = Field(
+        64 * 1024,
+        ge=0,
+        le=16 * 1024 * 1024,
+        description="Body bytes read before an upstream connection is taken: a body that "
+        "trickles never holds one.",
+    )
+    in_flight_per_principal: int = Field(
+        64, ge=1, description="Requests one caller may have in progress at once; then 429."
+    )
+    keepalive_timeout: float = Field(
+        15.0,
+        gt=0,
+        description="Idle time a connection is kept; also the deadline for a request's headers.",
+    )
+    connections_per_client: int = Field(
+        64, ge=1, description="Open connections per client address (trusted proxies exempt)."
+    )
+    websocket_max_lifetime: float = Field(
+        3600.0, gt=0, description="A WebSocket is closed (1008) after this long."
+    )
+    websocket_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins besides server.public_url allowed to open WebSockets.",
+    )
+
+    @field_validator(
+        "pool_acquire_timeout",
+        "body_idle_timeout",
+        "request_total_timeout",
+        "keepalive_timeout",
+        "websocket_max_lifetime",
+        mode="before",
+    )
+    @classmethod
+    def _duration(cls, value: str | float) -> float:
+        return parse_duration(value)
+
+    @field_validator("websocket_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        bad = [o for o in value if not re.fullmatch(r"https?://[^/\s]+", o)]
+        if bad:
+            raise ValueError(
+                f"each origin is scheme://host[:port] without a path or trailing slash: {bad}"
+            )
+        return [o.lower() for o in value]
+
+
 class StoreSettings(_Section):
     dsn: str | None = None
 
@@ -353,6 +426,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     mail: MailSettings = MailSettings()
     headers: HeaderSettings = HeaderSettings()
+    limits: LimitsSettings = LimitsSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:

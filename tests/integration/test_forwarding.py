@@ -73,7 +73,8 @@ async def test_redirects_to_the_upstreams_own_address_are_rewritten(tmp_path: Pa
 
 async def test_websocket_upgrade_is_checked_then_proxied(tmp_path: Path) -> None:
     async with running_stack(tmp_path, rules_text=PLUMBING_RULES) as stack:
-        cookie = stack.cookie("alice@acme.test")
+        # A browser sends its page's Origin; a cookie socket without one is refused.
+        cookie = stack.cookie("alice@acme.test") | {"Origin": "http://gatehold.test"}
         async with stack.client.ws_connect("/ws/acme/feed", headers=cookie) as ws:
             hello = await ws.receive_json(timeout=5)
             assert hello["tenant"] == "acme"

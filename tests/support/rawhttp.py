@@ -33,6 +33,11 @@ async def raw_request(
         data = await asyncio.wait_for(reader.read(), timeout=10)
     finally:
         writer.close()
+    return parse_response(data)
+
+
+def parse_response(data: bytes) -> RawResponse:
+    """The first HTTP/1.1 response in ``data``."""
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split(" ")[1])

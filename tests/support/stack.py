@@ -29,6 +29,7 @@ from gateway.context import GATEWAY
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.demo.run import DEMO_USERS, seed_gateway
 from gateway.model import AuthMethod, RuleSet
+from gateway.server import GatewayRunner
 from gateway.store import users as user_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,6 +114,13 @@ class Stack:
         return token
 
 
+class GatewayTestServer(TestServer):
+    """pytest-aiohttp's test server, serving through the production runner."""
+
+    async def _make_runner(self, **kwargs: Any) -> GatewayRunner:
+        return GatewayRunner(self.app, **kwargs)
+
+
 def demo_settings(data_dir: Path, ledger_url: str, **overrides: Any) -> Settings:
     settings: dict[str, Any] = {
         "server": {"public_url": "http://gatehold.test"},
@@ -162,7 +170,9 @@ async def running_stack(
             settings = settings.model_copy(update={"rules": str(rules_file)})
         ruleset = load_rules(settings.rules_path, env=settings.rules_env)
         app = build_app(settings, ruleset)
-        server = TestServer(app, host="127.0.0.1", port=port) if port else TestServer(app)
+        server = (
+            GatewayTestServer(app, host="127.0.0.1", port=port) if port else GatewayTestServer(app)
+        )
         client = TestClient(server)
         await client.start_server()
         http = aiohttp.ClientSession()

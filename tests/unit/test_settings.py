@@ -74,3 +74,23 @@ def test_a_missing_file_says_how_to_point_at_one(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as raised:
         load_settings(None, env={}, cwd=tmp_path)
     assert "pass --config FILE, set GATEHOLD_CONFIG" in raised.value.problems[0]
+
+
+def test_limits_have_safe_defaults_and_take_durations(tmp_path: Path) -> None:
+    (tmp_path / "gatehold.yaml").write_text(
+        "limits: {body_idle_timeout: 2s, websocket_max_lifetime: 30m,\n"
+        "         websocket_origins: ['https://App.Example.test']}\n"
+    )
+    limits = load_settings(None, env={}, cwd=tmp_path).limits
+    assert limits.body_idle_timeout == 2.0
+    assert limits.websocket_max_lifetime == 1800.0
+    assert limits.websocket_origins == ["https://app.example.test"]
+    assert limits.keepalive_timeout == 15.0
+    assert limits.in_flight_per_principal == 64
+
+
+def test_a_websocket_origin_with_a_path_is_refused(tmp_path: Path) -> None:
+    found = problems_of(tmp_path, "limits:\n  websocket_origins: ['https://app.example.test/']\n")
+    assert len(found) == 1
+    assert found[0].startswith("gatehold.yaml:2: limits.websocket_origins:")
+    assert "without a path or trailing slash" in found[0]
