@@ -167,6 +167,9 @@ class Ingress:
         lengths = headers.getall("Content-Length", [])
         if len(lengths) > 1 or (lengths and "Transfer-Encoding" in headers):
             return Rejection(Reason.HEADER_INVALID, "conflicting message length headers")
+        if len(headers.getall("Authorization", ())) > 1:
+            # Identity reads one; the app might read the other, which nobody checked.
+            return Rejection(Reason.HEADER_INVALID, "more than one Authorization header")
         scheme = request.scheme
         if self._behind_trusted_proxy(request):
             proto = headers.get("X-Forwarded-Proto", "").split(",")[-1].strip().lower()
