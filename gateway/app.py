@@ -83,7 +83,10 @@ def build_gateway(
 ) -> Gateway:
     """Every stage of the pipeline, configured once."""
     signer = AssertionSigner.load_or_create(
-        settings.key_path, issuer=settings.server.public_url, ttl_seconds=settings.assertion_ttl
+        settings.key_path,
+        issuer=settings.server.public_url,
+        ttl_seconds=settings.assertion_ttl,
+        reuse_seconds=settings.assertion_reuse,
     )
     sessions = SessionManager(
         engine,

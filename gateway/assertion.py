@@ -45,10 +45,20 @@ def _b64(data: bytes) -> str:
 class AssertionSigner:
     """Signs short-lived ES256 assertions and publishes the public key."""
 
-    def __init__(self, key: ec.EllipticCurvePrivateKey, *, issuer: str, ttl_seconds: float) -> None:
+    def __init__(
+        self,
+        key: ec.EllipticCurvePrivateKey,
+        *,
+        issuer: str,
+        ttl_seconds: float,
+        reuse_seconds: float = 0.0,
+    ) -> None:
         self._key = key
         self.issuer = issuer
         self.ttl = int(ttl_seconds)
+        self.reuse = min(reuse_seconds, self.ttl / 2)
+        """Seconds one token may serve further requests of the same caller (0: never)."""
+        self._issued: LRUCache[CacheKey, tuple[str, float]] = LRUCache(maxsize=50_000)
         public = json.loads(ECAlgorithm.to_jwk(key.public_key()))
         self.kid = jwt.PyJWK.from_dict(public, algorithm="ES256").key_id or _thumbprint(public)
         self._jwk = {**public, "kid": self.kid, "alg": "ES256", "use": "sig"}
@@ -57,13 +67,15 @@ class AssertionSigner:
         self._claims: LRUCache[CacheKey, str] = LRUCache(maxsize=50_000)
 
     @classmethod
-    def load_or_create(cls, key_path: Path, *, issuer: str, ttl_seconds: float) -> AssertionSigner:
+    def load_or_create(
+        cls, key_path: Path, *, issuer: str, ttl_seconds: float, reuse_seconds: float = 0.0
+    ) -> AssertionSigner:
         """Load the PEM key, creating it (mode 0600, atomically) on first start."""
         pem = load_or_create_key_file(key_path, _new_pem)
         loaded = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(loaded, ec.EllipticCurvePrivateKey):
             raise ValueError(f"{key_path} is not an EC private key")
-        return cls(loaded, issuer=issuer, ttl_seconds=ttl_seconds)
+        return cls(loaded, issuer=issuer, ttl_seconds=ttl_seconds, reuse_seconds=reuse_seconds)
 
     def sign(
         self,
@@ -74,7 +86,11 @@ class AssertionSigner:
         audience: str,
         now: float,
     ) -> str:
-        """A JWT for one request to one upstream (``aud``) about one principal in one tenant."""
+        """A JWT for one request to one upstream (``aud``) about one principal in one tenant.
+
+        A fresh token (its own ``jti``) every call, unless ``reuse`` allows handing out
+        the caller's last one again (``assertion.reuse``: speed over replay detection).
+        """
         key = (
             principal.user_id,
             principal.email,
@@ -83,6 +99,10 @@ class AssertionSigner:
             audience,
             principal.auth_method.value,
         )
+        if self.reuse > 0:
+            last = self._issued.get(key)
+            if last is not None and now - last[1] < self.reuse:
+                return last[0]
         claims = self._claims.get(key)
         if claims is None:
             claims = self._claims[key] = self._static_claims(principal, tenant, roles, audience)
@@ -93,7 +113,10 @@ class AssertionSigner:
         )
         signing_input = self._header + b"." + _b64(payload.encode()).encode()
         signature = _ES256.sign(signing_input, self._key)  # PyJWT: raw r||s, as JWS wants
-        return f"{signing_input.decode()}.{_b64(signature)}"
+        token = f"{signing_input.decode()}.{_b64(signature)}"
+        if self.reuse > 0:
+            self._issued[key] = (token, now)
+        return token
 
     def _static_claims(
         self, principal: Principal, tenant: str | None, roles: Sequence[str], audience: str

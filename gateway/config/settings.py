@@ -64,8 +64,15 @@ class SessionSettings(_Section):
 class AssertionSettings(_Section):
     ttl: str | float = "60s"
     key_file: str | None = None
+    reuse: str | float = Field(
+        "0s",
+        description="How long one signed assertion may serve further requests of the same "
+        "caller to the same upstream (at most half the ttl). 0 = a new token with its own "
+        "jti for every request, so an app can refuse replays; more saves one ES256 "
+        "signature per request.",
+    )
 
-    @field_validator("ttl")
+    @field_validator("ttl", "reuse")
     @classmethod
     def _duration(cls, value: str | float) -> float:
         return parse_duration(value)
@@ -494,6 +501,10 @@ class Settings(_Section):
     @property
     def assertion_ttl(self) -> float:
         return parse_duration(self.assertion.ttl)
+
+    @property
+    def assertion_reuse(self) -> float:
+        return parse_duration(self.assertion.reuse)
 
 
 def syslog_address(text: str) -> tuple[str, int] | str:

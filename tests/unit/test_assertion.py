@@ -126,6 +126,26 @@ def test_every_token_has_its_own_jti_even_for_the_same_caller_and_second() -> No
     assert len({verified(t, signer)["jti"] for t in tokens}) == 50
 
 
+def test_with_reuse_one_token_serves_the_same_caller_for_that_long_only() -> None:
+    signer = AssertionSigner(
+        ec.generate_private_key(ec.SECP256R1()), issuer=ISSUER, ttl_seconds=60, reuse_seconds=10
+    )
+    start = time.time()
+    first = sign(signer, now=start)
+    assert sign(signer, now=start + 9.9) == first, "reused inside the window"
+    assert sign(signer, now=start + 10.1) != first, "a new token (and jti) after it"
+    assert sign(signer, audience="billing", now=start + 1) != first, "never across upstreams"
+    assert sign(signer, person("43", "bob@acme.test"), now=start + 1) != first
+    assert sign(signer, tenant="globex", now=start + 1) != first
+
+
+def test_reuse_is_capped_at_half_the_lifetime() -> None:
+    signer = AssertionSigner(
+        ec.generate_private_key(ec.SECP256R1()), issuer=ISSUER, ttl_seconds=60, reuse_seconds=600
+    )
+    assert signer.reuse == 30, "a reused token always has half its lifetime left"
+
+
 def test_cached_claims_never_cross_callers_tenants_roles_or_audiences() -> None:
     signer = new_signer()
     variants: list[tuple[Principal, str | None, tuple[str, ...], str]] = [
