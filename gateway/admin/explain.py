@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.context import Deciders
-from gateway.model import GLOBAL_TENANT, AuthMethod, Decision, Principal, Rejection
+from gateway.model import GLOBAL_TENANT, Anonymous, AuthMethod, Decision, Principal, Rejection
 from gateway.pipeline import decide
 from gateway.store import users as user_store
 
@@ -101,14 +101,17 @@ async def principal_for(gw: Deciders, email: str, *, tenant: str | None = None) 
 async def explain(
     gw: Deciders,
     *,
-    principal: Principal,
+    principal: Principal | Anonymous,
     method: str,
     target: str,
     body: bytes = b"",
     content_type: str = "application/json",
     headers: Mapping[str, str] | None = None,
 ) -> Explanation:
-    """Decide one simulated request exactly as the pipeline decides live traffic."""
+    """Decide one simulated request exactly as the pipeline decides live traffic.
+
+    ``principal`` is the caller: a user as right after signing in, or ``ANONYMOUS``.
+    """
     request = simulated_request(
         method, target, body=body, content_type=content_type, headers=headers
     )
