@@ -39,7 +39,7 @@ from gateway.override import MethodOverrides
 from gateway.ownership import Ownership
 from gateway.pipeline import handle
 from gateway.policy import Policy
-from gateway.refusals import reject_unadmitted
+from gateway.refusals import reject_unadmitted, unexpected_error
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.routing import Router
 from gateway.server import CONNECTIONS, ConnectionGuard
@@ -327,14 +327,7 @@ def _unexpected_error(request: web.Request) -> web.StreamResponse:
     """A problem answer with a request id for an unexpected exception, never a trace."""
     request_id = new_request_id()
     log.exception("unhandled error", extra={"request_id": request_id})
-    renderer = request.app[GATEWAY].renderer
-    problem = renderer.problem(
-        Reason.INTERNAL_ERROR,
-        detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
-        request_id=request_id,
-        target="/",
-    )
-    return renderer.render(request, problem)
+    return unexpected_error(request.app[GATEWAY], request, request_id)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -2,14 +2,18 @@
 
 ``refuse`` renders a denial or failure of a request that has an audit entry (or had
 none because the store was down) and records its outcome; ``reject_unadmitted``
-answers a request ingress refused before it had a canonical target;
-``observe_denial`` feeds the enumeration defence with each denial.
+answers a request ingress refused before it had a canonical target, and
+``reject_unread`` one the HTTP parser refused; ``unexpected_error`` is the safety
+net's answer (I9); ``observe_denial`` feeds the enumeration defence with each denial.
+The one refusal made elsewhere is the connection cap's (``server.py``): it answers on
+the raw transport before any request exists.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from aiohttp import web
 
@@ -69,23 +73,48 @@ async def reject_unadmitted(
 
     The audit row names the caller when a credential came with the request.
     """
-    request_id = new_request_id()
     actor, identity = await _caller_of(gw, request)
+    return reject_unread(
+        gw,
+        request,
+        rejection,
+        actor=actor,
+        method=request.method,
+        raw_target=request.raw_path[:1024],
+        client=gw.ingress.client_address(request),
+        **identity,
+    )
+
+
+def reject_unread(
+    gw: Gateway, request: web.BaseRequest, rejection: Rejection, *, actor: str, **data: Any
+) -> web.Response:
+    """Answer a request refused before it could be routed: a ``rejected`` audit event
+    (with ``data``), the metric, and the problem page under a fresh request id.
+
+    Also the answer to requests aiohttp's parser refuses (``server.py``), which have no
+    target to speak of: the page's sign-in link leads back to ``/``.
+    """
+    request_id = new_request_id()
     gw.audit.record(
         event_entry(
-            "rejected",
-            actor=actor,
-            request_id=request_id,
-            reason=rejection.reason.value,
-            method=request.method,
-            raw_target=request.raw_path[:1024],
-            client=gw.ingress.client_address(request),
-            **identity,
+            "rejected", actor=actor, request_id=request_id, reason=rejection.reason.value, **data
         )
     )
     gw.metrics.decided("", "deny", rejection.reason.value, None)
     problem = gw.renderer.problem(
         rejection.reason, detail=rejection.detail, request_id=request_id, target="/"
+    )
+    return gw.renderer.render(request, problem)
+
+
+def unexpected_error(gw: Gateway, request: web.BaseRequest, request_id: str) -> web.Response:
+    """The answer to an unexpected exception: a problem with a request id, never a trace."""
+    problem = gw.renderer.problem(
+        Reason.INTERNAL_ERROR,
+        detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
+        request_id=request_id,
+        target="/",
     )
     return gw.renderer.render(request, problem)
 
