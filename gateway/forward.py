@@ -201,6 +201,10 @@ class Forwarder:
             raise BodyTooLarge
         deadline = time.monotonic() + self.limits.request_total_timeout
         headers = self._headers(request, admitted, principal, decision, upstream)
+        if match.route.guard is not None:
+            # The guard reads the answer: ask for it uncompressed (the gateway does not
+            # decompress answers, and a compressed one could only be refused).
+            headers.popall("Accept-Encoding", None)
         if body is not None or request.body_exists:
             _describe_body(request, headers)
         data: bytes | IO[bytes] | AsyncIterator[bytes] | None = body

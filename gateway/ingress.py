@@ -131,12 +131,30 @@ def new_request_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
+class TrustedProxies:
+    """The load balancers allowed to say who the client is (``server.trusted_proxies``)."""
+
+    def __init__(self, networks: Sequence[str] = ()) -> None:
+        self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+
+    def __bool__(self) -> bool:
+        return bool(self._networks)
+
+    def __contains__(self, address: str) -> bool:
+        """Whether ``address`` (an IP in text form) is one of them; junk never is."""
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self._networks)
+
+
 class Ingress:
     """Admits a request: canonical target, fresh request id, real client address."""
 
     def __init__(self, *, public_url: str, trusted_proxies: Sequence[str] = ()) -> None:
         self._public_host = urlsplit(public_url).netloc
-        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._trusted = TrustedProxies(trusted_proxies)
 
     def admit(self, request: IncomingRequest) -> Admitted | Rejection:
         """``Admitted`` with the canonical target, or a ``Rejection`` (400)."""
@@ -165,20 +183,13 @@ class Ingress:
         return self._client_behind_proxies(peer, request.headers.getall("X-Forwarded-For", []))
 
     def _behind_trusted_proxy(self, request: IncomingRequest) -> bool:
-        return bool(self._trusted) and self._is_trusted(request.remote or "")
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
+        return bool(self._trusted) and (request.remote or "") in self._trusted
 
     def _client_behind_proxies(self, peer: str, forwarded_for: list[str]) -> str:
         """The right-most X-Forwarded-For address that is not itself a trusted proxy."""
         hops = [h.strip() for value in forwarded_for for h in value.split(",") if h.strip()]
         for hop in reversed(hops):
-            if not self._is_trusted(hop):
+            if hop not in self._trusted:
                 try:
                     return str(ipaddress.ip_address(hop))
                 except ValueError:

@@ -16,7 +16,6 @@ Production (``runtime``) and the test stack both serve through ``GatewayRunner``
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import time
@@ -28,7 +27,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from gateway.audit import event_entry
 from gateway.context import GATEWAY, Gateway
-from gateway.ingress import new_request_id
+from gateway.ingress import TrustedProxies, new_request_id
 from gateway.model import Reason, Rejection
 from gateway.refusals import reject_unread
 
@@ -43,7 +42,7 @@ class ConnectionGuard:
 
     def __init__(self, *, per_client: int, trusted_proxies: Sequence[str] = ()) -> None:
         self.per_client = per_client
-        self._trusted = tuple(ipaddress.ip_network(p, strict=False) for p in trusted_proxies)
+        self._trusted = TrustedProxies(trusted_proxies)
         self._open: dict[str, int] = {}
         self._audited: dict[str, float] = {}
 
@@ -52,7 +51,7 @@ class ConnectionGuard:
 
     def admit(self, address: str) -> bool:
         """Count a new connection from ``address``; ``False`` if it is one too many."""
-        if self._is_trusted(address):
+        if address in self._trusted:
             return True
         held = self._open.get(address, 0)
         if held >= self.per_client:
@@ -62,7 +61,7 @@ class ConnectionGuard:
 
     def release(self, address: str) -> None:
         """A counted connection from ``address`` has closed."""
-        if self._is_trusted(address):
+        if address in self._trusted:
             return
         held = self._open.get(address, 0) - 1
         if held > 0:
@@ -78,13 +77,6 @@ class ConnectionGuard:
             self._audited.clear()
         self._audited[address] = now
         return True
-
-    def _is_trusted(self, address: str) -> bool:
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            return False
-        return any(ip in network for network in self._trusted)
 
 
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)

@@ -233,6 +233,27 @@ async def test_an_empty_redirect_or_error_passes_but_an_empty_success_does_not(
         assert await response.read() == b""
 
 
+async def test_an_app_that_compresses_its_answers_is_still_checked(tmp_path: Path) -> None:
+    """The gateway asks a guarded route's app for an uncompressed answer: a compressed one
+    could be neither read nor passed on unread."""
+    async with guarded_stack(tmp_path) as (stack, app):
+        app.answers["/api/guarded/zipped"] = Answer.json({"items": rows("acme", 50)}, compress=True)
+        app.answers["/api/guarded/zipped-leak"] = Answer.json(
+            {"items": [*rows("acme", 5), {"id": 99, "tenant": "globex", "s": SECRET}]},
+            compress=True,
+        )
+        gzip_ok = {"Accept-Encoding": "gzip, deflate, br"}
+        clean = await stack.client.get(
+            "/api/guarded/zipped", headers=stack.cookie("alice@acme.test") | API | gzip_ok
+        )
+        assert clean.status == 200, await clean.text()
+        assert len((await clean.json())["items"]) == 50
+        leak = await stack.client.get(
+            "/api/guarded/zipped-leak", headers=stack.cookie("alice@acme.test") | API | gzip_ok
+        )
+        await assert_blocked(stack, app, leak)
+
+
 async def test_filter_mode_reads_a_long_chunked_list_to_its_end(tmp_path: Path) -> None:
     mixed = [*rows("acme", 300), *rows("globex", 300, start=300), *rows("acme", 300, start=600)]
     async with guarded_stack(tmp_path) as (stack, app):

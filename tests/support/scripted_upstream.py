@@ -31,6 +31,8 @@ class Answer:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     chunked: bool = True
+    compress: bool = False
+    """Compress the body when the request accepts it, as many apps' servers do."""
 
     @classmethod
     def json(cls, document: Any, status: int = 200, **extra: Any) -> Answer:
@@ -90,6 +92,8 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
     if answer.content_type:
         response.content_type = answer.content_type
+    if answer.compress:
+        response.enable_compression()
     bodiless = answer.status in (204, 304)
     if answer.chunked and not bodiless:
         response.enable_chunked_encoding()

@@ -136,3 +136,15 @@ def test_request_ids_are_unique_hex_and_ordered_by_time() -> None:
     assert all(len(i) == 32 and int(i, 16) >= 0 for i in ids)
     assert all(before[:12] < i[:12] for i in ids)
     assert abs(int(ids[-1][:12], 16) / 1000 - time.time()) < 5
+
+
+def test_trusted_proxies_match_addresses_in_their_networks_only() -> None:
+    from gateway.ingress import TrustedProxies
+
+    proxies = TrustedProxies(["10.0.0.0/8", "::1"])
+    assert proxies
+    assert "10.1.2.3" in proxies and "::1" in proxies
+    assert "11.0.0.1" not in proxies
+    for junk in ("", "unknown", "10.0.0.1, 10.0.0.2", "10.0.0.1:443", "[::1]"):
+        assert junk not in proxies, junk
+    assert not TrustedProxies()
