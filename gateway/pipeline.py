@@ -19,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from typing import IO
+from typing import IO, NamedTuple
 
 from aiohttp import web
 
@@ -56,9 +55,12 @@ Gate = Callable[[Caller, Admitted], Rejection | None]
 """A check made once the caller is known, before any body is read (the in-flight cap)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """Everything ``decide`` found out about one request, and the decision."""
+class Verdict(NamedTuple):
+    """Everything ``decide`` found out about one request, and the decision.
+
+    Immutable; a named tuple rather than a frozen dataclass because one is made per
+    request on the hot path, and a tuple is built in a quarter of the time.
+    """
 
     admitted: Admitted | Rejection
     """The canonical request, or why ingress refused it (then nothing else was read)."""
