@@ -22,12 +22,13 @@ from gateway.audit import event_entry, writer_for
 from gateway.audit_checkpoints import read_checkpoints
 from gateway.audit_keys import audit_key
 from gateway.auth.emails import normalize_email
+from gateway.auth.mint import mint_cookie
 from gateway.config.durations import parse_duration
 from gateway.config.loader import check_rules_file, load_rules
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
-from gateway.model import GLOBAL_TENANT, AuthMethod, Membership
+from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store import audit_log, sso_invites
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
@@ -459,39 +460,10 @@ def session() -> None:
 def session_mint(config_path: Path | None, email: str, tenant: str | None) -> None:
     """Print a session cookie for EMAIL (audited as session-minted)."""
     settings = settings_from(config_path)
-    click.echo(run(mint_cookie(settings, email, tenant=tenant)))
-
-
-async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = None) -> str:
-    """A ``Cookie:`` value for a new session of ``email``; audited before it is returned."""
-    from gateway.auth.sessions import SessionManager
-
-    engine = await opened_store(settings)
-    writer = writer_for(settings, engine)
-    await writer.start()
-    try:
-        user = await user_store.get_user_by_email(engine, email)
-        if user is None or not user.active:
-            fail([f"no active user {email!r}; add one with `gatehold users add`"])
-        manager = SessionManager(
-            engine,
-            idle_timeout=settings.session_idle_timeout,
-            absolute_timeout=settings.session_absolute_timeout,
-        )
-        token, id_hash = await manager.create(
-            user_id=user.id,
-            auth_method=AuthMethod.CLI_MINT,
-            client_ip="cli",
-            user_agent="gatehold session mint",
-            active_tenant=tenant,
-        )
-        await writer.begin(
-            event_entry("session-minted", actor="cli", subject=user.email, session=id_hash)
-        )
-        return f"__Host-gatehold={token}"
-    finally:
-        await writer.close()
-        await engine.dispose()
+    cookie = run(mint_cookie(settings, email, tenant=tenant))
+    if cookie is None:
+        fail([f"no active user {email!r}; add one with `gatehold users add`"])
+    click.echo(cookie)
 
 
 # ---------------------------------------------------------------- API keys

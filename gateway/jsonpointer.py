@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 WILDCARD: Final = "*"
@@ -47,6 +48,11 @@ def parse(pointer: str) -> tuple[str, ...]:
     if _BAD_ESCAPE.search(pointer):
         raise PointerError(f"{pointer!r}: '~' must be followed by 0 or 1 (write ~0 for '~')")
     return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:])
+
+
+def unparse(tokens: Iterable[str]) -> str:
+    """The pointer whose tokens are ``tokens`` (the inverse of ``parse``)."""
+    return "".join("/" + t.replace("~", "~0").replace("/", "~1") for t in tokens)
 
 
 def problem(pointer: str) -> str | None:

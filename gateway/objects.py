@@ -11,14 +11,13 @@ for routes that look inside it, only if it can be read as the app will read it
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway import bodies, multipart
+from gateway import bodies, idtypes, multipart
 from gateway.bodies import Body, BodyKind, MediaType
-from gateway.jsonpointer import pointer_values
+from gateway.jsonpointer import WILDCARD, pointer_values, unparse
 from gateway.model import (
     IdSource,
     IdSpec,
@@ -29,7 +28,6 @@ from gateway.model import (
     RouteMatch,
 )
 from gateway.params import (
-    WILDCARD,
     Name,
     Unreadable,
     ambiguous_key,
@@ -42,10 +40,6 @@ from gateway.params import (
     semicolon_keys,
 )
 
-_INT = re.compile(r"[0-9]{1,18}")
-_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-_SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
-
 
 @dataclass(frozen=True, slots=True)
 class Extracted:
@@ -56,20 +50,9 @@ class Extracted:
     """Forward this (``Body.forwardable``): exactly the bytes that were inspected."""
 
 
-@functools.lru_cache(maxsize=256)
-def _pattern(id_type: str) -> re.Pattern[str]:
-    if id_type == "int":
-        return _INT
-    if id_type == "uuid":
-        return _UUID
-    if id_type.startswith("regex:"):
-        return re.compile(id_type.removeprefix("regex:"))
-    return _SLUG
-
-
 def check_id(value: str, id_type: str) -> bool:
     """Whether ``value`` is a well-formed id of ``id_type`` (int, uuid, slug, regex:…)."""
-    return _pattern(id_type).fullmatch(value) is not None
+    return idtypes.check(value, id_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +66,7 @@ class _Checked:
     def pointer(self) -> str:
         if self.spec.source is IdSource.BODY:
             return self.spec.key
-        return "".join("/" + s.replace("~", "~0").replace("/", "~1") for s in self.name.exact)
+        return unparse(self.name.exact)
 
 
 @functools.lru_cache(maxsize=1024)

@@ -21,8 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote
 
+from gateway.jsonpointer import WILDCARD
+from gateway.jsonpointer import parse as parse_pointer
+
 Path = tuple[str, ...]
-WILDCARD = "*"
 """A path segment that stands for any array index (``[]``, ``[0]``; ``*`` in a pointer)."""
 
 _BRACKET = re.compile(r"\[([^\[\]]*)\]")
@@ -95,7 +97,7 @@ def name_from_key(key: str) -> Name:
 
 def name_from_pointer(pointer: str) -> Name:
     """The checked name of a JSON pointer (``/order/items/*/thing``)."""
-    raw = [s.replace("~1", "/").replace("~0", "~") for s in pointer.split("/")[1:]]
+    raw = list(parse_pointer(pointer))
     folded = [s if s == WILDCARD else fold_segment(s) for s in raw]
     if folded:
         folded[0] = _PHP_MANGLED.sub("_", folded[0])

@@ -17,17 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
+from gateway.idtypes import PATH_PARAMETERS
 from gateway.ingress import SEGMENT_SAFE
 from gateway.model import MatchResult, MethodNotAllowed, NoRoute, Route, RouteMatch, Target
 
-_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(int|uuid|slug|path))?\}")
-_PATTERNS = {
-    "int": r"[0-9]{1,18}",
-    "uuid": r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}",
-    "slug": r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}",
-    "": r"[^/]+",
-    "path": r".+",
-}
+_PARAM = re.compile(
+    rf"\{{([A-Za-z_][A-Za-z0-9_]*)(?::({'|'.join(t for t in PATH_PARAMETERS if t)}))?\}}"
+)
 _RANK = {"int": 0, "uuid": 0, "slug": 1, "": 2, "path": 3}
 ANY_FIRST = ""
 
@@ -71,7 +67,7 @@ def parse_template(pattern: str) -> Template | str:
                 return f"parameter {name!r} appears twice in {pattern!r}"
             params.append((name, kind))
             shape.append(("param", kind))
-            parts.append(f"(?P<{name}>{_PATTERNS[kind]})")
+            parts.append(f"(?P<{name}>{PATH_PARAMETERS[kind]})")
         elif "{" in segment or "}" in segment:
             return (
                 f"segment {segment!r} of {pattern!r} mixes text and a parameter; "

@@ -25,3 +25,11 @@ def substitute(value: str, env: Mapping[str, str]) -> tuple[str, list[str]]:
         return ""
 
     return REFERENCE.sub(replace, value), missing
+
+
+def unset_problem(name: str) -> str:
+    """What to say about a reference to an unset variable that has no default."""
+    return (
+        f"environment variable {name} is not set and has no default — set it, "
+        f"or give a default: ${{{name}:-value}}"
+    )

@@ -6,17 +6,16 @@ come from the YAML node marks, so they point at the offending key.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
+from gateway.config import yamlsource
 from gateway.config.durations import parse_duration, parse_size
-from gateway.config.envvars import substitute
+from gateway.config.envvars import substitute, unset_problem
 from gateway.config.rules import (
     HttpOwnerModel,
     RegistryOwnerModel,
@@ -24,7 +23,9 @@ from gateway.config.rules import (
     RouteModel,
     RulesModel,
 )
+from gateway.config.yamlsource import Loc
 from gateway.errors import ConfigError
+from gateway.idtypes import problem as id_type_problem
 from gateway.jsonpointer import WILDCARD
 from gateway.jsonpointer import parse as parse_pointer
 from gateway.jsonpointer import problem as pointer_problem
@@ -46,7 +47,6 @@ from gateway.model import (
 )
 from gateway.routing import overlap_problems, parse_template
 
-Loc = tuple[str | int, ...]
 RESERVED_PREFIX = "/.gatehold/"
 
 
@@ -70,15 +70,7 @@ def check_rules_file(path: Path, env: Mapping[str, str]) -> list[str]:
 
 def load_rules_text(text: str, *, source: str, env: Mapping[str, str]) -> RuleSet:
     """Validate and compile rules given as text (``source`` names it in messages)."""
-    try:
-        lines = _line_index(yaml.compose(text))
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else source
-        raise ConfigError(
-            [f"{where}: not valid YAML: {getattr(error, 'problem', error)}"]
-        ) from None
+    data, lines = yamlsource.read(text, source)
     problems = _Problems(source, lines)
     try:
         model = RulesModel.model_validate(data)
@@ -106,62 +98,25 @@ class _Problems:
         self.lines: list[str] = []
 
     def add(self, loc: Loc, message: str) -> None:
-        line = self._line(loc)
+        line = yamlsource.line_of(loc, self._lines)
         field = _field_path(loc) or "(top level)"
         self.lines.append(f"{self.source}:{line}: {field}: {message}")
 
-    def _line(self, loc: Loc) -> int:
-        for end in range(len(loc), -1, -1):
-            if loc[:end] in self._lines:
-                return self._lines[loc[:end]]
-        return 1
-
-
-def _line_index(node: yaml.Node | None, loc: Loc = ()) -> dict[Loc, int]:
-    index: dict[Loc, int] = {}
-    if node is None:
-        return index
-    index[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*loc, str(key.value))
-            index.update(_line_index(value, child))
-            index[child] = key.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for position, value in enumerate(node.value):
-            index.update(_line_index(value, (*loc, position)))
-    return index
-
 
 def _field_path(loc: Loc) -> str:
-    out = ""
+    """The path as written in the file: without the owner union's tag pydantic adds."""
+    kept: list[str | int] = []
     for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("http", "sql", "registry") and out.endswith("owner"):
-            continue  # the union tag pydantic adds; the key itself is reported
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-_KNOWN_KEYS: dict[str, list[str]] = {}
+        if part in ("http", "sql", "registry") and kept and kept[-1] == "owner":
+            continue  # the union tag; the key itself is reported
+        kept.append(part)
+    return yamlsource.field_path(kept)
 
 
 def _explain(error: Any) -> str:
-    kind, loc = error["type"], error["loc"]
-    if kind == "extra_forbidden":
-        key = str(loc[-1])
-        suggestion = difflib.get_close_matches(key, _all_keys(), n=1)
-        hint = f"; did you mean {suggestion[0]!r}?" if suggestion else "; remove it"
-        return f"unknown key {key!r}{hint}"
-    if kind == "missing":
-        return f"required key {loc[-1]!r} is missing — add it"
-    if kind == "literal_error" and loc == ("version",):
+    if error["type"] == "literal_error" and tuple(error["loc"]) == ("version",):
         return "unsupported version — write 'version: 1'"
-    if kind == "string_pattern_mismatch":
-        return f"{error['input']!r} has the wrong form (expected {error['ctx']['pattern']})"
-    return str(error["msg"])
+    return yamlsource.explain(error, lambda loc: yamlsource.keys_at(RulesModel, loc) or _all_keys())
 
 
 def _all_keys() -> list[str]:
@@ -218,7 +173,7 @@ class _Compiler:
     def _substitute(self, value: str, loc: Loc) -> str:
         result, missing = substitute(value, self.env)
         for name in missing:
-            self.problems.add(loc, f"environment variable {name} is not set and has no default")
+            self.problems.add(loc, unset_problem(name))
         return result
 
     def _duration(self, value: str | float, loc: Loc) -> float:
@@ -250,6 +205,8 @@ class _Compiler:
                 self.problems.add((*loc, "owner", "sql"), "the query must use the :id parameter")
             dsn = self._substitute(owner_model.dsn, (*loc, "owner", "dsn"))
             owner = SqlOwner(owner_model.sql, dsn)
+        if (bad_type := id_type_problem(model.id_type)) is not None:
+            self.problems.add((*loc, "id_type"), bad_type)
         return ResourceDef(
             name,
             owner,
@@ -357,8 +314,9 @@ class _Compiler:
             if param not in params:
                 problem(("resource", "id"), f"{r.resource.id} names no parameter of {r.match.path}")
             elif id_type is not None:
-                path_type = params[param]
-                ids.append(IdSpec(r.resource.type, IdSource.PATH, param, path_type or id_type))
+                # The resource's type, whatever the template's: the owner lookup relies on
+                # it (a {id:slug} path must not carry a non-int id to an int resource).
+                ids.append(IdSpec(r.resource.type, IdSource.PATH, param, id_type))
         for n, b in enumerate(r.body_ids):
             if (t := resource_type(b.type, ("body_ids", n, "type"))) is not None:
                 ids.append(IdSpec(b.type, IdSource.BODY, b.pointer, t))

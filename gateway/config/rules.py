@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
+from gateway.idtypes import RULES_PATTERN
+
 Duration = Annotated[
     str | float,
     Field(description="Seconds, or a number with a unit: 500ms, 30s, 10m, 8h, 90d."),
@@ -19,11 +21,13 @@ Size = Annotated[str | int, Field(description="Bytes, or a number with a unit: 5
 IdType = Annotated[
     str,
     Field(
-        pattern=r"^(int|uuid|slug|regex:.+)$",
+        pattern=RULES_PATTERN,
         description="int, uuid, slug, or regex:<pattern> (full match).",
     ),
 ]
 PathRef = Annotated[str, Field(pattern=r"^path\.[A-Za-z_][A-Za-z0-9_]*$")]
+Pointer = Annotated[str, Field(pattern=r"^(/[^/]*)+$")]
+"""A JSON pointer's shape; the loader checks the rest (escapes) with ``gateway.jsonpointer``."""
 
 
 class Strict(BaseModel):
@@ -46,7 +50,7 @@ class HttpOwnerModel(Strict):
     http: str = Field(
         pattern=r"^(GET|POST) \S+$", description='e.g. "GET {upstream}/internal/invoices/{id}"'
     )
-    tenant_field: str = Field(pattern=r"^(/[^/]*)+$", description="JSON pointer to the tenant.")
+    tenant_field: Pointer = Field(description="JSON pointer to the tenant.")
     upstream: str | None = None
 
 
@@ -99,7 +103,7 @@ class ResourceRefModel(Strict):
 
 class BodyIdModel(Strict):
     type: str
-    pointer: str = Field(pattern=r"^(/[^/]*)+$")
+    pointer: Pointer
 
 
 class QueryIdModel(Strict):
@@ -113,7 +117,7 @@ class FormIdModel(Strict):
 
 
 class GuardModel(Strict):
-    tenant_field: str = Field(pattern=r"^(/[^/]*)+$")
+    tenant_field: Pointer
     mode: Literal["block", "filter"] = "block"
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,12 +24,17 @@ from pydantic import (
 
 from gateway.audit_keys import MIN_SECRET_LENGTH
 from gateway.auth.keys import ASSERTION_KEY
+from gateway.config import yamlsource
 from gateway.config.durations import parse_duration
-from gateway.config.envvars import substitute
+from gateway.config.envvars import substitute, unset_problem
+from gateway.config.yamlsource import Loc
 from gateway.errors import ConfigError
 from gateway.headers import HeaderStrip, always_stripped, entry_problem
 
 ENV_PREFIX = "GATEHOLD_"
+
+Duration = Annotated[str | float, AfterValidator(parse_duration)]
+"""Seconds, or a number with a unit (500ms, 30s, 10m, 8h, 90d); checked when loaded."""
 
 
 class _Section(BaseModel):
@@ -194,7 +200,7 @@ class Grant(_Section):
 
 class MagicLinkSettings(_Section):
     enabled: bool = True
-    ttl: str | float = "15m"
+    ttl: Duration = "15m"
     per_email_per_hour: int = Field(5, ge=1)
     per_client_per_hour: int = Field(30, ge=1)
     bind_browser: bool = Field(
@@ -263,8 +269,8 @@ class BearerSettings(_Section):
     subject_label_claim: str = "sub"
     tenant_claim: str = "tenant"
     role_claim: str = "role"
-    leeway: str | float = "30s"
-    jwks_refetch_after: str | float = Field(
+    leeway: Duration = "30s"
+    jwks_refetch_after: Duration = Field(
         "30s", description="Least time between JWKS fetches caused by unknown key ids."
     )
 
@@ -529,51 +535,58 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
                 "or create gatehold.yaml in the current folder"
             ]
         ) from None
-    try:
-        data = yaml.safe_load(text) or {}
-        lines = _key_lines(yaml.compose(text))
-    except yaml.YAMLError as error:
-        raise ConfigError([f"{config_path}: not valid YAML: {error}"]) from None
+    data, lines = yamlsource.read(text, str(config_path))
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{config_path}:1: the settings file must be a mapping of sections"])
+        raise ConfigError(
+            [f"{config_path}:1: the settings file must be a mapping of sections (server:, ...)"]
+        )
     problems = _substitute_env(data, env, lines, config_path)
     if problems:
         raise ConfigError(problems)
-    _apply_env_overrides(data, env)
+    origins, problems = _apply_env_overrides(data, env)
+    if problems:
+        raise ConfigError(problems)
     data["base_dir"] = str(config_path.parent.resolve())
     try:
         return Settings.model_validate(data)
     except ValidationError as error:
-        problems = []
+        found = []
         for item in error.errors():
-            loc = tuple(str(p) for p in item["loc"])
-            line = _line_of(loc, lines)
-            field = ".".join(loc)
-            message = item["msg"]
-            if item["type"] == "extra_forbidden":
-                message = f"unknown setting {loc[-1]!r}; see the configuration reference in README"
-            problems.append(f"{config_path}:{line}: {field}: {message}")
-        raise ConfigError(problems) from None
+            loc = tuple(item["loc"])
+            what = (
+                f"{yamlsource.field_path(loc)}: "
+                f"{yamlsource.explain(item, _known_keys, noun='setting')}"
+            )
+            variable = next(
+                (origins[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in origins), None
+            )
+            if variable is not None:
+                found.append((0, f"environment variable {variable}: {what}"))
+            else:
+                line = yamlsource.line_of(loc, lines)
+                found.append((line, f"{config_path}:{line}: {what}"))
+        raise ConfigError([text for _, text in sorted(found)]) from None
 
 
 def _substitute_env(
     node: Any,
     env: Mapping[str, str],
-    lines: dict[tuple[str, ...], int],
+    lines: dict[Loc, int],
     config_path: Path,
-    loc: tuple[str, ...] = (),
+    loc: Loc = (),
 ) -> list[str]:
     """Replace ``${VAR}`` in every string value, in place; the unset ones as problems."""
     problems: list[str] = []
     items = node.items() if isinstance(node, dict) else enumerate(node or [])
     for key, value in list(items):
-        child = (*loc, str(key))
+        child = (*loc, key if isinstance(key, int) else str(key))
         if isinstance(value, str):
             node[key], missing = substitute(value, env)
-            line = _line_of(child, lines)
+            where = f"{config_path}:{yamlsource.line_of(child, lines)}"
             problems += [
-                f"{config_path}:{line}: {'.'.join(child)}: environment variable {name} "
-                "is not set and has no default"
+                f"{where}: {yamlsource.field_path(child)}: {unset_problem(name)}"
                 for name in missing
             ]
         elif isinstance(value, dict | list):
@@ -581,29 +594,22 @@ def _substitute_env(
     return problems
 
 
-def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int:
-    """The line of ``loc`` in the file, or of its nearest parent that has one."""
-    return next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), 1)
+def _known_keys(loc: Loc) -> list[str]:
+    """The settings allowed beside the unknown one at ``loc`` (for "did you mean")."""
+    return yamlsource.keys_at(Settings, loc)
 
 
-def _key_lines(node: yaml.Node | None, loc: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    lines: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            child = (*loc, str(key.value))
-            lines[child] = key.start_mark.line + 1
-            lines.update(_key_lines(value, child))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*loc, str(index))
-            lines[child] = item.start_mark.line + 1
-            lines.update(_key_lines(item, child))
-    return lines
+def _apply_env_overrides(
+    data: dict[str, Any], env: Mapping[str, str]
+) -> tuple[dict[Loc, str], list[str]]:
+    """``GATEHOLD_SERVER__PORT=9000`` sets ``server.port``; values are parsed as YAML scalars.
 
-
-def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
-    """``GATEHOLD_SERVER__PORT=9000`` sets ``server.port``; values are parsed as YAML scalars."""
-    for name, value in env.items():
+    Returns each place set and the variable that set it (problems with a value are
+    then reported against the variable, not the file), and the values that are not YAML.
+    """
+    origins: dict[Loc, str] = {}
+    problems: list[str] = []
+    for name, value in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
         path = [part.lower() for part in name[len(ENV_PREFIX) :].split("__")]
@@ -613,4 +619,14 @@ def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
             if not isinstance(node, dict):
                 break
         else:
-            node[path[-1]] = yaml.safe_load(value)
+            try:
+                node[path[-1]] = yaml.safe_load(value)
+            except yaml.YAMLError as error:
+                problems.append(
+                    f"environment variable {name}: {yamlsource.field_path(path)}: not a valid "
+                    f"YAML value ({getattr(error, 'problem', None) or error}) — quote it: "
+                    f"{name}='\"{value}\"'"
+                )
+                continue
+            origins[tuple(path)] = name
+    return origins, problems

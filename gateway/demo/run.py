@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.mint import mint_cookie
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.model import Membership
@@ -114,16 +115,21 @@ def run_demo(*, port: int, data_dir: Path) -> None:
 
 
 async def _start(port: int, data_dir: Path) -> list[web.AppRunner]:
-    from gateway.cli import mint_cookie
-
     ledger, ledger_url = await start_ledger(data_dir / "ledger.db")
     config_path = write_demo_config(data_dir, port=port, ledger_url=ledger_url)
     settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
     await seed_users(settings)
-    cookies = {p.email: await mint_cookie(settings, p.email) for p in DEMO_USERS}
+    cookies = {p.email: await _cookie(settings, p.email) for p in DEMO_USERS}
     gateway = await start_gateway(settings, os.environ)
     _print_banner(settings, config_path, ledger_url, cookies)
     return [ledger, *gateway]
+
+
+async def _cookie(settings: Settings, email: str) -> str:
+    cookie = await mint_cookie(settings, email)
+    if cookie is None:  # seeded just before; only a broken store gets here
+        raise RuntimeError(f"the demo person {email} was not seeded")
+    return cookie
 
 
 def _print_banner(

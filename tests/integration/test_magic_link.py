@@ -141,7 +141,10 @@ async def test_known_and_unknown_addresses_get_the_same_answer_in_the_same_time(
         assert bodies["known"] == bodies["unknown"] and len(bodies["known"]) == 1
         known, unknown = (statistics.median(timings[k]) for k in ("known", "unknown"))
         print(f"median answer: known {known * 1000:.2f} ms, unknown {unknown * 1000:.2f} ms")
-        assert abs(known - unknown) <= 0.2 * max(known, unknown)
+        # Per-account work (a lookup, a mail) would cost milliseconds; on a loaded shared
+        # machine two identical code paths still drift by a few tenths of one, so the
+        # bound is 20 % or half a millisecond, whichever is larger.
+        assert abs(known - unknown) <= max(0.2 * max(known, unknown), 0.0005)
         await inbox.wait_for("alice@acme.test", count=5)
         assert not [m for m in inbox.messages if m["To"].startswith("nobody")]
 

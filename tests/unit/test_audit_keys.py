@@ -72,10 +72,10 @@ def test_the_key_can_come_from_the_environment(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("audit: {key: short}\n", "audit.key: Value error, the audit key needs at least 32"),
-        ("audit: {syslog: 'tcp://x:1'}\n", "audit.syslog: Value error, 'tcp://x:1' is not a"),
+        ("audit: {key: short}\n", "audit.key: the audit key needs at least 32"),
+        ("audit: {syslog: 'tcp://x:1'}\n", "audit.syslog: 'tcp://x:1' is not a"),
         ("audit: {syslog: 'udp://host'}\n", "use udp://HOST:PORT"),
-        ("audit: {checkpoint_every: soon}\n", "audit.checkpoint_every: Value error, 'soon'"),
+        ("audit: {checkpoint_every: soon}\n", "audit.checkpoint_every: 'soon'"),
     ],
     ids=["a short key", "a TCP syslog", "a syslog without port", "a bad checkpoint interval"],
 )

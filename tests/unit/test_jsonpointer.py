@@ -6,7 +6,15 @@ from typing import Any
 
 import pytest
 
-from gateway.jsonpointer import MISSING, PointerError, parse, pointer_values, problem, walk
+from gateway.jsonpointer import (
+    MISSING,
+    PointerError,
+    parse,
+    pointer_values,
+    problem,
+    unparse,
+    walk,
+)
 
 # The example document of RFC 6901 section 5.
 RFC = {
@@ -94,3 +102,17 @@ def test_null_is_a_value_and_missing_is_not() -> None:
     assert pointer_values({"a": None}, "/a") == [None]
     assert walk({"a": None}, parse("/b")) == [MISSING]
     assert walk({"a": 1}, parse("/a/b/c")) == [MISSING]
+
+
+@pytest.mark.parametrize(
+    "tokens",
+    [(), ("",), ("a/b",), ("m~n",), ("~1",), ("~01", "/~"), ("items", "*", "id"), (" ", "0")],
+)
+def test_unparse_is_the_inverse_of_parse(tokens: tuple[str, ...]) -> None:
+    assert parse(unparse(tokens)) == tokens
+    assert unparse(parse(unparse(tokens))) == unparse(tokens)
+
+
+def test_unparse_escapes_tilde_before_slash() -> None:
+    assert unparse(["~1"]) == "/~01"
+    assert unparse(["a/b", "m~n"]) == "/a~1b/m~0n"

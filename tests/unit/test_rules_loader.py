@@ -130,8 +130,23 @@ def test_a_broken_file_reports_every_problem_with_line_and_advice() -> None:
             GOOD.replace("    action: export", "    acton: export"),
             "did you mean 'action'?",
         ),
+        (
+            "version: 1\nroles: {admin: {can: [read], type: global}}\n",
+            "roles.admin.type: unknown key 'type'; remove it",
+        ),
+        (
+            "version: 1\nroutes:\n  - {name: a, upstream: u, match: {path: /, method: [GET]}}\n",
+            "r.yaml:3: routes[0].match.method: unknown key 'method'; did you mean 'methods'?",
+        ),
     ],
-    ids=["an unknown version", "a misspelt key", "broken YAML", "a misspelt route key"],
+    ids=[
+        "an unknown version",
+        "a misspelt key",
+        "broken YAML",
+        "a misspelt route key",
+        "a key of another section",
+        "in a list entry",
+    ],
 )
 def test_single_mistakes_get_a_plain_message(text: str, message: str) -> None:
     with pytest.raises(ConfigError) as raised:

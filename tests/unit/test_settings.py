@@ -40,7 +40,7 @@ def test_each_problem_is_reported_with_its_line(tmp_path: Path) -> None:
     found = problems_of(tmp_path, "data_dir: var\nmail:\n  password: ${SMTP_PASSWORD}\n")
     assert found[0] == (
         "gatehold.yaml:3: mail.password: environment variable SMTP_PASSWORD "
-        "is not set and has no default"
+        "is not set and has no default — set it, or give a default: ${SMTP_PASSWORD:-value}"
     )
     found = problems_of(
         tmp_path,
@@ -53,7 +53,7 @@ def test_each_problem_is_reported_with_its_line(tmp_path: Path) -> None:
         "sessions: {idle: 8h}\n",
     )
     assert any(p.startswith("gatehold.yaml:2: server.port:") for p in found)
-    assert "gatehold.yaml:8: auth.oidc.0.scopes: Value error, scopes must include 'openid'" in found
+    assert "gatehold.yaml:8: auth.oidc[0].scopes: scopes must include 'openid'" in found
     assert any(
         p.startswith("gatehold.yaml:9: sessions.idle: unknown setting 'idle'") for p in found
     )

@@ -1,0 +1,51 @@
+"""Sessions made outside a sign-in: ``gatehold session mint`` and the demo's printed cookies.
+
+Both the command line and the demo use this module; neither imports the other.
+"""
+
+from __future__ import annotations
+
+from gateway.audit import event_entry, writer_for
+from gateway.auth.sessions import SessionManager
+from gateway.config.settings import Settings
+from gateway.identity import COOKIE_NAME
+from gateway.model import AuthMethod
+from gateway.store import users as user_store
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+
+
+async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = None) -> str | None:
+    """A ``Cookie:`` value for a new session of ``email``, audited before it is returned.
+
+    ``None`` when there is no active person with that email (nothing is created).
+    """
+    engine = open_engine(settings.store_dsn)
+    try:
+        await migrate(engine)
+        user = await user_store.get_user_by_email(engine, email)
+        if user is None or not user.active:
+            return None
+        writer = writer_for(settings, engine)
+        await writer.start()
+        try:
+            manager = SessionManager(
+                engine,
+                idle_timeout=settings.session_idle_timeout,
+                absolute_timeout=settings.session_absolute_timeout,
+            )
+            token, id_hash = await manager.create(
+                user_id=user.id,
+                auth_method=AuthMethod.CLI_MINT,
+                client_ip="cli",
+                user_agent="gatehold session mint",
+                active_tenant=tenant,
+            )
+            await writer.begin(
+                event_entry("session-minted", actor="cli", subject=user.email, session=id_hash)
+            )
+        finally:
+            await writer.close()
+        return f"{COOKIE_NAME}={token}"
+    finally:
+        await engine.dispose()
