@@ -6,7 +6,10 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import fields
 from pathlib import Path
+from typing import Protocol
 
 import jinja2
 from aiohttp import web
@@ -22,7 +25,7 @@ from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
 from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
-from gateway.context import GATEWAY, Gateway
+from gateway.context import GATEWAY, Deciders, Gateway
 from gateway.enumeration import EnumerationGuard
 from gateway.forward import Forwarder, ForwardLimits
 from gateway.guard import ResponseGuard
@@ -36,6 +39,7 @@ from gateway.override import MethodOverrides
 from gateway.ownership import Ownership
 from gateway.pipeline import handle
 from gateway.policy import Policy
+from gateway.refusals import reject_unadmitted, unexpected_error
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.routing import Router
 from gateway.server import CONNECTIONS, ConnectionGuard
@@ -78,16 +82,12 @@ def templates() -> jinja2.Environment:
     )
 
 
-def build_gateway(
-    settings: Settings, ruleset: RuleSet, engine: AsyncEngine, pages: jinja2.Environment
-) -> Gateway:
-    """Every stage of the pipeline, configured once."""
-    signer = AssertionSigner.load_or_create(
-        settings.key_path,
-        issuer=settings.server.public_url,
-        ttl_seconds=settings.assertion_ttl,
-        reuse_seconds=settings.assertion_reuse,
-    )
+def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> Deciders:
+    """The stages that decide a request, configured once; nothing here touches disk.
+
+    ``rules simulate`` uses these alone; ``build_gateway`` adds the stages that
+    audit, forward and answer.
+    """
     sessions = SessionManager(
         engine,
         idle_timeout=settings.session_idle_timeout,
@@ -95,32 +95,10 @@ def build_gateway(
     )
     api_keys = ApiKeys(engine)
     bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
-    audit = writer_for(settings, engine)
-    metrics = Metrics()
-    metrics.watch_audit(audit)
     enumeration = settings.policy.enumeration
     router = Router(ruleset.routes)
     limits = settings.limits
-    sockets = OpenSockets(audit)
-    sessions.revocations.subscribe(sockets.revoked)
-    api_keys.revocations.subscribe(sockets.revoked)
-    forward = Forwarder(
-        ruleset.upstreams,
-        public_url=settings.server.public_url,
-        signer=signer,
-        header_strip=settings.headers.build(),
-        limits=ForwardLimits(
-            upstream_pool=limits.upstream_pool,
-            pool_acquire_timeout=limits.pool_acquire_timeout,
-            body_idle_timeout=limits.body_idle_timeout,
-            request_total_timeout=limits.request_total_timeout,
-            body_buffer=limits.body_buffer,
-            websocket_max_lifetime=limits.websocket_max_lifetime,
-            websocket_origins=tuple(limits.websocket_origins),
-        ),
-        sockets=sockets,
-    )
-    return Gateway(
+    return Deciders(
         ingress=Ingress(
             public_url=settings.server.public_url,
             trusted_proxies=settings.server.trusted_proxies,
@@ -145,23 +123,63 @@ def build_gateway(
             block_after=enumeration.block_after,
             block_for=enumeration.block_for_seconds,
         ),
-        audit=audit,
-        forward=forward,
-        guard=ResponseGuard(),
-        renderer=Renderer(
-            templates=pages, foreign_object_status=settings.policy.foreign_object_status
-        ),
-        sessions=sessions,
-        api_keys=api_keys,
         overrides=MethodOverrides(
             router,
             mode=settings.policy.method_override,
             body_idle_timeout=limits.body_idle_timeout,
             body_total_timeout=limits.request_total_timeout,
         ),
+        sessions=sessions,
+        api_keys=api_keys,
         bearer=bearer,
+    )
+
+
+def build_gateway(
+    settings: Settings, ruleset: RuleSet, engine: AsyncEngine, pages: jinja2.Environment
+) -> Gateway:
+    """Every stage of the pipeline, configured once (creates the signing key on first use)."""
+    deciders = build_deciders(settings, ruleset, engine)
+    signer = AssertionSigner.load_or_create(
+        settings.key_path,
+        issuer=settings.server.public_url,
+        ttl_seconds=settings.assertion_ttl,
+        reuse_seconds=settings.assertion_reuse,
+    )
+    audit = writer_for(settings, engine)
+    metrics = Metrics()
+    metrics.watch_audit(audit)
+    limits = settings.limits
+    sockets = OpenSockets(audit)
+    deciders.sessions.revocations.subscribe(sockets.revoked)
+    deciders.api_keys.revocations.subscribe(sockets.revoked)
+    forward = Forwarder(
+        ruleset.upstreams,
+        public_url=settings.server.public_url,
+        signer=signer,
+        header_strip=settings.headers.build(),
+        limits=ForwardLimits(
+            upstream_pool=limits.upstream_pool,
+            pool_acquire_timeout=limits.pool_acquire_timeout,
+            body_idle_timeout=limits.body_idle_timeout,
+            request_total_timeout=limits.request_total_timeout,
+            body_buffer=limits.body_buffer,
+            websocket_max_lifetime=limits.websocket_max_lifetime,
+            websocket_origins=tuple(limits.websocket_origins),
+        ),
+        sockets=sockets,
+    )
+    stages = {f.name: getattr(deciders, f.name) for f in fields(Deciders)}
+    stages["metrics"] = metrics
+    return Gateway(
+        **stages,
+        audit=audit,
+        forward=forward,
+        guard=ResponseGuard(),
+        renderer=Renderer(
+            templates=pages, foreign_object_status=settings.policy.foreign_object_status
+        ),
         cookie_secure=settings.sessions.cookie_secure,
-        metrics=metrics,
         public_url=settings.server.public_url,
         in_flight=InFlight(limits.in_flight_per_principal),
     )
@@ -234,31 +252,41 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Open the store, the audit writer and the upstream pools; close them in reverse."""
-    gateway, engine = app[GATEWAY], app[ENGINE]
-    await migrate(engine)
-    await gateway.audit.start()
-    await gateway.sessions.start()
-    await gateway.api_keys.start()
-    if gateway.bearer is not None:
-        await gateway.bearer.start()
-    await gateway.ownership.start()
-    await gateway.forward.start()
-    oidc = app[AUTH_PAGES].oidc
-    if oidc is not None:
-        await oidc.start()
-    yield
-    if oidc is not None:
-        await oidc.close()
-    await gateway.forward.close()
-    await gateway.ownership.close()
-    await app[AUTH_PAGES].magic_links.close()
-    if gateway.bearer is not None:
-        await gateway.bearer.close()
-    await gateway.api_keys.close()
-    await gateway.sessions.close()
-    await gateway.audit.close()
-    await engine.dispose()
+    """Open the store, the audit writer and the upstream pools; close them in reverse.
+
+    Each stage is registered for closing as soon as it has started, so when one fails
+    to start, every stage already started is closed before the error goes on.
+    """
+    gateway, engine, pages = app[GATEWAY], app[ENGINE], app[AUTH_PAGES]
+    async with AsyncExitStack() as opened:
+        opened.push_async_callback(engine.dispose)
+        await migrate(engine)
+        first: tuple[_Stage | None, ...] = (
+            gateway.audit,
+            gateway.sessions,
+            gateway.api_keys,
+            gateway.bearer,
+        )
+        for stage in first:
+            await _open(opened, stage)
+        opened.push_async_callback(pages.magic_links.close)
+        for stage in (gateway.ownership, gateway.forward, pages.oidc):
+            await _open(opened, stage)
+        yield
+
+
+class _Stage(Protocol):
+    """A stage with background work or connections: started before serving, closed after."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+async def _open(opened: AsyncExitStack, stage: _Stage | None) -> None:
+    """Start ``stage`` (if configured) and have ``opened`` close it."""
+    if stage is not None:
+        await stage.start()
+        opened.push_async_callback(stage.close)
 
 
 @web.middleware
@@ -291,8 +319,10 @@ async def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | No
     target = canonicalize(request.raw_path)
     if isinstance(target, Target) and target.path == request.raw_path.split("?", 1)[0]:
         return None
-    return await request.app[GATEWAY].reject_unadmitted(
-        request, Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address")
+    return await reject_unadmitted(
+        request.app[GATEWAY],
+        request,
+        Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address"),
     )
 
 
@@ -300,14 +330,7 @@ def _unexpected_error(request: web.Request) -> web.StreamResponse:
     """A problem answer with a request id for an unexpected exception, never a trace."""
     request_id = new_request_id()
     log.exception("unhandled error", extra={"request_id": request_id})
-    renderer = request.app[GATEWAY].renderer
-    problem = renderer.problem(
-        Reason.INTERNAL_ERROR,
-        detail="The gateway hit an unexpected error. Nothing was forwarded past it.",
-        request_id=request_id,
-        target="/",
-    )
-    return renderer.render(request, problem)
+    return unexpected_error(request.app[GATEWAY], request, request_id)
 
 
 async def health(request: web.Request) -> web.Response:

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
 
-from aiohttp import web
-
-from gateway.body_stream import BodyStalled, BodyTooLarge, RequestBody
-from gateway.model import Reason, Rejection
+from gateway.body_stream import RequestBody
+from gateway.errors import BodyStalled, BodyTooLarge
+from gateway.model import IncomingRequest, Reason, Rejection
 
 CHUNK = 64 * 1024
 SPOOL_AFTER = 1024 * 1024
@@ -106,7 +105,7 @@ def parse_media_type(value: str) -> MediaType | None:
     return MediaType(f"{head.group(1)}/{head.group(2)}".lower(), params)
 
 
-def request_media_type(request: web.BaseRequest) -> MediaType | Rejection | None:
+def request_media_type(request: IncomingRequest) -> MediaType | Rejection | None:
     """The body's media type; ``None`` when no Content-Type was sent."""
     values = request.headers.getall("Content-Type", [])
     if not values:
@@ -220,7 +219,7 @@ class Body:
 
 
 async def read_body(
-    request: web.Request, limit: int, *, idle: float, total: float
+    request: IncomingRequest, limit: int, *, idle: float, total: float
 ) -> Body | Rejection:
     """Read the whole body under the route's limits: 413 past ``limit`` bytes (chunked or
     not, counted inflated), 408 when it pauses longer than ``idle`` or is not all there

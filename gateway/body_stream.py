@@ -18,24 +18,17 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from gateway.errors import BodyStalled, BodyTooLarge
+from gateway.model import IncomingRequest
 
 CHUNK = 64 * 1024
-
-
-class BodyTooLarge(Exception):
-    """The request body exceeds the route's ``max_body``."""
-
-
-class BodyStalled(Exception):
-    """The client stopped sending its body (pause too long, or past the deadline)."""
 
 
 class RequestBody:
     """One request's body, read at most once, under the limits it was made with."""
 
     def __init__(
-        self, request: web.BaseRequest, *, limit: int, idle: float, deadline: float
+        self, request: IncomingRequest, *, limit: int, idle: float, deadline: float
     ) -> None:
         self._request = request
         self._limit = limit

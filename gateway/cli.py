@@ -11,7 +11,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -190,6 +190,12 @@ def rules_schema() -> None:
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
 @click.option("--body", "body_file", type=click.File("rb"), default=None)
 @click.option("--content-type", default="application/json", show_default=True)
+@click.option(
+    "--header",
+    "header_lines",
+    multiple=True,
+    help="A request header, 'Name: value' (repeat); e.g. 'Upgrade: websocket'.",
+)
 @click.argument("method")
 @click.argument("path")
 def rules_simulate(
@@ -198,45 +204,62 @@ def rules_simulate(
     tenant: str | None,
     body_file: Any,
     content_type: str,
+    header_lines: tuple[str, ...],
     method: str,
     path: str,
 ) -> None:
-    """Print the decision for METHOD PATH as a user, with the reason chain."""
+    """Print the decision for METHOD PATH as a user, with the reason chain.
+
+    Decides as live traffic is decided, and stops before the audit record and the
+    upstream: it creates no key and starts no audit writer.
+    """
     from gateway.admin.explain import explain, principal_for
-    from gateway.app import build_gateway, templates
+    from gateway.app import build_deciders
 
     settings = settings_from(config_path)
     body = body_file.read() if body_file else b""
+    headers = parsed_headers(header_lines)
 
     async def body_() -> int:
         engine = await opened_store(settings)
         ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
-        gw = build_gateway(settings, ruleset, engine, templates())
-        await gw.ownership.start()
+        deciders = build_deciders(settings, ruleset, engine)
+        await deciders.ownership.start()
         try:
-            principal = await principal_for(gw, email, tenant=tenant)
+            principal = await principal_for(deciders, email, tenant=tenant)
             if principal is None:
                 click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
                 return 2
             result = await explain(
-                gw,
+                deciders,
                 principal=principal,
                 method=method,
                 target=path,
                 body=body,
                 content_type=content_type,
+                headers=headers,
             )
         finally:
-            await gw.ownership.close()
+            await deciders.ownership.close()
             await engine.dispose()
         verdict = result.decision
-        allowed = getattr(verdict, "allowed", False)
-        click.echo(f"{'ALLOW' if allowed else 'DENY'} {verdict.reason}")
+        click.echo(f"{'ALLOW' if verdict.allowed else 'DENY'} {verdict.reason}")
         for step in result.steps:
             click.echo(f"  - {step}")
-        return 0 if allowed else 1
+        return 0 if verdict.allowed else 1
 
     sys.exit(run(body_()))
+
+
+def parsed_headers(lines: Sequence[str]) -> dict[str, str]:
+    """``--header 'Name: value'`` options as a mapping; a line without a colon is an error."""
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if not colon or not name.strip():
+            fail([f"--header {line!r}: write it as 'Name: value'"])
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 # ---------------------------------------------------------------- users

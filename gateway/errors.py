@@ -1,12 +1,19 @@
 """Exceptions, for broken infrastructure only.
 
 Expected outcomes (a refused request, a bad cookie) are values: ``model.Rejection`` and
-``model.Decision``. Exceptions mean something the request cannot fix::
+``model.Decision``. Exceptions mean something the request cannot fix, or a limit hit
+in the middle of a body stream, where no value can be returned::
 
     GateholdError
     ├── ConfigError          settings or rules are invalid (lists every problem)
     ├── StoreUnavailable     the database cannot read or commit        → 503
-    └── UpstreamFailed       the app behind did not answer properly    → 502 / 504
+    ├── UpstreamFailed       the app behind did not answer properly    → 502 / 504
+    └── BodyLimit            a request body broke its route's limits
+        ├── BodyTooLarge     more bytes than the route's ``max_body``   → 413
+        └── BodyStalled      it paused too long or missed its deadline → 408
+
+``body_stream.RequestBody`` raises the ``BodyLimit`` kinds; ``bodies.read_body`` and the
+forwarder turn them into ``Rejection`` values.
 """
 
 from __future__ import annotations
@@ -37,3 +44,15 @@ class UpstreamFailed(GateholdError):
         self.upstream = upstream
         self.timeout = timeout
         super().__init__(f"upstream {upstream!r} {'timed out' if timeout else 'failed'}: {detail}")
+
+
+class BodyLimit(GateholdError):
+    """A request body broke one of its route's limits while it was being read."""
+
+
+class BodyTooLarge(BodyLimit):
+    """The request body exceeds the route's ``max_body``."""
+
+
+class BodyStalled(BodyLimit):
+    """The client stopped sending its body (pause too long, or past the deadline)."""

@@ -30,8 +30,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from gateway.assertion import AssertionSigner
-from gateway.body_stream import BodyStalled, BodyTooLarge, RequestBody
-from gateway.errors import UpstreamFailed
+from gateway.body_stream import RequestBody
+from gateway.errors import BodyStalled, BodyTooLarge, UpstreamFailed
 from gateway.headers import (
     DEFAULT_STRIP,
     HeaderStrip,
@@ -48,6 +48,7 @@ from gateway.model import (
     Rejection,
     RouteMatch,
     UpstreamDef,
+    UpstreamReply,
 )
 from gateway.sockets import OpenSocket, OpenSockets
 from gateway.store.api_keys import key_hash
@@ -58,7 +59,7 @@ _FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECAS
 _DECODED_BY_SERVER = frozenset({"gzip", "deflate", "br", "zstd"})
 """``Content-Encoding`` values aiohttp's server inflates before the body is read."""
 
-__all__ = ["BodyTooLarge", "Forwarder", "Refused", "UpstreamReply", "content_disposition"]
+__all__ = ["Forwarder", "Refused", "content_disposition"]
 
 
 class Refused(Exception):
@@ -80,18 +81,6 @@ class ForwardLimits:
     body_buffer: int = 64 * 1024
     websocket_max_lifetime: float = 3600.0
     websocket_origins: tuple[str, ...] = ()
-
-
-@dataclass
-class UpstreamReply:
-    """An upstream answer, still streaming (``response``) or buffered (``body``)."""
-
-    status: int
-    reason: str
-    headers: CIMultiDict[str]
-    response: aiohttp.ClientResponse | None
-    body: bytes | None
-    upstream: str
 
 
 class Forwarder:

@@ -25,9 +25,16 @@ from typing import Any
 
 import aiohttp
 
-from gateway.forward import UpstreamReply
 from gateway.jsonpointer import MISSING, WILDCARD, child, parse, walk
-from gateway.model import Decision, GuardMode, GuardSpec, Reason, Rejection, RouteMatch
+from gateway.model import (
+    Decision,
+    GuardMode,
+    GuardSpec,
+    Reason,
+    Rejection,
+    RouteMatch,
+    UpstreamReply,
+)
 
 CHUNK = 64 * 1024
 BODILESS = frozenset({204, 304})

@@ -9,9 +9,14 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from aiohttp import web
-
-from gateway.model import ANONYMOUS, Anonymous, Principal, Reason, Rejection
+from gateway.model import (
+    ANONYMOUS,
+    Anonymous,
+    IncomingRequest,
+    Principal,
+    Reason,
+    Rejection,
+)
 
 COOKIE_NAME = "__Host-gatehold"
 
@@ -43,7 +48,7 @@ class Identity:
         self._bearer = bearer
         self._cookie_name = cookie_name
 
-    async def resolve(self, request: web.BaseRequest) -> Principal | Anonymous | Rejection:
+    async def resolve(self, request: IncomingRequest) -> Principal | Anonymous | Rejection:
         """The principal, ``ANONYMOUS`` when no credential came, or why the credential failed."""
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":

@@ -18,9 +18,7 @@ import unicodedata
 from collections.abc import Sequence
 from urllib.parse import quote, unquote_plus, unquote_to_bytes, urlsplit
 
-from aiohttp import web
-
-from gateway.model import Admitted, Reason, Rejection, Target
+from gateway.model import Admitted, IncomingRequest, Reason, Rejection, Target
 from gateway.params import name_from_key, related
 
 METHOD_OVERRIDE = name_from_key("_method")
@@ -158,7 +156,7 @@ class Ingress:
         self._public_host = urlsplit(public_url).netloc
         self._trusted = TrustedProxies(trusted_proxies)
 
-    def admit(self, request: web.BaseRequest) -> Admitted | Rejection:
+    def admit(self, request: IncomingRequest) -> Admitted | Rejection:
         """``Admitted`` with the canonical target, or a ``Rejection`` (400)."""
         target = canonicalize(request.raw_path, public_host=self._public_host)
         if isinstance(target, Rejection):
@@ -176,7 +174,7 @@ class Ingress:
             scheme = proto if proto in ("http", "https") else scheme
         return Admitted(target, new_request_id(), self.client_address(request), scheme)
 
-    def client_address(self, request: web.BaseRequest) -> str:
+    def client_address(self, request: IncomingRequest) -> str:
         """The client's address: the socket peer, or what trusted proxies say it was.
 
         The one answer for every use — audit rows, rate limits, sessions — so that behind
@@ -187,7 +185,7 @@ class Ingress:
             return peer
         return self._client_behind_proxies(peer, request.headers.getall("X-Forwarded-For", []))
 
-    def _behind_trusted_proxy(self, request: web.BaseRequest) -> bool:
+    def _behind_trusted_proxy(self, request: IncomingRequest) -> bool:
         return bool(self._trusted) and (request.remote or "") in self._trusted
 
     def _client_behind_proxies(self, peer: str, forwarded_for: list[str]) -> str:

@@ -6,9 +6,14 @@ types from here and never from each other. Nothing in this module does I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import aiohttp
+    from multidict import CIMultiDict, CIMultiDictProxy
 
 
 class Reason(StrEnum):
@@ -463,3 +468,50 @@ class RuleSet:
     """File the rules came from (for messages)."""
     digest: str = ""
     """SHA-256 of the source text: identifies the active version."""
+
+
+@dataclass
+class UpstreamReply:
+    """An upstream answer, still streaming (``response``) or buffered (``body``)."""
+
+    status: int
+    reason: str
+    headers: CIMultiDict[str]
+    response: aiohttp.ClientResponse | None
+    body: bytes | None
+    upstream: str
+
+
+class BodyReader(Protocol):
+    """The body stream of a request, as deciding reads it (aiohttp's ``StreamReader``)."""
+
+    async def readany(self) -> bytes:
+        """The next piece of the body; ``b""`` at its end."""
+        ...
+
+
+class IncomingRequest(Protocol):
+    """What deciding reads from a request.
+
+    aiohttp's requests satisfy it as they are; ``rules simulate`` builds a plain value
+    over an in-memory body, so both are decided by the very same code.
+    """
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def raw_path(self) -> str: ...
+    @property
+    def headers(self) -> CIMultiDictProxy[str]: ...
+    @property
+    def cookies(self) -> Mapping[str, str]: ...
+    @property
+    def remote(self) -> str | None: ...
+    @property
+    def scheme(self) -> str: ...
+    @property
+    def body_exists(self) -> bool: ...
+    @property
+    def content_length(self) -> int | None: ...
+    @property
+    def content(self) -> BodyReader: ...

@@ -15,12 +15,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
-
 from gateway import bodies, idtypes, multipart
 from gateway.bodies import Body, BodyKind, MediaType
 from gateway.jsonpointer import WILDCARD, pointer_values, unparse
-from gateway.model import IdSource, IdSpec, ObjectRef, Reason, Rejection, RouteMatch
+from gateway.model import (
+    IdSource,
+    IdSpec,
+    IncomingRequest,
+    ObjectRef,
+    Reason,
+    Rejection,
+    RouteMatch,
+)
 from gateway.params import (
     Name,
     Unreadable,
@@ -96,7 +102,12 @@ class ObjectExtractor:
         self._total = body_total_timeout
 
     async def extract(
-        self, request: web.Request, match: RouteMatch, *, query: str = "", body: Body | None = None
+        self,
+        request: IncomingRequest,
+        match: RouteMatch,
+        *,
+        query: str = "",
+        body: Body | None = None,
     ) -> Extracted | Rejection:
         """All ids in rule order (duplicates removed), or why the request is malformed.
 
@@ -125,7 +136,7 @@ class ObjectExtractor:
 
     async def _body_ids(
         self,
-        request: web.Request,
+        request: IncomingRequest,
         match: RouteMatch,
         names: tuple[_Checked, ...],
         body: Body | None,
@@ -156,7 +167,7 @@ class ObjectExtractor:
         return found if isinstance(found, Rejection) else (found, body)
 
 
-def _body_media(request: web.BaseRequest, match: RouteMatch) -> MediaType | Rejection | None:
+def _body_media(request: IncomingRequest, match: RouteMatch) -> MediaType | Rejection | None:
     """The media type to parse the body as; ``None`` when the body is not inspected."""
     sources = {spec.source for spec in match.route.ids}
     media = bodies.request_media_type(request)

@@ -20,14 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
-from aiohttp import web
-
 from gateway import bodies, multipart
 from gateway.audit import request_entry
 from gateway.bodies import Body, BodyKind, MediaType
 from gateway.model import (
     Anonymous,
     AuditEntry,
+    IncomingRequest,
     Principal,
     Reason,
     Rejection,
@@ -83,7 +82,7 @@ class MethodOverrides:
         self._total = body_total_timeout
 
     async def prepare(
-        self, request: web.Request, target: Target, principal: Principal | Anonymous | Rejection
+        self, request: IncomingRequest, target: Target, principal: Principal | Anonymous | Rejection
     ) -> Prepared | Rejection:
         """``Prepared`` with the method to decide as, or why the override is refused."""
         if request.method != "POST" or not request.body_exists:
@@ -186,7 +185,7 @@ def _json_values(document: Any) -> list[str] | Rejection:
     return values
 
 
-def with_override(prepared: Prepared | Rejection, **entry: Any) -> AuditEntry:
+def with_override(prepared: Prepared | Rejection | None, **entry: Any) -> AuditEntry:
     """The request's audit entry, noting the method on the wire when the body overrode it."""
     record = request_entry(**entry)
     if isinstance(prepared, Prepared) and prepared.overridden:

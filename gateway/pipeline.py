@@ -3,9 +3,13 @@
     ingress → identity → method override → route → objects → ownership → decide
             → audit → forward → guard → relay
 
-``handle`` decides; ``deliver`` forwards what was allowed. Stages return values
+``decide`` runs every stage up to the verdict and is the one decision path: live
+traffic (``handle``) and ``rules simulate`` (``admin/explain.py``) both call it.
+``handle`` adds what only live traffic has (the in-flight cap, the audit record,
+the answer); ``deliver`` forwards what was allowed. Stages return values
 (``Rejection``, ``Decision``); only broken infrastructure raises, and each such
-exception is turned into its answer right where it can happen.
+exception is turned into its answer right where it can happen. Every refusal goes
+out through ``refusals.py``.
 
 Each stage's time goes to ``gatehold_stage_seconds{stage=…}`` through ``_lap``.
 """
@@ -14,23 +18,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
-from typing import IO
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import IO, NamedTuple
 
 from aiohttp import web
 
 from gateway.audit import event_entry
 from gateway.bodies import Body
-from gateway.context import GATEWAY, Gateway
-from gateway.errors import StoreUnavailable, UpstreamFailed
-from gateway.forward import BodyTooLarge, Refused
+from gateway.context import GATEWAY, Deciders, Gateway
+from gateway.created import learn_created
+from gateway.errors import BodyTooLarge, StoreUnavailable, UpstreamFailed
+from gateway.forward import Refused
 from gateway.metrics import LoopHistogram
 from gateway.model import (
+    ANONYMOUS,
     Admitted,
     Anonymous,
     AuditReceipt,
     Decision,
+    IncomingRequest,
     MatchResult,
+    NoRoute,
     Principal,
     Reason,
     Rejection,
@@ -39,37 +48,98 @@ from gateway.model import (
 )
 from gateway.override import Prepared, with_override
 from gateway.policy import refused
+from gateway.refusals import observe_denial, refuse, reject_unadmitted
+
+Caller = Principal | Anonymous | Rejection
+Gate = Callable[[Caller, Admitted], Rejection | None]
+"""A check made once the caller is known, before any body is read (the in-flight cap)."""
+
+
+class Verdict(NamedTuple):
+    """Everything ``decide`` found out about one request, and the decision.
+
+    Immutable; a named tuple rather than a frozen dataclass because one is made per
+    request on the hot path, and a tuple is built in a quarter of the time.
+    """
+
+    admitted: Admitted | Rejection
+    """The canonical request, or why ingress refused it (then nothing else was read)."""
+    principal: Caller
+    method: str
+    """The method decided on: the one on the wire, or a body's method override."""
+    prepared: Prepared | Rejection | None
+    """The method override step's result; ``None`` when the request stopped before it."""
+    match: MatchResult
+    objects: Sequence[ResolvedRef] | Rejection
+    """The ids of the request and their owners, or why they could not be read."""
+    decision: Decision
+    body: bytes | IO[bytes] | None = None
+    """The body as inspected, to forward as it was read; ``None`` when none was read."""
+    held: Rejection | None = None
+    """Why the gate stopped the request before its body was read, if it did."""
+
+
+async def decide(
+    gw: Deciders,
+    request: IncomingRequest,
+    *,
+    principal: Caller | None = None,
+    gate: Gate | None = None,
+) -> Verdict:
+    """Ingress → identity → method override → route → objects → ownership → policy.
+
+    ``principal``, when given, stands for the caller instead of the request's
+    credential (``rules simulate`` decides as a named user). ``gate`` runs once the
+    caller is known, before any body is read; WebSockets pass it (they are long-lived
+    and capped elsewhere). Neither the audit record nor the answer is made here.
+    """
+    stage = gw.metrics.stages
+    lap = time.perf_counter()
+    admitted = gw.ingress.admit(request)
+    lap = _lap(stage.ingress, lap)
+    if isinstance(admitted, Rejection):
+        return Verdict(admitted, ANONYMOUS, request.method, None, _NO_ROUTE, (), refused(admitted))
+    caller = await gw.identity.resolve(request) if principal is None else principal
+    lap = _lap(stage.identity, lap)
+    websocket = _is_websocket(request)
+    if gate is not None and not websocket and (held := gate(caller, admitted)) is not None:
+        return Verdict(
+            admitted, caller, request.method, None, _NO_ROUTE, (), refused(held), held=held
+        )
+    prepared = await gw.overrides.prepare(request, admitted.target, caller)
+    method = prepared.method if isinstance(prepared, Prepared) else request.method
+    match = gw.router.match(admitted.target, method)
+    lap = _lap(stage.route, lap)
+    decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
+    _lap(stage.decide, lap)
+    return Verdict(
+        admitted, caller, method, prepared, match, objects.owners, decision, objects.body
+    )
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
     """Guard one request end to end."""
     gw = request.app[GATEWAY]
-    stage = gw.metrics.stages
     started = time.monotonic()
-    lap = time.perf_counter()
-    admitted = gw.ingress.admit(request)
-    lap = _lap(stage.ingress, lap)
+    verdict = await decide(gw, request, gate=partial(gw.in_flight.enter, request))
+    admitted, principal, match, decision = (
+        verdict.admitted,
+        verdict.principal,
+        verdict.match,
+        verdict.decision,
+    )
     if isinstance(admitted, Rejection):
-        return await gw.reject_unadmitted(request, admitted)
-    principal = await gw.identity.resolve(request)
-    lap = _lap(stage.identity, lap)
-    if not _is_websocket(request):
-        busy = gw.in_flight.enter(request, principal, admitted)
-        if busy is not None:
-            return _refuse_busy(gw, request, admitted, principal, busy)
-    prepared = await gw.overrides.prepare(request, admitted.target, principal)
-    method = prepared.method if isinstance(prepared, Prepared) else request.method
-    match = gw.router.match(admitted.target, method)
-    lap = _lap(stage.route, lap)
+        return await reject_unadmitted(gw, request, admitted)
+    if verdict.held is not None:
+        return _refuse_busy(gw, request, admitted, principal, verdict.held)
+    lap = time.perf_counter()
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    decision, objects = await _decide(gw, request, admitted, principal, match, prepared)
-    lap = _lap(stage.decide, lap)
     try:
         receipt = await gw.audit.begin(
             with_override(
-                prepared,
+                verdict.prepared,
                 admitted=admitted,
-                method=method,
+                method=verdict.method,
                 user_agent=request.headers.get("User-Agent", ""),
                 principal=principal,
                 match=match,
@@ -79,13 +149,15 @@ async def handle(request: web.Request) -> web.StreamResponse:
         )
     except StoreUnavailable:
         refusal = Rejection(Reason.AUDIT_UNAVAILABLE)
-        return gw.refuse(request, admitted, refusal, receipt=None, started=started, route=route)
-    _lap(stage.audit_wait, lap)
+        return refuse(gw, request, admitted, refusal, receipt=None, started=started, route=route)
+    _lap(gw.metrics.stages.audit_wait, lap)
     if not decision.allowed or not isinstance(match, RouteMatch):
-        await asyncio.sleep(gw.observe_denial(principal, decision, admitted))
-        return gw.refuse(request, admitted, decision, receipt=receipt, started=started, route=route)
+        await asyncio.sleep(observe_denial(gw, principal, decision, admitted))
+        return refuse(
+            gw, request, admitted, decision, receipt=receipt, started=started, route=route
+        )
     return await deliver(
-        gw, request, admitted, principal, match, decision, objects.body, receipt, arrived=started
+        gw, request, admitted, principal, match, decision, verdict.body, receipt, arrived=started
     )
 
 
@@ -93,7 +165,7 @@ async def deliver(
     gw: Gateway,
     request: web.Request,
     admitted: Admitted,
-    principal: Principal | Anonymous | Rejection,
+    principal: Caller,
     match: RouteMatch,
     decision: Decision,
     body: bytes | IO[bytes] | None,
@@ -125,21 +197,21 @@ async def deliver(
         )
     except UpstreamFailed as failure:
         reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
-        return gw.refuse(
-            request, admitted, Rejection(reason), receipt=receipt, started=started, route=name
+        return refuse(
+            gw, request, admitted, Rejection(reason), receipt=receipt, started=started, route=name
         )
     except BodyTooLarge:
         refusal = Rejection(Reason.BODY_TOO_LARGE, "the request body exceeds this route's limit")
-        return gw.refuse(request, admitted, refusal, receipt=receipt, started=started, route=name)
-    except Refused as refused:
-        return gw.refuse(
-            request, admitted, refused.rejection, receipt=receipt, started=started, route=name
+        return refuse(gw, request, admitted, refusal, receipt=receipt, started=started, route=name)
+    except Refused as refused_:
+        return refuse(
+            gw, request, admitted, refused_.rejection, receipt=receipt, started=started, route=name
         )
     lap = _lap(stage.upstream, lap)
     checked = await gw.guard.check(reply, match=match, decision=decision)
     if isinstance(checked, Rejection):
-        return gw.refuse(request, admitted, checked, receipt=receipt, started=started, route=name)
-    await gw.learn_created(match, decision, checked)  # before the creator can ask for it
+        return refuse(gw, request, admitted, checked, receipt=receipt, started=started, route=name)
+    await learn_created(gw, match, decision, checked)  # before the creator can ask for it
     response, outcome = await gw.forward.relay(request, checked, started=started)
     gw.audit.finish(receipt, outcome)
     _lap(stage.response, lap)
@@ -151,7 +223,7 @@ def _refuse_busy(
     gw: Gateway,
     request: web.Request,
     admitted: Admitted,
-    principal: Principal | Anonymous | Rejection,
+    principal: Caller,
     busy: Rejection,
 ) -> web.StreamResponse:
     """429 for a caller with too many requests in progress; audited, nothing forwarded."""
@@ -167,7 +239,7 @@ def _refuse_busy(
             client=admitted.client_ip,
         )
     )
-    return gw.refuse(request, admitted, busy, receipt=None)
+    return refuse(gw, request, admitted, busy, receipt=None)
 
 
 def _lap(stage: LoopHistogram, since: float) -> float:
@@ -178,12 +250,13 @@ def _lap(stage: LoopHistogram, since: float) -> float:
 
 
 async def _decide(
-    gw: Gateway,
-    request: web.Request,
+    gw: Deciders,
+    request: IncomingRequest,
     admitted: Admitted,
-    principal: Principal | Anonymous | Rejection,
+    principal: Caller,
     match: MatchResult,
     prepared: Prepared | Rejection,
+    websocket: bool,
 ) -> tuple[Decision, _Objects]:
     """Objects → ownership → decide, with every refusal that needs no owner made first.
 
@@ -192,9 +265,9 @@ async def _decide(
     block; only a request it cannot settle has its ids read and their owners looked up.
     """
     if isinstance(prepared, Rejection):
-        return refused(prepared), _UNREAD
+        return refused(prepared), _Objects(prepared, None)
     read = prepared.body
-    websocket, blocked = _is_websocket(request), gw.enumeration.blocked(principal)
+    blocked = gw.enumeration.blocked(principal)
     early = gw.policy.screen(
         principal=principal,
         match=match,
@@ -229,14 +302,14 @@ class _Objects:
         self.body = body
 
 
-_UNREAD = _Objects((), None)
+_NO_ROUTE = NoRoute()
 
 
 async def _resolve_objects(
-    gw: Gateway,
-    request: web.Request,
+    gw: Deciders,
+    request: IncomingRequest,
     admitted: Admitted,
-    principal: Principal | Anonymous | Rejection,
+    principal: Caller,
     match: MatchResult,
     read: Body | None,
 ) -> _Objects:
@@ -259,5 +332,5 @@ async def _resolve_objects(
     return _Objects(owners, forwarded.forwardable() if forwarded else None)
 
 
-def _is_websocket(request: web.BaseRequest) -> bool:
+def _is_websocket(request: IncomingRequest) -> bool:
     return request.headers.get("Upgrade", "").lower() == "websocket"

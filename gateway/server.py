@@ -28,7 +28,8 @@ from aiohttp.web_protocol import RequestHandler
 from gateway.audit import event_entry
 from gateway.context import GATEWAY, Gateway
 from gateway.ingress import TrustedProxies, new_request_id
-from gateway.model import Reason
+from gateway.model import Reason, Rejection
+from gateway.refusals import reject_unread
 
 log = logging.getLogger("gatehold.server")
 
@@ -101,26 +102,19 @@ class GatewayRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is closed")
         reason = Reason.REQUEST_MALFORMED if status < 500 else Reason.INTERNAL_ERROR
-        request_id = new_request_id()
-        peer = _peer_address(self.transport)
-        gateway.audit.record(
-            event_entry(
-                "rejected",
-                actor="anonymous",
-                request_id=request_id,
-                reason=reason.value,
-                client=peer,
-                error=type(exc).__name__ if exc is not None else str(status),
-            )
-        )
-        gateway.metrics.decided("", "deny", reason.value, None)
         detail = (
             "The request is not valid HTTP the gateway accepts."
             if reason is Reason.REQUEST_MALFORMED
             else "The gateway hit an unexpected error. Nothing was forwarded past it."
         )
-        problem = gateway.renderer.problem(reason, detail=detail, request_id=request_id, target="/")
-        response = gateway.renderer.render(request, problem)
+        response = reject_unread(
+            gateway,
+            request,
+            Rejection(reason, detail),
+            actor="anonymous",
+            client=_peer_address(self.transport),
+            error=type(exc).__name__ if exc is not None else str(status),
+        )
         response.force_close()
         return response
 

@@ -1,31 +1,23 @@
 """Explain a decision without forwarding: "as alice@acme.test: GET /api/invoices/7".
 
-Runs exactly the stages that guard live traffic (ingress canonicalization, routing,
-object extraction, ownership resolution, policy) on a request built from the
-arguments, and stops before audit and forwarding.
+Builds a request from the arguments and hands it to ``pipeline.decide``, the very
+function that decides live traffic: ingress, the method override, routing, object
+extraction, ownership, the enumeration block and policy. It stops where live traffic
+goes on to the audit record and the upstream. The caller is a named user rather than a
+credential, so identity is the one stage taken as given.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-from aiohttp.test_utils import make_mocked_request
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from gateway.context import Gateway
-from gateway.ingress import canonicalize
-from gateway.model import (
-    GLOBAL_TENANT,
-    AuthMethod,
-    Decision,
-    Principal,
-    Rejection,
-    ResolvedRef,
-    RouteMatch,
-    Target,
-)
+from gateway.context import Deciders
+from gateway.model import GLOBAL_TENANT, Anonymous, AuthMethod, Decision, Principal, Rejection
+from gateway.pipeline import decide
 from gateway.store import users as user_store
 
 
@@ -33,35 +25,63 @@ from gateway.store import users as user_store
 class Explanation:
     """A decision and the steps that led to it."""
 
-    decision: Decision | Rejection
+    decision: Decision
     steps: tuple[str, ...]
 
 
-class _Payload:
-    """A minimal body stream for a synthetic request (what ``make_mocked_request`` expects)."""
+class MemoryBody:
+    """A request body held in memory, read as a socket's body is (``readany``)."""
 
     def __init__(self, body: bytes) -> None:
         self._body = body
-        self._done = False
-
-    async def read(self, n: int = -1) -> bytes:
-        if self._done:
-            return b""
-        self._done = True
-        return self._body
 
     async def readany(self) -> bytes:
-        return await self.read()
-
-    def at_eof(self) -> bool:
-        return self._done
-
-    async def iter_chunked(self, n: int) -> AsyncIterator[bytes]:
-        while chunk := await self.read(n):
-            yield chunk
+        body, self._body = self._body, b""
+        return body
 
 
-async def principal_for(gw: Gateway, email: str, *, tenant: str | None = None) -> Principal | None:
+@dataclass(frozen=True, slots=True)
+class SimulatedRequest:
+    """A request that never crossed a socket (``model.IncomingRequest``)."""
+
+    method: str
+    raw_path: str
+    headers: CIMultiDictProxy[str]
+    content: MemoryBody
+    body_exists: bool
+    cookies: Mapping[str, str] = field(default_factory=dict)
+    remote: str | None = "127.0.0.1"
+    scheme: str = "https"
+
+    @property
+    def content_length(self) -> int | None:
+        value = self.headers.get("Content-Length")
+        return int(value) if value is not None and value.isdigit() else None
+
+
+def simulated_request(
+    method: str,
+    target: str,
+    *,
+    body: bytes = b"",
+    content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
+) -> SimulatedRequest:
+    """A request for ``method target``; a body comes with its type and length."""
+    sent: CIMultiDict[str] = CIMultiDict(headers or {})
+    if body:
+        sent.setdefault("Content-Type", content_type)
+        sent["Content-Length"] = str(len(body))
+    return SimulatedRequest(
+        method=method.upper(),
+        raw_path=target,
+        headers=CIMultiDictProxy(sent),
+        content=MemoryBody(body),
+        body_exists=bool(body),
+    )
+
+
+async def principal_for(gw: Deciders, email: str, *, tenant: str | None = None) -> Principal | None:
     """The principal a user would be right after signing in (auth time = now)."""
     user = await user_store.get_user_by_email(gw.sessions.engine, email)
     if user is None:
@@ -79,43 +99,27 @@ async def principal_for(gw: Gateway, email: str, *, tenant: str | None = None) -
 
 
 async def explain(
-    gw: Gateway,
+    gw: Deciders,
     *,
-    principal: Principal,
+    principal: Principal | Anonymous,
     method: str,
     target: str,
     body: bytes = b"",
     content_type: str = "application/json",
+    headers: Mapping[str, str] | None = None,
 ) -> Explanation:
-    """Decide one synthetic request the way the pipeline would."""
-    canonical = canonicalize(target)
-    if not isinstance(canonical, Target):
-        return Explanation(canonical, (f"target refused at ingress: {canonical.detail}",))
-    headers = CIMultiDict({"Content-Type": content_type, "Content-Length": str(len(body))})
-    request = make_mocked_request(
-        method.upper(),
-        canonical.raw,
-        headers=headers,
-        payload=_Payload(body),  # type: ignore[arg-type]  # duck-types StreamReader.read
+    """Decide one simulated request exactly as the pipeline decides live traffic.
+
+    ``principal`` is the caller: a user as right after signing in, or ``ANONYMOUS``.
+    """
+    request = simulated_request(
+        method, target, body=body, content_type=content_type, headers=headers
     )
-    prepared = await gw.overrides.prepare(request, canonical, principal)
-    if isinstance(prepared, Rejection):
-        return Explanation(prepared, (f"body refused: {prepared.detail}",))
-    match = gw.router.match(canonical, prepared.method)
-    owners: Sequence[ResolvedRef] | Rejection = ()
-    if isinstance(match, RouteMatch) and match.route.ids:
-        extracted = await gw.objects.extract(
-            request, match, query=canonical.query, body=prepared.body
-        )
-        if isinstance(extracted, Rejection):
-            owners = extracted
-        else:
-            owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
-    decision = gw.policy.decide(
-        principal=principal,
-        match=match,
-        method=prepared.method,
-        objects=owners,
-        now=time.time(),
-    )
-    return Explanation(decision, decision.explain)
+    verdict = await decide(gw, request, principal=principal)
+    if isinstance(verdict.admitted, Rejection):
+        refusal = verdict.admitted
+        return Explanation(verdict.decision, (f"target refused at ingress: {refusal.detail}",))
+    if isinstance(verdict.prepared, Rejection):
+        refusal = verdict.prepared
+        return Explanation(verdict.decision, (f"body refused: {refusal.detail}",))
+    return Explanation(verdict.decision, verdict.decision.explain)
