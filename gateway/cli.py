@@ -11,13 +11,17 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin import service as admin
+from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit import event_entry, writer_for
 from gateway.audit_checkpoints import read_checkpoints
 from gateway.audit_keys import audit_key
@@ -29,11 +33,10 @@ from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.model import GLOBAL_TENANT, Membership
-from gateway.store import audit_log, sso_invites
-from gateway.store import sessions as session_store
-from gateway.store import users as user_store
+from gateway.store import audit_log
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
+from gateway.store.users import UserRow
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -226,6 +229,10 @@ def rules_simulate(
         deciders = build_deciders(settings, ruleset, engine)
         await deciders.ownership.start()
         try:
+            unknown = None if tenant is None else await admin.known_tenant(engine, tenant)
+            if unknown is not None:
+                click.echo(f"error: {unknown.message}", err=True)
+                return 2
             principal = await principal_for(deciders, email, tenant=tenant)
             if principal is None:
                 click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
@@ -260,6 +267,73 @@ def parsed_headers(lines: Sequence[str]) -> dict[str, str]:
             fail([f"--header {line!r}: write it as 'Name: value'"])
         headers[name.strip()] = value.strip()
     return headers
+
+
+# ---------------------------------------------------------------- admin
+
+
+def admin_run(settings: Settings, work: Callable[[AdminContext], Awaitable[T | AdminError]]) -> T:
+    """Run one admin workflow as the CLI's superadmin; a refusal prints and exits 2."""
+
+    async def body() -> T | AdminError:
+        async with admin_context(settings) as ctx:
+            return await work(ctx)
+
+    result = run(body())
+    if isinstance(result, AdminError):
+        fail([result.message])
+    return result
+
+
+# ---------------------------------------------------------------- tenants
+
+
+@main.group()
+def tenants() -> None:
+    """Manage tenants: the boundary every membership, key and object belongs to."""
+
+
+@tenants.command(name="add")
+@config_option
+@click.argument("tenant_id")
+@click.option("--name", "display_name", default="", help="Display name (default: the id).")
+def tenants_add(config_path: Path | None, tenant_id: str, display_name: str) -> None:
+    """Create a tenant with the id TENANT_ID (lower-case letters, digits, '-')."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: admin.create_tenant(ctx, tenant_id, display_name))
+    click.echo(f"tenant {row.id} ({row.display_name}) created")
+
+
+@tenants.command(name="list")
+@config_option
+def tenants_list(config_path: Path | None) -> None:
+    """List tenants."""
+    settings = settings_from(config_path)
+    for row in admin_run(settings, admin.list_tenants):
+        state = "active" if row.active else "deactivated"
+        click.echo(f"{row.id}\t{state}\t{row.display_name}")
+
+
+@tenants.command(name="rename")
+@config_option
+@click.argument("tenant_id")
+@click.argument("display_name")
+def tenants_rename(config_path: Path | None, tenant_id: str, display_name: str) -> None:
+    """Change a tenant's display name (its id stays)."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: admin.rename_tenant(ctx, tenant_id, display_name))
+    click.echo(f"tenant {row.id} is now called {row.display_name}")
+
+
+@tenants.command(name="deactivate")
+@config_option
+@click.argument("tenant_id")
+def tenants_deactivate(config_path: Path | None, tenant_id: str) -> None:
+    """Deactivate a tenant: its memberships and keys grant nothing, its members'
+    sessions end now."""
+    settings = settings_from(config_path)
+    ended = admin_run(settings, lambda ctx: admin.deactivate_tenant(ctx, tenant_id))
+    click.echo(f"tenant {tenant_id} deactivated; {ended} session(s) ended")
 
 
 # ---------------------------------------------------------------- users
@@ -304,66 +378,18 @@ def users_add(
     address = normalize_email(email)
     if address is None:
         fail([f"{email!r} is not a plain email address like name@example.com"])
-    email = address
     settings = settings_from(config_path)
     invite_ttl = sso_invite_ttl(settings, sso_provider, invite_valid)
-    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
-    unknown = [r for r in roles if r not in ruleset.roles]
-    if unknown:
-        known = ", ".join(sorted(ruleset.roles))
-        fail([f"unknown role {r!r}; the rules define: {known}" for r in unknown])
     memberships = [Membership(t, r) for t, r in zip(tenants, roles, strict=True)]
 
-    async def body() -> int:
-        engine = await opened_store(settings)
-        writer = writer_for(settings, engine)
-        await writer.start()
-        try:
-            existing = await user_store.get_user_by_email(engine, email)
-            user_id = await user_store.add_user(
-                engine, email, memberships=memberships, superadmin=superadmin
-            )
-            grants = [f"{m.role}@{m.tenant}" for m in memberships]
-            await writer.begin(
-                event_entry("user-added", actor="cli", subject=email.lower(), grants=grants)
-            )
-            if sso_provider is not None and invite_ttl is not None:
-                await sso_invites.invite(
-                    engine,
-                    email=email,
-                    provider=sso_provider,
-                    user_id=user_id,
-                    ttl=invite_ttl,
-                    now=_now(),
-                )
-                await writer.begin(
-                    event_entry(
-                        "sso-invited",
-                        actor="cli",
-                        subject=email,
-                        provider=sso_provider,
-                        valid_for=invite_ttl,
-                    )
-                )
-            if existing is not None and memberships:
-                # A role or tenant change ends the person's sessions at once (I7).
-                ended = await session_store.revoke_user_sessions(engine, user_id, _now())
-                await writer.begin(
-                    event_entry(
-                        "session-revoked",
-                        actor="cli",
-                        subject=email.lower(),
-                        sessions=ended,
-                        why="membership-changed",
-                    )
-                )
-            return user_id
-        finally:
-            await writer.close()
-            await engine.dispose()
+    async def work(ctx: AdminContext) -> UserRow | AdminError:
+        user = await admin.add_user(ctx, address, memberships, superadmin=superadmin)
+        if not isinstance(user, AdminError) and sso_provider and invite_ttl is not None:
+            await admin.invite_sso(ctx, user, provider=sso_provider, ttl=invite_ttl)
+        return user
 
-    user_id = run(body())
-    click.echo(f"user {email.lower()} (id {user_id}) has: " + describe(memberships))
+    user = admin_run(settings, work)
+    click.echo(f"user {user.email} (id {user.id}) has: " + describe(memberships))
     if sso_provider is not None:
         click.echo(f"invited to sign in with {sso_provider} (valid {invite_valid})")
 
@@ -389,7 +415,7 @@ def sso_invite_ttl(settings: Settings, provider: str | None, valid: str) -> floa
     return ttl
 
 
-def describe(memberships: list[Membership]) -> str:
+def describe(memberships: Sequence[Membership]) -> str:
     parts = [
         f"{m.role} in every tenant" if m.tenant == GLOBAL_TENANT else f"{m.role} in {m.tenant}"
         for m in memberships
@@ -402,18 +428,10 @@ def describe(memberships: list[Membership]) -> str:
 def users_list(config_path: Path | None) -> None:
     """List users with their memberships."""
     settings = settings_from(config_path)
-
-    async def body() -> list[user_store.UserRow]:
-        engine = await opened_store(settings)
-        try:
-            return list(await user_store.list_users(engine))
-        finally:
-            await engine.dispose()
-
-    for user in run(body()):
+    for user in admin_run(settings, admin.list_users):
         state = "active" if user.active else "deactivated"
         flags = " superadmin" if user.superadmin else ""
-        click.echo(f"{user.email}\t{state}{flags}\t{describe(list(user.memberships))}")
+        click.echo(f"{user.email}\t{state}{flags}\t{describe(user.memberships)}")
 
 
 @users.command(name="deactivate")
@@ -422,27 +440,56 @@ def users_list(config_path: Path | None) -> None:
 def users_deactivate(config_path: Path | None, email: str) -> None:
     """Deactivate a user and end all their sessions now."""
     settings = settings_from(config_path)
-
-    async def body() -> int:
-        engine = await opened_store(settings)
-        writer = writer_for(settings, engine)
-        await writer.start()
-        try:
-            user = await user_store.get_user_by_email(engine, email)
-            if user is None:
-                fail([f"no user {email!r}"])
-            await user_store.set_active(engine, user.id, False)
-            ended = await session_store.revoke_user_sessions(engine, user.id, _now())
-            await writer.begin(
-                event_entry("user-deactivated", actor="cli", subject=user.email, sessions=ended)
-            )
-            return ended
-        finally:
-            await writer.close()
-            await engine.dispose()
-
-    ended = run(body())
+    ended = admin_run(settings, lambda ctx: admin.set_user_active(ctx, email, False))
     click.echo(f"{email.lower()} deactivated; {ended} session(s) ended")
+
+
+@users.command(name="reactivate")
+@config_option
+@click.argument("email")
+def users_reactivate(config_path: Path | None, email: str) -> None:
+    """Let a deactivated user sign in again (with the memberships they still hold)."""
+    settings = settings_from(config_path)
+    admin_run(settings, lambda ctx: admin.set_user_active(ctx, email, True))
+    click.echo(f"{email.lower()} reactivated")
+
+
+def membership_options(command: F) -> F:
+    command = click.option("--role", required=True, help="A role the rules define.")(command)
+    return click.option("--tenant", required=True, help="A tenant ('*' for global).")(command)
+
+
+@users.command(name="grant")
+@config_option
+@click.argument("email")
+@membership_options
+def users_grant(config_path: Path | None, email: str, tenant: str, role: str) -> None:
+    """Add a membership: ROLE in TENANT (their sessions end, to take it up at once)."""
+    settings = settings_from(config_path)
+    user = admin_run(settings, lambda ctx: admin.add_membership(ctx, email, tenant, role))
+    click.echo(f"{user.email} has: {describe(user.memberships)}")
+
+
+@users.command(name="ungrant")
+@config_option
+@click.argument("email")
+@membership_options
+def users_ungrant(config_path: Path | None, email: str, tenant: str, role: str) -> None:
+    """Remove a membership; the person's sessions end now."""
+    settings = settings_from(config_path)
+    user = admin_run(settings, lambda ctx: admin.remove_membership(ctx, email, tenant, role))
+    click.echo(f"{user.email} has: {describe(user.memberships) or 'no memberships'}")
+
+
+@users.command(name="set-role")
+@config_option
+@click.argument("email")
+@membership_options
+def users_set_role(config_path: Path | None, email: str, tenant: str, role: str) -> None:
+    """Make ROLE the person's only role in TENANT; their sessions end now."""
+    settings = settings_from(config_path)
+    user = admin_run(settings, lambda ctx: admin.change_role(ctx, email, tenant, role))
+    click.echo(f"{user.email} has: {describe(user.memberships)}")
 
 
 # ---------------------------------------------------------------- sessions
@@ -484,43 +531,15 @@ def apikey_create(
     config_path: Path | None, tenant: str, role: str, expires: str, label: str
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    from gateway.config.durations import parse_duration
-    from gateway.store import api_keys
-
     settings = settings_from(config_path)
-    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
-    if role not in ruleset.roles:
-        fail([f"unknown role {role!r}; the rules define: {', '.join(sorted(ruleset.roles))}"])
     try:
         ttl = parse_duration(expires)
     except ValueError as error:
         fail([f"--expires: {error}"])
-
-    async def body() -> tuple[int, str]:
-        engine = await opened_store(settings)
-        writer = writer_for(settings, engine)
-        await writer.start()
-        try:
-            key_id, key = await api_keys.create_key(
-                engine, tenant=tenant, role=role, label=label, ttl=ttl, now=_now()
-            )
-            await writer.begin(
-                event_entry(
-                    "apikey-created",
-                    actor="cli",
-                    tenant=tenant,
-                    key_id=key_id,
-                    role=role,
-                    label=label,
-                    expires_in=ttl,
-                )
-            )
-            return key_id, key
-        finally:
-            await writer.close()
-            await engine.dispose()
-
-    key_id, key = run(body())
+    key_id, key = admin_run(
+        settings,
+        lambda ctx: admin.create_api_key(ctx, tenant=tenant, role=role, label=label, ttl=ttl),
+    )
     click.echo(f"API key {key_id} ({role} in {tenant}); it is shown only now:", err=True)
     click.echo(key)
 
@@ -530,47 +549,21 @@ def apikey_create(
 @click.argument("key_id", type=int)
 def apikey_revoke(config_path: Path | None, key_id: int) -> None:
     """Revoke a key now."""
-    from gateway.store import api_keys
-
     settings = settings_from(config_path)
-
-    async def body() -> bool:
-        engine = await opened_store(settings)
-        writer = writer_for(settings, engine)
-        await writer.start()
-        try:
-            revoked = await api_keys.revoke_key(engine, key_id, _now())
-            if revoked:
-                await writer.begin(event_entry("apikey-revoked", actor="cli", key_id=key_id))
-            return revoked
-        finally:
-            await writer.close()
-            await engine.dispose()
-
-    if not run(body()):
-        fail([f"no live API key {key_id}"])
+    admin_run(settings, lambda ctx: admin.revoke_api_key(ctx, key_id))
     click.echo(f"API key {key_id} revoked")
 
 
 @apikey.command(name="list")
 @config_option
 def apikey_list(config_path: Path | None) -> None:
-    """List keys (never the keys themselves)."""
-    from gateway.store import api_keys
-
+    """List keys (never the keys themselves): id, role@tenant, state, label, expiry."""
     settings = settings_from(config_path)
-
-    async def body() -> list[api_keys.ApiKeyRow]:
-        engine = await opened_store(settings)
-        try:
-            return await api_keys.list_keys(engine)
-        finally:
-            await engine.dispose()
-
-    now = _now()
-    for row in run(body()):
+    now = time.time()
+    for row in admin_run(settings, admin.list_api_keys):
         state = "live" if row.live(now) else ("revoked" if row.revoked_at else "expired")
-        click.echo(f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}")
+        expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%dT%H:%MZ")
+        click.echo(f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}\texpires {expires}")
 
 
 # ---------------------------------------------------------------- audit
@@ -667,9 +660,3 @@ def audit_export(config_path: Path | None, fmt: str, output: Any) -> None:
             await engine.dispose()
 
     run(body())
-
-
-def _now() -> float:
-    import time
-
-    return time.time()

@@ -18,6 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from gateway.context import Deciders
 from gateway.model import GLOBAL_TENANT, Anonymous, AuthMethod, Decision, Principal, Rejection
 from gateway.pipeline import decide
+from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 
 
@@ -86,11 +87,13 @@ async def principal_for(gw: Deciders, email: str, *, tenant: str | None = None) 
     user = await user_store.get_user_by_email(gw.sessions.engine, email)
     if user is None:
         return None
-    tenants = [m.tenant for m in user.memberships if m.tenant != GLOBAL_TENANT]
+    inactive = await tenant_store.inactive_tenant_ids(gw.sessions.engine)
+    granting = tuple(m for m in user.memberships if m.tenant not in inactive)
+    tenants = [m.tenant for m in granting if m.tenant != GLOBAL_TENANT]
     return Principal(
         user_id=str(user.id),
         email=user.email,
-        memberships=tuple(user.memberships),
+        memberships=granting,
         auth_method=AuthMethod.NONE,
         auth_time=time.time(),
         active_tenant=tenant or (tenants[0] if tenants else None),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from gateway.demo.ledger import build_ledger_app, seed
 from gateway.model import Membership
 from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
 from gateway.store import registry as registry_store
+from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -38,6 +40,8 @@ class DemoUser:
     superadmin: bool = False
     note: str = ""
 
+
+DEMO_TENANTS = (("acme", "Acme Corp"), ("globex", "Globex Corporation"))
 
 DEMO_USERS = (
     DemoUser(
@@ -79,7 +83,10 @@ def write_demo_config(data_dir: Path, *, port: int, ledger_url: str) -> Path:
 
 
 async def seed_gateway(engine: AsyncEngine) -> None:
-    """Create the demo people and register the seeded reports' owners (idempotent)."""
+    """Create the demo tenants and people and register the seeded reports' owners
+    (idempotent)."""
+    for tenant_id, name in DEMO_TENANTS:
+        await tenant_store.create_tenant(engine, tenant_id, display_name=name, now=time.time())
     for person in DEMO_USERS:
         await user_store.add_user(
             engine, person.email, memberships=person.memberships, superadmin=person.superadmin

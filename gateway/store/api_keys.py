@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
 from gateway.store.engine import reading, writing
+from gateway.store.tenants import inactive_tenants
 
 PREFIX = "ghk_"
 
@@ -60,7 +61,11 @@ async def find_key(engine: AsyncEngine, key: str) -> ApiKeyRow | None:
             await conn.execute(
                 select(
                     c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
-                ).where(c.key_hash == key_hash(key))
+                ).where(
+                    c.key_hash == key_hash(key),
+                    # A key of a deactivated tenant grants nothing.
+                    c.tenant.not_in(inactive_tenants()),
+                )
             )
         ).first()
     return ApiKeyRow(*row) if row else None

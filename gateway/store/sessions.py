@@ -8,12 +8,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
 from gateway.store import tables
 from gateway.store.engine import reading, writing
+from gateway.store.tenants import inactive_tenants
 from gateway.store.users import UserRow
 
 TOKEN_BYTES = 32
@@ -114,7 +115,13 @@ async def get_session_and_user(
             m.c.tenant.label("member_tenant"),
             m.c.role.label("member_role"),
         )
-        .select_from(s.join(u, u.c.id == s.c.user_id).outerjoin(m, m.c.user_id == s.c.user_id))
+        .select_from(
+            s.join(u, u.c.id == s.c.user_id).outerjoin(
+                # A membership in a deactivated tenant grants nothing: it is not loaded.
+                m,
+                and_(m.c.user_id == s.c.user_id, m.c.tenant.not_in(inactive_tenants())),
+            )
+        )
         .where(s.c.id_hash == id_hash)
         .order_by(m.c.created_at, m.c.tenant, m.c.role)
     )

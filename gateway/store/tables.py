@@ -188,3 +188,13 @@ sso_invites = Table(
     PrimaryKeyConstraint("email", "provider"),
 )
 """Invites addressed to one OIDC provider: the only way email alone links a new account."""
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("display_name", Text, nullable=False, server_default=""),
+    Column("active", Boolean, nullable=False, server_default=true()),
+    Column("created_at", Float, nullable=False),
+)
+"""Tenants as objects: memberships, API keys and admins name one of these by ``id``."""

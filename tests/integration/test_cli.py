@@ -49,6 +49,8 @@ def config(tmp_path: Path) -> Path:
             }
         )
     )
+    for tenant in ("acme", "globex"):
+        assert gatehold("tenants", "add", tenant, config=path).returncode == 0
     return path
 
 

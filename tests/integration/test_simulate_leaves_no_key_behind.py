@@ -56,6 +56,7 @@ def test_simulate_creates_no_key_and_no_other_file(tmp_path: Path) -> None:
             }
         )
     )
+    assert gatehold("tenants", "add", "acme", config=config).returncode == 0
     added = gatehold(
         "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard", config=config
     )
@@ -90,6 +91,7 @@ def test_simulate_reads_request_headers(tmp_path: Path) -> None:
             }
         )
     )
+    assert gatehold("tenants", "add", "acme", config=config).returncode == 0
     gatehold(
         "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard", config=config
     )

@@ -27,6 +27,8 @@ def test_every_record_the_cli_writes_reaches_the_jsonl_sink(tmp_path: Path) -> N
     config = write_config(tmp_path, jsonl_path=str(sink))
 
     commands = [
+        ("tenants", "add", "acme"),
+        ("tenants", "add", "globex"),
         ("users", "add", "mallory@acme.test", "--tenant", "acme", "--role", "admin"),
         ("users", "add", "mallory@acme.test", "--tenant", "globex", "--role", "admin"),
         ("session", "mint", "mallory@acme.test"),
@@ -48,7 +50,16 @@ def test_every_record_the_cli_writes_reaches_the_jsonl_sink(tmp_path: Path) -> N
     assert sink.exists(), "the CLI wrote nothing to the sink"
     lines = [json.loads(line) for line in sink.read_text().splitlines()]
     assert [(line["seq"], line["kind"], line["hash"]) for line in lines] == stored
-    assert lines[0]["data"] == {"grants": ["admin@acme"], "subject": "mallory@acme.test"}
+    assert lines[0]["data"] == {
+        "before": None,
+        "after": {"active": True, "display_name": "acme"},
+    }
+    assert lines[2]["data"] == {
+        "grants": ["admin@acme"],
+        "subject": "mallory@acme.test",
+        "before": None,
+        "after": {"active": True, "superadmin": False, "memberships": ["admin@acme"]},
+    }
 
 
 def test_every_cli_command_leaves_a_checkpoint_of_what_it_wrote(tmp_path: Path) -> None:

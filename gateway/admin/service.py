@@ -1,0 +1,459 @@
+"""The administration workflows, once, for every front end (the CLI today).
+
+Each workflow validates, writes the store, ends the sessions of a person whose access
+changed, and audits who did what with the state before and after. Errors a person can
+act on come back as an ``AdminError`` value, never as an exception.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.audit import AuditWriter, event_entry, writer_for
+from gateway.auth.emails import normalize_email
+from gateway.config.loader import load_rules
+from gateway.config.settings import Settings
+from gateway.model import GLOBAL_TENANT, Membership
+from gateway.store import api_keys as key_store
+from gateway.store import sessions as session_store
+from gateway.store import sso_invites
+from gateway.store import tenants as tenant_store
+from gateway.store import users as user_store
+from gateway.store.api_keys import ApiKeyRow
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from gateway.store.tenants import TenantRow
+from gateway.store.users import UserRow
+
+T = TypeVar("T")
+
+TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+"""A tenant id is a slug: it appears in rules, audit rows and (later) URLs."""
+
+
+@dataclass(frozen=True, slots=True)
+class AdminError:
+    """A refused admin action, with a message that says what to do."""
+
+    message: str
+    code: str = "invalid"
+    """``invalid``, ``not-found`` or ``forbidden``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """Who acts: a superadmin manages everything, a tenant admin only their tenants."""
+
+    name: str
+    superadmin: bool = False
+    tenants: frozenset[str] = frozenset()
+
+    def manages(self, tenant: str) -> bool:
+        return self.superadmin or (tenant != GLOBAL_TENANT and tenant in self.tenants)
+
+
+CLI_ADMIN = Admin("cli", superadmin=True)
+"""Whoever can run ``gatehold`` with the settings can read the store itself."""
+
+
+@dataclass(slots=True)
+class AdminContext:
+    """What every workflow needs: the store, the audit writer, a clock and the actor."""
+
+    engine: AsyncEngine
+    audit: AuditWriter
+    actor: Admin
+    roles: frozenset[str]
+    """The roles the active rules define."""
+    clock: Callable[[], float] = time.time
+    end_sessions: Callable[[int], Awaitable[int]] | None = None
+    """Ends a user's sessions; inside a gateway process, the session manager's (which
+    also evicts its cache at once). By default the store's, which other processes
+    notice within their revocation poll."""
+
+    async def revoke(self, user_id: int) -> int:
+        if self.end_sessions is not None:
+            return await self.end_sessions(user_id)
+        return await session_store.revoke_user_sessions(self.engine, user_id, self.clock())
+
+    async def audit_event(self, kind: str, *, tenant: str = "", **data: Any) -> None:
+        await self.audit.begin(event_entry(kind, actor=self.actor.name, tenant=tenant, **data))
+
+
+def _present(row: T | None) -> T:
+    """A row just written or read in this workflow; gone means something unexpected."""
+    if row is None:
+        raise LookupError("a row changed by this admin action vanished meanwhile")
+    return row
+
+
+def _grants(memberships: Iterable[Membership]) -> list[str]:
+    return [f"{m.role}@{m.tenant}" for m in memberships]
+
+
+def _forbidden(actor: Admin, tenant: str) -> AdminError:
+    return AdminError(f"{actor.name} does not administer tenant {tenant!r}", "forbidden")
+
+
+# ---------------------------------------------------------------- tenants
+
+
+async def usable_tenant(ctx: AdminContext, tenant: str) -> AdminError | None:
+    """``None`` if ``tenant`` exists, is active and the actor administers it."""
+    if tenant == GLOBAL_TENANT:
+        return None if ctx.actor.superadmin else _forbidden(ctx.actor, tenant)
+    unknown = await known_tenant(ctx.engine, tenant)
+    if unknown is not None:
+        return unknown
+    return None if ctx.actor.manages(tenant) else _forbidden(ctx.actor, tenant)
+
+
+async def known_tenant(engine: AsyncEngine, tenant: str) -> AdminError | None:
+    """``None`` if ``tenant`` exists and is active (for commands that only read)."""
+    row = await tenant_store.get_tenant(engine, tenant)
+    if row is None:
+        return AdminError(
+            f"no tenant {tenant!r}; create it with `gatehold tenants add {tenant}`", "not-found"
+        )
+    if not row.active:
+        return AdminError(f"tenant {tenant!r} is deactivated")
+    return None
+
+
+async def create_tenant(
+    ctx: AdminContext, tenant_id: str, display_name: str = ""
+) -> TenantRow | AdminError:
+    if not ctx.actor.superadmin:
+        return AdminError("only a superadmin creates tenants", "forbidden")
+    if not TENANT_ID.fullmatch(tenant_id):
+        return AdminError(
+            f"tenant id {tenant_id!r}: use lower-case letters, digits and '-', like 'acme'"
+        )
+    name = display_name.strip() or tenant_id
+    if not await tenant_store.create_tenant(
+        ctx.engine, tenant_id, display_name=name, now=ctx.clock()
+    ):
+        return AdminError(f"tenant {tenant_id!r} exists already")
+    row = _present(await tenant_store.get_tenant(ctx.engine, tenant_id))
+    await ctx.audit_event("tenant-created", tenant=tenant_id, before=None, after=_tenant_state(row))
+    return row
+
+
+async def list_tenants(ctx: AdminContext) -> list[TenantRow]:
+    rows = await tenant_store.list_tenants(ctx.engine)
+    return [row for row in rows if ctx.actor.manages(row.id)]
+
+
+async def rename_tenant(
+    ctx: AdminContext, tenant_id: str, display_name: str
+) -> TenantRow | AdminError:
+    before = await tenant_store.get_tenant(ctx.engine, tenant_id)
+    if before is None:
+        return AdminError(f"no tenant {tenant_id!r}", "not-found")
+    if not ctx.actor.manages(tenant_id):
+        return _forbidden(ctx.actor, tenant_id)
+    if not display_name.strip():
+        return AdminError("give the tenant a display name that is not empty")
+    await tenant_store.update_tenant(ctx.engine, tenant_id, display_name=display_name.strip())
+    after = _present(await tenant_store.get_tenant(ctx.engine, tenant_id))
+    await ctx.audit_event(
+        "tenant-renamed", tenant=tenant_id, before=_tenant_state(before), after=_tenant_state(after)
+    )
+    return after
+
+
+async def deactivate_tenant(ctx: AdminContext, tenant_id: str) -> int | AdminError:
+    """Deactivate a tenant: its memberships and keys grant nothing, its members' sessions
+    end now. Returns the number of sessions ended."""
+    if not ctx.actor.superadmin:
+        return AdminError("only a superadmin deactivates tenants", "forbidden")
+    before = await tenant_store.get_tenant(ctx.engine, tenant_id)
+    if before is None:
+        return AdminError(f"no tenant {tenant_id!r}", "not-found")
+    if not before.active:
+        return AdminError(f"tenant {tenant_id!r} is deactivated already")
+    await tenant_store.update_tenant(ctx.engine, tenant_id, active=False)
+    ended = 0
+    for user_id in await tenant_store.member_ids(ctx.engine, tenant_id):
+        ended += await ctx.revoke(user_id)
+    # The store already refuses its keys; revoking them also evicts every process's cache.
+    now = ctx.clock()
+    keys = [k.id for k in await key_store.list_keys(ctx.engine) if k.tenant == tenant_id]
+    revoked = [k for k in keys if await key_store.revoke_key(ctx.engine, k, now)]
+    after = _present(await tenant_store.get_tenant(ctx.engine, tenant_id))
+    await ctx.audit_event(
+        "tenant-deactivated",
+        tenant=tenant_id,
+        before=_tenant_state(before),
+        after=_tenant_state(after),
+        sessions=ended,
+        api_keys_revoked=revoked,
+    )
+    return ended
+
+
+def _tenant_state(row: TenantRow) -> dict[str, Any]:
+    return {"display_name": row.display_name, "active": row.active}
+
+
+# ---------------------------------------------------------------- users
+
+
+def _address(email: str) -> str | AdminError:
+    address = normalize_email(email)
+    if address is None:
+        return AdminError(f"{email!r} is not a plain email address like name@example.com")
+    return address
+
+
+async def _user(ctx: AdminContext, email: str) -> UserRow | AdminError:
+    address = _address(email)
+    if isinstance(address, AdminError):
+        return address
+    user = await user_store.get_user_by_email(ctx.engine, address)
+    if user is None or not _may_see(ctx.actor, user):
+        return AdminError(f"no user {address!r}", "not-found")
+    return user
+
+
+def _may_see(actor: Admin, user: UserRow) -> bool:
+    return actor.superadmin or any(actor.manages(m.tenant) for m in user.memberships)
+
+
+def _user_state(user: UserRow) -> dict[str, Any]:
+    return {
+        "active": user.active,
+        "superadmin": user.superadmin,
+        "memberships": _grants(user.memberships),
+    }
+
+
+async def _check_grants(ctx: AdminContext, memberships: Sequence[Membership]) -> AdminError | None:
+    problems = []
+    for grant in memberships:
+        if grant.role not in ctx.roles:
+            known = ", ".join(sorted(ctx.roles))
+            problems.append(f"unknown role {grant.role!r}; the rules define: {known}")
+        refused = await usable_tenant(ctx, grant.tenant)
+        if refused is not None:
+            problems.append(refused.message)
+    return AdminError("; ".join(problems)) if problems else None
+
+
+async def add_user(
+    ctx: AdminContext,
+    email: str,
+    memberships: Sequence[Membership] = (),
+    *,
+    superadmin: bool = False,
+) -> UserRow | AdminError:
+    """Add a person, or add memberships to an existing one (their sessions then end, so
+    the next request is judged by what they hold now)."""
+    address = _address(email)
+    if isinstance(address, AdminError):
+        return address
+    if superadmin and not ctx.actor.superadmin:
+        return AdminError("only a superadmin makes superadmins", "forbidden")
+    if not memberships and not ctx.actor.superadmin:
+        return AdminError("a tenant admin adds people with a membership in their tenant")
+    refused = await _check_grants(ctx, memberships)
+    if refused is not None:
+        return refused
+    before = await user_store.get_user_by_email(ctx.engine, address)
+    await user_store.add_user(ctx.engine, address, memberships=memberships, superadmin=superadmin)
+    after = _present(await user_store.get_user_by_email(ctx.engine, address))
+    await ctx.audit_event(
+        "user-added",
+        subject=address,
+        grants=_grants(memberships),
+        before=None if before is None else _user_state(before),
+        after=_user_state(after),
+    )
+    if before is not None and memberships:
+        await _end_sessions(ctx, after, "membership-changed")
+    return after
+
+
+async def invite_sso(ctx: AdminContext, user: UserRow, *, provider: str, ttl: float) -> None:
+    """Let the first sign-in through ``provider`` with this verified email become theirs."""
+    await sso_invites.invite(
+        ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
+    )
+    await ctx.audit_event("sso-invited", subject=user.email, provider=provider, valid_for=ttl)
+
+
+async def _end_sessions(ctx: AdminContext, user: UserRow, why: str) -> int:
+    ended = await ctx.revoke(user.id)
+    await ctx.audit_event("session-revoked", subject=user.email, sessions=ended, why=why)
+    return ended
+
+
+async def set_user_active(ctx: AdminContext, email: str, active: bool) -> int | AdminError:
+    """Deactivate (every session ends now) or reactivate a person; returns sessions ended."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    if not ctx.actor.superadmin and (
+        user.superadmin or not all(ctx.actor.manages(m.tenant) for m in user.memberships)
+    ):
+        return AdminError(f"{user.email} also belongs elsewhere; ask a superadmin", "forbidden")
+    if user.active == active:
+        return AdminError(f"{user.email} is {'active' if active else 'deactivated'} already")
+    await user_store.set_active(ctx.engine, user.id, active)
+    ended = 0 if active else await ctx.revoke(user.id)
+    after = _present(await user_store.get_user(ctx.engine, user.id))
+    await ctx.audit_event(
+        "user-reactivated" if active else "user-deactivated",
+        subject=user.email,
+        sessions=ended,
+        before=_user_state(user),
+        after=_user_state(after),
+    )
+    return ended
+
+
+async def add_membership(
+    ctx: AdminContext, email: str, tenant: str, role: str
+) -> UserRow | AdminError:
+    """Grant an existing person ``role`` in ``tenant``."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    grant = Membership(tenant, role)
+    if grant in user.memberships:
+        return AdminError(f"{user.email} holds {role} in {tenant} already")
+    return await add_user(ctx, user.email, [grant])
+
+
+async def remove_membership(
+    ctx: AdminContext, email: str, tenant: str, role: str
+) -> UserRow | AdminError:
+    """Withdraw one grant; the person's sessions end at once."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    if not ctx.actor.manages(tenant):
+        return _forbidden(ctx.actor, tenant)
+    grant = Membership(tenant, role)
+    if grant not in user.memberships:
+        held = ", ".join(_grants(user.memberships)) or "nothing"
+        return AdminError(f"{user.email} does not hold {role} in {tenant} (holds: {held})")
+    await user_store.remove_membership(ctx.engine, user.id, grant)
+    return await _changed(ctx, user, "membership-removed", tenant)
+
+
+async def change_role(
+    ctx: AdminContext, email: str, tenant: str, role: str
+) -> UserRow | AdminError:
+    """Make ``role`` the person's only role in ``tenant``; their sessions end at once."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    held = [m for m in user.memberships if m.tenant == tenant]
+    if not held:
+        return AdminError(f"{user.email} is no member of {tenant}; add a membership instead")
+    refused = await _check_grants(ctx, [Membership(tenant, role)])
+    if refused is not None:
+        return refused
+    if held == [Membership(tenant, role)]:
+        return AdminError(f"{user.email} holds {role} in {tenant} already")
+    await user_store.add_user(ctx.engine, user.email, memberships=[Membership(tenant, role)])
+    for old in held:
+        if old.role != role:
+            await user_store.remove_membership(ctx.engine, user.id, old)
+    return await _changed(ctx, user, "role-changed", tenant)
+
+
+async def _changed(ctx: AdminContext, before: UserRow, kind: str, tenant: str) -> UserRow:
+    after = _present(await user_store.get_user(ctx.engine, before.id))
+    await ctx.audit_event(
+        kind,
+        tenant=tenant,
+        subject=before.email,
+        before=_user_state(before),
+        after=_user_state(after),
+    )
+    await _end_sessions(ctx, after, kind)
+    return after
+
+
+async def list_users(ctx: AdminContext) -> list[UserRow]:
+    return [u for u in await user_store.list_users(ctx.engine) if _may_see(ctx.actor, u)]
+
+
+# ---------------------------------------------------------------- API keys
+
+
+async def create_api_key(
+    ctx: AdminContext, *, tenant: str, role: str, label: str, ttl: float
+) -> tuple[int, str] | AdminError:
+    """A key bound to one tenant and role; the key itself is returned only now."""
+    if tenant == GLOBAL_TENANT:
+        return AdminError("an API key belongs to one tenant, not '*'")
+    if ttl <= 0:
+        return AdminError("a key's lifetime must be positive, e.g. 90d")
+    refused = await _check_grants(ctx, [Membership(tenant, role)])
+    if refused is not None:
+        return refused
+    key_id, key = await key_store.create_key(
+        ctx.engine, tenant=tenant, role=role, label=label, ttl=ttl, now=ctx.clock()
+    )
+    await ctx.audit_event(
+        "apikey-created",
+        tenant=tenant,
+        key_id=key_id,
+        role=role,
+        label=label,
+        expires_in=ttl,
+        before=None,
+        after={"tenant": tenant, "role": role, "label": label},
+    )
+    return key_id, key
+
+
+async def list_api_keys(ctx: AdminContext) -> list[ApiKeyRow]:
+    return [k for k in await key_store.list_keys(ctx.engine) if ctx.actor.manages(k.tenant)]
+
+
+async def revoke_api_key(ctx: AdminContext, key_id: int) -> ApiKeyRow | AdminError:
+    now = ctx.clock()
+    row = next((k for k in await list_api_keys(ctx) if k.id == key_id), None)
+    if row is None or not row.live(now):
+        return AdminError(f"no live API key {key_id}", "not-found")
+    if not await key_store.revoke_key(ctx.engine, key_id, now):
+        return AdminError(f"no live API key {key_id}", "not-found")
+    await ctx.audit_event(
+        "apikey-revoked",
+        tenant=row.tenant,
+        key_id=key_id,
+        before={"revoked": False},
+        after={"revoked": True},
+    )
+    return row
+
+
+@asynccontextmanager
+async def admin_context(
+    settings: Settings, actor: Admin = CLI_ADMIN
+) -> AsyncIterator[AdminContext]:
+    """A context over the store and audit writer ``settings`` name, closed afterwards."""
+    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+    engine = open_engine(settings.store_dsn)
+    try:
+        await migrate(engine)
+        writer = writer_for(settings, engine)
+        await writer.start()
+        try:
+            yield AdminContext(engine, writer, actor, frozenset(ruleset.roles))
+        finally:
+            await writer.close()
+    finally:
+        await engine.dispose()
