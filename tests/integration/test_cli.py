@@ -173,7 +173,7 @@ def test_api_keys_are_printed_once_listed_without_secrets_and_revoked(config: Pa
     key = created.stdout.strip()
     assert key.startswith("ghk_") and len(key) > 40
     listed = gatehold("apikey", "list", config=config)
-    assert "readonly@acme\tlive\terp" in listed.stdout
+    assert "readonly@acme\tlive\terp\texpires 20" in listed.stdout
     assert key not in listed.stdout
     with sqlite3.connect(config.parent / "gatehold.db") as db:
         stored = [row[0] for row in db.execute("SELECT key_hash FROM api_keys")]
@@ -259,3 +259,61 @@ def test_serve_with_workers_runs_them_all_on_one_port_and_stops_them(
     while listening_pids(port) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert listening_pids(port) == set(), "a worker outlived the server"
+
+
+def test_tenants_and_user_workflows_through_the_command(config: Path) -> None:
+    steps: list[tuple[tuple[str, ...], str]] = [
+        (("tenants", "rename", "acme", "Acme Corp"), "tenant acme is now called Acme Corp"),
+        (("tenants", "add", "initech", "--name", "Initech"), "tenant initech (Initech) created"),
+        (("users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard"), ""),
+        (
+            ("users", "grant", "alice@acme.test", "--tenant", "initech", "--role", "readonly"),
+            "standard in acme, readonly in initech",
+        ),
+        (
+            ("users", "set-role", "alice@acme.test", "--tenant", "acme", "--role", "admin"),
+            "readonly in initech, admin in acme",
+        ),
+        (
+            ("users", "ungrant", "alice@acme.test", "--tenant", "initech", "--role", "readonly"),
+            "alice@acme.test has: admin in acme",
+        ),
+        (("users", "deactivate", "alice@acme.test"), "deactivated"),
+        (("users", "reactivate", "alice@acme.test"), "alice@acme.test reactivated"),
+        (("tenants", "deactivate", "initech"), "tenant initech deactivated; 0 session(s) ended"),
+    ]
+    for command, expected in steps:
+        done = gatehold(*command, config=config)
+        assert done.returncode == 0, (command, done.stderr)
+        assert expected in done.stdout, (command, done.stdout)
+
+    listed = gatehold("tenants", "list", config=config).stdout.splitlines()
+    assert listed == [
+        "acme\tactive\tAcme Corp",
+        "globex\tactive\tglobex",
+        "initech\tdeactivated\tInitech",
+    ]
+    users = gatehold("users", "list", config=config).stdout
+    assert "alice@acme.test\tactive\tadmin in acme" in users
+
+    refused = gatehold(
+        "users", "ungrant", "alice@acme.test", "--tenant", "acme", "--role", "standard",
+        config=config,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "does not hold standard in acme (holds: admin@acme)" in refused.stderr
+
+    kinds = [
+        json.loads(line)["kind"]
+        for line in gatehold("audit", "export", config=config).stdout.splitlines()
+    ]
+    for kind in (
+        "tenant-created",
+        "tenant-renamed",
+        "role-changed",
+        "membership-removed",
+        "user-deactivated",
+        "user-reactivated",
+        "tenant-deactivated",
+    ):
+        assert kind in kinds
