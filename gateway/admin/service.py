@@ -365,10 +365,7 @@ async def change_role(
         return refused
     if held == [Membership(tenant, role)]:
         return AdminError(f"{user.email} holds {role} in {tenant} already")
-    await user_store.add_user(ctx.engine, user.email, memberships=[Membership(tenant, role)])
-    for old in held:
-        if old.role != role:
-            await user_store.remove_membership(ctx.engine, user.id, old)
+    await user_store.set_tenant_role(ctx.engine, user.id, tenant, role)
     return await _changed(ctx, user, "role-changed", tenant)
 
 

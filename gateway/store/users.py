@@ -171,6 +171,19 @@ async def remove_membership(engine: AsyncEngine, user_id: int, membership: Membe
     return result.rowcount > 0
 
 
+async def set_tenant_role(engine: AsyncEngine, user_id: int, tenant: str, role: str) -> None:
+    """Make ``role`` the user's only role in ``tenant``, in one transaction (never both)."""
+    async with writing(engine) as conn:
+        await conn.execute(
+            tables.memberships.delete().where(
+                tables.memberships.c.user_id == user_id,
+                tables.memberships.c.tenant == tenant,
+                tables.memberships.c.role != role,
+            )
+        )
+        await _grant(conn, user_id, [Membership(tenant, role)], time.time())
+
+
 def _membership_query() -> Select[Any]:
     return select(tables.memberships).order_by(
         tables.memberships.c.created_at, tables.memberships.c.tenant, tables.memberships.c.role
