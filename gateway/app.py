@@ -7,9 +7,9 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 import jinja2
 from aiohttp import web
@@ -32,6 +32,7 @@ from gateway.guard import ResponseGuard
 from gateway.identity import Identity
 from gateway.inflight import InFlight
 from gateway.ingress import Ingress, canonicalize, new_request_id
+from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.objects import ObjectExtractor
@@ -96,7 +97,6 @@ def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) ->
     api_keys = ApiKeys(engine)
     bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
     enumeration = settings.policy.enumeration
-    router = Router(ruleset.routes)
     limits = settings.limits
     return Deciders(
         ingress=Ingress(
@@ -104,11 +104,35 @@ def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) ->
             trusted_proxies=settings.server.trusted_proxies,
         ),
         identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
-        router=router,
         objects=ObjectExtractor(
             body_idle_timeout=limits.body_idle_timeout,
             body_total_timeout=limits.request_total_timeout,
         ),
+        enumeration=EnumerationGuard(
+            window=enumeration.window_seconds,
+            slow_after=enumeration.slow_after,
+            block_after=enumeration.block_after,
+            block_for=enumeration.block_for_seconds,
+        ),
+        sessions=sessions,
+        api_keys=api_keys,
+        bearer=bearer,
+        **_rule_deciders(settings, ruleset, engine),
+    )
+
+
+class _RuleDeciders(TypedDict):
+    router: Router
+    ownership: Ownership
+    policy: Policy
+    overrides: MethodOverrides
+
+
+def _rule_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> _RuleDeciders:
+    """The deciding stages built from the rules file: a reload builds these anew."""
+    router = Router(ruleset.routes)
+    return _RuleDeciders(
+        router=router,
         ownership=Ownership(
             resources=ruleset.resources,
             upstreams=ruleset.upstreams,
@@ -117,21 +141,24 @@ def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) ->
             max_concurrent=settings.policy.max_concurrent_lookups,
         ),
         policy=Policy(ruleset.roles),
-        enumeration=EnumerationGuard(
-            window=enumeration.window_seconds,
-            slow_after=enumeration.slow_after,
-            block_after=enumeration.block_after,
-            block_for=enumeration.block_for_seconds,
-        ),
         overrides=MethodOverrides(
             router,
             mode=settings.policy.method_override,
-            body_idle_timeout=limits.body_idle_timeout,
-            body_total_timeout=limits.request_total_timeout,
+            body_idle_timeout=settings.limits.body_idle_timeout,
+            body_total_timeout=settings.limits.request_total_timeout,
         ),
-        sessions=sessions,
-        api_keys=api_keys,
-        bearer=bearer,
+    )
+
+
+def with_rules(
+    gateway: Gateway, settings: Settings, ruleset: RuleSet, engine: AsyncEngine
+) -> Gateway:
+    """A gateway for ``ruleset``: new rule stages and pools, every other stage shared."""
+    forward = gateway.forward
+    return replace(
+        gateway,
+        **_rule_deciders(settings, ruleset, engine),
+        forward=_forwarder(settings, ruleset, forward.signer, forward.sockets),
     )
 
 
@@ -153,7 +180,29 @@ def build_gateway(
     sockets = OpenSockets(audit)
     deciders.sessions.revocations.subscribe(sockets.revoked)
     deciders.api_keys.revocations.subscribe(sockets.revoked)
-    forward = Forwarder(
+    forward = _forwarder(settings, ruleset, signer, sockets)
+    stages = {f.name: getattr(deciders, f.name) for f in fields(Deciders)}
+    stages["metrics"] = metrics
+    return Gateway(
+        **stages,
+        audit=audit,
+        forward=forward,
+        guard=ResponseGuard(),
+        renderer=Renderer(
+            templates=pages, foreign_object_status=settings.policy.foreign_object_status
+        ),
+        cookie_secure=settings.sessions.cookie_secure,
+        public_url=settings.server.public_url,
+        in_flight=InFlight(limits.in_flight_per_principal),
+    )
+
+
+def _forwarder(
+    settings: Settings, ruleset: RuleSet, signer: AssertionSigner, sockets: OpenSockets | None
+) -> Forwarder:
+    """The forwarder of ``ruleset``'s upstreams (its pools open in ``start``)."""
+    limits = settings.limits
+    return Forwarder(
         ruleset.upstreams,
         public_url=settings.server.public_url,
         signer=signer,
@@ -168,20 +217,6 @@ def build_gateway(
             websocket_origins=tuple(limits.websocket_origins),
         ),
         sockets=sockets,
-    )
-    stages = {f.name: getattr(deciders, f.name) for f in fields(Deciders)}
-    stages["metrics"] = metrics
-    return Gateway(
-        **stages,
-        audit=audit,
-        forward=forward,
-        guard=ResponseGuard(),
-        renderer=Renderer(
-            templates=pages, foreign_object_status=settings.policy.foreign_object_status
-        ),
-        cookie_secure=settings.sessions.cookie_secure,
-        public_url=settings.server.public_url,
-        in_flight=InFlight(limits.in_flight_per_principal),
     )
 
 
@@ -235,6 +270,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         },
     )
     app[GATEWAY] = gateway
+    app[LIVE] = LiveRules(gateway)
     app[TEMPLATES] = pages
     app[ENGINE] = engine
     app[CONNECTIONS] = ConnectionGuard(
@@ -272,6 +308,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         opened.push_async_callback(pages.magic_links.close)
         for stage in (gateway.ownership, gateway.forward, pages.oidc):
             await _open(opened, stage)
+        opened.push_async_callback(app[LIVE].close)  # the versions reloads started
         yield
 
 

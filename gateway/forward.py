@@ -144,6 +144,10 @@ class Forwarder:
     async def close(self) -> None:
         if self.sockets is not None:
             await self.sockets.close_all()
+        await self.close_pools()
+
+    async def close_pools(self) -> None:
+        """Close the upstream pools only: open WebSockets are shared across rule reloads."""
         for session in [*self._sessions.values(), *self._ws_sessions.values()]:
             await session.close()
 

@@ -26,10 +26,11 @@ from aiohttp import web
 
 from gateway.audit import event_entry
 from gateway.bodies import Body
-from gateway.context import GATEWAY, Deciders, Gateway
+from gateway.context import Deciders, Gateway
 from gateway.created import learn_created
 from gateway.errors import BodyTooLarge, StoreUnavailable, UpstreamFailed
 from gateway.forward import Refused
+from gateway.live import LIVE
 from gateway.metrics import LoopHistogram
 from gateway.model import (
     ANONYMOUS,
@@ -118,8 +119,16 @@ async def decide(
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
-    """Guard one request end to end."""
-    gw = request.app[GATEWAY]
+    """Guard one request end to end, under the rules in force when it arrived."""
+    live = request.app[LIVE]
+    gw = live.enter()
+    try:
+        return await _handle(gw, request)
+    finally:
+        live.leave(gw)
+
+
+async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
     started = time.monotonic()
     verdict = await decide(gw, request, gate=partial(gw.in_flight.enter, request))
     admitted, principal, match, decision = (

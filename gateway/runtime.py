@@ -8,18 +8,24 @@ import gc
 import logging
 import signal
 import subprocess
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from functools import partial
+from typing import Any
 
 from aiohttp import web
 
-from gateway.app import build_app
+from gateway.app import ENGINE, build_app, with_rules
 from gateway.config.loader import load_rules
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
+from gateway.live import LIVE
 from gateway.responses import mark_own_page
 from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
+
+RELOAD: web.AppKey[Callable[[], Coroutine[Any, Any, bool]]] = web.AppKey("reload_rules")
+"""Re-read, check and activate the rules file (what SIGHUP does)."""
 
 
 def install_uvloop() -> None:
@@ -30,14 +36,34 @@ def install_uvloop() -> None:
         uvloop.install()
 
 
-async def run_until_stopped(start: Callable[[], Awaitable[list[web.AppRunner]]]) -> None:
-    """Start the given runners, wait for SIGINT/SIGTERM, then clean them up in reverse."""
+async def run_until_stopped(
+    start: Callable[[], Awaitable[list[web.AppRunner]]],
+    hangup: Callable[[], object] | None = None,
+) -> None:
+    """Start the given runners, wait for SIGINT/SIGTERM, then clean them up in reverse.
+
+    SIGHUP reloads the first runner's rules (and calls ``hangup``, which passes it on
+    to the other workers); it never stops the process.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     runners = await start()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        if hangup is not None:
+            hangup()
+        app = runners[0].app
+        if RELOAD in app:
+            task = loop.create_task(app[RELOAD]())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGHUP, reload)
     # Everything built at start lives as long as the process: move it out of the
     # collector's way, so full collections under load walk only per-request garbage.
     gc.collect()
@@ -53,8 +79,19 @@ async def start_gateway(
     settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False
 ) -> list[web.AppRunner]:
     """The gateway listener and, if configured, the admin listener (``/metrics``)."""
-    ruleset = load_rules(settings.rules_path, env={**env, **settings.rules_env})
+    rules_env = {**env, **settings.rules_env}
+    ruleset = load_rules(settings.rules_path, env=rules_env)
     app = build_app(settings, ruleset)
+    live, engine = app[LIVE], app[ENGINE]
+
+    async def reload() -> bool:
+        return await live.reload(
+            str(settings.rules_path),
+            partial(load_rules, settings.rules_path, env=rules_env),
+            lambda gateway, rules: with_rules(gateway, settings, rules, engine),
+        )
+
+    app[RELOAD] = reload
     runner = GatewayRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
@@ -98,6 +135,9 @@ def serve(
         return
     if not worker_argv:
         raise ValueError("several workers need the command line that starts one")
+    # Ignored until each worker's loop handles it: a SIGHUP while starting is not fatal
+    # (the workers inherit the ignored disposition across exec).
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     # The command line is this program's own (the CLI builds it), never request input.
     others = [
         subprocess.Popen(list(worker_argv), env=dict(env))  # noqa: S603
@@ -105,7 +145,7 @@ def serve(
     ]
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            _serve_one(settings, dict(env), reuse_port=True)
+            _serve_one(settings, dict(env), reuse_port=True, hangup=partial(_hang_up, others))
     finally:
         for process in others:
             process.terminate()  # SIGTERM: each worker drains and closes like this one
@@ -117,9 +157,24 @@ def serve(
                 process.wait(5)
 
 
-def _serve_one(settings: Settings, env: dict[str, str], reuse_port: bool) -> None:
+def _serve_one(
+    settings: Settings,
+    env: dict[str, str],
+    reuse_port: bool,
+    hangup: Callable[[], object] | None = None,
+) -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it
     install_uvloop()
-    asyncio.run(run_until_stopped(lambda: start_gateway(settings, env, reuse_port=reuse_port)))
+    asyncio.run(
+        run_until_stopped(lambda: start_gateway(settings, env, reuse_port=reuse_port), hangup)
+    )
+
+
+def _hang_up(workers: Sequence[subprocess.Popen[bytes]]) -> None:
+    """Pass a SIGHUP on to every worker still running, so each reloads its rules."""
+    for process in workers:
+        if process.poll() is None:
+            process.send_signal(signal.SIGHUP)
 
 
 def _metrics_for(app: web.Application) -> Callable[[web.Request], Awaitable[web.Response]]:
