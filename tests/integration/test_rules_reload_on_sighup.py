@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -208,3 +209,20 @@ def _listeners(served: Served) -> set[int]:
     from tests.integration.test_cli import listening_pids
 
     return listening_pids(served.port)
+
+
+@pytest.mark.parametrize("served", [2], indirect=True, ids=["two-workers"])
+def test_a_worker_sent_sighup_directly_reloads_on_its_own(served: Served) -> None:
+    from tests.integration.test_cli import children_of
+
+    workers = children_of(served.process.pid)
+    assert len(workers) == 1
+    (worker,) = workers
+    narrowed = served.rules.read_text().replace(READONLY, "  readonly: {can: [download]}\n")
+    served.rules.write_text(narrowed)
+    os.kill(worker, signal.SIGHUP)
+    assert _eventually(lambda: served.audit("rules-activated"), within=5), served.log.read_text()
+    time.sleep(0.5)
+    assert len(served.audit("rules-activated")) == 1, "only the signalled worker reloads"
+    assert served.process.poll() is None
+    assert _listeners(served) == {served.process.pid, worker}, "a worker stopped"
