@@ -30,7 +30,7 @@ Rebuild = Callable[[Gateway, RuleSet], Gateway]
 class LiveRules:
     """The gateway of the rules in force, and the versions still finishing requests."""
 
-    __slots__ = ("_closed", "_closing", "_lock", "_retired", "_started", "_users", "current")
+    __slots__ = ("_closing", "_lock", "_retired", "_started", "_users", "current")
 
     def __init__(self, gateway: Gateway) -> None:
         self.current = gateway
@@ -38,7 +38,6 @@ class LiveRules:
         self._retired: dict[int, Gateway] = {}
         self._started: list[Gateway] = []
         self._closing: set[asyncio.Task[None]] = set()
-        self._closed: set[int] = set()
         self._lock = asyncio.Lock()
 
     def enter(self) -> Gateway:
@@ -109,15 +108,19 @@ class LiveRules:
             return True
 
     async def close(self) -> None:
-        """Close every version a reload started (the first one is closed by its owner)."""
+        """Close every version a reload started and has not closed yet.
+
+        The first version is closed by the app's start-up stack, which opened it.
+        """
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
         for gateway in self._started:
-            if id(gateway) not in self._closed:
-                await _close_pools(gateway)
+            await _close_pools(gateway)
+        self._started.clear()
 
     def _schedule_close(self, gateway: Gateway) -> None:
-        self._closed.add(id(gateway))
+        # Dropped here, so a long run of reloads holds no old caches or closed pools.
+        self._started = [kept for kept in self._started if kept is not gateway]
         task = asyncio.get_running_loop().create_task(_close_pools(gateway))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
