@@ -513,6 +513,40 @@ def session_mint(config_path: Path | None, email: str, tenant: str | None) -> No
     click.echo(cookie)
 
 
+@main.group(name="sessions")
+def sessions_group() -> None:
+    """See and end a person's sessions."""
+
+
+def when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@sessions_group.command(name="list")
+@config_option
+@click.argument("email")
+def sessions_list(config_path: Path | None, email: str) -> None:
+    """List EMAIL's open sessions: id (hash prefix), created, last seen, client, method."""
+    settings = settings_from(config_path)
+    for row in admin_run(settings, lambda ctx: admin.list_sessions(ctx, email)):
+        client = f"{row.client_ip} {row.user_agent}".strip()
+        click.echo(
+            f"{row.id_hash[:12]}\tcreated {when(row.created_at)}\tseen {when(row.last_seen)}"
+            f"\t{client}\t{row.auth_method}"
+        )
+
+
+@sessions_group.command(name="end")
+@config_option
+@click.argument("email")
+@click.option("--session", "prefix", default=None, help="One session: its id from `list`.")
+def sessions_end(config_path: Path | None, email: str, prefix: str | None) -> None:
+    """End one of EMAIL's sessions, or all of them; each is refused on its next request."""
+    settings = settings_from(config_path)
+    ended = admin_run(settings, lambda ctx: admin.end_user_sessions(ctx, email, prefix))
+    click.echo(f"{ended} session(s) of {email.lower()} ended")
+
+
 # ---------------------------------------------------------------- API keys
 
 
