@@ -189,7 +189,14 @@ def rules_schema() -> None:
 
 @rules.command(name="simulate")
 @config_option
-@click.option("--user", "email", required=True, help="Decide as this user.")
+@click.option("--user", "email", default=None, help="Decide as this user.")
+@click.option(
+    "--api-key",
+    "key_id",
+    type=int,
+    default=None,
+    help="Decide as the API key with this id (its tenant and role).",
+)
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
 @click.option("--body", "body_file", type=click.File("rb"), default=None)
 @click.option("--content-type", default="application/json", show_default=True)
@@ -203,7 +210,8 @@ def rules_schema() -> None:
 @click.argument("path")
 def rules_simulate(
     config_path: Path | None,
-    email: str,
+    email: str | None,
+    key_id: int | None,
     tenant: str | None,
     body_file: Any,
     content_type: str,
@@ -211,14 +219,18 @@ def rules_simulate(
     method: str,
     path: str,
 ) -> None:
-    """Print the decision for METHOD PATH as a user, with the reason chain.
+    """Print the decision for METHOD PATH as a user or an API key, with the reason chain.
 
     Decides as live traffic is decided, and stops before the audit record and the
     upstream: it creates no key and starts no audit writer.
     """
-    from gateway.admin.explain import explain, principal_for
+    from gateway.admin.explain import explain, principal_for, principal_for_key
     from gateway.app import build_deciders
 
+    if (email is None) == (key_id is None):
+        fail(["give exactly one of --user EMAIL or --api-key ID"])
+    if key_id is not None and tenant is not None:
+        fail(["an API key acts in its own tenant; leave out --tenant"])
     settings = settings_from(config_path)
     body = body_file.read() if body_file else b""
     headers = parsed_headers(header_lines)
@@ -233,10 +245,18 @@ def rules_simulate(
             if unknown is not None:
                 click.echo(f"error: {unknown.message}", err=True)
                 return 2
-            principal = await principal_for(deciders, email, tenant=tenant)
-            if principal is None:
-                click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
-                return 2
+            if key_id is not None:
+                principal = await principal_for_key(deciders, key_id)
+                if isinstance(principal, str):
+                    click.echo(f"error: {principal}", err=True)
+                    return 2
+            else:
+                assert email is not None  # exactly one of the two, checked above
+                found = await principal_for(deciders, email, tenant=tenant)
+                if found is None:
+                    click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
+                    return 2
+                principal = found
             result = await explain(
                 deciders,
                 principal=principal,
