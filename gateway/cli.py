@@ -251,8 +251,7 @@ def rules_simulate(
                     click.echo(f"error: {principal}", err=True)
                     return 2
             else:
-                assert email is not None  # exactly one of the two, checked above
-                found = await principal_for(deciders, email, tenant=tenant)
+                found = await principal_for(deciders, email or "", tenant=tenant)
                 if found is None:
                     click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
                     return 2
