@@ -404,7 +404,9 @@ def users_add(
     async def work(ctx: AdminContext) -> UserRow | AdminError:
         user = await admin.add_user(ctx, address, memberships, superadmin=superadmin)
         if not isinstance(user, AdminError) and sso_provider and invite_ttl is not None:
-            await admin.invite_sso(ctx, user, provider=sso_provider, ttl=invite_ttl)
+            refused = await admin.invite_sso(ctx, user, provider=sso_provider, ttl=invite_ttl)
+            if refused is not None:
+                return refused
         return user
 
     user = admin_run(settings, work)

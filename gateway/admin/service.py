@@ -108,6 +108,10 @@ def _grants(memberships: Iterable[Membership]) -> list[str]:
     return [f"{m.role}@{m.tenant}" for m in memberships]
 
 
+def _forbidden_user(actor: Admin, user: UserRow) -> AdminError:
+    return AdminError(f"{actor.name} does not administer {user.email}", "forbidden")
+
+
 def _forbidden(actor: Admin, tenant: str) -> AdminError:
     return AdminError(f"{actor.name} does not administer tenant {tenant!r}", "forbidden")
 
@@ -291,12 +295,17 @@ async def add_user(
     return after
 
 
-async def invite_sso(ctx: AdminContext, user: UserRow, *, provider: str, ttl: float) -> None:
+async def invite_sso(
+    ctx: AdminContext, user: UserRow, *, provider: str, ttl: float
+) -> AdminError | None:
     """Let the first sign-in through ``provider`` with this verified email become theirs."""
+    if not _may_see(ctx.actor, user):
+        return _forbidden_user(ctx.actor, user)
     await sso_invites.invite(
         ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
     )
     await ctx.audit_event("sso-invited", subject=user.email, provider=provider, valid_for=ttl)
+    return None
 
 
 async def _end_sessions(ctx: AdminContext, user: UserRow, why: str) -> int:
