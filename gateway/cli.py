@@ -189,7 +189,14 @@ def rules_schema() -> None:
 
 @rules.command(name="simulate")
 @config_option
-@click.option("--user", "email", required=True, help="Decide as this user.")
+@click.option("--user", "email", default=None, help="Decide as this user.")
+@click.option(
+    "--api-key",
+    "key_id",
+    type=int,
+    default=None,
+    help="Decide as the API key with this id (its tenant and role).",
+)
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
 @click.option("--body", "body_file", type=click.File("rb"), default=None)
 @click.option("--content-type", default="application/json", show_default=True)
@@ -203,7 +210,8 @@ def rules_schema() -> None:
 @click.argument("path")
 def rules_simulate(
     config_path: Path | None,
-    email: str,
+    email: str | None,
+    key_id: int | None,
     tenant: str | None,
     body_file: Any,
     content_type: str,
@@ -211,14 +219,18 @@ def rules_simulate(
     method: str,
     path: str,
 ) -> None:
-    """Print the decision for METHOD PATH as a user, with the reason chain.
+    """Print the decision for METHOD PATH as a user or an API key, with the reason chain.
 
     Decides as live traffic is decided, and stops before the audit record and the
     upstream: it creates no key and starts no audit writer.
     """
-    from gateway.admin.explain import explain, principal_for
+    from gateway.admin.explain import explain, principal_for, principal_for_key
     from gateway.app import build_deciders
 
+    if (email is None) == (key_id is None):
+        fail(["give exactly one of --user EMAIL or --api-key ID"])
+    if key_id is not None and tenant is not None:
+        fail(["an API key acts in its own tenant; leave out --tenant"])
     settings = settings_from(config_path)
     body = body_file.read() if body_file else b""
     headers = parsed_headers(header_lines)
@@ -233,10 +245,17 @@ def rules_simulate(
             if unknown is not None:
                 click.echo(f"error: {unknown.message}", err=True)
                 return 2
-            principal = await principal_for(deciders, email, tenant=tenant)
-            if principal is None:
-                click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
-                return 2
+            if key_id is not None:
+                principal = await principal_for_key(deciders, key_id)
+                if isinstance(principal, str):
+                    click.echo(f"error: {principal}", err=True)
+                    return 2
+            else:
+                found = await principal_for(deciders, email or "", tenant=tenant)
+                if found is None:
+                    click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
+                    return 2
+                principal = found
             result = await explain(
                 deciders,
                 principal=principal,
@@ -385,7 +404,9 @@ def users_add(
     async def work(ctx: AdminContext) -> UserRow | AdminError:
         user = await admin.add_user(ctx, address, memberships, superadmin=superadmin)
         if not isinstance(user, AdminError) and sso_provider and invite_ttl is not None:
-            await admin.invite_sso(ctx, user, provider=sso_provider, ttl=invite_ttl)
+            refused = await admin.invite_sso(ctx, user, provider=sso_provider, ttl=invite_ttl)
+            if refused is not None:
+                return refused
         return user
 
     user = admin_run(settings, work)
@@ -511,6 +532,40 @@ def session_mint(config_path: Path | None, email: str, tenant: str | None) -> No
     if cookie is None:
         fail([f"no active user {email!r}; add one with `gatehold users add`"])
     click.echo(cookie)
+
+
+@main.group(name="sessions")
+def sessions_group() -> None:
+    """See and end a person's sessions."""
+
+
+def when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@sessions_group.command(name="list")
+@config_option
+@click.argument("email")
+def sessions_list(config_path: Path | None, email: str) -> None:
+    """List EMAIL's open sessions: id (hash prefix), created, last seen, client, method."""
+    settings = settings_from(config_path)
+    for row in admin_run(settings, lambda ctx: admin.list_sessions(ctx, email)):
+        client = f"{row.client_ip} {row.user_agent}".strip()
+        click.echo(
+            f"{row.id_hash[:12]}\tcreated {when(row.created_at)}\tseen {when(row.last_seen)}"
+            f"\t{client}\t{row.auth_method}"
+        )
+
+
+@sessions_group.command(name="end")
+@config_option
+@click.argument("email")
+@click.option("--session", "prefix", default=None, help="One session: its id from `list`.")
+def sessions_end(config_path: Path | None, email: str, prefix: str | None) -> None:
+    """End one of EMAIL's sessions, or all of them; each is refused on its next request."""
+    settings = settings_from(config_path)
+    ended = admin_run(settings, lambda ctx: admin.end_user_sessions(ctx, email, prefix))
+    click.echo(f"{ended} session(s) of {email.lower()} ended")
 
 
 # ---------------------------------------------------------------- API keys

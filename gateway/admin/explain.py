@@ -4,7 +4,7 @@ Builds a request from the arguments and hands it to ``pipeline.decide``, the ver
 function that decides live traffic: ingress, the method override, routing, object
 extraction, ownership, the enumeration block and policy. It stops where live traffic
 goes on to the audit record and the upstream. The caller is a named user rather than a
-credential, so identity is the one stage taken as given.
+credential (or an API key by its id), so identity is the one stage taken as given.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.auth.api_clients import key_principal
 from gateway.context import Deciders
 from gateway.model import GLOBAL_TENANT, Anonymous, AuthMethod, Decision, Principal, Rejection
 from gateway.pipeline import decide
+from gateway.store import api_keys as key_store
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 
@@ -99,6 +101,21 @@ async def principal_for(gw: Deciders, email: str, *, tenant: str | None = None) 
         active_tenant=tenant or (tenants[0] if tenants else None),
         superadmin=user.superadmin,
     )
+
+
+async def principal_for_key(gw: Deciders, key_id: int) -> Principal | str:
+    """The principal API key ``key_id`` is on live traffic now, or why it is none."""
+    engine = gw.sessions.engine
+    row = await key_store.get_key(engine, key_id)
+    if row is None:
+        return f"no API key {key_id}; `gatehold apikey list` shows them"
+    if row.tenant in await tenant_store.inactive_tenant_ids(engine):
+        return f"API key {key_id} belongs to deactivated tenant {row.tenant!r}; it is refused"
+    if row.revoked_at is not None:
+        return f"API key {key_id} is revoked; it is refused on live traffic"
+    if not row.live(time.time()):
+        return f"API key {key_id} has expired; it is refused on live traffic"
+    return key_principal(row)
 
 
 async def explain(

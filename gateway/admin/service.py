@@ -30,6 +30,7 @@ from gateway.store import users as user_store
 from gateway.store.api_keys import ApiKeyRow
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
+from gateway.store.sessions import SessionRow, session_is_live
 from gateway.store.tenants import TenantRow
 from gateway.store.users import UserRow
 
@@ -78,6 +79,14 @@ class AdminContext:
     """Ends a user's sessions; inside a gateway process, the session manager's (which
     also evicts its cache at once). By default the store's, which other processes
     notice within their revocation poll."""
+    end_session: Callable[[str], Awaitable[None]] | None = None
+    """Ends one session by its id hash; inside a gateway process the session manager's."""
+
+    async def revoke_one(self, id_hash: str) -> bool:
+        live = await session_store.revoke_session(self.engine, id_hash, self.clock())
+        if live and self.end_session is not None:
+            await self.end_session(id_hash)
+        return live
 
     async def revoke(self, user_id: int) -> int:
         if self.end_sessions is not None:
@@ -97,6 +106,10 @@ def _present(row: T | None) -> T:
 
 def _grants(memberships: Iterable[Membership]) -> list[str]:
     return [f"{m.role}@{m.tenant}" for m in memberships]
+
+
+def _forbidden_user(actor: Admin, user: UserRow) -> AdminError:
+    return AdminError(f"{actor.name} does not administer {user.email}", "forbidden")
 
 
 def _forbidden(actor: Admin, tenant: str) -> AdminError:
@@ -282,12 +295,17 @@ async def add_user(
     return after
 
 
-async def invite_sso(ctx: AdminContext, user: UserRow, *, provider: str, ttl: float) -> None:
+async def invite_sso(
+    ctx: AdminContext, user: UserRow, *, provider: str, ttl: float
+) -> AdminError | None:
     """Let the first sign-in through ``provider`` with this verified email become theirs."""
+    if not _may_see(ctx.actor, user):
+        return _forbidden_user(ctx.actor, user)
     await sso_invites.invite(
         ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
     )
     await ctx.audit_event("sso-invited", subject=user.email, provider=provider, valid_for=ttl)
+    return None
 
 
 async def _end_sessions(ctx: AdminContext, user: UserRow, why: str) -> int:
@@ -380,6 +398,53 @@ async def _changed(ctx: AdminContext, before: UserRow, kind: str, tenant: str) -
     )
     await _end_sessions(ctx, after, kind)
     return after
+
+
+async def list_sessions(ctx: AdminContext, email: str) -> list[SessionRow] | AdminError:
+    """A person's open sessions, newest first."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    now = ctx.clock()
+    rows = await session_store.list_user_sessions(ctx.engine, user.id)
+    return [row for row in rows if session_is_live(row, now)]
+
+
+SESSION_PREFIX = re.compile(r"[0-9a-f]{8,64}")
+"""A session is named by a prefix of its id hash: at least 8 hex digits."""
+
+
+async def end_user_sessions(
+    ctx: AdminContext, email: str, session: str | None = None
+) -> int | AdminError:
+    """End one of a person's sessions (by id hash prefix) or all of them; returns how
+    many ended. Each is refused on its next request."""
+    user = await _user(ctx, email)
+    if isinstance(user, AdminError):
+        return user
+    if not ctx.actor.superadmin and (
+        user.superadmin or not all(ctx.actor.manages(m.tenant) for m in user.memberships)
+    ):
+        return AdminError(f"{user.email} also belongs elsewhere; ask a superadmin", "forbidden")
+    if session is None:
+        return await _end_sessions(ctx, user, "admin-ended")
+    prefix = session.strip().lower()
+    if not SESSION_PREFIX.fullmatch(prefix):
+        return AdminError(
+            f"--session {session!r}: give at least 8 hex digits of an id `sessions list` shows"
+        )
+    now = ctx.clock()
+    live = await session_store.list_user_sessions(ctx.engine, user.id)
+    matches = [r for r in live if session_is_live(r, now) and r.id_hash.startswith(prefix)]
+    if not matches:
+        return AdminError(f"{user.email} has no open session {prefix}", "not-found")
+    if len(matches) > 1:
+        return AdminError(f"{prefix} names {len(matches)} sessions; give more digits")
+    ended = int(await ctx.revoke_one(matches[0].id_hash))
+    await ctx.audit_event(
+        "session-revoked", subject=user.email, sessions=ended, session=prefix, why="admin-ended"
+    )
+    return ended
 
 
 async def list_users(ctx: AdminContext) -> list[UserRow]:

@@ -72,17 +72,22 @@ class ApiKeys:
         row = await key_store.find_key(self._engine, key)
         principal = None
         if row is not None and row.live(self._clock()):
-            principal = Principal(
-                user_id=f"apikey:{row.id}",
-                email=f"apikey:{row.label or row.id}",
-                memberships=(Membership(row.tenant, row.role),),
-                auth_method=AuthMethod.API_KEY,
-                auth_time=row.created_at,
-                active_tenant=row.tenant,
-                expires_at=row.expires_at,
-            )
+            principal = key_principal(row)
         self._cache[hashed] = principal
         return principal
+
+
+def key_principal(row: key_store.ApiKeyRow) -> Principal:
+    """The principal a live key is: its one tenant and role (also what simulate uses)."""
+    return Principal(
+        user_id=f"apikey:{row.id}",
+        email=f"apikey:{row.label or row.id}",
+        memberships=(Membership(row.tenant, row.role),),
+        auth_method=AuthMethod.API_KEY,
+        auth_time=row.created_at,
+        active_tenant=row.tenant,
+        expires_at=row.expires_at,
+    )
 
 
 class BearerTokens:

@@ -50,6 +50,7 @@ DEMO_USERS = (
         superadmin=True,
         note="superadmin; admin in acme and globex",
     ),
+    DemoUser("carol@acme.test", (Membership("acme", "admin"),), note="admin in acme only"),
     DemoUser("alice@acme.test", (Membership("acme", "standard"),), note="standard in acme"),
     DemoUser("rita@acme.test", (Membership("acme", "readonly"),), note="readonly in acme"),
     DemoUser("bob@globex.test", (Membership("globex", "standard"),), note="standard in globex"),

@@ -71,6 +71,20 @@ async def find_key(engine: AsyncEngine, key: str) -> ApiKeyRow | None:
     return ApiKeyRow(*row) if row else None
 
 
+async def get_key(engine: AsyncEngine, key_id: int) -> ApiKeyRow | None:
+    """A key by its id, live or not (for admin views; live traffic uses ``find_key``)."""
+    c = tables.api_keys.c
+    async with reading(engine) as conn:
+        row = (
+            await conn.execute(
+                select(
+                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
+                ).where(c.id == key_id)
+            )
+        ).first()
+    return ApiKeyRow(*row) if row else None
+
+
 async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
     c = tables.api_keys.c
     async with writing(engine) as conn:

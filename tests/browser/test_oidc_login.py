@@ -44,7 +44,7 @@ async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
         await page.get_by_role("link", name="Sign in with Acme Corp SSO").click()
         await page.wait_for_url(f"{s.provider.issuer}/**")
         await page.screenshot(path=str(shots / "sso-provider-login.png"))
-        await fill_provider_login(page, "carol")
+        await fill_provider_login(page, "cora")
         await page.wait_for_url(f"{s.base}/api/invoices/7")
         invoice = json.loads(await page.locator("body").inner_text())
         assert invoice["id"] == 7 and invoice["tenant"] == "acme"
@@ -58,7 +58,7 @@ async def test_sso_sign_in_applies_tenant_and_role_from_the_claims(
                 await conn.execute(
                     text(
                         "SELECT m.tenant, m.role FROM memberships m JOIN users u"
-                        " ON u.id = m.user_id WHERE u.email = 'carol@acme.test'"
+                        " ON u.id = m.user_id WHERE u.email = 'cora@acme.test'"
                     )
                 )
             ).all()
@@ -80,7 +80,7 @@ async def test_a_callback_opened_in_another_browser_is_refused(
         assert "__Host-gatehold-oidc" in {c["name"] for c in await victim.cookies()}
         # ... signs in at the provider, and the callback URL leaks before it is opened.
         captured = [
-            await sign_in_at_provider(started.headers["location"], "carol", until=s.callback())
+            await sign_in_at_provider(started.headers["location"], "cora", until=s.callback())
         ]
 
         attacker = await browser.new_context()

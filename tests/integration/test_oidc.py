@@ -45,7 +45,7 @@ async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_sub
         assert query["code_challenge_method"] == "S256" and query["nonce"] and query["state"]
         assert "code_verifier" not in query  # the verifier never leaves the gateway
 
-        callback = await sign_in_at_provider(authorize, "carol", until=s.callback())
+        callback = await sign_in_at_provider(authorize, "cora", until=s.callback())
         status, location, session = await s.deliver(callback, flow)
         assert (status, location) == (303, "/api/invoices/7") and session
 
@@ -60,16 +60,16 @@ async def test_sign_in_applies_the_claims_and_keys_the_account_by_issuer_and_sub
         async with s.stack.app[ENGINE].connect() as conn:
             accounts = (await conn.execute(text("SELECT * FROM external_accounts"))).all()
         assert [(a.issuer, a.subject, a.provider) for a in accounts] == [
-            (s.provider.issuer, "carol", "corp")
+            (s.provider.issuer, "cora", "corp")
         ]
         login = (await s.stack.events("login"))[-1]
-        assert login["actor"] == "carol@acme.test"
+        assert login["actor"] == "cora@acme.test"
         assert login["method"] == "oidc" and login["data"]["provider"] == "corp"
 
 
 async def test_a_callback_carried_to_another_browser_is_worthless_there(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        callback, flow = await s.provider_callback("carol")
+        callback, flow = await s.provider_callback("cora")
 
         status, body, session = await s.deliver(callback, flow=None)  # a second browser
         assert status == 400 and session is None
@@ -82,14 +82,14 @@ async def test_a_callback_carried_to_another_browser_is_worthless_there(tmp_path
 
 async def test_a_tampered_state_is_refused(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        callback, flow = await s.provider_callback("carol")
+        callback, flow = await s.provider_callback("cora")
         forged = with_query(callback, state="attacker-chosen-state")
         await assert_refused(s, forged, flow, "state-mismatch")
 
 
 async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        callback, flow = await s.provider_callback("carol")
+        callback, flow = await s.provider_callback("cora")
         assert (await s.deliver(callback, flow))[0] == 303
         # The attacker replays the whole callback, flow cookie included.
         await assert_refused(s, callback, flow, "code-rejected")
@@ -97,7 +97,7 @@ async def test_a_replayed_code_is_refused(tmp_path: Path) -> None:
 
 async def test_a_response_naming_another_issuer_is_refused_mix_up(tmp_path: Path) -> None:
     async with sso(tmp_path) as s:
-        callback, flow = await s.provider_callback("carol")
+        callback, flow = await s.provider_callback("cora")
         mixed = with_query(callback, iss="http://127.0.0.1:1/other-provider")
         await assert_refused(s, mixed, flow, "issuer-mismatch")
 
@@ -106,7 +106,7 @@ async def test_a_nonce_other_than_the_one_sent_is_refused(tmp_path: Path) -> Non
     async with sso(tmp_path) as s:
         authorize, flow = await s.start()
         swapped = with_query(authorize, nonce="nonce-from-another-login")
-        callback = await sign_in_at_provider(swapped, "carol", until=s.callback())
+        callback = await sign_in_at_provider(swapped, "cora", until=s.callback())
         await assert_refused(s, callback, flow, "nonce-mismatch")
 
 
@@ -175,7 +175,7 @@ async def test_several_providers_at_once_and_no_crossing_between_them(tmp_path: 
 
             # A login started with corp, answered by corp, delivered to partner's callback.
             authorize, flow = await s.start("corp")
-            callback = await sign_in_at_provider(authorize, "carol", until=corp_cb)
+            callback = await sign_in_at_provider(authorize, "cora", until=corp_cb)
             crossed = callback.replace("/oidc/corp/", "/oidc/partner/")
             status, body, session = await s.deliver(crossed, flow)
             assert status == 400 and session is None and "state-mismatch" in body
@@ -183,7 +183,7 @@ async def test_several_providers_at_once_and_no_crossing_between_them(tmp_path: 
             # Each provider on its own works, and the account is keyed per issuer.
             assert (await s.deliver(callback, flow))[0] == 303
             authorize, flow = await s.start("partner")
-            callback = await sign_in_at_provider(authorize, "carol", until=partner_cb)
+            callback = await sign_in_at_provider(authorize, "cora", until=partner_cb)
             assert (await s.deliver(callback, flow))[0] == 303
             async with stack.app[ENGINE].connect() as conn:
                 keys = (
@@ -192,7 +192,7 @@ async def test_several_providers_at_once_and_no_crossing_between_them(tmp_path: 
                     )
                 ).all()
             assert {(k.issuer, k.subject) for k in keys} == {
-                (corp.issuer, "carol"),
-                (partner.issuer, "carol"),
+                (corp.issuer, "cora"),
+                (partner.issuer, "cora"),
             }
             assert len({k.user_id for k in keys}) == 1  # one person, two external accounts

@@ -16,7 +16,7 @@ from tests.support.stack import Stack, running_stack
 FLOW = "__Host-gatehold-oidc"
 SESSION = "__Host-gatehold"
 ACCOUNTS = {
-    "carol": {"email": "carol@acme.test", "groups": ["acme-staff"]},
+    "cora": {"email": "cora@acme.test", "groups": ["acme-staff"]},
     "adam": {"email": "adam@acme.test", "groups": ["acme-admins"]},
     "gus": {"email": "gus@globex.test", "groups": ["globex-readers"]},
     "alice": {"email": "alice@acme.test", "groups": []},

@@ -1,7 +1,7 @@
 // A real OpenID Provider for the sign-in tests (the npm package oidc-provider).
 //
 //   PORT=4000 CLIENTS='[{"client_id":"gatehold","client_secret":"...","redirect_uris":["..."]}]' \
-//   ACCOUNTS='{"carol":{"email":"carol@acme.test","groups":["acme-staff"]}}' node provider.mjs
+//   ACCOUNTS='{"cora":{"email":"cora@acme.test","groups":["acme-staff"]}}' node provider.mjs
 //
 // The built-in development login page accepts any login name and password; the login
 // name picks the account. Consent is granted automatically (first-party clients).
