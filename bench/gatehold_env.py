@@ -79,6 +79,7 @@ def prepare(folder: Path, *, upstream_url: str, port: int, many_sessions: int) -
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
     gatehold = gatehold_bin()
     _run([gatehold, "migrate", "--config", str(config)])
+    _run([gatehold, "tenants", "add", "--config", str(config), "acme"])
     _run(
         [gatehold, "users", "add", "--config", str(config), EMAIL, "--tenant", "acme"]
         + ["--role", "reader"]
