@@ -241,6 +241,16 @@ def _may_see(actor: Admin, user: UserRow) -> bool:
     return actor.superadmin or any(actor.manages(m.tenant) for m in user.memberships)
 
 
+def _whole_person(actor: Admin, user: UserRow) -> AdminError | None:
+    """Refuse acting on a person as a whole (activity, sessions) unless every tenant they
+    belong to is the actor's: a tenant admin must not reach into another tenant."""
+    if actor.superadmin or (
+        not user.superadmin and all(actor.manages(m.tenant) for m in user.memberships)
+    ):
+        return None
+    return AdminError(f"{user.email} also belongs elsewhere; ask a superadmin", "forbidden")
+
+
 def _user_state(user: UserRow) -> dict[str, Any]:
     return {
         "active": user.active,
@@ -319,10 +329,9 @@ async def set_user_active(ctx: AdminContext, email: str, active: bool) -> int | 
     user = await _user(ctx, email)
     if isinstance(user, AdminError):
         return user
-    if not ctx.actor.superadmin and (
-        user.superadmin or not all(ctx.actor.manages(m.tenant) for m in user.memberships)
-    ):
-        return AdminError(f"{user.email} also belongs elsewhere; ask a superadmin", "forbidden")
+    refused = _whole_person(ctx.actor, user)
+    if refused is not None:
+        return refused
     if user.active == active:
         return AdminError(f"{user.email} is {'active' if active else 'deactivated'} already")
     await user_store.set_active(ctx.engine, user.id, active)
@@ -422,10 +431,9 @@ async def end_user_sessions(
     user = await _user(ctx, email)
     if isinstance(user, AdminError):
         return user
-    if not ctx.actor.superadmin and (
-        user.superadmin or not all(ctx.actor.manages(m.tenant) for m in user.memberships)
-    ):
-        return AdminError(f"{user.email} also belongs elsewhere; ask a superadmin", "forbidden")
+    refused = _whole_person(ctx.actor, user)
+    if refused is not None:
+        return refused
     if session is None:
         return await _end_sessions(ctx, user, "admin-ended")
     prefix = session.strip().lower()

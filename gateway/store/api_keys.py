@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
@@ -54,35 +55,27 @@ async def create_key(
     return int(key_id), key
 
 
+def _key_columns() -> Select[Any]:
+    c = tables.api_keys.c
+    return select(c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at)
+
+
+async def _one_key(engine: AsyncEngine, query: Select[Any]) -> ApiKeyRow | None:
+    async with reading(engine) as conn:
+        row = (await conn.execute(query)).first()
+    return ApiKeyRow(*row) if row else None
+
+
 async def find_key(engine: AsyncEngine, key: str) -> ApiKeyRow | None:
     c = tables.api_keys.c
-    async with reading(engine) as conn:
-        row = (
-            await conn.execute(
-                select(
-                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
-                ).where(
-                    c.key_hash == key_hash(key),
-                    # A key of a deactivated tenant grants nothing.
-                    c.tenant.not_in(inactive_tenants()),
-                )
-            )
-        ).first()
-    return ApiKeyRow(*row) if row else None
+    # A key of a deactivated tenant grants nothing.
+    query = _key_columns().where(c.key_hash == key_hash(key), c.tenant.not_in(inactive_tenants()))
+    return await _one_key(engine, query)
 
 
 async def get_key(engine: AsyncEngine, key_id: int) -> ApiKeyRow | None:
     """A key by its id, live or not (for admin views; live traffic uses ``find_key``)."""
-    c = tables.api_keys.c
-    async with reading(engine) as conn:
-        row = (
-            await conn.execute(
-                select(
-                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
-                ).where(c.id == key_id)
-            )
-        ).first()
-    return ApiKeyRow(*row) if row else None
+    return await _one_key(engine, _key_columns().where(tables.api_keys.c.id == key_id))
 
 
 async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
