@@ -12,15 +12,16 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
+from gateway.auth.mailer import Mailer, build_mailer
 from gateway.config.loader import load_rules
-from gateway.config.settings import Settings
+from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store import api_keys as key_store
 from gateway.store import sessions as session_store
@@ -81,6 +82,11 @@ class AdminContext:
     notice within their revocation poll."""
     end_session: Callable[[str], Awaitable[None]] | None = None
     """Ends one session by its id hash; inside a gateway process the session manager's."""
+    mailer: Mailer | None = None
+    """Mails people about decisions on their access requests; ``None`` sends nothing."""
+    sender: str = "Gatehold <gatehold@localhost>"
+    access_requests: AccessRequestSettings = field(default_factory=AccessRequestSettings)
+    reviews: ReviewSettings = field(default_factory=ReviewSettings)
 
     async def revoke_one(self, id_hash: str) -> bool:
         live = await session_store.revoke_session(self.engine, id_hash, self.clock())
@@ -522,7 +528,18 @@ async def admin_context(
         writer = writer_for(settings, engine)
         await writer.start()
         try:
-            yield AdminContext(engine, writer, actor, frozenset(ruleset.roles))
+            yield AdminContext(
+                engine,
+                writer,
+                actor,
+                frozenset(ruleset.roles),
+                mailer=build_mailer(
+                    settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
+                ),
+                sender=settings.mail.sender,
+                access_requests=settings.access_requests,
+                reviews=settings.reviews,
+            )
         finally:
             await writer.close()
     finally:

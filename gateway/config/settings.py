@@ -416,6 +416,23 @@ class StoreSettings(_Section):
     dsn: str | None = None
 
 
+class AccessRequestSettings(_Section):
+    """How often a person may ask for access (floods of requests reach nobody's queue)."""
+
+    per_person_per_hour: int = Field(5, ge=1, le=1000)
+    max_pending_per_person: int = Field(
+        3, ge=1, le=100, description="Requests of one person waiting for a decision at once."
+    )
+
+
+class ReviewSettings(_Section):
+    """Access reviews."""
+
+    idle_days: int = Field(
+        90, ge=1, le=3650, description="A member without activity for longer is flagged idle."
+    )
+
+
 class Settings(_Section):
     """Everything a gateway process needs besides its rules."""
 
@@ -434,6 +451,8 @@ class Settings(_Section):
     mail: MailSettings = MailSettings()
     headers: HeaderSettings = HeaderSettings()
     limits: LimitsSettings = LimitsSettings()
+    access_requests: AccessRequestSettings = AccessRequestSettings()
+    reviews: ReviewSettings = ReviewSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:

@@ -198,3 +198,39 @@ tenants = Table(
     Column("created_at", Float, nullable=False),
 )
 """Tenants as objects: memberships, API keys and admins name one of these by ``id``."""
+
+access_requests = Table(
+    "access_requests",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("tenant", Text, nullable=False, index=True),
+    Column("role_wanted", Text, nullable=True),
+    Column("what", Text, nullable=False),
+    Column("why", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("state", Text, nullable=False, server_default="pending"),
+    Column("decided_by", Text, nullable=True),
+    Column("decided_at", Float, nullable=True),
+    Column("granted_role", Text, nullable=True),
+    Column("comment", Text, nullable=False, server_default=""),
+    CheckConstraint("state IN ('pending', 'approved', 'declined')", name="known_state"),
+)
+"""A signed-in person asking a tenant's admins for access; decided once."""
+
+review_attestations = Table(
+    "review_attestations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("tenant", Text, nullable=False, index=True),
+    Column("reviewer", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+)
+""""Reviewed by X at T": an admin's statement that a tenant's access was reviewed."""

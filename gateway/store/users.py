@@ -205,3 +205,14 @@ def _user_row(row: Row[Any], held: Sequence[Membership]) -> UserRow:
         created_at=float(row.created_at),
         memberships=tuple(held),
     )
+
+
+async def remove_tenant_memberships(engine: AsyncEngine, user_id: int, tenant: str) -> int:
+    """Withdraw every role the user holds in ``tenant`` at once; returns how many."""
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            tables.memberships.delete().where(
+                tables.memberships.c.user_id == user_id, tables.memberships.c.tenant == tenant
+            )
+        )
+    return int(result.rowcount)
