@@ -65,6 +65,11 @@ class Policy:
     def __init__(self, roles: Mapping[str, RoleDef]) -> None:
         self._roles = dict(roles)
 
+    @property
+    def role_names(self) -> frozenset[str]:
+        """The roles this rule set defines."""
+        return frozenset(self._roles)
+
     def decide(
         self,
         *,

@@ -53,6 +53,7 @@ def refuse(
         detail=detail or DEFAULT_DETAIL,
         request_id=admitted.request_id,
         target=admitted.target.raw,
+        tenant=verdict.tenant if isinstance(verdict, Decision) else None,
     )
     response = gw.renderer.render(request, problem)
     if verdict.reason is Reason.SESSION_INVALID:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jinja2
 from aiohttp import web
@@ -22,7 +22,8 @@ PIPELINE_ROUTE = "pipeline"
 """Name of the catch-all route whose answers, when allowed, come from an upstream."""
 OWN_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 """Headers on every answer the gateway writes itself (pages, problems, JSON, files)."""
-REQUEST_ACCESS_PATH = "/.gatehold/request-access"
+REQUEST_ACCESS_PATH = "/.gatehold/access/request"
+"""The form a refused person asks a tenant's admins for access with (``access_pages.py``)."""
 
 _STATUS: dict[Reason, int] = {
     Reason.TARGET_AMBIGUOUS: 400,
@@ -117,8 +118,17 @@ class Renderer:
         self._templates = templates
         self._foreign_status = foreign_object_status
 
-    def problem(self, reason: Reason, *, detail: str, request_id: str, target: str) -> Problem:
-        """The public face of a refusal. ``target`` is the canonical target, reused as ``rd``."""
+    def problem(
+        self,
+        reason: Reason,
+        *,
+        detail: str,
+        request_id: str,
+        target: str,
+        tenant: str | None = None,
+    ) -> Problem:
+        """The public face of a refusal. ``target`` is the canonical target, reused as ``rd``
+        and as what the "request access" form asks for; ``tenant`` is the decision's."""
         shown = reason
         if reason in (Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND):
             shown, detail = Reason.OBJECT_NOT_FOUND, "There is nothing at this address."
@@ -127,7 +137,7 @@ class Renderer:
         login = f"{LOGIN_PATH}?rd={rd}" if shown in _SIGN_IN else None
         if shown is Reason.STEP_UP_REQUIRED:
             login = f"{LOGIN_PATH}?rd={rd}&step_up=1"
-        access = f"{REQUEST_ACCESS_PATH}?rd={rd}" if shown in _ACCESS_REQUESTABLE else None
+        access = _access_link(target, tenant) if shown in _ACCESS_REQUESTABLE else None
         return Problem(shown, status, _TITLE[shown], detail, request_id, access, login)
 
     def status_for(self, reason: Reason) -> int:
@@ -173,6 +183,12 @@ class Renderer:
             content_type="application/problem+json",
             headers=headers,
         )
+
+
+def _access_link(target: str, tenant: str | None) -> str:
+    """The request-access form, prefilled with the refused address (and its tenant)."""
+    query = {"tenant": tenant} if tenant else {}
+    return f"{REQUEST_ACCESS_PATH}?{urlencode({**query, 'what': target})}"
 
 
 async def mark_own_page(request: web.Request, response: web.StreamResponse) -> None:

@@ -150,10 +150,22 @@ def test_sign_in_and_request_access_links_only_where_they_help(reason: Reason) -
     if reason in ACCESS_REQUESTABLE:
         access = urlsplit(body["request_access"])
         assert access.path == REQUEST_ACCESS_PATH
-        assert parse_qs(access.query)["rd"] == [TARGET]
+        assert parse_qs(access.query) == {"what": [TARGET]}
         assert ">Request access</a>" in page
     else:
         assert "request_access" not in body and ">Request access</a>" not in page
+
+
+def test_the_request_access_link_names_the_tenant_and_cannot_gain_parameters() -> None:
+    pages = renderer()
+    target = "/t/acme/x?tenant=globex&what=/y#z"
+    problem = pages.problem(
+        Reason.ROLE_FORBIDDEN, detail="d", request_id=REQUEST_ID, target=target, tenant="acme"
+    )
+    assert problem.request_access is not None
+    access = urlsplit(problem.request_access)
+    assert access.path == REQUEST_ACCESS_PATH
+    assert parse_qs(access.query) == {"tenant": ["acme"], "what": [target]}
 
 
 def test_the_return_address_cannot_add_parameters_to_the_link() -> None:
