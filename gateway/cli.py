@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin import access, reviews
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit import event_entry, writer_for
@@ -619,6 +620,143 @@ def apikey_list(config_path: Path | None) -> None:
         state = "live" if row.live(now) else ("revoked" if row.revoked_at else "expired")
         expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%dT%H:%MZ")
         click.echo(f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}\texpires {expires}")
+
+
+# ---------------------------------------------------------------- access requests
+
+
+@main.group(name="access")
+def access_group() -> None:
+    """Access requests: people refused at the gateway ask, the tenant's admins decide."""
+
+
+@access_group.command(name="list")
+@config_option
+@click.option("--tenant", default=None, help="Only requests into this tenant.")
+@click.option("--all", "every_state", is_flag=True, help="Decided requests too.")
+def access_list(config_path: Path | None, tenant: str | None, every_state: bool) -> None:
+    """List waiting requests: id, state, tenant, who, role asked for, when, what, why."""
+    settings = settings_from(config_path)
+    state = None if every_state else "pending"
+    rows = admin_run(
+        settings, lambda ctx: access.list_access_requests(ctx, state=state, tenant=tenant)
+    )
+    for row in rows:
+        why = " ".join(row.why.split())
+        click.echo(
+            f"{row.id}\t{row.state}\t{row.tenant}\t{row.email}\t{row.role_wanted or '-'}"
+            f"\t{when(row.created_at)}\t{row.what}\t{why}"
+        )
+
+
+@access_group.command(name="approve")
+@config_option
+@click.argument("request_id", type=int)
+@click.option("--role", default=None, help="Role to grant (default: the one asked for).")
+def access_approve(config_path: Path | None, request_id: int, role: str | None) -> None:
+    """Grant the requester the role in the request's tenant; they are mailed."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: access.approve_access_request(ctx, request_id, role))
+    click.echo(f"request {row.id} approved: {row.email} holds {row.granted_role} in {row.tenant}")
+
+
+@access_group.command(name="decline")
+@config_option
+@click.argument("request_id", type=int)
+@click.option("--comment", default="", help="Why; the requester is mailed it.")
+def access_decline(config_path: Path | None, request_id: int, comment: str) -> None:
+    """Decline a request; the requester is mailed."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: access.decline_access_request(ctx, request_id, comment))
+    click.echo(f"request {row.id} of {row.email} declined")
+
+
+# ---------------------------------------------------------------- access reviews
+
+
+@main.group(name="reviews")
+def reviews_group() -> None:
+    """Access reviews: who holds what in a tenant, who is idle, who reviewed it when."""
+
+
+def idle_days_option(command: F) -> F:
+    return click.option(
+        "--idle-days",
+        type=int,
+        default=None,
+        help="Flag members idle longer (default: reviews.idle_days, 90).",
+    )(command)
+
+
+@reviews_group.command(name="show")
+@config_option
+@click.argument("tenant")
+@idle_days_option
+def reviews_show(config_path: Path | None, tenant: str, idle_days: int | None) -> None:
+    """Members of TENANT: email, roles, last activity, idle flag; then the last attestation."""
+    settings = settings_from(config_path)
+
+    async def work(ctx: AdminContext) -> Any:
+        rows = await reviews.review_tenant(ctx, tenant, idle_days)
+        if isinstance(rows, AdminError):
+            return rows
+        return rows, await reviews.list_attestations(ctx, tenant)
+
+    rows, attestations = admin_run(settings, work)
+    for row in rows:
+        seen = "never" if row.last_activity is None else when(row.last_activity)
+        flags = ("IDLE" if row.idle else "") + ("" if row.active else " deactivated")
+        click.echo(f"{row.email}\t{' '.join(row.roles)}\t{seen}\t{flags.strip()}")
+    if attestations:
+        last = attestations[0]
+        click.echo(f"last reviewed by {last.reviewer} at {when(last.at)}")
+    else:
+        click.echo("never reviewed")
+
+
+@reviews_group.command(name="revoke")
+@config_option
+@click.argument("tenant")
+@click.argument("email")
+def reviews_revoke(config_path: Path | None, tenant: str, email: str) -> None:
+    """Remove every role EMAIL holds in TENANT at once; their sessions end now."""
+    settings = settings_from(config_path)
+    user = admin_run(settings, lambda ctx: reviews.revoke_member(ctx, tenant, email))
+    click.echo(f"{user.email} holds nothing in {tenant} now; has: {describe(user.memberships)}")
+
+
+@reviews_group.command(name="attest")
+@config_option
+@click.argument("tenant")
+@click.option("--comment", default="", help="What was reviewed, findings.")
+def reviews_attest(config_path: Path | None, tenant: str, comment: str) -> None:
+    """Record "reviewed by <you> at <now>" for TENANT (audited)."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: reviews.attest_review(ctx, tenant, comment))
+    click.echo(f"{tenant} reviewed by {row.reviewer} at {when(row.at)}")
+
+
+@reviews_group.command(name="export")
+@config_option
+@click.argument("tenant")
+@idle_days_option
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File (default: stdout); not created when the export is refused.",
+)
+def reviews_export(
+    config_path: Path | None, tenant: str, idle_days: int | None, output: Path | None
+) -> None:
+    """Write TENANT's review as CSV for auditors (tenant, email, roles, last_activity,
+    idle, last_attestation); the export is audited."""
+    settings = settings_from(config_path)
+    text = admin_run(settings, lambda ctx: reviews.export_review_csv(ctx, tenant, idle_days))
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
 
 
 # ---------------------------------------------------------------- audit
