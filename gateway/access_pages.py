@@ -9,7 +9,7 @@ refusal is the form again with the message (400, or 429 for a flood), never a tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -18,12 +18,12 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import access
-from gateway.admin.service import Admin, AdminContext, AdminError
+from gateway.admin.service import Admin, AdminContext, AdminError, global_roles
 from gateway.audit import event_entry
 from gateway.auth.handlers import AuthPages, see_other
 from gateway.auth.redirects import safe_next
 from gateway.config.settings import AccessRequestSettings
-from gateway.model import GLOBAL_TENANT, Principal
+from gateway.model import GLOBAL_TENANT, Principal, RoleDef
 from gateway.responses import LOGIN_PATH, REQUEST_ACCESS_PATH
 
 
@@ -34,7 +34,7 @@ class AccessPages:
     auth: AuthPages
     """The sign-in pages: who is signed in, CSRF tokens, page rendering, the audit."""
     engine: AsyncEngine
-    roles: Callable[[], frozenset[str]]
+    roles: Callable[[], Mapping[str, RoleDef]]
     """The roles of the rules in force (they may be reloaded)."""
     limits: AccessRequestSettings
 
@@ -58,11 +58,13 @@ class AccessPages:
             )
             error = "The form expired. Send it again from this page."
             return self._form(principal, status=403, error=error, **fields)
+        roles = self.roles()
         ctx = AdminContext(
             self.engine,
             self.auth.audit,
             Admin(principal.email),
-            self.roles(),
+            frozenset(roles),
+            global_roles=global_roles(roles),
             access_requests=self.limits,
         )
         row = await access.request_access(
@@ -93,7 +95,7 @@ class AccessPages:
             status=status,
             email=principal.email,
             csrf=self.auth.csrf.token(principal.session_hash),
-            roles=sorted(self.roles()),
+            roles=sorted(name for name, role in self.roles().items() if not role.scope_global),
             what_max=access.WHAT_MAX,
             why_max=access.WHY_MAX,
             **context,

@@ -290,7 +290,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         AccessPages(
             auth_pages,
             engine,
-            roles=lambda: live.current.policy.role_names,
+            roles=lambda: live.current.policy.roles,
             limits=settings.access_requests,
         ),
     )

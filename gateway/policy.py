@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from gateway.model import (
     Anonymous,
@@ -66,9 +67,9 @@ class Policy:
         self._roles = dict(roles)
 
     @property
-    def role_names(self) -> frozenset[str]:
-        """The roles this rule set defines."""
-        return frozenset(self._roles)
+    def roles(self) -> Mapping[str, RoleDef]:
+        """The roles this rule set defines, by name (read-only)."""
+        return MappingProxyType(self._roles)
 
     def decide(
         self,

@@ -143,6 +143,8 @@ async def _checked_request(
     wanted = (role or "").strip() or None
     if wanted is not None and wanted not in ctx.roles:
         return AdminError(f"unknown role {wanted!r}; choose one of {', '.join(sorted(ctx.roles))}")
+    if wanted in ctx.global_roles:
+        return AdminError(f"{wanted} reaches every tenant and is not granted on request")
     slug = await _open_tenant(ctx, tenant)
     if isinstance(slug, AdminError):
         return slug
@@ -215,6 +217,10 @@ async def approve_access_request(
     user = await user_store.get_user(ctx.engine, row.user_id)
     if user is None or not user.active:
         return AdminError(f"{row.email} is deactivated; decline the request instead")
+    if chosen in ctx.global_roles and not ctx.actor.superadmin:
+        return AdminError(
+            f"{chosen} reaches every tenant: only a superadmin grants it", "forbidden"
+        )
     grant = Membership(row.tenant, chosen)
     if grant in user.memberships:
         return AdminError(f"{row.email} holds {chosen} in {row.tenant} already; decline instead")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,7 +22,7 @@ from gateway.auth.emails import normalize_email
 from gateway.auth.mailer import Mailer, build_mailer
 from gateway.config.loader import load_rules
 from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
-from gateway.model import GLOBAL_TENANT, Membership
+from gateway.model import GLOBAL_TENANT, Membership, RoleDef
 from gateway.store import api_keys as key_store
 from gateway.store import sessions as session_store
 from gateway.store import sso_invites
@@ -82,6 +82,8 @@ class AdminContext:
     notice within their revocation poll."""
     end_session: Callable[[str], Awaitable[None]] | None = None
     """Ends one session by its id hash; inside a gateway process the session manager's."""
+    global_roles: frozenset[str] = frozenset()
+    """The roles of ``roles`` whose grants reach every tenant (``scope: global``)."""
     mailer: Mailer | None = None
     """Mails people about decisions on their access requests; ``None`` sends nothing."""
     sender: str = "Gatehold <gatehold@localhost>"
@@ -516,6 +518,11 @@ async def revoke_api_key(ctx: AdminContext, key_id: int) -> ApiKeyRow | AdminErr
     return row
 
 
+def global_roles(roles: Mapping[str, RoleDef]) -> frozenset[str]:
+    """The names of the roles whose grants reach every tenant."""
+    return frozenset(name for name, role in roles.items() if role.scope_global)
+
+
 @asynccontextmanager
 async def admin_context(
     settings: Settings, actor: Admin = CLI_ADMIN
@@ -533,6 +540,7 @@ async def admin_context(
                 writer,
                 actor,
                 frozenset(ruleset.roles),
+                global_roles=global_roles(ruleset.roles),
                 mailer=build_mailer(
                     settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
                 ),

@@ -63,6 +63,8 @@ async def test_the_403_page_links_to_the_form_prefilled(tmp_path: Path) -> None:
         assert status == 200
         assert 'name="tenant" type="text" required maxlength="63" value="acme"' in form
         assert 'value="/t/acme/x"' in form and "Signed in as <strong>rita@acme.test" in form
+        offered = re.findall(r'<option value="(\w*)"', form)
+        assert offered == ["", "admin", "readonly", "standard"]  # no role for every tenant
 
         api = await stack.client.get("/files/1", headers=stack.cookie(RITA))
         assert api.status == 403
@@ -135,6 +137,7 @@ async def test_bad_input_is_a_400_page_with_the_message(tmp_path: Path) -> None:
             ({"tenant": "nosuch"}, "takes no access requests"),
             ({"tenant": "acme", "role": "readonly"}, "you hold readonly in acme already"),
             ({"role": "emperor"}, "unknown role"),
+            ({"role": "operator"}, "reaches every tenant"),
             ({"why": "a\x00b"}, "control characters"),
         ):
             status, page = await send(stack, RITA, **fields)

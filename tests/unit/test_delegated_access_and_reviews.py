@@ -41,7 +41,13 @@ async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
     try:
-        yield AdminContext(engine, writer, admin.CLI_ADMIN, frozenset(ROLES))
+        yield AdminContext(
+            engine,
+            writer,
+            admin.CLI_ADMIN,
+            frozenset(ROLES),
+            global_roles=admin.global_roles(ROLES),
+        )
     finally:
         await writer.close()
         await engine.dispose()
@@ -59,21 +65,24 @@ async def carol(ctx: AdminContext) -> AdminContext:
     )
     actor = acting_admin(principal, ROLES)
     assert actor == Admin(CAROL, tenants=frozenset({"acme"}))
-    return AdminContext(ctx.engine, ctx.audit, actor, ctx.roles)
+    return AdminContext(ctx.engine, ctx.audit, actor, ctx.roles, global_roles=ctx.global_roles)
 
 
-async def asks(ctx: AdminContext, email: str, tenant: str) -> AccessRequestRow:
+async def asks(
+    ctx: AdminContext, email: str, tenant: str, role: str | None = "readonly"
+) -> AccessRequestRow | AdminError:
     user = await user_store.get_user_by_email(ctx.engine, email)
     assert user is not None
-    requester = AdminContext(ctx.engine, ctx.audit, Admin(email), ctx.roles)
-    row = await access.request_access(
-        requester,
-        user_id=user.id,
-        tenant=tenant,
-        what=f"/t/{tenant}/x",
-        why="work",
-        role="readonly",
+    requester = AdminContext(
+        ctx.engine, ctx.audit, Admin(email), ctx.roles, global_roles=ctx.global_roles
     )
+    return await access.request_access(
+        requester, user_id=user.id, tenant=tenant, what=f"/t/{tenant}/x", why="work", role=role
+    )
+
+
+async def asked(ctx: AdminContext, email: str, tenant: str) -> AccessRequestRow:
+    row = await asks(ctx, email, tenant)
     assert isinstance(row, AccessRequestRow), row
     return row
 
@@ -86,8 +95,8 @@ async def audit_kinds(ctx: AdminContext) -> list[str]:
 
 
 async def test_the_acme_admin_cannot_touch_globex_requests(ctx: AdminContext) -> None:
-    to_globex = await asks(ctx, "alice@acme.test", "globex")
-    to_acme = await asks(ctx, "bob@globex.test", "acme")
+    to_globex = await asked(ctx, "alice@acme.test", "globex")
+    to_acme = await asked(ctx, "bob@globex.test", "acme")
     as_carol = await carol(ctx)
     before = await audit_kinds(ctx)
 
@@ -117,7 +126,7 @@ async def test_the_acme_admin_cannot_touch_globex_requests(ctx: AdminContext) ->
 
 
 async def test_the_acme_admin_decides_acme_requests(ctx: AdminContext) -> None:
-    to_acme = await asks(ctx, "bob@globex.test", "acme")
+    to_acme = await asked(ctx, "bob@globex.test", "acme")
     approved = await access.approve_access_request(await carol(ctx), to_acme.id)
     assert isinstance(approved, AccessRequestRow) and approved.decided_by == CAROL
     bob = await user_store.get_user_by_email(ctx.engine, "bob@globex.test")
@@ -164,3 +173,19 @@ async def test_the_acme_admin_reviews_acme(ctx: AdminContext) -> None:
     assert not isinstance(attested, AdminError) and attested.reviewer == CAROL
     revoked = await reviews.revoke_member(as_carol, "acme", "rita@acme.test")
     assert not isinstance(revoked, AdminError) and revoked.memberships == ()
+
+
+@pytest.mark.parametrize("role", ["operator", "auditor"])
+async def test_a_role_reaching_every_tenant_is_neither_asked_for_nor_granted_by_a_tenant_admin(
+    ctx: AdminContext, role: str
+) -> None:
+    asked_for = await asks(ctx, "bob@globex.test", "acme", role)
+    assert isinstance(asked_for, AdminError) and "reaches every tenant" in asked_for.message
+    row = await asks(ctx, "bob@globex.test", "acme", None)
+    assert isinstance(row, AccessRequestRow)
+    refused = await access.approve_access_request(await carol(ctx), row.id, role)
+    assert isinstance(refused, AdminError) and refused.code == "forbidden"
+    bob = await user_store.get_user_by_email(ctx.engine, "bob@globex.test")
+    assert bob is not None and [m.tenant for m in bob.memberships] == ["globex"]
+    still = await access.get_access_request(ctx, row.id)
+    assert isinstance(still, AccessRequestRow) and still.state == "pending"
