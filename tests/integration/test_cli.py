@@ -294,7 +294,7 @@ def test_tenants_and_user_workflows_through_the_command(config: Path) -> None:
         "initech\tdeactivated\tInitech",
     ]
     users = gatehold("users", "list", config=config).stdout
-    assert "alice@acme.test\tactive\tadmin in acme" in users
+    assert "alice@acme.test\tactive\tlast active never\tadmin in acme" in users
 
     refused = gatehold(
         "users", "ungrant", "alice@acme.test", "--tenant", "acme", "--role", "standard",
