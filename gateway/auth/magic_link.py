@@ -199,7 +199,7 @@ class MagicLinks:
             link=f"{self._public_url}{CONFIRM_PATH}?token={quote(token)}",
             inviter=invitation.inviter,
             tenants=", ".join(invitation.tenants),
-            hours=max(1, int(invitation.valid_for // 3600)),
+            valid_for=invitation.valid_for,
             login_url=f"{self._public_url}{LOGIN_PATH}",
         )
         await self._mailer.send(message)

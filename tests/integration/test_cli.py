@@ -339,7 +339,7 @@ def test_users_invite_mails_a_link_and_lists_the_person_as_invited(config: Path)
     text = mail.read_text()
     assert "Dana from IT invited you to acme, globex." in text
     assert "/.gatehold/login/magic/confirm?token=" in text
-    assert "expires in 72 hours" in text
+    assert "expires in 3 days" in text
 
     listed = gatehold("users", "list", config=config).stdout
     assert "dora@acme.test\tinvited\tlast active never\tstandard in acme, readonly in globex" in (
