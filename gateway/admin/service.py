@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
+from gateway.auth.magic_link import Invitation, MagicLinks
 from gateway.auth.mailer import Mailer, build_mailer
 from gateway.config.loader import load_rules
 from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
@@ -89,6 +90,9 @@ class AdminContext:
     sender: str = "Gatehold <gatehold@localhost>"
     access_requests: AccessRequestSettings = field(default_factory=AccessRequestSettings)
     reviews: ReviewSettings = field(default_factory=ReviewSettings)
+    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
+    """Stores a sign-in link for an invited person and mails it (``MagicLinks.invite``);
+    without it, invites are refused."""
 
     async def revoke_one(self, id_hash: str) -> bool:
         live = await session_store.revoke_session(self.engine, id_hash, self.clock())
@@ -261,6 +265,7 @@ def _whole_person(actor: Admin, user: UserRow) -> AdminError | None:
 
 def _user_state(user: UserRow) -> dict[str, Any]:
     return {
+        "state": user.state,
         "active": user.active,
         "superadmin": user.superadmin,
         "memberships": _grants(user.memberships),
@@ -316,12 +321,14 @@ async def add_user(
 async def invite_sso(
     ctx: AdminContext, user: UserRow, *, provider: str, ttl: float
 ) -> AdminError | None:
-    """Let the first sign-in through ``provider`` with this verified email become theirs."""
+    """Let the first sign-in through ``provider`` with this verified email become theirs;
+    until then they are ``invited``."""
     if not _may_see(ctx.actor, user):
         return _forbidden_user(ctx.actor, user)
     await sso_invites.invite(
         ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
     )
+    await user_store.mark_invited(ctx.engine, user.id, by=ctx.actor.name, now=ctx.clock())
     await ctx.audit_event("sso-invited", subject=user.email, provider=provider, valid_for=ttl)
     return None
 
@@ -535,15 +542,26 @@ async def admin_context(
         writer = writer_for(settings, engine)
         await writer.start()
         try:
+            mailer = build_mailer(
+                settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
+            )
+            links = MagicLinks(
+                engine=engine,
+                mailer=mailer,
+                audit=writer,
+                settings=settings.auth.magic_link,
+                ttl=settings.magic_link_ttl,
+                public_url=settings.server.public_url,
+                sender=settings.mail.sender,
+            )
             yield AdminContext(
                 engine,
                 writer,
                 actor,
                 frozenset(ruleset.roles),
+                send_invite=links.invite,
                 global_roles=global_roles(ruleset.roles),
-                mailer=build_mailer(
-                    settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
-                ),
+                mailer=mailer,
                 sender=settings.mail.sender,
                 access_requests=settings.access_requests,
                 reviews=settings.reviews,
