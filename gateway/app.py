@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.api.routes import admin_api
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
 from gateway.auth.api_clients import ApiKeys, BearerTokens
@@ -281,7 +282,9 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.on_response_prepare.append(mark_own_page)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
-    mount_auth(app, build_auth_pages(settings, gateway, engine, pages))
+    auth_pages = build_auth_pages(settings, gateway, engine, pages)
+    mount_auth(app, auth_pages)
+    admin_api(auth_pages.csrf).mount(app)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app

@@ -65,6 +65,11 @@ class Policy:
     def __init__(self, roles: Mapping[str, RoleDef]) -> None:
         self._roles = dict(roles)
 
+    @property
+    def roles(self) -> Mapping[str, RoleDef]:
+        """The roles of the rules this policy judges by (who administers, for the admin API)."""
+        return self._roles
+
     def decide(
         self,
         *,

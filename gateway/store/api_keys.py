@@ -30,13 +30,23 @@ class ApiKeyRow:
     created_at: float
     expires_at: float
     revoked_at: float | None
+    admin: bool = False
+    """Works only at the admin API (as admin of ``tenant``; of every tenant for ``*``),
+    never for upstream traffic."""
 
     def live(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
 
 
 async def create_key(
-    engine: AsyncEngine, *, tenant: str, role: str, label: str, ttl: float, now: float
+    engine: AsyncEngine,
+    *,
+    tenant: str,
+    role: str,
+    label: str,
+    ttl: float,
+    now: float,
+    admin: bool = False,
 ) -> tuple[int, str]:
     """A new key (returned once, never stored) and its id."""
     key = PREFIX + secrets.token_urlsafe(32)
@@ -49,6 +59,7 @@ async def create_key(
                 role=role,
                 created_at=now,
                 expires_at=now + ttl,
+                admin=admin,
             )
         )
     (key_id,) = result.inserted_primary_key or (0,)
@@ -57,7 +68,9 @@ async def create_key(
 
 def _key_columns() -> Select[Any]:
     c = tables.api_keys.c
-    return select(c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at)
+    return select(
+        c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at, c.admin
+    )
 
 
 async def _one_key(engine: AsyncEngine, query: Select[Any]) -> ApiKeyRow | None:
@@ -92,13 +105,7 @@ async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
 async def list_keys(engine: AsyncEngine) -> list[ApiKeyRow]:
     c = tables.api_keys.c
     async with reading(engine) as conn:
-        rows = (
-            await conn.execute(
-                select(
-                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
-                ).order_by(c.id)
-            )
-        ).all()
+        rows = (await conn.execute(_key_columns().order_by(c.id))).all()
     return [ApiKeyRow(*row) for row in rows]
 
 

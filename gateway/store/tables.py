@@ -161,6 +161,7 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("admin", Boolean, nullable=False, server_default=false()),
 )
 
 external_accounts = Table(
