@@ -86,7 +86,7 @@ class AdminApi:
         app.router.add_get(PREFIX + "/openapi.json", self.openapi)
         for op in self.api.operations:
             app.router.add_route(op.method, PREFIX + op.path, self._endpoint(op), name=op.name)
-        app.router.add_route("*", PREFIX + "/{tail:.*}", self.unknown)
+        app.router.add_route("*", PREFIX + "{tail:(?:/.*)?}", self.unknown)
 
     def _endpoint(self, op: Operation) -> Any:
         async def endpoint(request: web.Request) -> web.StreamResponse:

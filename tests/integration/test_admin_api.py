@@ -180,7 +180,7 @@ async def test_unknown_api_paths_are_answered_here_and_never_forwarded(tmp_path:
     async with running_stack(tmp_path) as stack:
         admin = await as_person(stack, SUPER)
         hits = await stack.ledger_total()
-        for method, path in (("GET", "/nothing"), ("PUT", "/users"), ("POST", "/me")):
+        for method, path in (("GET", "/nothing"), ("PUT", "/users"), ("POST", "/me"), ("GET", "")):
             reply = await admin.call(method, path)
             assert reply.status == 404, (method, path)
             assert reply.content_type.startswith("application/problem+json")
@@ -269,6 +269,25 @@ async def test_simulate_decides_as_live_traffic_against_the_active_rules(tmp_pat
             {"user": ALICE, "api_key": 1, "method": "GET", "target": "/"},
         )
         assert both.status == 422
+        key_id = (
+            await carol.call("POST", "/api-keys", {"tenant": "acme", "role": "readonly"})
+        ).body["api_key"]["id"]
+        as_key = await carol.call(
+            "POST",
+            "/rules/simulate",
+            {"api_key": key_id, "method": "GET", "target": "/api/invoices/7"},
+        )
+        assert as_key.body["decision"] == "allow"
+        admin = await as_person(stack, SUPER)
+        made = await admin.call(
+            "POST", "/api-keys", {"tenant": "acme", "role": "admin", "admin": True}
+        )
+        refused = await admin.call(
+            "POST",
+            "/rules/simulate",
+            {"api_key": made.body["api_key"]["id"], "method": "GET", "target": "/api/invoices/7"},
+        )
+        assert refused.status == 422 and "admin key" in refused.body["detail"]
 
 
 async def test_audit_pages_filters_and_a_tenant_admin_sees_only_their_tenants(
