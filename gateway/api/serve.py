@@ -105,8 +105,10 @@ class AdminApi:
     async def unknown(self, request: web.Request) -> web.StreamResponse:
         request_id = new_request_id()
         gw = request.app[LIVE].current
+        caller = await self.authenticate(request, gw)
+        actor = caller.actor if isinstance(caller, Refused) else caller[0].name
         refused = Refused(404, "not-found", f"no operation {request.method} {request.path}")
-        await self._audit(gw, request, request_id, "", refused.status, refused.code)
+        await self._audit(gw, request, request_id, actor, refused.status, refused.code)
         return problem(refused, request_id)
 
     async def serve(self, op: Operation, request: web.Request) -> web.StreamResponse:
