@@ -72,13 +72,15 @@ class User(BaseModel):
     created_at: float
 
     @classmethod
-    def of(cls, row: UserRow) -> User:
+    def of(cls, row: UserRow, actor: Admin) -> User:
+        """The person as ``actor`` may see them: a tenant admin sees only their tenants' roles."""
+        shown = [m for m in row.memberships if actor.superadmin or actor.manages(m.tenant)]
         return cls(
             email=row.email,
             display_name=row.display_name,
             active=row.active,
             superadmin=row.superadmin,
-            memberships=[Grant(tenant=m.tenant, role=m.role) for m in row.memberships],
+            memberships=[Grant(tenant=m.tenant, role=m.role) for m in shown],
             created_at=row.created_at,
         )
 

@@ -17,7 +17,7 @@ async def me(call: Call[Empty, Empty]) -> Me:
 @API.get("/users", response=Users)
 async def list_users(call: Call[Empty, Empty]) -> Users:
     """The people the caller administers."""
-    return Users(items=[User.of(row) for row in await service.list_users(call.ctx)])
+    return Users(items=[User.of(row, call.ctx.actor) for row in await service.list_users(call.ctx)])
 
 
 @API.post("/users", body=NewUser, response=User, status=201, errors=(404, 409))
@@ -26,14 +26,14 @@ async def add_user(call: Call[NewUser, Empty]) -> User | AdminError:
     body = call.body
     grants = [grant.membership() for grant in body.memberships]
     row = await service.add_user(call.ctx, body.email, grants, superadmin=body.superadmin)
-    return row if isinstance(row, AdminError) else User.of(row)
+    return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)
 
 
 @API.get("/users/{email}", response=User, errors=(404,))
 async def read_user(call: Call[Empty, Empty]) -> User | AdminError:
     """One person the caller administers."""
     row = await service.get_user(call.ctx, call.path["email"])
-    return row if isinstance(row, AdminError) else User.of(row)
+    return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)
 
 
 @API.post("/users/{email}/memberships", body=Grant, response=User, status=201, errors=(404, 409))
@@ -42,7 +42,7 @@ async def add_membership(call: Call[Grant, Empty]) -> User | AdminError:
     row = await service.add_membership(
         call.ctx, call.path["email"], call.body.tenant, call.body.role
     )
-    return row if isinstance(row, AdminError) else User.of(row)
+    return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)
 
 
 @API.put("/users/{email}/memberships/{tenant}", body=RoleChange, response=User, errors=(404, 409))
@@ -51,7 +51,7 @@ async def change_role(call: Call[RoleChange, Empty]) -> User | AdminError:
     row = await service.change_role(
         call.ctx, call.path["email"], call.path["tenant"], call.body.role
     )
-    return row if isinstance(row, AdminError) else User.of(row)
+    return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)
 
 
 @API.delete("/users/{email}/memberships/{tenant}/{role}", response=User, errors=(404,))
@@ -59,7 +59,7 @@ async def remove_membership(call: Call[Empty, Empty]) -> User | AdminError:
     """Withdraw one role in one tenant (the person's sessions end)."""
     path = call.path
     row = await service.remove_membership(call.ctx, path["email"], path["tenant"], path["role"])
-    return row if isinstance(row, AdminError) else User.of(row)
+    return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)
 
 
 @API.post("/users/{email}/deactivate", response=Ended, errors=(404, 409))

@@ -146,3 +146,18 @@ async def test_an_acme_admin_lists_nothing_of_globex(tmp_path: Path, kind: str) 
         assert BOB not in {r["actor"] for r in rows}
         export = await carol.get("/audit/export", params={"format": "jsonl"})
         assert export.status == 200 and "globex" not in export.body
+
+
+async def test_an_acme_admin_sees_no_globex_role_of_a_person_both_tenants_share(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        carol = await as_person(stack, "carol@acme.test")
+        shared = await carol.get(f"/users/{SUPER}")
+        assert shared.status == 200
+        assert shared.body["memberships"] == [{"tenant": "acme", "role": "admin"}]
+        listed = {u["email"]: u for u in (await carol.get("/users")).body["items"]}
+        assert listed[SUPER]["memberships"] == [{"tenant": "acme", "role": "admin"}]
+        admin = await as_person(stack, SUPER)
+        full = (await admin.get(f"/users/{SUPER}")).body["memberships"]
+        assert {"tenant": "globex", "role": "admin"} in full
