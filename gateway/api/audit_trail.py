@@ -26,12 +26,13 @@ async def read_audit(call: Call[Empty, AuditQuery]) -> AuditPage | AdminError:
     where = audit_filter(call.ctx.actor, query)
     if isinstance(where, AdminError):
         return where
-    before = int(query.cursor) if query.cursor is not None else None
-    rows = await audit_log.recent_rows(call.ctx.engine, where, limit=query.limit, before_seq=before)
+    rows = await audit_log.recent_rows(
+        call.ctx.engine, where, limit=query.limit, before_seq=query.cursor
+    )
     more = len(rows) == query.limit and rows[-1].seq > 1
     return AuditPage(
         items=[AuditRecord.of(row) for row in rows],
-        next_cursor=str(rows[-1].seq) if more else None,
+        next_cursor=rows[-1].seq if more else None,
     )
 
 

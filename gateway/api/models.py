@@ -259,7 +259,7 @@ class AuditFilters(Strict):
 
 class AuditQuery(AuditFilters):
     limit: int = Field(default=100, ge=1, le=500)
-    cursor: Annotated[str, StringConstraints(pattern=r"^[0-9]{1,18}$")] | None = None
+    cursor: int | None = Field(default=None, ge=1, le=2**62)
     """``next_cursor`` of the page before."""
 
 
@@ -290,5 +290,5 @@ class AuditRecord(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditRecord]
-    next_cursor: str | None
+    next_cursor: int | None
     """Pass as ``cursor`` for the next (older) page; ``null`` on the last page."""

@@ -316,7 +316,7 @@ async def test_audit_pages_filters_and_a_tenant_admin_sees_only_their_tenants(
         seen: list[int] = []
         cursor = None
         while True:
-            params = {"limit": "3"} | ({"cursor": cursor} if cursor else {})
+            params = {"limit": "3"} | ({"cursor": str(cursor)} if cursor else {})
             page = await admin.get("/audit", params=params)
             seen += [row["seq"] for row in page.body["items"]]
             cursor = page.body["next_cursor"]
