@@ -1,7 +1,7 @@
 """Admin API keys: a key flagged ``admin`` works only at the admin API, never upstream.
 
-Revision ID: 0011
-Revises: 0008
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-29
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision: str | None = "0008"
+revision = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | None = None
 depends_on: str | None = None
 
