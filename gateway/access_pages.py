@@ -18,7 +18,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import access
-from gateway.admin.service import Admin, AdminContext, AdminError, global_roles
+from gateway.admin.service import Admin, AdminContext, AdminError
 from gateway.audit import event_entry
 from gateway.auth.handlers import AuthPages, see_other
 from gateway.auth.redirects import safe_next
@@ -59,13 +59,8 @@ class AccessPages:
             error = "The form expired. Send it again from this page."
             return self._form(principal, status=403, error=error, **fields)
         roles = self.roles()
-        ctx = AdminContext(
-            self.engine,
-            self.auth.audit,
-            Admin(principal.email),
-            frozenset(roles),
-            global_roles=global_roles(roles),
-            access_requests=self.limits,
+        ctx = AdminContext.over(
+            self.engine, self.auth.audit, Admin(principal.email), roles, access_requests=self.limits
         )
         row = await access.request_access(
             ctx,

@@ -16,6 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_pages import AccessPages, mount_access
+from gateway.api.routes import admin_api
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
 from gateway.auth.api_clients import ApiKeys, BearerTokens
@@ -294,6 +295,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
             limits=settings.access_requests,
         ),
     )
+    admin_api(auth_pages.csrf).mount(app)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app

@@ -636,8 +636,15 @@ def apikey() -> None:
 @click.option("--role", required=True)
 @click.option("--expires", default="90d", show_default=True, help="Lifetime, e.g. 30d.")
 @click.option("--label", default="", help="Who or what uses the key.")
+@click.option(
+    "--admin",
+    "admin_key",
+    is_flag=True,
+    help="A key for the admin API only (as admin of --tenant; of every tenant for '*'); "
+    "the proxy refuses it for upstream traffic.",
+)
 def apikey_create(
-    config_path: Path | None, tenant: str, role: str, expires: str, label: str
+    config_path: Path | None, tenant: str, role: str, expires: str, label: str, admin_key: bool
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     settings = settings_from(config_path)
@@ -647,9 +654,12 @@ def apikey_create(
         fail([f"--expires: {error}"])
     key_id, key = admin_run(
         settings,
-        lambda ctx: admin.create_api_key(ctx, tenant=tenant, role=role, label=label, ttl=ttl),
+        lambda ctx: admin.create_api_key(
+            ctx, tenant=tenant, role=role, label=label, ttl=ttl, admin=admin_key
+        ),
     )
-    click.echo(f"API key {key_id} ({role} in {tenant}); it is shown only now:", err=True)
+    kind = "admin API key" if admin_key else "API key"
+    click.echo(f"{kind} {key_id} ({role} in {tenant}); it is shown only now:", err=True)
     click.echo(key)
 
 
@@ -673,9 +683,10 @@ def apikey_list(config_path: Path | None) -> None:
     for row in admin_run(settings, admin.list_api_keys):
         state = "live" if row.live(now) else ("revoked" if row.revoked_at else "expired")
         expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%dT%H:%MZ")
+        kind = "\tadmin" if row.admin else ""
         used = "never" if row.last_used_at is None else when(row.last_used_at)
         click.echo(
-            f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}"
+            f"{row.id}\t{row.role}@{row.tenant}\t{state}{kind}\t{row.label}"
             f"\texpires {expires}\tlast used {used}"
         )
 

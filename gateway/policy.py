@@ -68,7 +68,7 @@ class Policy:
 
     @property
     def roles(self) -> Mapping[str, RoleDef]:
-        """The roles this rule set defines, by name (read-only)."""
+        """The roles this rule set defines, by name (read-only): who administers, for the API."""
         return MappingProxyType(self._roles)
 
     def decide(

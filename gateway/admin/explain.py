@@ -113,6 +113,8 @@ async def principal_for_key(gw: Deciders, key_id: int) -> Principal | str:
         return f"API key {key_id} belongs to deactivated tenant {row.tenant!r}; it is refused"
     if row.revoked_at is not None:
         return f"API key {key_id} is revoked; it is refused on live traffic"
+    if row.admin:
+        return f"API key {key_id} is an admin key; it is refused on live traffic"
     if not row.live(time.time()):
         return f"API key {key_id} has expired; it is refused on live traffic"
     return key_principal(row)

@@ -48,7 +48,7 @@ class AdminError:
 
     message: str
     code: str = "invalid"
-    """``invalid``, ``not-found`` or ``forbidden``."""
+    """``invalid``, ``not-found``, ``forbidden`` or ``conflict``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,21 @@ class AdminContext:
     send_invite: Callable[[Invitation], Awaitable[None]] | None = None
     """Stores a sign-in link for an invited person and mails it (``MagicLinks.invite``);
     without it, invites are refused."""
+
+    @classmethod
+    def over(
+        cls,
+        engine: AsyncEngine,
+        audit: AuditWriter,
+        actor: Admin,
+        roles: Mapping[str, RoleDef],
+        **options: Any,
+    ) -> AdminContext:
+        """A context for the rules' ``roles``: their names, and which reach every tenant
+        (so a tenant admin can never hand out a role that reaches beyond their tenant)."""
+        return cls(
+            engine, audit, actor, frozenset(roles), global_roles=global_roles(roles), **options
+        )
 
     async def revoke_one(self, id_hash: str) -> bool:
         live = await session_store.revoke_session(self.engine, id_hash, self.clock())
@@ -166,7 +181,7 @@ async def create_tenant(
     if not await tenant_store.create_tenant(
         ctx.engine, tenant_id, display_name=name, now=ctx.clock()
     ):
-        return AdminError(f"tenant {tenant_id!r} exists already")
+        return AdminError(f"tenant {tenant_id!r} exists already", "conflict")
     row = _present(await tenant_store.get_tenant(ctx.engine, tenant_id))
     await ctx.audit_event("tenant-created", tenant=tenant_id, before=None, after=_tenant_state(row))
     return row
@@ -204,7 +219,7 @@ async def deactivate_tenant(ctx: AdminContext, tenant_id: str) -> int | AdminErr
     if before is None:
         return AdminError(f"no tenant {tenant_id!r}", "not-found")
     if not before.active:
-        return AdminError(f"tenant {tenant_id!r} is deactivated already")
+        return AdminError(f"tenant {tenant_id!r} is deactivated already", "conflict")
     await tenant_store.update_tenant(ctx.engine, tenant_id, active=False)
     ended = 0
     for user_id in await tenant_store.member_ids(ctx.engine, tenant_id):
@@ -249,6 +264,11 @@ async def _user(ctx: AdminContext, email: str) -> UserRow | AdminError:
     return user
 
 
+async def get_user(ctx: AdminContext, email: str) -> UserRow | AdminError:
+    """A person the actor administers; anyone else is as unknown as a missing person."""
+    return await _user(ctx, email)
+
+
 def _may_see(actor: Admin, user: UserRow) -> bool:
     return actor.superadmin or any(actor.manages(m.tenant) for m in user.memberships)
 
@@ -278,6 +298,8 @@ async def _check_grants(ctx: AdminContext, memberships: Sequence[Membership]) ->
         if grant.role not in ctx.roles:
             known = ", ".join(sorted(ctx.roles))
             problems.append(f"unknown role {grant.role!r}; the rules define: {known}")
+        elif grant.role in ctx.global_roles and not ctx.actor.superadmin:
+            problems.append(f"{grant.role} reaches every tenant: only a superadmin grants it")
         refused = await usable_tenant(ctx, grant.tenant)
         if refused is not None:
             problems.append(refused.message)
@@ -348,7 +370,9 @@ async def set_user_active(ctx: AdminContext, email: str, active: bool) -> int | 
     if refused is not None:
         return refused
     if user.active == active:
-        return AdminError(f"{user.email} is {'active' if active else 'deactivated'} already")
+        return AdminError(
+            f"{user.email} is {'active' if active else 'deactivated'} already", "conflict"
+        )
     await user_store.set_active(ctx.engine, user.id, active)
     ended = 0 if active else await ctx.revoke(user.id)
     after = _present(await user_store.get_user(ctx.engine, user.id))
@@ -371,7 +395,7 @@ async def add_membership(
         return user
     grant = Membership(tenant, role)
     if grant in user.memberships:
-        return AdminError(f"{user.email} holds {role} in {tenant} already")
+        return AdminError(f"{user.email} holds {role} in {tenant} already", "conflict")
     return await add_user(ctx, user.email, [grant])
 
 
@@ -406,7 +430,7 @@ async def change_role(
     if refused is not None:
         return refused
     if held == [Membership(tenant, role)]:
-        return AdminError(f"{user.email} holds {role} in {tenant} already")
+        return AdminError(f"{user.email} holds {role} in {tenant} already", "conflict")
     await user_store.set_tenant_role(ctx.engine, user.id, tenant, role)
     return await _changed(ctx, user, "role-changed", tenant)
 
@@ -478,10 +502,16 @@ async def list_users(ctx: AdminContext) -> list[UserRow]:
 
 
 async def create_api_key(
-    ctx: AdminContext, *, tenant: str, role: str, label: str, ttl: float
+    ctx: AdminContext, *, tenant: str, role: str, label: str, ttl: float, admin: bool = False
 ) -> tuple[int, str] | AdminError:
-    """A key bound to one tenant and role; the key itself is returned only now."""
-    if tenant == GLOBAL_TENANT:
+    """A key bound to one tenant and role; the key itself is returned only now.
+
+    An ``admin`` key (a superadmin's to make) works only at the admin API, as admin of
+    its tenant, or of every tenant for ``*``; the proxy refuses it for upstream traffic.
+    """
+    if admin and not ctx.actor.superadmin:
+        return AdminError("only a superadmin creates admin keys", "forbidden")
+    if tenant == GLOBAL_TENANT and not admin:
         return AdminError("an API key belongs to one tenant, not '*'")
     if ttl <= 0:
         return AdminError("a key's lifetime must be positive, e.g. 90d")
@@ -489,7 +519,7 @@ async def create_api_key(
     if refused is not None:
         return refused
     key_id, key = await key_store.create_key(
-        ctx.engine, tenant=tenant, role=role, label=label, ttl=ttl, now=ctx.clock()
+        ctx.engine, tenant=tenant, role=role, label=label, ttl=ttl, now=ctx.clock(), admin=admin
     )
     await ctx.audit_event(
         "apikey-created",
@@ -499,7 +529,7 @@ async def create_api_key(
         label=label,
         expires_in=ttl,
         before=None,
-        after={"tenant": tenant, "role": role, "label": label},
+        after={"tenant": tenant, "role": role, "label": label, "admin": admin},
     )
     return key_id, key
 
@@ -554,13 +584,12 @@ async def admin_context(
                 public_url=settings.server.public_url,
                 sender=settings.mail.sender,
             )
-            yield AdminContext(
+            yield AdminContext.over(
                 engine,
                 writer,
                 actor,
-                frozenset(ruleset.roles),
+                ruleset.roles,
                 send_invite=links.invite,
-                global_roles=global_roles(ruleset.roles),
                 mailer=mailer,
                 sender=settings.mail.sender,
                 access_requests=settings.access_requests,

@@ -33,13 +33,23 @@ class ApiKeyRow:
     revoked_at: float | None
     last_used_at: float | None = None
     """When a request last came with the key (written at most once a minute)."""
+    admin: bool = False
+    """Works only at the admin API (as admin of ``tenant``; of every tenant for ``*``),
+    never for upstream traffic."""
 
     def live(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
 
 
 async def create_key(
-    engine: AsyncEngine, *, tenant: str, role: str, label: str, ttl: float, now: float
+    engine: AsyncEngine,
+    *,
+    tenant: str,
+    role: str,
+    label: str,
+    ttl: float,
+    now: float,
+    admin: bool = False,
 ) -> tuple[int, str]:
     """A new key (returned once, never stored) and its id."""
     key = PREFIX + secrets.token_urlsafe(32)
@@ -52,6 +62,7 @@ async def create_key(
                 role=role,
                 created_at=now,
                 expires_at=now + ttl,
+                admin=admin,
             )
         )
     (key_id,) = result.inserted_primary_key or (0,)
@@ -61,7 +72,15 @@ async def create_key(
 def _key_columns() -> Select[Any]:
     c = tables.api_keys.c
     return select(
-        c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at, c.last_used_at
+        c.id,
+        c.label,
+        c.tenant,
+        c.role,
+        c.created_at,
+        c.expires_at,
+        c.revoked_at,
+        c.last_used_at,
+        c.admin,
     )
 
 

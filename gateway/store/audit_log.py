@@ -87,6 +87,8 @@ class AuditFilter:
     decision: str | None = None
     kind: str | None = None
     request_id: str | None = None
+    tenants: frozenset[str] | None = None
+    """Only rows of these tenants (what a tenant admin may read)."""
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=str)
@@ -363,6 +365,8 @@ def _where(query: Select[Any], where: AuditFilter) -> Select[Any]:
         value = getattr(where, name)
         if value is not None:
             query = query.where(c[name] == value)
+    if where.tenants is not None:
+        query = query.where(c.tenant.in_(sorted(where.tenants)))
     return query
 
 
@@ -407,6 +411,7 @@ async def export_rows(
     decision: str | None = None,
     kind: str | None = None,
     request_id: str | None = None,
+    tenants: frozenset[str] | None = None,
 ) -> AsyncIterator[str]:
     """Matching rows as JSON lines or CSV (with a header), one chunk per row.
 
@@ -415,7 +420,7 @@ async def export_rows(
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
-    where = AuditFilter(since, until, actor, tenant, route, decision, kind, request_id)
+    where = AuditFilter(since, until, actor, tenant, route, decision, kind, request_id, tenants)
     if fmt == "csv":
         yield _csv_line(COLUMNS)
     async for row in iter_rows(engine, where):

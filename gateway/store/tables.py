@@ -166,6 +166,7 @@ api_keys = Table(
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
     Column("last_used_at", Float, nullable=True),
+    Column("admin", Boolean, nullable=False, server_default=false()),
 )
 
 external_accounts = Table(

@@ -320,6 +320,17 @@ def test_tenants_and_user_workflows_through_the_command(config: Path) -> None:
         assert kind in kinds
 
 
+def test_an_admin_key_is_made_with_admin_and_listed_as_one(config: Path) -> None:
+    created = gatehold(
+        "apikey", "create", "--admin", "--tenant", "*", "--role", "admin", config=config
+    )
+    assert created.returncode == 0, created.stderr
+    assert "admin API key 1" in created.stderr
+    assert "admin@*\tlive\tadmin\t" in gatehold("apikey", "list", config=config).stdout
+    plain = gatehold("apikey", "create", "--tenant", "*", "--role", "admin", config=config)
+    assert plain.returncode == 2 and "not '*'" in plain.stderr
+
+
 def test_users_invite_mails_a_link_and_lists_the_person_as_invited(config: Path) -> None:
     invited = gatehold(
         "users",

@@ -19,7 +19,15 @@ from tests.support.rawhttp import raw_request
 from tests.support.servers_base import free_port
 from tests.support.stack import Stack, demo_settings, ledger_server, running_stack
 
-SAMPLE = {"provider": "nope", "filename": "gatehold.css"}
+SAMPLE = {
+    "provider": "nope",
+    "filename": "gatehold.css",
+    "email": "alice@acme.test",
+    "tenant": "acme",
+    "role": "standard",
+    "key_id": "1",
+    "tail": "/nothing",
+}
 
 
 def own_routes(app: web.Application) -> list[tuple[str, str]]:
@@ -34,7 +42,7 @@ def own_routes(app: web.Application) -> list[tuple[str, str]]:
         else:
             path = str(info.get("path") or info.get("formatter", ""))
             path = path.format(**SAMPLE)
-        found.append((route.method, path))
+        found.append(("GET" if route.method == "*" else route.method, path))
     return found
 
 

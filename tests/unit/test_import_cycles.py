@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import gateway
 
 PACKAGE_ROOT = Path(gateway.__file__).resolve().parent
@@ -121,17 +123,23 @@ def test_the_walk_sees_function_level_imports() -> None:
     assert "gateway.runtime" in cli_imports  # imported inside `serve` only
 
 
+@pytest.mark.timeout(300)
 def test_every_gateway_module_imports_alone() -> None:
     """Each module imports in a fresh interpreter, first of all gateway modules."""
     names = sorted(name for name in _modules() if name not in NOT_IMPORTABLE)
+    # Four interpreters at a time: each pays the whole import, one after another takes
+    # minutes on a busy machine.
     script = (
-        "import importlib, subprocess, sys\n"
-        "bad = []\n"
-        "for name in sys.argv[1:]:\n"
+        "import subprocess, sys\n"
+        "from concurrent.futures import ThreadPoolExecutor\n"
+        "def alone(name):\n"
         "    code = f'import importlib; importlib.import_module({name!r})'\n"
         "    done = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)\n"
         "    if done.returncode:\n"
-        "        bad.append(name + ': ' + done.stderr.strip().splitlines()[-1])\n"
+        "        return name + ': ' + done.stderr.strip().splitlines()[-1]\n"
+        "    return ''\n"
+        "with ThreadPoolExecutor(4) as pool:\n"
+        "    bad = [line for line in pool.map(alone, sys.argv[1:]) if line]\n"
         "print('\\n'.join(bad))\n"
     )
     done = subprocess.run(

@@ -1,0 +1,20 @@
+"""The admin API as mounted by ``app.py``: every endpoint module, one ``AdminApi``.
+
+Adding an endpoint: a decorated function in one of these modules (or a new module
+listed here); it is served, audited and documented with no other change.
+"""
+
+from __future__ import annotations
+
+from gateway.api import audit_trail, keys, people, simulate, tenants
+from gateway.api.openapi import openapi_document
+from gateway.api.operations import API
+from gateway.api.serve import AdminApi
+from gateway.auth.keys import CsrfTokens
+
+ENDPOINT_MODULES = (people, tenants, keys, simulate, audit_trail)
+
+
+def admin_api(csrf: CsrfTokens) -> AdminApi:
+    """The admin API over every endpoint module's operations."""
+    return AdminApi(API, csrf, openapi_document(API))

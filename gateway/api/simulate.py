@@ -1,0 +1,51 @@
+"""``/rules/simulate``: how the active rules would decide a request, as a person or a key."""
+
+from __future__ import annotations
+
+from gateway.admin import service
+from gateway.admin.explain import explain, principal_for, principal_for_key
+from gateway.admin.service import AdminError
+from gateway.api.models import SimulateRequest, Simulation
+from gateway.api.operations import API, Call, Empty
+from gateway.model import Principal
+
+
+@API.post("/rules/simulate", body=SimulateRequest, response=Simulation, errors=(404,))
+async def simulate(call: Call[SimulateRequest, Empty]) -> Simulation | AdminError:
+    """Decide a request as live traffic would, without forwarding or auditing it."""
+    body = call.body
+    principal = await _caller(call, body)
+    if isinstance(principal, AdminError):
+        return principal
+    result = await explain(
+        call.gateway, principal=principal, method=body.method, target=body.target
+    )
+    verdict = result.decision
+    return Simulation(
+        decision="allow" if verdict.allowed else "deny",
+        reason=str(verdict.reason),
+        steps=list(result.steps),
+    )
+
+
+async def _caller(
+    call: Call[SimulateRequest, Empty], body: SimulateRequest
+) -> Principal | AdminError:
+    """The person or key to simulate, if the caller administers them."""
+    if (body.user is None) == (body.api_key is None):
+        return AdminError("give exactly one of user (an email) or api_key (a key id)")
+    if body.api_key is not None:
+        if body.tenant is not None:
+            return AdminError("an API key acts in its own tenant; leave out tenant")
+        keys = {row.id for row in await service.list_api_keys(call.ctx)}
+        if body.api_key not in keys:
+            return AdminError(f"no API key {body.api_key}", "not-found")
+        found = await principal_for_key(call.gateway, body.api_key)
+        return AdminError(found) if isinstance(found, str) else found
+    user = await service.get_user(call.ctx, body.user or "")
+    if isinstance(user, AdminError):
+        return user
+    if body.tenant is not None and body.tenant not in {m.tenant for m in user.memberships}:
+        return AdminError(f"{user.email} is no member of {body.tenant!r}")
+    principal = await principal_for(call.gateway, user.email, tenant=body.tenant)
+    return principal or AdminError(f"no user {user.email!r}", "not-found")
