@@ -14,18 +14,17 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.app import ENGINE, build_app, with_rules
-from gateway.config.loader import load_rules
+from gateway.app import build_app
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
-from gateway.live import LIVE
 from gateway.responses import mark_own_page
+from gateway.rules_sync import follow_store, initial_rules
 from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
 
 RELOAD: web.AppKey[Callable[[], Coroutine[Any, Any, bool]]] = web.AppKey("reload_rules")
-"""Re-read, check and activate the rules file (what SIGHUP does)."""
+"""What SIGHUP does: store and activate a changed rules file, run the active version."""
 
 
 def install_uvloop() -> None:
@@ -78,20 +77,14 @@ async def run_until_stopped(
 async def start_gateway(
     settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False
 ) -> list[web.AppRunner]:
-    """The gateway listener and, if configured, the admin listener (``/metrics``)."""
+    """The gateway listener and, if configured, the admin listener (``/metrics``).
+
+    The gateway runs the store's active rules version and follows it (``rules_sync``).
+    """
     rules_env = {**env, **settings.rules_env}
-    ruleset = load_rules(settings.rules_path, env=rules_env)
+    version, ruleset = await initial_rules(settings, rules_env)
     app = build_app(settings, ruleset)
-    live, engine = app[LIVE], app[ENGINE]
-
-    async def reload() -> bool:
-        return await live.reload(
-            str(settings.rules_path),
-            partial(load_rules, settings.rules_path, env=rules_env),
-            lambda gateway, rules: with_rules(gateway, settings, rules, engine),
-        )
-
-    app[RELOAD] = reload
+    app[RELOAD] = follow_store(app, settings, rules_env, applied=version).hangup
     runner = GatewayRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(

@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
-from gateway.config.loader import load_rules
+from gateway.config.loader import check_rules_text, load_rules
 from gateway.config.settings import Settings
+from gateway.errors import ConfigError
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store import api_keys as key_store
+from gateway.store import rule_versions, sso_invites
 from gateway.store import sessions as session_store
-from gateway.store import sso_invites
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.api_keys import ApiKeyRow
@@ -46,7 +47,8 @@ class AdminError:
 
     message: str
     code: str = "invalid"
-    """``invalid``, ``not-found`` or ``forbidden``."""
+    """``invalid``, ``not-found``, ``forbidden`` or ``conflict`` (the state forbids it:
+    rules managed by the file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,9 @@ class AdminContext:
     notice within their revocation poll."""
     end_session: Callable[[str], Awaitable[None]] | None = None
     """Ends one session by its id hash; inside a gateway process the session manager's."""
+    settings: Settings | None = None
+    """The gateway's settings: the rules lifecycle (``admin/rules.py``) reads where the
+    rules come from, who manages them and the values of their ``${VAR}``s."""
 
     async def revoke_one(self, id_hash: str) -> bool:
         live = await session_store.revoke_session(self.engine, id_hash, self.clock())
@@ -514,16 +519,32 @@ async def revoke_api_key(ctx: AdminContext, key_id: int) -> ApiKeyRow | AdminErr
 async def admin_context(
     settings: Settings, actor: Admin = CLI_ADMIN
 ) -> AsyncIterator[AdminContext]:
-    """A context over the store and audit writer ``settings`` name, closed afterwards."""
-    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+    """A context over the store and audit writer ``settings`` name, closed afterwards.
+
+    The roles are those of the active rules version (the file's before there is one).
+    """
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)
+        roles = await _active_roles(engine, settings)
         writer = writer_for(settings, engine)
         await writer.start()
         try:
-            yield AdminContext(engine, writer, actor, frozenset(ruleset.roles))
+            yield AdminContext(engine, writer, actor, roles, settings=settings)
         finally:
             await writer.close()
     finally:
         await engine.dispose()
+
+
+async def _active_roles(engine: AsyncEngine, settings: Settings) -> frozenset[str]:
+    env = {**os.environ, **settings.rules_env}
+    active = await rule_versions.active_version(engine)
+    if active is not None:
+        ruleset, problems = check_rules_text(
+            active.yaml, source=f"rules version {active.id}", env=env
+        )
+        if ruleset is None:
+            raise ConfigError([str(problem) for problem in problems])
+        return frozenset(ruleset.roles)
+    return frozenset(load_rules(settings.rules_path, env=env).roles)
