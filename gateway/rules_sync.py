@@ -204,11 +204,10 @@ class RulesFollower:
             self._wake.clear()
             try:
                 active = await version_store.active_id(self._engine)
-            except StoreUnavailable as error:
+                if active is not None and active not in (self.applied, self._failed):
+                    await self.apply(active)
+            except StoreUnavailable as error:  # the next poll tries again
                 log.warning("rules: cannot read the active version: %s", error)
-                continue
-            if active is not None and active not in (self.applied, self._failed):
-                await self.apply(active)
 
     @property
     def listening(self) -> bool:
