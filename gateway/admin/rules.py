@@ -32,7 +32,16 @@ from gateway.config.loader import RuleProblem, check_rules_text, load_rules
 from gateway.config.settings import Settings
 from gateway.context import Deciders
 from gateway.errors import ConfigError
-from gateway.model import ANONYMOUS, Anonymous, Principal, RuleSet
+from gateway.ingress import canonicalize
+from gateway.model import (
+    ANONYMOUS,
+    Anonymous,
+    IdSource,
+    Principal,
+    Rejection,
+    RouteMatch,
+    RuleSet,
+)
 from gateway.store import api_keys as key_store
 from gateway.store import audit_log
 from gateway.store import rule_versions as version_store
@@ -440,6 +449,8 @@ async def _replay(row: AuditRow, active: Deciders, draft: Deciders) -> ImpactCha
         return "it named objects in its body, which the audit record does not hold"
     query = str(data.get("query") or "")
     target = row.path + (f"?{query}" if query else "")
+    if _reads_body(active, row.method, target) or _reads_body(draft, row.method, target):
+        return "its route reads object ids from the body, which the audit record does not hold"
     before = await explain(active, principal=caller, method=row.method, target=target)
     after = await explain(draft, principal=caller, method=row.method, target=target)
     old, new = before.decision, after.decision
@@ -453,6 +464,17 @@ async def _replay(row: AuditRow, active: Deciders, draft: Deciders) -> ImpactCha
         target=target,
         active=Judgement(old.allowed, old.reason.value, before.steps),
         draft=Judgement(new.allowed, new.reason.value, after.steps),
+    )
+
+
+def _reads_body(deciders: Deciders, method: str, target: str) -> bool:
+    """Whether the route ``method target`` matches takes object ids from the body."""
+    canonical = canonicalize(target)
+    if isinstance(canonical, Rejection):
+        return False
+    match = deciders.router.match(canonical, method)
+    return isinstance(match, RouteMatch) and any(
+        spec.source in (IdSource.BODY, IdSource.FORM) for spec in match.route.ids
     )
 
 
