@@ -102,7 +102,7 @@ def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> Non
     settings = settings_from(config_path)
     check_audit_key_or_exit(settings)
     if as_worker:  # started by a `serve --workers N` process, beside it on its port
-        run_server(settings, os.environ, workers=1, reuse_port=True)
+        run_server(settings, os.environ, workers=1, reuse_port=True, sync_file=False)
         return
     # Stores and activates the file as its mode says; every problem listed, exit 2.
     run(initial_rules(settings, {**os.environ, **settings.rules_env}))

@@ -87,27 +87,31 @@ def _activated_entry(activation: Activation, *, source: str, comment: str) -> An
     )
 
 
-async def initial_rules(settings: Settings, env: Mapping[str, str]) -> tuple[int, RuleSet]:
+async def initial_rules(
+    settings: Settings, env: Mapping[str, str], *, sync_file: bool = True
+) -> tuple[int, RuleSet]:
     """The active version a starting process runs, after syncing the file as its mode says.
 
+    ``sync_file=False`` (a worker its first process started, which synced the file
+    already) runs the active version without reading the file, unless there is none.
     Raises ``ConfigError`` listing every problem when there are no valid rules to run.
     """
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)
-        return await _initial(engine, settings, env)
+        return await _initial(engine, settings, env, sync_file=sync_file)
     finally:
         await engine.dispose()
 
 
 async def _initial(
-    engine: AsyncEngine, settings: Settings, env: Mapping[str, str]
+    engine: AsyncEngine, settings: Settings, env: Mapping[str, str], *, sync_file: bool = True
 ) -> tuple[int, RuleSet]:
     path = settings.rules_path
-    if settings.rules_managed_by == "admin":
+    if settings.rules_managed_by == "admin" or not sync_file:
         active = await version_store.active_version(engine)
         if active is not None:
-            log.info("rules.managed_by is admin: running version %d, not %s", active.id, path)
+            log.info("running rules version %d (%s is not read)", active.id, path)
             ruleset, problems = check_rules_text(
                 active.yaml, source=version_source(active.id), env=env
             )

@@ -17,6 +17,7 @@ from aiohttp import web
 from gateway.app import build_app
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
+from gateway.errors import ConfigError
 from gateway.responses import mark_own_page
 from gateway.rules_sync import follow_store, initial_rules
 from gateway.server import GatewayRunner
@@ -75,14 +76,14 @@ async def run_until_stopped(
 
 
 async def start_gateway(
-    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False
+    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False, sync_file: bool = True
 ) -> list[web.AppRunner]:
     """The gateway listener and, if configured, the admin listener (``/metrics``).
 
     The gateway runs the store's active rules version and follows it (``rules_sync``).
     """
     rules_env = {**env, **settings.rules_env}
-    version, ruleset = await initial_rules(settings, rules_env)
+    version, ruleset = await initial_rules(settings, rules_env, sync_file=sync_file)
     app = build_app(settings, ruleset)
     app[RELOAD] = follow_store(app, settings, rules_env, applied=version).hangup
     runner = GatewayRunner(app, access_log=None, handle_signals=False)
@@ -114,6 +115,7 @@ def serve(
     workers: int,
     worker_argv: Sequence[str] = (),
     reuse_port: bool = False,
+    sync_file: bool = True,
 ) -> None:
     """Serve until stopped; with ``workers > 1`` run that many processes on one port.
 
@@ -124,7 +126,7 @@ def serve(
     multiprocessing's spawn context would add its resource tracker (13 MiB).
     """
     if workers <= 1:
-        _serve_one(settings, dict(env), reuse_port=reuse_port)
+        _serve_one(settings, dict(env), reuse_port=reuse_port, sync_file=sync_file)
         return
     if not worker_argv:
         raise ValueError("several workers need the command line that starts one")
@@ -155,12 +157,20 @@ def _serve_one(
     env: dict[str, str],
     reuse_port: bool,
     hangup: Callable[[], object] | None = None,
+    sync_file: bool = True,
 ) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it
     install_uvloop()
-    asyncio.run(
-        run_until_stopped(lambda: start_gateway(settings, env, reuse_port=reuse_port), hangup)
-    )
+
+    def start() -> Awaitable[list[web.AppRunner]]:
+        return start_gateway(settings, env, reuse_port=reuse_port, sync_file=sync_file)
+
+    try:
+        asyncio.run(run_until_stopped(start, hangup))
+    except ConfigError as error:  # no valid rules to start with: say why, never a trace
+        for problem in error.problems:
+            log.error("cannot start: %s", problem)
+        raise SystemExit(2) from None
 
 
 def _hang_up(workers: Sequence[subprocess.Popen[bytes]]) -> None:

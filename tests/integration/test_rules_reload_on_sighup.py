@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from gateway.demo.ledger import seed
-from tests.integration.test_cli import gatehold
+from tests.integration.test_cli import gatehold, listening_pids
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
@@ -152,7 +152,10 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
             _wait_for_port(ledger_port, ledger, log)
             _wait_for_port(port, server, log)
             if request.param > 1:  # every worker listening before the first request
-                time.sleep(3)
+                listening = _eventually(
+                    lambda: len(listening_pids(port)) == request.param, within=60
+                )
+                assert listening, log.read_text()
             yield Served(port, ledger_port, rules, config, log, server, created.stdout.strip())
         finally:
             server.send_signal(signal.SIGTERM)
@@ -217,8 +220,6 @@ def _activations(served: Served, digest: str) -> list[dict[str, Any]]:
 
 
 def _listeners(served: Served) -> set[int]:
-    from tests.integration.test_cli import listening_pids
-
     return listening_pids(served.port)
 
 
