@@ -28,6 +28,7 @@ from gateway.app import ENGINE
 from gateway.context import GATEWAY
 from gateway.live import LIVE
 from gateway.rules_sync import NOTIFIED_POLL_SECONDS
+from gateway.store import rule_versions as version_store
 from gateway.store.rule_versions import VersionRow
 from tests.support.components import require_component
 from tests.support.stack import DEMO_RULES, Stack, replica, running_stack
@@ -161,3 +162,33 @@ async def test_a_request_begun_before_an_activation_keeps_its_version(tmp_path: 
         assert await first_answer.json() == {"slept": True}
         rows = await second.audit_rows(first_answer.headers["X-Request-Id"])
         assert rows[0]["decision"] == "allow" and rows[0]["route"] == "slow"
+
+
+async def test_a_version_this_process_cannot_compile_keeps_the_running_rules(
+    tmp_path: Path,
+) -> None:
+    async with running_stack(tmp_path, follow=True, **ADMIN_MANAGED) as stack:
+        engine, running = stack.app[ENGINE], stack.follower.applied
+        unset = NARROWED.replace("${LEDGER_URL:-http://127.0.0.1:9001}", "${NOT_SET_HERE}")
+        broken = await version_store.add_version(
+            engine, unset, author="elsewhere", comment="", now=time.time()
+        )
+        assert await version_store.activate(engine, broken.id, by="elsewhere", now=time.time())
+        for _ in range(100):
+            if await stack.events("rules-rejected"):
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(1.2)  # a few more polls: tried once, not in a loop
+        (rejected,) = await stack.events("rules-rejected")
+        assert rejected["data"]["version"] == broken.id
+        assert any("NOT_SET_HERE" in problem for problem in rejected["data"]["problems"])
+        assert stack.follower.applied == running
+        assert await status(stack, "/api/invoices", "rita@acme.test") == 200
+
+        fixed = await propose(stack, NARROWED)
+        assert isinstance(await lifecycle.activate_version(context(stack), fixed.id), VersionRow)
+        for _ in range(100):
+            if stack.follower.applied == fixed.id:
+                break
+            await asyncio.sleep(0.02)
+        assert await status(stack, "/api/invoices", "rita@acme.test") == 403
