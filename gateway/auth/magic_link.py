@@ -70,6 +70,13 @@ def binding_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def _address(email: str) -> str:
+    address = normalize_email(email)
+    if address is None:
+        raise ValueError("a magic link needs an address that passed valid_email()")
+    return address
+
+
 class MagicLinks:
     """Issues and redeems sign-in links."""
 
@@ -102,23 +109,28 @@ class MagicLinks:
         """Exactly one plain address (``gateway.auth.emails``): no display name, no tricks."""
         return normalize_email(email) is not None
 
-    def request(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> int:
-        """Queue a link for ``email``; returns 0, or seconds to wait when rate-limited.
+    def admit(self, email: str, *, client_ip: str) -> int:
+        """0 if a link may be asked for ``email`` now, else the seconds to wait.
 
         ``email`` must have passed ``valid_email``; anything else is refused here too.
         """
-        address = normalize_email(email)
-        if address is None:
-            raise ValueError("request() needs an address that passed valid_email()")
-        email = address
-        wait = self._per_client.retry_after(client_ip) or self._per_email.retry_after(email)
+        address = _address(email)
+        wait = self._per_client.retry_after(client_ip) or self._per_email.retry_after(address)
         if wait:
-            self._audit.record(event_entry("magic-link-throttled", actor=email, client=client_ip))
-            return wait
-        task = asyncio.create_task(self._issue(email, client_ip=client_ip, rd=rd, binding=binding))
+            self._audit.record(event_entry("magic-link-throttled", actor=address, client=client_ip))
+        return wait
+
+    def issue(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> None:
+        """Look the address up, store and mail a link, in the background.
+
+        Call it only once the requester has been answered: the answer must not wait for,
+        or be slowed by, work that differs between known and unknown addresses.
+        """
+        task = asyncio.create_task(
+            self._issue(_address(email), client_ip=client_ip, rd=rd, binding=binding)
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return 0
 
     async def close(self) -> None:
         """Let queued mails go out."""
