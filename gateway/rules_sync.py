@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,7 +33,7 @@ from gateway.config.settings import Settings
 from gateway.context import Gateway
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.live import LIVE, LiveRules, Rebuild
-from gateway.model import RuleSet
+from gateway.model import AuditEntry, RuleSet
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -72,7 +71,7 @@ def _check_file(path: Path, env: Mapping[str, str]) -> tuple[str, RuleSet] | lis
     return text, ruleset
 
 
-def _activated_entry(activation: Activation, *, source: str, comment: str) -> Any:
+def _activated_entry(activation: Activation, *, source: str, comment: str) -> AuditEntry:
     return event_entry(
         "rules-activated",
         actor=FILE_AUTHOR,
@@ -144,7 +143,7 @@ async def _initial(
     return activation.version.id, ruleset
 
 
-async def _audit_once(settings: Settings, engine: AsyncEngine, entry: Any) -> None:
+async def _audit_once(settings: Settings, engine: AsyncEngine, entry: AuditEntry) -> None:
     """Write one event before the process's own writer exists."""
     writer = writer_for(settings, engine)
     await writer.start()
@@ -245,13 +244,18 @@ class RulesFollower:
     async def hangup(self) -> bool:
         """SIGHUP: store and activate a changed file (file mode), then run the active
         version. An invalid file keeps the running rules, every problem logged."""
+        try:
+            return await self._hangup()
+        except StoreUnavailable as error:  # the running rules stay; SIGHUP again later
+            log.error("rules not reloaded: %s", error)
+            return False
+
+    async def _hangup(self) -> bool:
+        path = self._settings.rules_path
         if self._settings.rules_managed_by == "admin":
-            log.info(
-                "rules.managed_by is admin: SIGHUP does not read %s", self._settings.rules_path
-            )
+            log.info("rules.managed_by is admin: SIGHUP does not read %s", path)
             active = await version_store.active_id(self._engine)
             return active is None or await self.apply(active)
-        path = self._settings.rules_path
         checked = _check_file(path, self._env)
         if isinstance(checked, list):
             for problem in checked:
