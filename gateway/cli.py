@@ -20,6 +20,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin import invites
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit import event_entry, writer_for
@@ -591,15 +592,68 @@ def describe(memberships: Sequence[Membership]) -> str:
     return ", ".join(parts) or "no new memberships"
 
 
+@users.command(name="invite")
+@config_option
+@click.argument("email")
+@click.option(
+    "--grant",
+    "grants",
+    multiple=True,
+    required=True,
+    help="A membership ROLE@TENANT to grant (repeat).",
+)
+@click.option(
+    "--valid",
+    default="3d",
+    show_default=True,
+    help="How long the mailed sign-in link works (at most 14d).",
+)
+@click.option("--by", "inviter", default="", help="Who the mail says invited them.")
+def users_invite(
+    config_path: Path | None, email: str, grants: tuple[str, ...], valid: str, inviter: str
+) -> None:
+    """Invite a person by mail: grant memberships and send a sign-in link.
+
+    They are listed as invited until they first sign in. (To invite someone to an SSO
+    provider instead, use `users add --sso PROVIDER`.)
+    """
+    memberships = parsed_grants(grants)
+    try:
+        valid_for = parse_duration(valid)
+    except ValueError as error:
+        fail([f"--valid: {error}"])
+    settings = settings_from(config_path)
+    user = admin_run(
+        settings,
+        lambda ctx: invites.invite_user(
+            ctx, email, memberships, valid_for=valid_for, inviter=inviter
+        ),
+    )
+    click.echo(f"{user.email} invited with: {describe(memberships)}; a sign-in link was mailed")
+
+
+def parsed_grants(grants: Sequence[str]) -> list[Membership]:
+    """``--grant role@tenant`` options as memberships; a malformed one is an error."""
+    memberships = []
+    for grant in grants:
+        role, at, tenant = grant.rpartition("@")
+        if not at or not role or not tenant:
+            fail([f"--grant {grant!r}: write it as ROLE@TENANT, e.g. standard@acme"])
+        memberships.append(Membership(tenant, role))
+    return memberships
+
+
 @users.command(name="list")
 @config_option
 def users_list(config_path: Path | None) -> None:
-    """List users with their memberships."""
+    """List users: state (invited, active, deactivated), last activity, memberships."""
     settings = settings_from(config_path)
     for user in admin_run(settings, admin.list_users):
-        state = "active" if user.active else "deactivated"
         flags = " superadmin" if user.superadmin else ""
-        click.echo(f"{user.email}\t{state}{flags}\t{describe(user.memberships)}")
+        seen = "never" if user.last_active is None else when(user.last_active)
+        click.echo(
+            f"{user.email}\t{user.state}{flags}\tlast active {seen}\t{describe(user.memberships)}"
+        )
 
 
 @users.command(name="deactivate")
@@ -759,13 +813,18 @@ def apikey_revoke(config_path: Path | None, key_id: int) -> None:
 @apikey.command(name="list")
 @config_option
 def apikey_list(config_path: Path | None) -> None:
-    """List keys (never the keys themselves): id, role@tenant, state, label, expiry."""
+    """List keys (never the keys themselves): id, role@tenant, state, label, expiry,
+    last use (noted at most once a minute)."""
     settings = settings_from(config_path)
     now = time.time()
     for row in admin_run(settings, admin.list_api_keys):
         state = "live" if row.live(now) else ("revoked" if row.revoked_at else "expired")
         expires = datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%dT%H:%MZ")
-        click.echo(f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}\texpires {expires}")
+        used = "never" if row.last_used_at is None else when(row.last_used_at)
+        click.echo(
+            f"{row.id}\t{row.role}@{row.tenant}\t{state}\t{row.label}"
+            f"\texpires {expires}\tlast used {used}"
+        )
 
 
 # ---------------------------------------------------------------- audit

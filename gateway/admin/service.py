@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
+from gateway.auth.magic_link import Invitation, MagicLinks
+from gateway.auth.mailer import build_mailer
 from gateway.config.loader import check_rules_text, load_rules
 from gateway.config.settings import Settings
 from gateway.errors import ConfigError
@@ -83,6 +85,9 @@ class AdminContext:
     notice within their revocation poll."""
     end_session: Callable[[str], Awaitable[None]] | None = None
     """Ends one session by its id hash; inside a gateway process the session manager's."""
+    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
+    """Stores a sign-in link for an invited person and mails it (``MagicLinks.invite``);
+    without it, invites are refused."""
     settings: Settings | None = None
     """The gateway's settings: the rules lifecycle (``admin/rules.py``) reads where the
     rules come from, who manages them and the values of their ``${VAR}``s."""
@@ -258,6 +263,7 @@ def _whole_person(actor: Admin, user: UserRow) -> AdminError | None:
 
 def _user_state(user: UserRow) -> dict[str, Any]:
     return {
+        "state": user.state,
         "active": user.active,
         "superadmin": user.superadmin,
         "memberships": _grants(user.memberships),
@@ -313,12 +319,14 @@ async def add_user(
 async def invite_sso(
     ctx: AdminContext, user: UserRow, *, provider: str, ttl: float
 ) -> AdminError | None:
-    """Let the first sign-in through ``provider`` with this verified email become theirs."""
+    """Let the first sign-in through ``provider`` with this verified email become theirs;
+    until then they are ``invited``."""
     if not _may_see(ctx.actor, user):
         return _forbidden_user(ctx.actor, user)
     await sso_invites.invite(
         ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
     )
+    await user_store.mark_invited(ctx.engine, user.id, by=ctx.actor.name, now=ctx.clock())
     await ctx.audit_event("sso-invited", subject=user.email, provider=provider, valid_for=ttl)
     return None
 
@@ -530,7 +538,20 @@ async def admin_context(
         writer = writer_for(settings, engine)
         await writer.start()
         try:
-            yield AdminContext(engine, writer, actor, roles, settings=settings)
+            links = MagicLinks(
+                engine=engine,
+                mailer=build_mailer(
+                    settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
+                ),
+                audit=writer,
+                settings=settings.auth.magic_link,
+                ttl=settings.magic_link_ttl,
+                public_url=settings.server.public_url,
+                sender=settings.mail.sender,
+            )
+            yield AdminContext(
+                engine, writer, actor, roles, send_invite=links.invite, settings=settings
+            )
         finally:
             await writer.close()
     finally:

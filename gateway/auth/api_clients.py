@@ -22,14 +22,23 @@ from gateway.auth.jwks import JwksCache
 from gateway.auth.revocations import Revocations, evict_revoked
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
+from gateway.errors import StoreUnavailable
 from gateway.model import AuthMethod, Membership, Principal
 from gateway.store import api_keys as key_store
 
 log = logging.getLogger("gatehold.api_clients")
 
 
+USE_EVERY = 60.0
+"""A key's last use is written at most once a minute (by this process, and in the store)."""
+
+
 class ApiKeys:
-    """Resolves ``ghk_…`` keys to principals."""
+    """Resolves ``ghk_…`` keys to principals, and notes when each was last used.
+
+    Noting a use costs a request one dictionary lookup; the uses are written in one
+    transaction by the revocation poll, at most once a minute per key.
+    """
 
     def __init__(
         self,
@@ -37,10 +46,16 @@ class ApiKeys:
         *,
         clock: Callable[[], float] = time.time,
         cache_seconds: float = 2.0,
+        use_every: float = USE_EVERY,
     ) -> None:
         self._engine = engine
         self._clock = clock
         self._cache: TTLCache[str, Principal | None] = TTLCache(50_000, ttl=cache_seconds)
+        self._use_every = use_every
+        self._noted: dict[str, float] = {}
+        """When this process last noted each key's use (by key hash)."""
+        self._used: dict[str, float] = {}
+        """Uses noted but not yet written."""
         self._poller: asyncio.Task[None] | None = None
         self.revocations = Revocations()
         """Told the hashes of keys revoked (by any process)."""
@@ -54,6 +69,7 @@ class ApiKeys:
                 poll_seconds=poll_seconds,
                 clock=self._clock,
                 on_revoked=self.revocations.notify,
+                after_each=self._write_used_safely,
             )
         )
 
@@ -62,19 +78,39 @@ class ApiKeys:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
+        await self._write_used_safely()
 
     async def principal(self, key: str) -> Principal | None:
         if not key.startswith(key_store.PREFIX) or len(key) > 100:
             return None
         hashed = key_store.key_hash(key)  # the cache is keyed like the revocations
         if hashed in self._cache:
-            return self._cache[hashed]
-        row = await key_store.find_key(self._engine, key)
-        principal = None
-        if row is not None and row.live(self._clock()):
-            principal = key_principal(row)
-        self._cache[hashed] = principal
+            principal = self._cache[hashed]
+        else:
+            row = await key_store.find_key(self._engine, key)
+            principal = None
+            if row is not None and row.live(self._clock()):
+                principal = key_principal(row)
+            self._cache[hashed] = principal
+        if principal is not None:
+            self._note_use(hashed)
         return principal
+
+    def _note_use(self, hashed: str) -> None:
+        now = self._clock()
+        if now - self._noted.get(hashed, -self._use_every) >= self._use_every:
+            self._noted[hashed] = now
+            self._used[hashed] = now
+
+    async def _write_used_safely(self) -> None:
+        # A lost write only makes "last used" older than it is: nothing is decided by it.
+        used, self._used = self._used, {}
+        if not used:
+            return
+        cutoff = self._clock() - self._use_every
+        self._noted = {h: t for h, t in self._noted.items() if t > cutoff}
+        with contextlib.suppress(StoreUnavailable):
+            await key_store.record_use(self._engine, used, every=self._use_every)
 
 
 def key_principal(row: key_store.ApiKeyRow) -> Principal:

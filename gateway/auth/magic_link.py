@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.emails import normalize_email
-from gateway.auth.mailer import Mailer, login_message
+from gateway.auth.mailer import Mailer, invite_message, login_message
 from gateway.config.settings import MagicLinkSettings
 from gateway.model import Membership
 from gateway.store import login_links
@@ -33,6 +33,7 @@ from gateway.store import users as user_store
 log = logging.getLogger("gatehold.magic_link")
 HOUR = 3600.0
 CONFIRM_PATH = "/.gatehold/login/magic/confirm"
+LOGIN_PATH = "/.gatehold/login"
 
 
 class RateLimiter:
@@ -55,6 +56,19 @@ class RateLimiter:
         hits.append(now)
         self._hits[key] = hits
         return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """An invite to mail: to whom, from whom, into which tenants, valid how long."""
+
+    email: str
+    inviter: str
+    """Who invited them, as the mail names them."""
+    tenants: tuple[str, ...]
+    """The tenants they were invited into, as the mail names them."""
+    valid_for: float
+    """Seconds the link works."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +180,29 @@ class MagicLinks:
         except Exception as error:  # the requester was already answered; log and audit
             log.exception("magic link for %s could not be sent", email)
             self._audit.record(event_entry("magic-link-failed", actor=email, error=repr(error)))
+
+    async def invite(self, invitation: Invitation) -> None:
+        """Store a sign-in link for an invited person and mail it now (errors propagate:
+        the admin who invites is told). The link is bound to no browser: nobody asked."""
+        token = await login_links.create_link(
+            self._engine,
+            email=invitation.email,
+            rd="/",
+            ttl=invitation.valid_for,
+            now=self._clock(),
+            client_ip="invite",
+            binding_hash=None,
+        )
+        message = invite_message(
+            sender=self._sender,
+            to=invitation.email,
+            link=f"{self._public_url}{CONFIRM_PATH}?token={quote(token)}",
+            inviter=invitation.inviter,
+            tenants=", ".join(invitation.tenants),
+            valid_for=invitation.valid_for,
+            login_url=f"{self._public_url}{LOGIN_PATH}",
+        )
+        await self._mailer.send(message)
 
     def _signup_grant(self, email: str) -> Membership | None:
         grant = self.settings.self_signup.get(email.rsplit("@", 1)[-1])

@@ -80,3 +80,33 @@ def login_message(*, sender: str, to: str, link: str, minutes: int) -> EmailMess
         f"{link}\n\nIf you did not ask for it, ignore this message.\n"
     )
     return message
+
+
+def invite_message(
+    *, sender: str, to: str, link: str, inviter: str, tenants: str, valid_for: float, login_url: str
+) -> EmailMessage:
+    """An invitation: who invited the person, to which tenants, and a link that signs in.
+
+    The subject is fixed: names chosen by admins go in the body only, never in a header.
+    """
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = "You are invited to sign in"
+    message.set_content(
+        f"{inviter} invited you to {tenants}.\n\n"
+        f"Use this link to sign in. It works once and expires in {_span(valid_for)}.\n\n"
+        f"{link}\n\n"
+        f"Once it has expired, ask for a new link with this address at {login_url}\n"
+        "If you did not expect this invitation, ignore this message.\n"
+    )
+    return message
+
+
+def _span(seconds: float) -> str:
+    """``3 days``, ``12 hours`` or ``30 minutes``: the largest unit that fits."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return "1 minute"

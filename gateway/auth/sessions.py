@@ -32,6 +32,8 @@ from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+SIGN_INS = frozenset({AuthMethod.MAGIC_LINK, AuthMethod.OIDC})
+"""How a person proves who they are interactively; a minted session proves nothing."""
 
 
 def hash_token(token: str) -> str:
@@ -183,7 +185,11 @@ class SessionManager:
         active_tenant: str | None = None,
         auth_time: float | None = None,
     ) -> tuple[str, str]:
-        """A new session (a new id at every login, I7). Returns (token, id hash)."""
+        """A new session (a new id at every login, I7). Returns (token, id hash).
+
+        A magic-link or SSO sign-in also records the person's first and last sign-in
+        (an invited person becomes active); a session minted for a script does not.
+        """
         now = self._clock()
         return await session_store.create_session(
             self.engine,
@@ -196,6 +202,7 @@ class SessionManager:
             user_agent=user_agent,
             active_tenant=active_tenant,
             now=now,
+            signs_in=auth_method in SIGN_INS,
         )
 
     async def revoke(self, id_hash: str) -> None:

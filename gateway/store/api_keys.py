@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import Select, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
@@ -30,6 +31,8 @@ class ApiKeyRow:
     created_at: float
     expires_at: float
     revoked_at: float | None
+    last_used_at: float | None = None
+    """When a request last came with the key (written at most once a minute)."""
 
     def live(self, now: float) -> bool:
         return self.revoked_at is None and now < self.expires_at
@@ -57,7 +60,9 @@ async def create_key(
 
 def _key_columns() -> Select[Any]:
     c = tables.api_keys.c
-    return select(c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at)
+    return select(
+        c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at, c.last_used_at
+    )
 
 
 async def _one_key(engine: AsyncEngine, query: Select[Any]) -> ApiKeyRow | None:
@@ -92,14 +97,26 @@ async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
 async def list_keys(engine: AsyncEngine) -> list[ApiKeyRow]:
     c = tables.api_keys.c
     async with reading(engine) as conn:
-        rows = (
-            await conn.execute(
-                select(
-                    c.id, c.label, c.tenant, c.role, c.created_at, c.expires_at, c.revoked_at
-                ).order_by(c.id)
-            )
-        ).all()
+        rows = (await conn.execute(_key_columns().order_by(c.id))).all()
     return [ApiKeyRow(*row) for row in rows]
+
+
+async def record_use(engine: AsyncEngine, used: Mapping[str, float], *, every: float) -> None:
+    """Write when keys (by hash) were last used, in one transaction; a key whose stored
+    use is less than ``every`` seconds older is left alone (other processes wrote it)."""
+    c = tables.api_keys.c
+    statement = (
+        update(tables.api_keys)
+        .where(
+            c.key_hash == bindparam("hash"),
+            or_(c.last_used_at.is_(None), c.last_used_at <= bindparam("stale")),
+        )
+        .values(last_used_at=bindparam("now"))
+    )
+    async with writing(engine) as conn:
+        await conn.execute(
+            statement, [{"hash": h, "now": t, "stale": t - every} for h, t in used.items()]
+        )
 
 
 async def revoked_since(engine: AsyncEngine, since: float) -> list[str]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, select, update
+from sqlalchemy import Row, and_, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
@@ -68,8 +68,13 @@ async def create_session(
     user_agent: str,
     active_tenant: str | None = None,
     now: float,
+    signs_in: bool = False,
 ) -> tuple[str, str]:
-    """Store a new session; returns ``(token, id_hash)``. The token goes in the cookie only."""
+    """Store a new session; returns ``(token, id_hash)``. The token goes in the cookie only.
+
+    ``signs_in``: the person just proved who they are (not a session made for a script):
+    their first and last sign-in are recorded in the same transaction.
+    """
     token = secrets.token_urlsafe(TOKEN_BYTES)
     id_hash = token_hash(token)
     async with writing(engine) as conn:
@@ -88,6 +93,13 @@ async def create_session(
                 user_agent=user_agent[:512],
             )
         )
+        if signs_in:
+            u = tables.users.c
+            await conn.execute(
+                update(tables.users)
+                .where(u.id == user_id)
+                .values(first_login_at=func.coalesce(u.first_login_at, now), last_login_at=now)
+            )
     return token, id_hash
 
 

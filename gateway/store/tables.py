@@ -48,6 +48,10 @@ users = Table(
     Column("superadmin", Boolean, nullable=False, server_default=false()),
     Column("active", Boolean, nullable=False, server_default=true()),
     Column("created_at", Float, nullable=False),
+    Column("invited_at", Float, nullable=True),
+    Column("invited_by", Text, nullable=False, server_default=""),
+    Column("first_login_at", Float, nullable=True),
+    Column("last_login_at", Float, nullable=True),
     CheckConstraint("email = lower(email)", name="email_lower_case"),
 )
 
@@ -161,6 +165,7 @@ api_keys = Table(
     Column("created_at", Float, nullable=False),
     Column("expires_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+    Column("last_used_at", Float, nullable=True),
 )
 
 external_accounts = Table(

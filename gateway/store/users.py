@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, select, update
+from sqlalchemy import Row, Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.model import Membership
@@ -27,6 +27,25 @@ class UserRow:
     active: bool
     created_at: float
     memberships: tuple[Membership, ...]
+    invited_at: float | None = None
+    """When an admin last invited them, until they first signed in."""
+    invited_by: str = ""
+    """Which admin invited them."""
+    first_login_at: float | None = None
+    """Their first interactive sign-in (magic link or SSO); ``None`` if they never did."""
+    last_login_at: float | None = None
+    """Their latest interactive sign-in."""
+    last_active: float | None = None
+    """Their latest sign-in or request seen by a session (filled by ``list_users``)."""
+
+    @property
+    def state(self) -> str:
+        """``deactivated``, ``invited`` (not signed in since the invite) or ``active``."""
+        if not self.active:
+            return "deactivated"
+        if self.invited_at is not None and self.first_login_at is None:
+            return "invited"
+        return "active"
 
 
 async def add_user(
@@ -136,14 +155,29 @@ async def get_user(engine: AsyncEngine, user_id: int) -> UserRow | None:
 
 
 async def list_users(engine: AsyncEngine) -> list[UserRow]:
-    """Every user, ordered by email."""
+    """Every user, ordered by email, with their last activity."""
+    s = tables.sessions.c
+    seen = select(s.user_id, func.max(s.last_seen).label("last_seen")).group_by(s.user_id)
     async with reading(engine) as conn:
         rows = (await conn.execute(select(tables.users).order_by(tables.users.c.email))).all()
         grants = (await conn.execute(_membership_query())).all()
+        last_seen = {row.user_id: float(row.last_seen) for row in await conn.execute(seen)}
     held: dict[int, list[Membership]] = {}
     for grant in grants:
         held.setdefault(grant.user_id, []).append(Membership(grant.tenant, grant.role))
-    return [_user_row(row, held.get(row.id, [])) for row in rows]
+    return [_user_row(row, held.get(row.id, []), last_seen=last_seen.get(row.id)) for row in rows]
+
+
+async def mark_invited(engine: AsyncEngine, user_id: int, *, by: str, now: float) -> bool:
+    """Record an invite; ``False`` (nothing changes) once the person has signed in."""
+    u = tables.users.c
+    async with writing(engine) as conn:
+        result = await conn.execute(
+            update(tables.users)
+            .where(u.id == user_id, u.first_login_at.is_(None))
+            .values(invited_at=now, invited_by=by)
+        )
+    return result.rowcount > 0
 
 
 async def set_active(engine: AsyncEngine, user_id: int, active: bool) -> bool:
@@ -195,7 +229,10 @@ async def _with_memberships(conn: AsyncConnection, row: Row[Any]) -> UserRow:
     return _user_row(row, [Membership(g.tenant, g.role) for g in grants])
 
 
-def _user_row(row: Row[Any], held: Sequence[Membership]) -> UserRow:
+def _user_row(
+    row: Row[Any], held: Sequence[Membership], *, last_seen: float | None = None
+) -> UserRow:
+    last_login = _time(row.last_login_at)
     return UserRow(
         id=int(row.id),
         email=row.email,
@@ -204,4 +241,13 @@ def _user_row(row: Row[Any], held: Sequence[Membership]) -> UserRow:
         active=bool(row.active),
         created_at=float(row.created_at),
         memberships=tuple(held),
+        invited_at=_time(row.invited_at),
+        invited_by=row.invited_by,
+        first_login_at=_time(row.first_login_at),
+        last_login_at=last_login,
+        last_active=max((t for t in (last_login, last_seen) if t is not None), default=None),
     )
+
+
+def _time(value: Any) -> float | None:
+    return None if value is None else float(value)

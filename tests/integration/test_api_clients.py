@@ -163,3 +163,32 @@ async def test_bearer_jwts_are_verified_and_follow_key_rotation(
         for token in (wrong_audience, expired, wrong_issuer, unsigned, "not-a-jwt"):
             assert (await get(stack, "/api/invoices/8", token))[0] == 401
         assert idp.fetches >= 2, "the JWKS was fetched again after the rotation"
+
+
+async def test_a_keyed_request_records_when_the_key_was_last_used(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        engine = stack.app[ENGINE]
+        key_id, key = await api_keys.create_key(
+            engine, tenant="acme", role="readonly", label="erp-sync", ttl=3600, now=time.time()
+        )
+        fresh = await api_keys.get_key(engine, key_id)
+        assert fresh is not None and fresh.last_used_at is None
+        before = time.time()
+        assert (await get(stack, "/api/invoices/7", key))[0] == 200
+        await asyncio.sleep(1.2)  # the revocation poll (0.5 s) writes noted uses
+        first = await api_keys.get_key(engine, key_id)
+        assert first is not None and first.last_used_at is not None
+        assert before <= first.last_used_at <= time.time()
+        for _ in range(5):  # within the minute, further uses are not written again
+            assert (await get(stack, "/api/invoices/7", key))[0] == 200
+        await asyncio.sleep(1.2)
+        again = await api_keys.get_key(engine, key_id)
+        assert again is not None and again.last_used_at == first.last_used_at
+        refused = await api_keys.create_key(
+            engine, tenant="acme", role="readonly", label="other", ttl=3600, now=time.time()
+        )
+        assert (await get(stack, "/api/invoices/8", refused[1]))[0] == 404
+        await asyncio.sleep(1.2)
+        listed = {row.id: row for row in await api_keys.list_keys(engine)}
+        assert listed[key_id].last_used_at == first.last_used_at
+        assert listed[refused[0]].last_used_at is not None, "a refused request still used it"

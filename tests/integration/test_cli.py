@@ -174,6 +174,7 @@ def test_api_keys_are_printed_once_listed_without_secrets_and_revoked(config: Pa
     assert key.startswith("ghk_") and len(key) > 40
     listed = gatehold("apikey", "list", config=config)
     assert "readonly@acme\tlive\terp\texpires 20" in listed.stdout
+    assert listed.stdout.rstrip().endswith("\tlast used never")
     assert key not in listed.stdout
     with sqlite3.connect(config.parent / "gatehold.db") as db:
         stored = [row[0] for row in db.execute("SELECT key_hash FROM api_keys")]
@@ -294,7 +295,7 @@ def test_tenants_and_user_workflows_through_the_command(config: Path) -> None:
         "initech\tdeactivated\tInitech",
     ]
     users = gatehold("users", "list", config=config).stdout
-    assert "alice@acme.test\tactive\tadmin in acme" in users
+    assert "alice@acme.test\tactive\tlast active never\tadmin in acme" in users
 
     refused = gatehold(
         "users", "ungrant", "alice@acme.test", "--tenant", "acme", "--role", "standard",
@@ -317,3 +318,56 @@ def test_tenants_and_user_workflows_through_the_command(config: Path) -> None:
         "tenant-deactivated",
     ):
         assert kind in kinds
+
+
+def test_users_invite_mails_a_link_and_lists_the_person_as_invited(config: Path) -> None:
+    invited = gatehold(
+        "users",
+        "invite",
+        "dora@acme.test",
+        "--grant",
+        "standard@acme",
+        "--grant",
+        "readonly@globex",
+        "--by",
+        "Dana from IT",
+        config=config,
+    )
+    assert invited.returncode == 0, invited.stderr
+    assert "dora@acme.test invited with: standard in acme, readonly in globex" in invited.stdout
+    (mail,) = (config.parent / "outbox").glob("*.eml")
+    text = mail.read_text()
+    assert "Dana from IT invited you to acme, globex." in text
+    assert "/.gatehold/login/magic/confirm?token=" in text
+    assert "expires in 3 days" in text
+
+    listed = gatehold("users", "list", config=config).stdout
+    assert "dora@acme.test\tinvited\tlast active never\tstandard in acme, readonly in globex" in (
+        listed
+    )
+    kinds = [
+        json.loads(line)["kind"]
+        for line in gatehold("audit", "export", config=config).stdout.splitlines()
+    ]
+    assert "user-invited" in kinds
+
+
+@pytest.mark.parametrize(
+    ("arguments", "problem"),
+    [
+        (("--grant", "standard"), "write it as ROLE@TENANT"),
+        (("--grant", "standard@initech"), "no tenant 'initech'"),
+        (("--grant", "boss@acme"), "unknown role 'boss'"),
+        (("--grant", "standard@acme", "--valid", "30d"), "at most 14 days"),
+        (("--grant", "standard@acme", "--valid", "soon"), "--valid"),
+    ],
+    ids=["a grant without a tenant", "an unknown tenant", "an unknown role", "too long", "no time"],
+)
+def test_users_invite_refuses_bad_input_clearly(
+    config: Path, arguments: tuple[str, ...], problem: str
+) -> None:
+    done = gatehold("users", "invite", "dora@acme.test", *arguments, config=config)
+    assert done.returncode == 2, done.stdout
+    assert problem in done.stderr and "Traceback" not in done.stderr
+    assert not (config.parent / "outbox").exists()
+    assert "dora@acme.test" not in gatehold("users", "list", config=config).stdout

@@ -7,14 +7,15 @@ with a clear page, no session, and an audited ``login-failed``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from sqlalchemy import text
 
+from gateway.admin import service as admin
+from gateway.admin.service import AdminContext
 from gateway.app import ENGINE
-from gateway.store import sso_invites
+from gateway.context import GATEWAY
 from gateway.store import users as user_store
 from tests.support.openid_provider import openid_provider, sign_in_at_provider
 from tests.support.servers_base import free_port
@@ -124,12 +125,18 @@ async def test_invite_only_links_invited_people_and_refuses_others(tmp_path: Pat
         engine = s.stack.app[ENGINE]
         alice = await user_store.get_user_by_email(engine, "alice@acme.test")
         assert alice is not None
-        await sso_invites.invite(
-            engine, email=alice.email, provider="corp", user_id=alice.id, ttl=60, now=time.time()
+        ctx = AdminContext(
+            engine, s.stack.app[GATEWAY].audit, admin.CLI_ADMIN, frozenset(s.stack.ruleset.roles)
         )
+        assert await admin.invite_sso(ctx, alice, provider="corp", ttl=60) is None
+        invited = await user_store.get_user(engine, alice.id)
+        assert invited is not None and invited.state == "invited"
         callback, flow = await s.provider_callback("alice", rd="/api/invoices")
         status, location, session = await s.deliver(callback, flow)
         assert (status, location) == (303, "/api/invoices") and session  # alice was invited
+        signed_in = await user_store.get_user(engine, alice.id)
+        assert signed_in is not None and signed_in.state == "active"
+        assert signed_in.first_login_at is not None
         failed = await s.failures()
         assert [(f["actor"], f["reason"]) for f in failed] == [
             ("erin@nowhere.test", "not-invited"),

@@ -58,7 +58,12 @@ def test_every_record_the_cli_writes_reaches_the_jsonl_sink(tmp_path: Path) -> N
         "grants": ["admin@acme"],
         "subject": "mallory@acme.test",
         "before": None,
-        "after": {"active": True, "superadmin": False, "memberships": ["admin@acme"]},
+        "after": {
+            "state": "active",
+            "active": True,
+            "superadmin": False,
+            "memberships": ["admin@acme"],
+        },
     }
 
 

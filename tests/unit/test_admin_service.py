@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.admin import invites
 from gateway.admin import service as admin
 from gateway.admin.service import Admin, AdminContext, AdminError
 from gateway.audit import AuditWriter
 from gateway.audit_keys import AuditKey
+from gateway.auth.magic_link import Invitation
 from gateway.model import Membership
 from gateway.store import api_keys as key_store
 from gateway.store import sessions as session_store
@@ -225,3 +227,75 @@ async def test_a_tenant_admin_manages_only_their_tenant(ctx: AdminContext) -> No
     assert [t.id for t in await admin.list_tenants(ctx)] == ["acme"]
     added = await admin.add_user(ctx, "x@acme.test", [Membership("acme", "readonly")])
     assert not isinstance(added, AdminError)
+
+
+class Outbox:
+    """Collects the invitations a context hands to its mail hook (SMTP is covered by
+    ``tests/integration/test_invite.py``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[Invitation] = []
+
+    async def __call__(self, invitation: Invitation) -> None:
+        self.sent.append(invitation)
+
+
+@pytest.mark.parametrize(
+    ("grants", "valid_for", "problem"),
+    [
+        ([], 3600.0, "at least one membership"),
+        ([Membership("acme", "boss")], 3600.0, "unknown role 'boss'"),
+        ([Membership("initech", "standard")], 3600.0, "no tenant 'initech'"),
+        ([Membership("acme", "standard")], 0.0, "positive time"),
+        ([Membership("acme", "standard")], 15 * 86400.0, "at most 14 days"),
+    ],
+    ids=["no grant", "an unknown role", "an unknown tenant", "no time", "too long"],
+)
+async def test_a_bad_invite_stores_and_mails_nothing(
+    ctx: AdminContext, grants: list[Membership], valid_for: float, problem: str
+) -> None:
+    ctx.send_invite = outbox = Outbox()
+    refused = await invites.invite_user(ctx, "dora@acme.test", grants, valid_for=valid_for)
+    assert isinstance(refused, AdminError) and problem in refused.message
+    assert outbox.sent == []
+    assert await user_store.get_user_by_email(ctx.engine, "dora@acme.test") is None
+    assert await events(ctx.engine, "user-invited") == []
+
+
+async def test_without_a_mail_hook_nobody_is_invited(ctx: AdminContext) -> None:
+    refused = await invites.invite_user(ctx, "dora@acme.test", [Membership("acme", "standard")])
+    assert isinstance(refused, AdminError) and "cannot send mail" in refused.message
+    assert await user_store.get_user_by_email(ctx.engine, "dora@acme.test") is None
+
+
+async def test_inviting_someone_who_signed_in_adds_the_grant_and_keeps_them_active(
+    ctx: AdminContext,
+) -> None:
+    ctx.send_invite = outbox = Outbox()
+    await admin.add_user(ctx, "alice@acme.test", [Membership("acme", "standard")])
+    user = await user_store.get_user_by_email(ctx.engine, "alice@acme.test")
+    assert user is not None
+    await session_store.create_session(
+        ctx.engine,
+        user_id=user.id,
+        auth_method="magic-link",
+        idle_timeout=3600,
+        absolute_timeout=86400,
+        auth_time=time.time(),
+        now=time.time(),
+        client_ip="127.0.0.1",
+        user_agent="tests",
+        signs_in=True,
+    )
+    again = await invites.invite_user(
+        ctx, "alice@acme.test", [Membership("globex", "readonly")], inviter="Dana"
+    )
+    assert not isinstance(again, AdminError), again
+    assert again.state == "active" and again.invited_at is None
+    assert again.memberships == (Membership("acme", "standard"), Membership("globex", "readonly"))
+    assert await live_sessions(ctx.engine, "alice@acme.test") == 0, "her access changed"
+    (sent,) = outbox.sent
+    assert (sent.email, sent.inviter, sent.tenants) == ("alice@acme.test", "Dana", ("globex",))
+    (event,) = await events(ctx.engine, "user-invited")
+    assert event["tenant"] == "globex" and event["actor"] == "cli"
+    assert (event["before"]["state"], event["after"]["state"]) == ("active", "active")

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
-from gateway.store import users
+from gateway.store import sessions, users
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 
@@ -101,3 +101,62 @@ async def test_the_schema_refuses_a_mixed_case_email(engine: AsyncEngine) -> Non
             await conn.execute(
                 text("INSERT INTO users (email, created_at) VALUES ('Alice@acme.test', 0)")
             )
+
+
+async def sign_in(engine: AsyncEngine, user_id: int, now: float, *, signs_in: bool) -> None:
+    await sessions.create_session(
+        engine,
+        user_id=user_id,
+        auth_method="magic-link" if signs_in else "cli-mint",
+        auth_time=now,
+        idle_timeout=3600,
+        absolute_timeout=86400,
+        client_ip="127.0.0.1",
+        user_agent="tests",
+        now=now,
+        signs_in=signs_in,
+    )
+
+
+async def test_an_invited_person_is_invited_until_their_first_sign_in(engine: AsyncEngine) -> None:
+    user_id = await users.add_user(engine, "dora@acme.test", memberships=[ACME_STANDARD])
+    before = await users.get_user(engine, user_id)
+    assert before is not None and before.state == "active" and before.invited_at is None
+
+    assert await users.mark_invited(engine, user_id, by="carol@acme.test", now=100.0)
+    invited = await users.get_user(engine, user_id)
+    assert invited is not None and invited.state == "invited"
+    assert (invited.invited_at, invited.invited_by) == (100.0, "carol@acme.test")
+
+    await sign_in(engine, user_id, 200.0, signs_in=False)
+    minted = await users.get_user(engine, user_id)
+    assert minted is not None and minted.state == "invited", "a minted session signs nobody in"
+
+    await sign_in(engine, user_id, 300.0, signs_in=True)
+    await sign_in(engine, user_id, 400.0, signs_in=True)
+    active = await users.get_user(engine, user_id)
+    assert active is not None and active.state == "active"
+    assert (active.first_login_at, active.last_login_at) == (300.0, 400.0)
+
+    assert not await users.mark_invited(engine, user_id, by="cli", now=500.0)
+    again = await users.get_user(engine, user_id)
+    assert again is not None and again.state == "active" and again.invited_at == 100.0
+
+    await users.set_active(engine, user_id, False)
+    off = await users.get_user(engine, user_id)
+    assert off is not None and off.state == "deactivated"
+
+
+async def test_the_list_shows_last_activity_from_sign_ins_and_sessions(
+    engine: AsyncEngine,
+) -> None:
+    quiet = await users.add_user(engine, "quiet@acme.test", memberships=[ACME_STANDARD])
+    busy = await users.add_user(engine, "busy@acme.test", memberships=[ACME_STANDARD])
+    await sign_in(engine, busy, 1000.0, signs_in=True)
+    (session,) = await sessions.list_user_sessions(engine, busy)
+    await sessions.touch_sessions(engine, {session.id_hash: 1500.0})
+
+    listed = {user.id: user for user in await users.list_users(engine)}
+    assert listed[quiet].last_active is None
+    assert listed[busy].last_active == 1500.0
+    assert listed[busy].last_login_at == 1000.0

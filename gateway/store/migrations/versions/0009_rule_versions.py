@@ -1,7 +1,7 @@
 """Rules versions in the store, and the one active version every replica runs.
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0012
 Create Date: 2026-11-29
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision: str | None = "0008"
+down_revision: str | None = "0012"
 branch_labels: str | None = None
 depends_on: str | None = None
 
