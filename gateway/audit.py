@@ -50,6 +50,7 @@ from gateway.model import (
     Anonymous,
     AuditEntry,
     AuditReceipt,
+    AuthMethod,
     Decision,
     MatchResult,
     MethodNotAllowed,
@@ -76,6 +77,8 @@ MAX_QUERY = 8192
 """The whole query up to 8 KiB (the ingress refuses longer targets); past that, a prefix
 plus its length and SHA-256, flagged ``query_truncated``: a record never shortens a value
 without saying so."""
+API_KEY_USER_PREFIX = "apikey:"
+"""How an API key principal's ``user_id`` starts (``auth.api_clients.key_principal``)."""
 MAX_AUDITED_OBJECTS = 20
 """Objects listed one by one in a request's record; ``object_count`` gives them all."""
 
@@ -450,6 +453,12 @@ def request_entry(
         "sensitive": bool(route and route.sensitive),
         "explain": list(decision.explain),
     }
+    if caller is not None:
+        # Who to replay the request as (``rules impact``): the active tenant, and which
+        # key when an API key called (the actor is then only its label).
+        data["active_tenant"] = caller.active_tenant
+        if caller.auth_method is AuthMethod.API_KEY:
+            data["api_key"] = _key_id(caller.user_id)
     if isinstance(principal, Rejection):
         data["identity"] = principal.reason.value
     if isinstance(match, MethodNotAllowed):
@@ -466,6 +475,12 @@ def request_entry(
         path=admitted.target.path,
         data=data,
     )
+
+
+def _key_id(user_id: str) -> int | None:
+    """The key id of an API key principal's ``apikey:<id>`` user id."""
+    number = user_id.removeprefix(API_KEY_USER_PREFIX)
+    return int(number) if number.isdigit() else None
 
 
 def _bounded(name: str, value: str, limit: int) -> dict[str, Any]:

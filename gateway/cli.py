@@ -29,7 +29,7 @@ from gateway.audit_keys import audit_key
 from gateway.auth.emails import normalize_email
 from gateway.auth.mint import mint_cookie
 from gateway.config.durations import parse_duration
-from gateway.config.loader import check_rules_file, load_rules
+from gateway.config.loader import check_rules_file
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
@@ -37,6 +37,7 @@ from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store import audit_log
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
+from gateway.store.rule_versions import VersionRow
 from gateway.store.users import UserRow
 
 T = TypeVar("T")
@@ -96,14 +97,16 @@ def main() -> None:
 @click.option("--worker", "as_worker", is_flag=True, hidden=True)
 def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> None:
     """Serve the gateway until stopped."""
+    from gateway.rules_sync import initial_rules
     from gateway.runtime import serve as run_server
 
     settings = settings_from(config_path)
-    check_rules_or_exit(settings)
     check_audit_key_or_exit(settings)
     if as_worker:  # started by a `serve --workers N` process, beside it on its port
-        run_server(settings, os.environ, workers=1, reuse_port=True)
+        run_server(settings, os.environ, workers=1, reuse_port=True, sync_file=False)
         return
+    # Stores and activates the file as its mode says; every problem listed, exit 2.
+    run(initial_rules(settings, {**os.environ, **settings.rules_env}))
     worker = [sys.executable, "-m", "gateway", "serve", "--worker"]
     if config_path is not None:
         worker += ["--config", str(config_path.resolve())]
@@ -199,6 +202,14 @@ def rules_schema() -> None:
     help="Decide as the API key with this id (its tenant and role).",
 )
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
+@click.option(
+    "--version",
+    "version_id",
+    type=int,
+    default=None,
+    help="Decide under this rules version (default: the active one; the file's rules "
+    "while the store has none).",
+)
 @click.option("--body", "body_file", type=click.File("rb"), default=None)
 @click.option("--content-type", default="application/json", show_default=True)
 @click.option(
@@ -214,6 +225,7 @@ def rules_simulate(
     email: str | None,
     key_id: int | None,
     tenant: str | None,
+    version_id: int | None,
     body_file: Any,
     content_type: str,
     header_lines: tuple[str, ...],
@@ -226,6 +238,7 @@ def rules_simulate(
     upstream: it creates no key and starts no audit writer.
     """
     from gateway.admin.explain import explain, principal_for, principal_for_key
+    from gateway.admin.rules import ruleset_of
     from gateway.app import build_deciders
 
     if (email is None) == (key_id is None):
@@ -238,7 +251,11 @@ def rules_simulate(
 
     async def body_() -> int:
         engine = await opened_store(settings)
-        ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+        ruleset = await ruleset_of(engine, settings, version_id)
+        if isinstance(ruleset, AdminError):
+            await engine.dispose()
+            click.echo(f"error: {ruleset.message}", err=True)
+            return 2
         deciders = build_deciders(settings, ruleset, engine)
         await deciders.ownership.start()
         try:
@@ -276,6 +293,136 @@ def rules_simulate(
         return 0 if verdict.allowed else 1
 
     sys.exit(run(body_()))
+
+
+def stamp(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@rules.command(name="versions")
+@config_option
+def rules_versions(config_path: Path | None) -> None:
+    """List rules versions, newest first: id, active mark, author, time, hash, comment."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+
+    async def listed(ctx: AdminContext) -> tuple[list[VersionRow], int | None] | AdminError:
+        rows = await lifecycle.list_versions(ctx)
+        if isinstance(rows, AdminError):
+            return rows
+        return rows, await lifecycle.active_version_id(ctx)
+
+    rows, active = admin_run(settings, listed)
+    for row in rows:
+        mark = "*" if row.id == active else " "
+        click.echo(
+            f"{mark} {row.id}	{row.author}	{stamp(row.created_at)}	"
+            f"{row.source_hash[:12]}	{row.comment}"
+        )
+
+
+@rules.command(name="show")
+@config_option
+@click.argument("version_id", type=int)
+def rules_show(config_path: Path | None, version_id: int) -> None:
+    """Print the YAML of rules version VERSION_ID."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    version = admin_run(settings, lambda ctx: lifecycle.get_version(ctx, version_id))
+    click.echo(version.yaml, nl=not version.yaml.endswith("\n"))
+
+
+@rules.command(name="diff")
+@config_option
+@click.argument("a", type=int)
+@click.argument("b", type=int)
+def rules_diff(config_path: Path | None, a: int, b: int) -> None:
+    """A unified diff from rules version A to version B."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    click.echo(admin_run(settings, lambda ctx: lifecycle.diff_versions(ctx, a, b)), nl=False)
+
+
+@rules.command(name="propose")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--comment", default="", help="Why this version (kept with it).")
+def rules_propose(config_path: Path | None, file: Path, comment: str) -> None:
+    """Validate FILE and store it as a new, inactive rules version (managed_by: admin)."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as error:
+        fail([f"{file}: cannot read: {error.strerror}"])
+
+    async def propose(
+        ctx: AdminContext,
+    ) -> tuple[VersionRow | lifecycle.RuleProblems] | AdminError:
+        result = await lifecycle.propose_version(ctx, text, comment, source=str(file))
+        return result if isinstance(result, AdminError) else (result,)
+
+    (result,) = admin_run(settings, propose)
+    if isinstance(result, lifecycle.RuleProblems):
+        fail([str(problem) for problem in result.problems])
+    click.echo(f"rules version {result.id} stored; activate it with `gatehold rules activate`")
+
+
+@rules.command(name="activate")
+@config_option
+@click.argument("version_id", type=int)
+@click.option("--comment", default="", help="Why (kept in the audit record).")
+def rules_activate(config_path: Path | None, version_id: int, comment: str) -> None:
+    """Make VERSION_ID the rules every gateway process runs (within a second)."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    admin_run(settings, lambda ctx: lifecycle.activate_version(ctx, version_id, comment))
+    click.echo(f"rules version {version_id} is active")
+
+
+@rules.command(name="rollback")
+@config_option
+@click.argument("version_id", type=int)
+@click.option("--comment", default="", help="Why (kept in the audit record).")
+def rules_rollback(config_path: Path | None, version_id: int, comment: str) -> None:
+    """Activate the older rules version VERSION_ID again."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    admin_run(settings, lambda ctx: lifecycle.rollback_version(ctx, version_id, comment))
+    click.echo(f"rolled back: rules version {version_id} is active")
+
+
+@rules.command(name="impact")
+@config_option
+@click.argument("version_id", type=int)
+@click.option("--last", "last_n", type=int, default=200, show_default=True)
+def rules_impact(config_path: Path | None, version_id: int, last_n: int) -> None:
+    """Replay the last audited requests against VERSION_ID; list each changed decision."""
+    from gateway.admin import rules as lifecycle
+
+    settings = settings_from(config_path)
+    preview = admin_run(settings, lambda ctx: lifecycle.impact_preview(ctx, version_id, last_n))
+    click.echo(
+        f"replayed {preview.replayed} requests against version {preview.draft} "
+        f"(active: {preview.active}): {len(preview.changes)} would change"
+    )
+    for change in preview.changes:
+        old, new = change.active, change.draft
+        click.echo(
+            f"{change.request_id}	{change.caller}	{change.method} {change.target}	"
+            f"{'ALLOW' if old.allowed else 'DENY'} {old.reason} -> "
+            f"{'ALLOW' if new.allowed else 'DENY'} {new.reason}"
+        )
+    for skipped in preview.skipped:
+        click.echo(f"skipped {skipped}")
 
 
 def parsed_headers(lines: Sequence[str]) -> dict[str, str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -57,11 +58,19 @@ class LiveRules:
         if key in self._retired:
             self._schedule_close(self._retired.pop(key))
 
-    async def reload(self, source: str, load: Callable[[], RuleSet], rebuild: Rebuild) -> bool:
+    async def reload(
+        self,
+        source: str,
+        load: Callable[[], RuleSet],
+        rebuild: Rebuild,
+        *,
+        event: str = "rules-activated",
+        **details: Any,
+    ) -> bool:
         """Load, validate and activate new rules; on any problem keep the running ones.
 
         Every problem is logged on a line of its own and audited as ``rules-rejected``;
-        a success is audited as ``rules-activated`` with the rules' digest.
+        a success is audited as ``event`` with the rules' digest (and ``details``).
         """
         async with self._lock:
             audit = self.current.audit
@@ -72,7 +81,11 @@ class LiveRules:
                     log.error("rules not reloaded: %s", problem)
                 audit.record(
                     event_entry(
-                        "rules-rejected", actor="gatehold", source=source, problems=error.problems
+                        "rules-rejected",
+                        actor="gatehold",
+                        source=source,
+                        problems=error.problems,
+                        **details,
                     )
                 )
                 return False
@@ -85,7 +98,11 @@ class LiveRules:
                 log.error("rules not reloaded: %s: cannot start: %s", source, error)
                 audit.record(
                     event_entry(
-                        "rules-rejected", actor="gatehold", source=source, problems=[str(error)]
+                        "rules-rejected",
+                        actor="gatehold",
+                        source=source,
+                        problems=[str(error)],
+                        **details,
                     )
                 )
                 return False
@@ -93,11 +110,12 @@ class LiveRules:
             old, self.current = self.current, fresh
             audit.record(
                 event_entry(
-                    "rules-activated",
+                    event,
                     actor="gatehold",
                     source=source,
                     digest=ruleset.digest,
                     problems=[],
+                    **details,
                 )
             )
             log.info("rules reloaded from %s (sha256 %s)", source, ruleset.digest)

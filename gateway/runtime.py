@@ -14,18 +14,18 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.app import ENGINE, build_app, with_rules
-from gateway.config.loader import load_rules
+from gateway.app import build_app
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
-from gateway.live import LIVE
+from gateway.errors import ConfigError
 from gateway.responses import mark_own_page
+from gateway.rules_sync import follow_store, initial_rules
 from gateway.server import GatewayRunner
 
 log = logging.getLogger("gatehold")
 
 RELOAD: web.AppKey[Callable[[], Coroutine[Any, Any, bool]]] = web.AppKey("reload_rules")
-"""Re-read, check and activate the rules file (what SIGHUP does)."""
+"""What SIGHUP does: store and activate a changed rules file, run the active version."""
 
 
 def install_uvloop() -> None:
@@ -76,22 +76,16 @@ async def run_until_stopped(
 
 
 async def start_gateway(
-    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False
+    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False, sync_file: bool = True
 ) -> list[web.AppRunner]:
-    """The gateway listener and, if configured, the admin listener (``/metrics``)."""
+    """The gateway listener and, if configured, the admin listener (``/metrics``).
+
+    The gateway runs the store's active rules version and follows it (``rules_sync``).
+    """
     rules_env = {**env, **settings.rules_env}
-    ruleset = load_rules(settings.rules_path, env=rules_env)
+    version, ruleset = await initial_rules(settings, rules_env, sync_file=sync_file)
     app = build_app(settings, ruleset)
-    live, engine = app[LIVE], app[ENGINE]
-
-    async def reload() -> bool:
-        return await live.reload(
-            str(settings.rules_path),
-            partial(load_rules, settings.rules_path, env=rules_env),
-            lambda gateway, rules: with_rules(gateway, settings, rules, engine),
-        )
-
-    app[RELOAD] = reload
+    app[RELOAD] = follow_store(app, settings, rules_env, applied=version).hangup
     runner = GatewayRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
@@ -121,6 +115,7 @@ def serve(
     workers: int,
     worker_argv: Sequence[str] = (),
     reuse_port: bool = False,
+    sync_file: bool = True,
 ) -> None:
     """Serve until stopped; with ``workers > 1`` run that many processes on one port.
 
@@ -131,7 +126,7 @@ def serve(
     multiprocessing's spawn context would add its resource tracker (13 MiB).
     """
     if workers <= 1:
-        _serve_one(settings, dict(env), reuse_port=reuse_port)
+        _serve_one(settings, dict(env), reuse_port=reuse_port, sync_file=sync_file)
         return
     if not worker_argv:
         raise ValueError("several workers need the command line that starts one")
@@ -162,12 +157,20 @@ def _serve_one(
     env: dict[str, str],
     reuse_port: bool,
     hangup: Callable[[], object] | None = None,
+    sync_file: bool = True,
 ) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it
     install_uvloop()
-    asyncio.run(
-        run_until_stopped(lambda: start_gateway(settings, env, reuse_port=reuse_port), hangup)
-    )
+
+    def start() -> Awaitable[list[web.AppRunner]]:
+        return start_gateway(settings, env, reuse_port=reuse_port, sync_file=sync_file)
+
+    try:
+        asyncio.run(run_until_stopped(start, hangup))
+    except ConfigError as error:  # no valid rules to start with: say why, never a trace
+        for problem in error.problems:
+            log.error("cannot start: %s", problem)
+        raise SystemExit(2) from None
 
 
 def _hang_up(workers: Sequence[subprocess.Popen[bytes]]) -> None:

@@ -21,12 +21,13 @@ from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
 from gateway.auth.magic_link import Invitation, MagicLinks
 from gateway.auth.mailer import Mailer, build_mailer
-from gateway.config.loader import load_rules
+from gateway.config.loader import check_rules_text, load_rules
 from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
+from gateway.errors import ConfigError
 from gateway.model import GLOBAL_TENANT, Membership, RoleDef
 from gateway.store import api_keys as key_store
+from gateway.store import rule_versions, sso_invites
 from gateway.store import sessions as session_store
-from gateway.store import sso_invites
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.api_keys import ApiKeyRow
@@ -48,7 +49,8 @@ class AdminError:
 
     message: str
     code: str = "invalid"
-    """``invalid``, ``not-found``, ``forbidden`` or ``conflict``."""
+    """``invalid``, ``not-found``, ``forbidden`` or ``conflict`` (the state forbids it:
+    rules managed by the file)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,9 @@ class AdminContext:
     send_invite: Callable[[Invitation], Awaitable[None]] | None = None
     """Stores a sign-in link for an invited person and mails it (``MagicLinks.invite``);
     without it, invites are refused."""
+    settings: Settings | None = None
+    """The gateway's settings: the rules lifecycle (``admin/rules.py``) reads where the
+    rules come from, who manages them and the values of their ``${VAR}``s."""
 
     @classmethod
     def over(
@@ -564,11 +569,14 @@ def global_roles(roles: Mapping[str, RoleDef]) -> frozenset[str]:
 async def admin_context(
     settings: Settings, actor: Admin = CLI_ADMIN
 ) -> AsyncIterator[AdminContext]:
-    """A context over the store and audit writer ``settings`` name, closed afterwards."""
-    ruleset = load_rules(settings.rules_path, env={**os.environ, **settings.rules_env})
+    """A context over the store and audit writer ``settings`` name, closed afterwards.
+
+    The roles are those of the active rules version (the file's before there is one).
+    """
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)
+        roles = await _active_roles(engine, settings)
         writer = writer_for(settings, engine)
         await writer.start()
         try:
@@ -588,14 +596,28 @@ async def admin_context(
                 engine,
                 writer,
                 actor,
-                ruleset.roles,
+                roles,
                 send_invite=links.invite,
                 mailer=mailer,
                 sender=settings.mail.sender,
                 access_requests=settings.access_requests,
                 reviews=settings.reviews,
+                settings=settings,
             )
         finally:
             await writer.close()
     finally:
         await engine.dispose()
+
+
+async def _active_roles(engine: AsyncEngine, settings: Settings) -> Mapping[str, RoleDef]:
+    env = {**os.environ, **settings.rules_env}
+    active = await rule_versions.active_version(engine)
+    if active is not None:
+        ruleset, problems = check_rules_text(
+            active.yaml, source=f"rules version {active.id}", env=env
+        )
+        if ruleset is None:
+            raise ConfigError([str(problem) for problem in problems])
+        return ruleset.roles
+    return load_rules(settings.rules_path, env=env).roles

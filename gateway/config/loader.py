@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from gateway.config.rules import (
     HttpOwnerModel,
     RegistryOwnerModel,
     ResourceModel,
+    RoleModel,
     RouteModel,
     RulesModel,
+    UpstreamModel,
 )
 from gateway.config.yamlsource import Loc
 from gateway.errors import ConfigError
@@ -70,24 +73,120 @@ def check_rules_file(path: Path, env: Mapping[str, str]) -> list[str]:
 
 def load_rules_text(text: str, *, source: str, env: Mapping[str, str]) -> RuleSet:
     """Validate and compile rules given as text (``source`` names it in messages)."""
-    data, lines = yamlsource.read(text, source)
+    ruleset, problems = check_rules_text(text, source=source, env=env)
+    if ruleset is None:
+        raise ConfigError([str(problem) for problem in problems])
+    return ruleset
+
+
+@dataclass(frozen=True, slots=True)
+class RuleProblem:
+    """One thing wrong with a rules text: where (``line`` from 1, if known) and what."""
+
+    source: str
+    line: int | None
+    message: str
+    """``field.path: what is wrong — what to do`` (without the source and line)."""
+
+    def __str__(self) -> str:
+        where = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+def check_rules_text(
+    text: str, *, source: str, env: Mapping[str, str]
+) -> tuple[RuleSet | None, list[RuleProblem]]:
+    """The compiled rules, or ``None`` and every problem found in ONE pass.
+
+    Schema problems of one upstream, role, resource or route do not hide the
+    cross-reference and compile problems of the others: the parts that validate are
+    compiled too, and a name whose own definition is broken counts as defined (so it
+    is reported once, where it is broken).
+    """
+    try:
+        data, lines = yamlsource.read(text, source)
+    except ConfigError as error:
+        return None, [_located(source, problem) for problem in error.problems]
     problems = _Problems(source, lines)
+    model: RulesModel | None
     try:
         model = RulesModel.model_validate(data)
+        broken = _Broken()
     except ValidationError as error:
         for item in error.errors():
             problems.add(tuple(item["loc"]), _explain(item))
-        raise ConfigError(problems.lines) from None
-    ruleset = _Compiler(model, problems, env).compile()
-    if problems.lines:
-        raise ConfigError(problems.lines)
-    return RuleSet(
-        upstreams=ruleset.upstreams,
-        roles=ruleset.roles,
-        resources=ruleset.resources,
-        routes=ruleset.routes,
-        source=source,
-        digest=hashlib.sha256(text.encode()).hexdigest(),
+        model, broken = _valid_parts(data)
+    ruleset = _Compiler(model, problems, env, broken).compile() if model is not None else None
+    if problems.items or ruleset is None:
+        return None, problems.items
+    return (
+        RuleSet(
+            upstreams=ruleset.upstreams,
+            roles=ruleset.roles,
+            resources=ruleset.resources,
+            routes=ruleset.routes,
+            source=source,
+            digest=hashlib.sha256(text.encode()).hexdigest(),
+        ),
+        [],
+    )
+
+
+def _located(source: str, problem: str) -> RuleProblem:
+    """A problem already worded as ``source:line: message`` (a YAML syntax error)."""
+    head, line, message = problem.removeprefix(f"{source}:").partition(": ")
+    if line and head.isdigit():
+        return RuleProblem(source, int(head), message)
+    return RuleProblem(source, None, problem.removeprefix(f"{source}: "))
+
+
+@dataclass(frozen=True, slots=True)
+class _Broken:
+    """Names whose definitions failed the schema: defined, but not compiled."""
+
+    upstreams: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+    route_positions: tuple[int, ...] | None = None
+    """Where each compiled route stands in the file, when some routes were left out."""
+
+
+def _valid_parts(data: Any) -> tuple[RulesModel | None, _Broken]:
+    """The upstreams, roles, resources and routes that validate on their own."""
+    if not isinstance(data, dict):
+        return None, _Broken()
+    sections: dict[str, dict[str, Any]] = {}
+    broken: dict[str, set[str]] = {}
+    for section, item_model in (
+        ("upstreams", UpstreamModel),
+        ("roles", RoleModel),
+        ("resources", ResourceModel),
+    ):
+        raw = data.get(section)
+        sections[section] = {}
+        broken[section] = set()
+        for name, value in raw.items() if isinstance(raw, dict) else ():
+            try:
+                sections[section][str(name)] = item_model.model_validate(value)
+            except ValidationError:
+                broken[section].add(str(name))
+    routes: list[tuple[int, RouteModel]] = []
+    raw_routes = data.get("routes")
+    for index, value in enumerate(raw_routes if isinstance(raw_routes, list) else ()):
+        try:
+            routes.append((index, RouteModel.model_validate(value)))
+        except ValidationError:
+            continue
+    model = RulesModel.model_construct(
+        version=1,
+        upstreams=sections["upstreams"],
+        roles=sections["roles"],
+        resources=sections["resources"],
+        routes=[route for _, route in routes],
+    )
+    return model, _Broken(
+        frozenset(broken["upstreams"]),
+        frozenset(broken["resources"]),
+        tuple(index for index, _ in routes),
     )
 
 
@@ -95,12 +194,16 @@ class _Problems:
     def __init__(self, source: str, lines: dict[Loc, int]) -> None:
         self.source = source
         self._lines = lines
-        self.lines: list[str] = []
+        self.items: list[RuleProblem] = []
+
+    @property
+    def lines(self) -> list[str]:
+        return [str(item) for item in self.items]
 
     def add(self, loc: Loc, message: str) -> None:
         line = yamlsource.line_of(loc, self._lines)
         field = _field_path(loc) or "(top level)"
-        self.lines.append(f"{self.source}:{line}: {field}: {message}")
+        self.items.append(RuleProblem(self.source, line, f"{field}: {message}"))
 
 
 def _field_path(loc: Loc) -> str:
@@ -141,10 +244,19 @@ def _guard_problems(pointer: str, mode: str) -> list[str]:
 class _Compiler:
     """Cross-reference checks and compilation into ``model`` values."""
 
-    def __init__(self, model: RulesModel, problems: _Problems, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, model: RulesModel, problems: _Problems, env: Mapping[str, str], broken: _Broken
+    ) -> None:
         self.model = model
         self.problems = problems
         self.env = env
+        self.broken = broken
+        positions = broken.route_positions
+        self.routes = list(
+            enumerate(model.routes)
+            if positions is None
+            else zip(positions, model.routes, strict=True)
+        )
 
     def compile(self) -> RuleSet:
         upstreams = {
@@ -161,9 +273,7 @@ class _Compiler:
         }
         resources = {name: self._resource(name, r) for name, r in self.model.resources.items()}
         routes = tuple(
-            route
-            for index, r in enumerate(self.model.routes)
-            if (route := self._route(index, r)) is not None
+            route for index, r in self.routes if (route := self._route(index, r)) is not None
         )
         self._check_names(routes)
         for problem in overlap_problems(routes):
@@ -191,7 +301,7 @@ class _Compiler:
             method, url = owner_model.http.split(" ", 1)
             if "{id}" not in url:
                 self.problems.add((*loc, "owner"), "the http lookup URL needs an {id} placeholder")
-            if owner_model.upstream and owner_model.upstream not in self.model.upstreams:
+            if owner_model.upstream and not self._upstream_defined(owner_model.upstream):
                 self.problems.add(
                     (*loc, "owner", "upstream"), self._unknown_upstream(owner_model.upstream)
                 )
@@ -215,6 +325,9 @@ class _Compiler:
             negative_cache_seconds=self._duration(model.negative_cache, (*loc, "negative_cache")),
         )
 
+    def _upstream_defined(self, name: str) -> bool:
+        return name in self.model.upstreams or name in self.broken.upstreams
+
     def _unknown_upstream(self, name: str) -> str:
         known = ", ".join(sorted(self.model.upstreams))
         return f"unknown upstream {name!r} — define it under 'upstreams:' or use one of: {known}"
@@ -235,7 +348,7 @@ class _Compiler:
         if r.match.path.startswith(RESERVED_PREFIX):
             problem(("match", "path"), f"paths under {RESERVED_PREFIX} belong to the gateway")
         params = dict(template.params)
-        if r.upstream not in self.model.upstreams:
+        if not self._upstream_defined(r.upstream):
             problem(("upstream",), self._unknown_upstream(r.upstream))
         ids = self._ids(r, params, problem)
         tenant_param = r.tenant.split(".", 1)[1] if r.tenant else None
@@ -284,6 +397,8 @@ class _Compiler:
     def _creates_problem(self, name: str) -> str | None:
         """Why a route cannot declare ``creates: name``, or ``None``."""
         resource = self.model.resources.get(name)
+        if resource is None and name in self.broken.resources:
+            return None  # reported where the resource is defined
         if resource is None:
             known = ", ".join(sorted(self.model.resources)) or "none defined"
             return f"unknown resource type {name!r} — define it under 'resources:' ({known})"
@@ -302,6 +417,8 @@ class _Compiler:
         def resource_type(name: str, where: Loc) -> str | None:
             if name in resources:
                 return resources[name].id_type
+            if name in self.broken.resources:
+                return None  # reported where the resource is defined
             known = ", ".join(sorted(resources)) or "none defined"
             problem(
                 where, f"unknown resource type {name!r} — define it under 'resources:' ({known})"
@@ -330,7 +447,7 @@ class _Compiler:
 
     def _check_names(self, routes: tuple[Route, ...]) -> None:
         seen: set[str] = set()
-        for index, route in enumerate(self.model.routes):
+        for index, route in self.routes:
             if route.name in seen:
                 self.problems.add(
                     ("routes", index, "name"), f"route name {route.name!r} is used twice"

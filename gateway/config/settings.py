@@ -433,13 +433,28 @@ class ReviewSettings(_Section):
     )
 
 
+class RulesSettings(_Section):
+    """Where the rules come from, and who changes them."""
+
+    path: str = Field("rules.yaml", description="The rules file.")
+    managed_by: Literal["file", "admin"] = Field(
+        "file",
+        description="file: the file is the truth; start and SIGHUP store and activate it as "
+        "a new version, edits through the admin service are refused. admin: the file seeds "
+        "the first version; later versions are proposed and activated by superadmins.",
+    )
+
+
 class Settings(_Section):
     """Everything a gateway process needs besides its rules."""
 
     server: ServerSettings = ServerSettings()
     data_dir: str = "./var"
     store: StoreSettings = StoreSettings()
-    rules: str = "rules.yaml"
+    rules: RulesSettings = Field(
+        default_factory=RulesSettings,
+        description="A rules file path, or {path: FILE, managed_by: file|admin}.",
+    )
     rules_env: dict[str, str] = Field(
         default_factory=dict, description="Values for ${VAR} in the rules, over the environment."
     )
@@ -463,9 +478,24 @@ class Settings(_Section):
     def data_path(self) -> Path:
         return self._path(self.data_dir)
 
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules_source(cls, value: Any) -> Any:
+        return {"path": value} if isinstance(value, str) else value
+
+    @property
+    def rules_source(self) -> RulesSettings:
+        """``rules`` as validated; a path string set by ``model_copy`` counts too."""
+        value: RulesSettings | str = self.rules
+        return RulesSettings(path=value) if isinstance(value, str) else value
+
     @property
     def rules_path(self) -> Path:
-        return self._path(self.rules)
+        return self._path(self.rules_source.path)
+
+    @property
+    def rules_managed_by(self) -> Literal["file", "admin"]:
+        return self.rules_source.managed_by
 
     @property
     def store_dsn(self) -> str:
@@ -575,6 +605,8 @@ def load_settings(path: Path | None, *, env: Mapping[str, str], cwd: Path) -> Se
     problems = _substitute_env(data, env, lines, config_path)
     if problems:
         raise ConfigError(problems)
+    if isinstance(data.get("rules"), str):  # the short form, so GATEHOLD_RULES__* apply too
+        data["rules"] = {"path": data["rules"]}
     origins, problems = _apply_env_overrides(data, env)
     if problems:
         raise ConfigError(problems)

@@ -175,3 +175,12 @@ def _shown(value: Any) -> str:
         return "a list"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def diff(old: str, new: str, *, old_name: str, new_name: str) -> str:
+    """A unified diff between two texts of a YAML document (empty when they agree)."""
+
+    def lines(text: str) -> list[str]:
+        return (text if not text or text.endswith("\n") else text + "\n").splitlines(True)
+
+    return "".join(difflib.unified_diff(lines(old), lines(new), old_name, new_name))

@@ -240,3 +240,28 @@ review_attestations = Table(
     Column("comment", Text, nullable=False, server_default=""),
 )
 """"Reviewed by X at T": an admin's statement that a tenant's access was reviewed."""
+rule_versions = Table(
+    "rule_versions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("yaml", Text, nullable=False),
+    Column("source_hash", String(64), nullable=False, index=True),
+    Column("author", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("activated_at", Float, nullable=True),
+)
+"""Every rules version ever proposed; ``activated_at`` is its latest activation."""
+
+rules_active = Table(
+    "rules_active",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column(
+        "version_id", Integer, ForeignKey("rule_versions.id", ondelete="RESTRICT"), nullable=False
+    ),
+    Column("activated_at", Float, nullable=False),
+    Column("activated_by", Text, nullable=False),
+    CheckConstraint("id = 1", name="single_row"),
+)
+"""THE active rules version: one row, replaced in one transaction."""

@@ -1,7 +1,9 @@
 """``gatehold serve`` reloads its rules on SIGHUP, and never stops for it.
 
 Real processes: the demo Ledger as the upstream, ``gatehold serve`` (one worker or
-several) in front of it, the rules file changed on disk and the signal sent.
+several) in front of it, the rules file changed on disk and the signal sent. The file
+manages the rules (the default): SIGHUP stores the changed file as a new version and
+activates it once (``rules-activated``); every process then runs it (``rules-applied``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import pytest
 import yaml
 
 from gateway.demo.ledger import seed
-from tests.integration.test_cli import gatehold
+from tests.integration.test_cli import gatehold, listening_pids
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
@@ -150,7 +152,10 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
             _wait_for_port(ledger_port, ledger, log)
             _wait_for_port(port, server, log)
             if request.param > 1:  # every worker listening before the first request
-                time.sleep(3)
+                listening = _eventually(
+                    lambda: len(listening_pids(port)) == request.param, within=60
+                )
+                assert listening, log.read_text()
             yield Served(port, ledger_port, rules, config, log, server, created.stdout.strip())
         finally:
             server.send_signal(signal.SIGTERM)
@@ -175,11 +180,15 @@ def test_sighup_activates_changed_rules_for_new_requests(served: Served) -> None
     assert served.ledger_total() == forwarded, "a refused request reached Ledger"
     digest = hashlib.sha256(narrowed.encode()).hexdigest()
     workers = len(_listeners(served))
-    activated = _eventually(lambda: len(served.audit("rules-activated")) >= workers, within=5)
-    assert activated, served.log.read_text()
-    events = served.audit("rules-activated")
-    assert len(events) == workers and {e["data"]["digest"] for e in events} == {digest}
-    assert all(e["data"]["problems"] == [] for e in events)
+    applied = _eventually(lambda: len(served.audit("rules-applied")) >= workers, within=5)
+    assert applied, served.log.read_text()
+    (activated,) = _activations(served, digest)
+    assert activated["actor"] == "file" and activated["data"]["problems"] == []
+    before, after = activated["data"]["before"]["version"], activated["data"]["after"]["version"]
+    assert before is not None and after > before
+    events = served.audit("rules-applied")
+    assert len(events) == workers
+    assert {(e["data"]["digest"], e["data"]["version"]) for e in events} == {(digest, after)}
     denied = [e for e in served.audit("request") if e.get("decision") == "deny"]
     assert len(denied) >= 12 and {e["reason"] for e in denied} == {denied[0]["reason"]}
 
@@ -205,24 +214,36 @@ def test_sighup_with_an_invalid_file_keeps_the_running_rules(served: Served) -> 
     assert all(len(e["data"]["problems"]) >= 2 for e in rejected)
 
 
-def _listeners(served: Served) -> set[int]:
-    from tests.integration.test_cli import listening_pids
+def _activations(served: Served, digest: str) -> list[dict[str, Any]]:
+    """The ``rules-activated`` records of the rules with ``digest`` (start adds its own)."""
+    return [e for e in served.audit("rules-activated") if e["data"]["digest"] == digest]
 
+
+def _listeners(served: Served) -> set[int]:
     return listening_pids(served.port)
 
 
 @pytest.mark.parametrize("served", [2], indirect=True, ids=["two-workers"])
-def test_a_worker_sent_sighup_directly_reloads_on_its_own(served: Served) -> None:
+def test_a_worker_sent_sighup_directly_activates_for_every_process(served: Served) -> None:
     from tests.integration.test_cli import children_of
 
     workers = children_of(served.process.pid)
     assert len(workers) == 1
     (worker,) = workers
+    assert _eventually(lambda: _listeners(served) == {served.process.pid, worker}, within=30)
     narrowed = served.rules.read_text().replace(READONLY, "  readonly: {can: [download]}\n")
     served.rules.write_text(narrowed)
     os.kill(worker, signal.SIGHUP)
-    assert _eventually(lambda: served.audit("rules-activated"), within=5), served.log.read_text()
+    digest = hashlib.sha256(narrowed.encode()).hexdigest()
+    assert _eventually(lambda: _activations(served, digest), within=5), served.log.read_text()
+    # The other process was not signalled: it follows the store within a poll.
+    assert _eventually(lambda: len(served.audit("rules-applied")) == 2, within=10), (
+        served.log.read_text()
+    )
     time.sleep(0.5)
-    assert len(served.audit("rules-activated")) == 1, "only the signalled worker reloads"
+    assert len(_activations(served, digest)) == 1, "one signal, one new version"
+    applied = served.audit("rules-applied")
+    assert len(applied) == 2 and {e["data"]["digest"] for e in applied} == {digest}
+    assert served.get("/api/invoices")[0] == 403
     assert served.process.poll() is None
     assert _listeners(served) == {served.process.pid, worker}, "a worker stopped"

@@ -29,6 +29,7 @@ from gateway.context import GATEWAY
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.demo.run import DEMO_USERS, seed_gateway
 from gateway.model import AuthMethod, RuleSet
+from gateway.rules_sync import FOLLOWER, RulesFollower, follow_store, initial_rules
 from gateway.server import GatewayRunner
 from gateway.store import users as user_store
 
@@ -46,6 +47,11 @@ class Stack:
     ruleset: RuleSet
     cookies: dict[str, str] = field(default_factory=dict)
     http: aiohttp.ClientSession | None = None
+
+    @property
+    def follower(self) -> RulesFollower:
+        """How this gateway follows the store's active rules (``follow=True`` only)."""
+        return self.app[FOLLOWER]
 
     @property
     def app(self) -> web.Application:
@@ -151,14 +157,46 @@ async def ledger_server(data_dir: Path) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+async def gateway_app(settings: Settings, *, follow: bool) -> tuple[web.Application, RuleSet]:
+    """The gateway app of ``settings``: built from the rules file, or (``follow``) as
+    ``gatehold serve`` builds it: from the store's active version, which it follows."""
+    if not follow:
+        ruleset = load_rules(settings.rules_path, env=settings.rules_env)
+        return build_app(settings, ruleset), ruleset
+    version, ruleset = await initial_rules(settings, settings.rules_env)
+    app = build_app(settings, ruleset)
+    follow_store(app, settings, settings.rules_env, applied=version)
+    return app, ruleset
+
+
+@asynccontextmanager
+async def replica(stack: Stack) -> AsyncIterator[Stack]:
+    """One more gateway on the same settings, store and Ledger, following the store
+    (a second ``gatehold serve`` process, as an app instance in the test's loop)."""
+    app, ruleset = await gateway_app(stack.settings, follow=True)
+    client = TestClient(GatewayTestServer(app))
+    await client.start_server()
+    try:
+        yield Stack(client, stack.ledger_url, stack.settings, ruleset, stack.cookies, stack.http)
+    finally:
+        await client.close()
+
+
 @asynccontextmanager
 async def running_stack(
-    data_dir: Path, *, rules_text: str | None = None, port: int | None = None, **overrides: Any
+    data_dir: Path,
+    *,
+    rules_text: str | None = None,
+    port: int | None = None,
+    follow: bool = False,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Ledger + gateway + the demo users, each with a fresh session.
 
     With ``port`` the gateway listens on that loopback port and knows itself as
     ``http://127.0.0.1:<port>`` (for browsers); otherwise as ``http://gatehold.test``.
+    With ``follow`` it runs and follows the store's active rules version, as ``gatehold
+    serve`` does (``rules.managed_by`` as the settings say).
     """
     async with ledger_server(data_dir) as ledger_url:
         if port is not None:
@@ -167,9 +205,9 @@ async def running_stack(
         if rules_text is not None:
             rules_file = data_dir / "rules.yaml"
             rules_file.write_text(rules_text)
-            settings = settings.model_copy(update={"rules": str(rules_file)})
-        ruleset = load_rules(settings.rules_path, env=settings.rules_env)
-        app = build_app(settings, ruleset)
+            source = settings.rules_source.model_copy(update={"path": str(rules_file)})
+            settings = settings.model_copy(update={"rules": source})
+        app, ruleset = await gateway_app(settings, follow=follow)
         server = (
             GatewayTestServer(app, host="127.0.0.1", port=port) if port else GatewayTestServer(app)
         )

@@ -491,10 +491,34 @@ def test_a_request_entry_holds_every_field_of_the_audit_record() -> None:
         "upstream": "ledger",
         "sensitive": False,
         "explain": ["invoice 7 belongs to acme", "standard may read"],
+        "active_tenant": None,
     }
     assert made.data["objects"] == [
         {"type": "invoice", "id": "7", "source": "path.invoice_id", "owner": "acme"}
     ]
+
+
+def test_a_request_entry_names_the_api_key_and_active_tenant_to_replay_it_as() -> None:
+    key = Principal(
+        user_id="apikey:3",
+        email="apikey:billing-sync",
+        memberships=(Membership("acme", "standard"),),
+        auth_method=AuthMethod.API_KEY,
+        auth_time=0.0,
+        active_tenant="acme",
+    )
+    made = request_entry(
+        admitted=ADMITTED,
+        method="GET",
+        user_agent="sync/1",
+        principal=key,
+        match=RouteMatch(INVOICE, {"invoice_id": "7"}),
+        decision=Decision(allowed=False, reason=Reason.ROLE_FORBIDDEN, tenant="acme"),
+        upstream="ledger",
+    )
+    assert made.actor == "apikey:billing-sync"
+    assert (made.data["api_key"], made.data["active_tenant"]) == (3, "acme")
+    assert made.data["query"] == "full=1" and made.path == "/api/invoices/7"
 
 
 def test_an_anonymous_request_without_a_route_is_recorded_as_denied() -> None:

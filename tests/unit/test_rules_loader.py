@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.config.loader import load_rules_text
+from gateway.config.loader import check_rules_text, load_rules_text
 from gateway.errors import ConfigError
 from gateway.model import GuardMode, HttpOwner, IdSource, RegistryOwner, SqlOwner
 
@@ -161,3 +161,76 @@ def test_overlapping_routes_are_refused() -> None:
     with pytest.raises(ConfigError) as raised:
         load_rules_text(text, source="r.yaml", env={"DSN": "x"})
     assert "match the same paths" in "\n".join(raised.value.problems)
+
+
+SEVERAL_KINDS = """\
+version: 1
+upstreams:
+  ledger: {url: 'http://127.0.0.1:9', timeout: 30s}
+  broken: {url: 'http://x', timeout: 5s, extra: 1}
+roles:
+  readonly: {can: [read], scope: everywhere}
+  member: {can: [read]}
+resources:
+  invoice:
+    owner: {registry: true}
+    id_type: int
+    cache: forever
+routes:
+  - name: invoice-list
+    match: {path: /api/invoices, methods: [GET]}
+    upstream: ledger
+    bogus: 1
+  - name: invoice
+    match: {path: "/api/invoices/{id:int}"}
+    upstream: nowhere
+    resource: {type: invoice, id: path.id}
+  - name: other
+    match: {path: "/api/x/{id}"}
+    upstream: broken
+    resource: {type: missing, id: path.nope}
+    max_body: lots
+"""
+
+
+def test_schema_problems_do_not_hide_compile_problems_of_other_parts() -> None:
+    """One pass: schema errors (unknown keys, bad enum) AND compile errors (unknown
+    upstream, unknown resource, bad duration and size) of the parts that validated."""
+    with pytest.raises(ConfigError) as raised:
+        load_rules_text(SEVERAL_KINDS, source="rules.yaml", env={})
+    assert raised.value.problems == [
+        "rules.yaml:4: upstreams.broken.extra: unknown key 'extra'; remove it",
+        "rules.yaml:6: roles.readonly.scope: 'everywhere' is not allowed here — write one of "
+        "'tenant' or 'global'",
+        "rules.yaml:17: routes[0].bogus: unknown key 'bogus'; remove it",
+        "rules.yaml:12: resources.invoice.cache: 'forever' is not a duration; write e.g. "
+        "500ms, 30s, 10m, 8h or 90d",
+        "rules.yaml:20: routes[1].upstream: unknown upstream 'nowhere' — define it under "
+        "'upstreams:' or use one of: ledger",
+        "rules.yaml:25: routes[2].resource.type: unknown resource type 'missing' — define it "
+        "under 'resources:' (invoice)",
+        "rules.yaml:25: routes[2].resource.id: path.nope names no parameter of /api/x/{id}",
+        "rules.yaml:26: routes[2].max_body: 'lots' is not a size; write e.g. 512KiB, 10MiB or 1GiB",
+    ]
+
+
+def test_problems_come_as_values_with_their_lines() -> None:
+    ruleset, problems = check_rules_text(SEVERAL_KINDS, source="draft", env={})
+    assert ruleset is None
+    assert [p.line for p in problems] == [4, 6, 17, 12, 20, 25, 25, 26]
+    assert problems[0].message == "upstreams.broken.extra: unknown key 'extra'; remove it"
+    assert str(problems[0]) == "draft:4: upstreams.broken.extra: unknown key 'extra'; remove it"
+
+
+def test_a_yaml_syntax_error_is_one_problem_with_its_line() -> None:
+    ruleset, problems = check_rules_text("version: 1\nroles: [\n", source="draft", env={})
+    assert ruleset is None
+    assert len(problems) == 1 and problems[0].line == 3
+    assert problems[0].message.startswith("not valid YAML")
+
+
+def test_a_route_naming_a_broken_upstream_is_not_reported_twice() -> None:
+    text = GOOD.replace("timeout: 5s}", "timeout: 5s, bogus: 1}")
+    _, problems = check_rules_text(text, source="r", env={"DSN": "x"})
+    messages = [p.message for p in problems]
+    assert messages == ["upstreams.ledger.bogus: unknown key 'bogus'; remove it"]

@@ -193,3 +193,24 @@ def test_an_override_that_is_not_yaml_is_a_problem_not_a_crash(tmp_path: Path, v
         "environment variable GATEHOLD_SERVER__HOST: server.host: not a valid YAML value ("
     )
     assert problem.endswith(f"— quote it: GATEHOLD_SERVER__HOST='\"{value}\"'")
+
+
+def test_rules_are_a_path_or_a_path_with_who_manages_them(tmp_path: Path) -> None:
+    (tmp_path / "gatehold.yaml").write_text("rules: my-rules.yaml\n")
+    short = load_settings(None, env={}, cwd=tmp_path)
+    assert short.rules_path == tmp_path / "my-rules.yaml" and short.rules_managed_by == "file"
+    (tmp_path / "gatehold.yaml").write_text("rules: {path: r.yaml, managed_by: admin}\n")
+    long = load_settings(None, env={}, cwd=tmp_path)
+    assert long.rules_path == tmp_path / "r.yaml" and long.rules_managed_by == "admin"
+    (tmp_path / "gatehold.yaml").write_text("rules: r.yaml\n")
+    overridden = load_settings(None, env={"GATEHOLD_RULES__MANAGED_BY": "admin"}, cwd=tmp_path)
+    assert overridden.rules_path == tmp_path / "r.yaml"
+    assert overridden.rules_managed_by == "admin"
+
+
+def test_an_unknown_rules_manager_is_one_clear_problem(tmp_path: Path) -> None:
+    text = "server:\n  port: 9000\nrules:\n  path: r.yaml\n  managed_by: git\n"
+    assert problems_of(tmp_path, text) == [
+        "gatehold.yaml:5: rules.managed_by: 'git' is not allowed here — write one of "
+        "'file' or 'admin'"
+    ]
