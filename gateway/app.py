@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access_pages import AccessPages, mount_access
 from gateway.api.routes import admin_api
+from gateway.api.serve import ServiceParts
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
 from gateway.auth.api_clients import ApiKeys, BearerTokens
@@ -295,7 +296,10 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
             limits=settings.access_requests,
         ),
     )
-    admin_api(auth_pages.csrf).mount(app)
+    links = auth_pages.magic_links
+    admin_api(
+        auth_pages.csrf, ServiceParts(settings, mailer=links.mailer, send_invite=links.invite)
+    ).mount(app)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app

@@ -49,6 +49,8 @@ class AdminError:
 
     message: str
     code: str = "invalid"
+    problems: tuple[tuple[int | None, str], ...] = ()
+    """Each problem of a refused text, as (line from 1 or ``None``, message)."""
     """``invalid``, ``not-found``, ``forbidden`` or ``conflict`` (the state forbids it:
     rules managed by the file)."""
 

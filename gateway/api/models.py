@@ -231,6 +231,8 @@ class SimulateRequest(Strict):
     """The user's active tenant (a user's first tenant by default)."""
     method: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{1,16}$")]
     target: Annotated[str, StringConstraints(min_length=1, max_length=8192, pattern=r"^/")]
+    version: int | None = Field(default=None, ge=1, le=2**53)
+    """A rules version to decide under (a draft, say); the active rules by default."""
 
 
 class Simulation(BaseModel):

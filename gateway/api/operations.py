@@ -37,6 +37,13 @@ class Empty(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ProblemLine(BaseModel):
+    """One problem of a refused text (rules), by line."""
+
+    line: int | None
+    message: str
+
+
 class Problem(BaseModel):
     """An error (RFC 9457 ``application/problem+json``)."""
 
@@ -45,6 +52,8 @@ class Problem(BaseModel):
     status: int
     detail: str
     request_id: str | None = None
+    problems: list[ProblemLine] | None = None
+    """Every problem of a refused text at once (a proposed rules version)."""
 
 
 B = TypeVar("B", bound=BaseModel)

@@ -6,15 +6,15 @@ listed here); it is served, audited and documented with no other change.
 
 from __future__ import annotations
 
-from gateway.api import audit_trail, keys, people, simulate, tenants
+from gateway.api import access, audit_trail, keys, people, rule_versions, simulate, tenants
 from gateway.api.openapi import openapi_document
 from gateway.api.operations import API
-from gateway.api.serve import AdminApi
+from gateway.api.serve import AdminApi, ServiceParts
 from gateway.auth.keys import CsrfTokens
 
-ENDPOINT_MODULES = (people, tenants, keys, simulate, audit_trail)
+ENDPOINT_MODULES = (people, tenants, keys, simulate, rule_versions, access, audit_trail)
 
 
-def admin_api(csrf: CsrfTokens) -> AdminApi:
+def admin_api(csrf: CsrfTokens, parts: ServiceParts) -> AdminApi:
     """The admin API over every endpoint module's operations."""
-    return AdminApi(API, csrf, openapi_document(API))
+    return AdminApi(API, csrf, openapi_document(API), parts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,9 +31,13 @@ from gateway.api.operations import (
     Empty,
     Operation,
     Problem,
+    ProblemLine,
 )
 from gateway.audit import event_entry
 from gateway.auth.keys import CsrfTokens
+from gateway.auth.magic_link import Invitation
+from gateway.auth.mailer import Mailer
+from gateway.config.settings import Settings
 from gateway.context import Gateway
 from gateway.identity import API_KEY_PREFIX
 from gateway.ingress import new_request_id
@@ -68,14 +72,28 @@ class Refused:
     detail: str
     actor: str = ""
     """Who was refused, when known (the audit row names them)."""
+    problems: tuple[tuple[int | None, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceParts:
+    """What the admin service needs beyond the gateway: the settings (the rules lifecycle
+    reads who manages the rules) and the mail that invites and access decisions send."""
+
+    settings: Settings
+    mailer: Mailer | None = None
+    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
 
 
 class AdminApi:
     """Serves the operations of one ``Api`` table; built by ``app.py``."""
 
-    def __init__(self, api: Api, csrf: CsrfTokens, document: Mapping[str, Any]) -> None:
+    def __init__(
+        self, api: Api, csrf: CsrfTokens, document: Mapping[str, Any], parts: ServiceParts
+    ) -> None:
         self.api = api
         self._csrf = csrf
+        self._parts = parts
         self.document = json.dumps(document)
 
     def csrf_token(self, session_hash: str) -> str:
@@ -158,12 +176,23 @@ class AdminApi:
             gw.policy.roles,
             end_sessions=gw.sessions.revoke_user,
             end_session=gw.sessions.revoke,
+            settings=self._parts.settings,
+            mailer=self._parts.mailer,
+            sender=self._parts.settings.mail.sender,
+            send_invite=self._parts.send_invite,
+            access_requests=self._parts.settings.access_requests,
+            reviews=self._parts.settings.reviews,
         )
         token = None if caller.session_hash is None else self.csrf_token(caller.session_hash)
         call = Call(request, ctx, gw, caller, path, query, body, csrf_token=token)
         result = await op.handler(call)
         if isinstance(result, AdminError):
-            refused = Refused(ERROR_STATUS.get(result.code, 422), result.code, result.message)
+            refused = Refused(
+                ERROR_STATUS.get(result.code, 422),
+                result.code,
+                result.message,
+                problems=result.problems,
+            )
             return problem(refused, request_id), refused.code
         if isinstance(result, web.StreamResponse):
             return result, "ok"
@@ -346,6 +375,9 @@ def problem(refused: Refused, request_id: str) -> web.Response:
         status=refused.status,
         detail=refused.detail,
         request_id=request_id,
+        problems=[ProblemLine(line=line, message=text) for line, text in refused.problems]
+        if refused.problems
+        else None,
     )
     return web.Response(
         status=refused.status,

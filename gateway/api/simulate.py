@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.admin import service
+from gateway.admin import rules, service
 from gateway.admin.explain import explain, principal_for, principal_for_key
 from gateway.admin.service import AdminError
 from gateway.api.models import SimulateRequest, Simulation
@@ -14,6 +14,8 @@ from gateway.model import Principal
 async def simulate(call: Call[SimulateRequest, Empty]) -> Simulation | AdminError:
     """Decide a request as live traffic would, without forwarding or auditing it."""
     body = call.body
+    if body.version is not None:
+        return await _under_version(call, body, body.version)
     principal = await _caller(call, body)
     if isinstance(principal, AdminError):
         return principal
@@ -24,6 +26,25 @@ async def simulate(call: Call[SimulateRequest, Empty]) -> Simulation | AdminErro
     return Simulation(
         decision="allow" if verdict.allowed else "deny",
         reason=str(verdict.reason),
+        steps=list(result.steps),
+    )
+
+
+async def _under_version(
+    call: Call[SimulateRequest, Empty], body: SimulateRequest, version: int
+) -> Simulation | AdminError:
+    """Decide under a stored version (the same ``decide``, that version's rules)."""
+    if (body.user is None) == (body.api_key is None):
+        return AdminError("give exactly one of user (an email) or api_key (a key id)")
+    caller: str | int = body.user if body.user is not None else int(body.api_key or 0)
+    result = await rules.simulate(
+        call.ctx, version, caller, body.method, body.target, tenant=body.tenant
+    )
+    if isinstance(result, AdminError):
+        return result
+    return Simulation(
+        decision="allow" if result.decision.allowed else "deny",
+        reason=str(result.decision.reason),
         steps=list(result.steps),
     )
 

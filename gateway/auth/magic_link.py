@@ -118,6 +118,11 @@ class MagicLinks:
         self._per_client = RateLimiter(settings.per_client_per_hour, clock=clock)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def mailer(self) -> Mailer:
+        """The mailer links go out with (the admin service mails through it too)."""
+        return self._mailer
+
     @staticmethod
     def valid_email(email: str) -> bool:
         """Exactly one plain address (``gateway.auth.emails``): no display name, no tricks."""

@@ -362,7 +362,16 @@ async def test_the_openapi_document_describes_every_operation_and_error(tmp_path
         assert ("GET", "/.gatehold/api/me") in operations
         assert ("POST", "/.gatehold/api/rules/simulate") in operations
         assert ("GET", "/.gatehold/api/audit/export") in operations
-        assert len(operations) == 22
+        for path in (
+            "/rules/versions",
+            "/rules/versions/{version}/impact",
+            "/rules/versions/{version}/activate",
+            "/access-requests/{request}/approve",
+            "/reviews/{tenant}/attest",
+            "/invites",
+        ):
+            assert ("POST", "/.gatehold/api" + path) in operations
+        assert len(operations) == 36
         create = document["paths"]["/.gatehold/api/users"]["post"]
         assert {"201", "400", "401", "403", "404", "409", "413", "415", "422"} <= set(
             create["responses"]

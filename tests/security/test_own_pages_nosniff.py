@@ -26,6 +26,8 @@ SAMPLE = {
     "tenant": "acme",
     "role": "standard",
     "key_id": "1",
+    "version": "1",
+    "request": "1",
     "tail": "/nothing",
 }
 
