@@ -49,7 +49,8 @@ from gateway.store import api_keys as key_store
 log = logging.getLogger("gatehold.api")
 
 CSRF_HEADER = "X-CSRF-Token"
-MAX_BODY = 64 * 1024
+MAX_BODY = 1024 * 1024
+"""Read only once the caller is authenticated; a rules version is the largest body."""
 TITLES = {
     400: "The request is malformed",
     401: "Please authenticate",

@@ -161,7 +161,7 @@ async def test_malformed_bodies_are_problems_never_500(tmp_path: Path) -> None:
             (b'{"id": 7}', "application/json", 422),
             (b'{"id": "x", "owner": "me"}', "application/json", 422),
             (b'{"id": "Not A Slug"}', "application/json", 422),
-            (b"x" * 70_000, "application/json", 413),
+            (b"x" * 1_100_000, "application/json", 413),
         ]
         before = await store_snapshot(stack)
         for body, media, status in cases:
