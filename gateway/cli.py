@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.admin import access, invites, reviews
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
-from gateway.audit import event_entry, writer_for
-from gateway.audit_checkpoints import read_checkpoints
 from gateway.audit_keys import audit_key
 from gateway.auth.emails import normalize_email
 from gateway.auth.mint import mint_cookie
@@ -34,7 +32,6 @@ from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.model import GLOBAL_TENANT, Membership
-from gateway.store import audit_log
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.rule_versions import VersionRow
@@ -158,9 +155,11 @@ def migrate_command(config_path: Path | None) -> None:
     """Create or upgrade the store's schema."""
     settings = settings_from(config_path)
 
+    from gateway.admin.audit_trail import opened_store as migrated
+
     async def body() -> None:
-        engine = await opened_store(settings)
-        await engine.dispose()
+        async with migrated(settings):
+            pass
 
     run(body())
     click.echo("store schema is up to date")
@@ -1006,35 +1005,11 @@ def audit_verify(
 ) -> None:
     """Check the keyed chain against its checkpoints; report every edit, deletion,
     truncation, re-hashed record and forged checkpoint."""
+    from gateway.admin.audit_trail import verify_trail
+
     settings = settings_from(config_path)
-    try:
-        key = audit_key(settings, create=False)
-    except ConfigError as error:
-        fail(error.problems)
-    files = checkpoint_files or (settings.audit_checkpoints_path,)
-    # Checkpoints first, the log after: a writer checkpoints only what it has committed,
-    # so every checkpoint read here lies within the snapshot verify_chain then reads.
-    checkpoints: list[audit_log.Checkpoint] = []
-    problems: list[str] = []
-    missing: list[str] = []
-    for file in files:
-        found, bad = read_checkpoints(file, key)
-        checkpoints += found
-        (problems if file.exists() else missing).extend(bad)
-
-    async def body() -> list[str]:
-        engine = await opened_store(settings)
-        try:
-            found = await audit_log.verify_chain(
-                engine, key=key.chain, checkpoints=checkpoints, unkeyed_until=unkeyed_until
-            )
-            empty = await audit_log.last_seq(engine) == 0
-        finally:
-            await engine.dispose()
-        # A log nothing was ever written to has no checkpoint file yet; any other log has.
-        return problems + found + ([] if empty else missing)
-
-    problems = run(body())
+    check = run(verify_trail(settings, checkpoint_files, unkeyed_until=unkeyed_until))
+    problems = check.problems
     for problem in problems:
         click.echo(f"TAMPERED: {problem}")
     if problems:
@@ -1045,7 +1020,7 @@ def audit_verify(
             "nothing against someone who could write the database",
             err=True,
         )
-    click.echo(f"audit chain intact ({len(checkpoints)} checkpoint(s) matched)")
+    click.echo(f"audit chain intact ({check.checkpoints} checkpoint(s) matched)")
 
 
 @audit.command(name="export")
@@ -1054,18 +1029,13 @@ def audit_verify(
 @click.option("--output", type=click.File("w"), default="-")
 def audit_export(config_path: Path | None, fmt: str, output: Any) -> None:
     """Write the audit trail as JSON lines or CSV (the export is itself audited)."""
+    from gateway.admin.audit_trail import export_trail, trail_writer
+
     settings = settings_from(config_path)
 
     async def body() -> None:
-        engine = await opened_store(settings)
-        writer = writer_for(settings, engine)
-        await writer.start()
-        try:
-            await writer.begin(event_entry("audit-exported", actor="cli", format=fmt))
-            async for chunk in audit_log.export_rows(engine, fmt=fmt):
+        async with trail_writer(settings) as (engine, writer):
+            async for chunk in export_trail(engine, writer, actor="cli", fmt=fmt):
                 output.write(chunk)
-        finally:
-            await writer.close()
-            await engine.dispose()
 
     run(body())
