@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import fields, replace
 from pathlib import Path
-from typing import Protocol, TypedDict
+from typing import Protocol
 
 import jinja2
 from aiohttp import web
@@ -20,35 +20,26 @@ from gateway.api.routes import admin_api
 from gateway.api.serve import ServiceParts
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
-from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
 from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_create_secret
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
-from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
-from gateway.enumeration import EnumerationGuard
+from gateway.deciders import build_deciders, rule_deciders
 from gateway.forward import Forwarder, ForwardLimits
 from gateway.guard import ResponseGuard
-from gateway.identity import Identity
 from gateway.inflight import InFlight
-from gateway.ingress import Ingress, canonicalize, new_request_id
+from gateway.ingress import canonicalize, new_request_id
 from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
-from gateway.objects import ObjectExtractor
-from gateway.override import MethodOverrides
-from gateway.ownership import Ownership
 from gateway.pipeline import handle
-from gateway.policy import Policy
 from gateway.refusals import reject_unadmitted, unexpected_error
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
-from gateway.routing import Router
 from gateway.server import CONNECTIONS, ConnectionGuard
 from gateway.sockets import OpenSockets
-from gateway.store import registry as registry_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 
@@ -60,96 +51,12 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class StoreRegistry:
-    """The ownership registry, backed by the gateway's store."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-
-    async def get_owner(self, resource_type: str, object_id: str) -> str | None:
-        return await registry_store.get_owner(self._engine, resource_type, object_id)
-
-    async def set_owner(self, resource_type: str, object_id: str, tenant: str) -> None:
-        # Never move an object that already has an owner: a create answered with the
-        # Location of someone else's object must not hand it to the caller's tenant.
-        await registry_store.set_owner(
-            self._engine, resource_type, object_id, tenant, replace=False
-        )
-
-
 def templates() -> jinja2.Environment:
     """The HTML templates of the gateway's own pages (autoescaped)."""
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(PACKAGE_DIR / "templates"),
         autoescape=True,
         enable_async=False,
-    )
-
-
-def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> Deciders:
-    """The stages that decide a request, configured once; nothing here touches disk.
-
-    ``rules simulate`` uses these alone; ``build_gateway`` adds the stages that
-    audit, forward and answer.
-    """
-    sessions = SessionManager(
-        engine,
-        idle_timeout=settings.session_idle_timeout,
-        absolute_timeout=settings.session_absolute_timeout,
-    )
-    api_keys = ApiKeys(engine)
-    bearer = BearerTokens(settings.auth.bearer) if settings.auth.bearer else None
-    enumeration = settings.policy.enumeration
-    limits = settings.limits
-    return Deciders(
-        ingress=Ingress(
-            public_url=settings.server.public_url,
-            trusted_proxies=settings.server.trusted_proxies,
-        ),
-        identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
-        objects=ObjectExtractor(
-            body_idle_timeout=limits.body_idle_timeout,
-            body_total_timeout=limits.request_total_timeout,
-        ),
-        enumeration=EnumerationGuard(
-            window=enumeration.window_seconds,
-            slow_after=enumeration.slow_after,
-            block_after=enumeration.block_after,
-            block_for=enumeration.block_for_seconds,
-        ),
-        sessions=sessions,
-        api_keys=api_keys,
-        bearer=bearer,
-        **_rule_deciders(settings, ruleset, engine),
-    )
-
-
-class _RuleDeciders(TypedDict):
-    router: Router
-    ownership: Ownership
-    policy: Policy
-    overrides: MethodOverrides
-
-
-def _rule_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> _RuleDeciders:
-    """The deciding stages built from the rules file: a reload builds these anew."""
-    router = Router(ruleset.routes)
-    return _RuleDeciders(
-        router=router,
-        ownership=Ownership(
-            resources=ruleset.resources,
-            upstreams=ruleset.upstreams,
-            registry=StoreRegistry(engine),
-            max_ids=settings.policy.max_ids_per_request,
-            max_concurrent=settings.policy.max_concurrent_lookups,
-        ),
-        policy=Policy(ruleset.roles),
-        overrides=MethodOverrides(
-            router,
-            mode=settings.policy.method_override,
-            body_idle_timeout=settings.limits.body_idle_timeout,
-            body_total_timeout=settings.limits.request_total_timeout,
-        ),
     )
 
 
@@ -160,7 +67,7 @@ def with_rules(
     forward = gateway.forward
     return replace(
         gateway,
-        **_rule_deciders(settings, ruleset, engine),
+        **rule_deciders(settings, ruleset, engine),
         forward=_forwarder(settings, ruleset, forward.signer, forward.sockets),
     )
 

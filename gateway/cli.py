@@ -238,7 +238,7 @@ def rules_simulate(
     """
     from gateway.admin.explain import explain, principal_for, principal_for_key
     from gateway.admin.rules import ruleset_of
-    from gateway.app import build_deciders
+    from gateway.deciders import build_deciders
 
     if (email is None) == (key_id is None):
         fail(["give exactly one of --user EMAIL or --api-key ID"])

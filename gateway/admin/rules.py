@@ -378,7 +378,7 @@ async def _principal(
 
 
 def _deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> Deciders:
-    from gateway.app import build_deciders  # the composition root, imported where used
+    from gateway.deciders import build_deciders
 
     return build_deciders(settings, ruleset, engine)
 
