@@ -24,11 +24,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.active_rules import active_ruleset
 from gateway.admin.explain import Explanation, explain, principal_for, principal_for_key
 from gateway.admin.service import AdminContext, AdminError, _may_see
 from gateway.audit import MAX_AUDITED_OBJECTS
 from gateway.config import yamlsource
-from gateway.config.loader import RuleProblem, check_rules_text, load_rules
+from gateway.config.loader import RuleProblem, check_rules_text
 from gateway.config.settings import Settings
 from gateway.context import Deciders
 from gateway.errors import ConfigError
@@ -119,16 +120,13 @@ async def ruleset_of(
     while the store has none yet)."""
     env = rules_env(settings)
     if version_id is None:
-        version = await version_store.active_version(engine)
-        if version is None:
-            try:
-                return load_rules(settings.rules_path, env=env)
-            except ConfigError as error:
-                return AdminError("; ".join(error.problems))
-    else:
-        version = await version_store.get_version(engine, version_id)
-        if version is None:
-            return _no_version(version_id)
+        try:
+            return await active_ruleset(engine, settings, env)
+        except ConfigError as error:
+            return AdminError("; ".join(error.problems))
+    version = await version_store.get_version(engine, version_id)
+    if version is None:
+        return _no_version(version_id)
     ruleset, problems = compile_version(version, env)
     if ruleset is None:
         return AdminError("; ".join(str(problem) for problem in problems))

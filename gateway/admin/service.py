@@ -17,17 +17,16 @@ from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.active_rules import active_ruleset
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
 from gateway.auth.magic_link import Invitation, MagicLinks
 from gateway.auth.mailer import Mailer, build_mailer
-from gateway.config.loader import check_rules_text, load_rules
 from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
-from gateway.errors import ConfigError
 from gateway.model import GLOBAL_TENANT, Membership, RoleDef
 from gateway.store import api_keys as key_store
-from gateway.store import rule_versions, sso_invites
 from gateway.store import sessions as session_store
+from gateway.store import sso_invites
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.api_keys import ApiKeyRow
@@ -613,13 +612,4 @@ async def admin_context(
 
 
 async def _active_roles(engine: AsyncEngine, settings: Settings) -> Mapping[str, RoleDef]:
-    env = {**os.environ, **settings.rules_env}
-    active = await rule_versions.active_version(engine)
-    if active is not None:
-        ruleset, problems = check_rules_text(
-            active.yaml, source=f"rules version {active.id}", env=env
-        )
-        if ruleset is None:
-            raise ConfigError([str(problem) for problem in problems])
-        return ruleset.roles
-    return load_rules(settings.rules_path, env=env).roles
+    return (await active_ruleset(engine, settings, {**os.environ, **settings.rules_env})).roles
