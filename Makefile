@@ -41,9 +41,9 @@ demo: $(STAMP)
 	$(BIN)/gatehold demo
 
 check: $(STAMP)
-	$(BIN)/ruff format --check gateway tests bench
-	$(BIN)/ruff check gateway tests bench
-	$(BIN)/mypy --strict gateway
+	$(BIN)/ruff format --check gateway admin_ui tests bench
+	$(BIN)/ruff check gateway admin_ui tests bench
+	$(BIN)/mypy --strict gateway admin_ui
 
 test: $(STAMP) system-deps $(NODE_TOOLS) check
 	$(BIN)/pytest

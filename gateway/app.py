@@ -15,9 +15,10 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from admin_ui import mount_admin_ui
 from gateway.access_pages import AccessPages, mount_access
+from gateway.admin.parts import ServiceParts
 from gateway.api.routes import admin_api
-from gateway.api.serve import ServiceParts
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
@@ -204,9 +205,9 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         ),
     )
     links = auth_pages.magic_links
-    admin_api(
-        auth_pages.csrf, ServiceParts(settings, mailer=links.mailer, send_invite=links.invite)
-    ).mount(app)
+    parts = ServiceParts(settings, mailer=links.mailer, send_invite=links.invite)
+    admin_api(auth_pages.csrf, parts).mount(app)
+    mount_admin_ui(app, auth_pages.csrf, parts)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app

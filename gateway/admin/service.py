@@ -42,6 +42,10 @@ TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 """A tenant id is a slug: it appears in rules, audit rows and (later) URLs."""
 
 
+ERROR_STATUS = {"invalid": 422, "not-found": 404, "forbidden": 403, "conflict": 409}
+"""The HTTP status every front end answers an ``AdminError`` code with."""
+
+
 @dataclass(frozen=True, slots=True)
 class AdminError:
     """A refused admin action, with a message that says what to do."""
@@ -52,6 +56,10 @@ class AdminError:
     """Each problem of a refused text, as (line from 1 or ``None``, message)."""
     """``invalid``, ``not-found``, ``forbidden`` or ``conflict`` (the state forbids it:
     rules managed by the file)."""
+
+    @property
+    def status(self) -> int:
+        return ERROR_STATUS.get(self.code, 422)
 
 
 @dataclass(frozen=True, slots=True)

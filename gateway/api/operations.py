@@ -27,9 +27,6 @@ from gateway.context import Gateway
 PREFIX = "/.gatehold/api"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-ERROR_STATUS = {"invalid": 422, "not-found": 404, "forbidden": 403, "conflict": 409}
-"""How an ``AdminError`` code is answered."""
-
 
 class Empty(BaseModel):
     """No parameters: anything sent is refused (422)."""

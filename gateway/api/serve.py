@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,9 +21,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from gateway.admin.actors import acting_admin
-from gateway.admin.service import Admin, AdminContext, AdminError
+from gateway.admin.parts import ServiceParts
+from gateway.admin.service import Admin, AdminError
 from gateway.api.operations import (
-    ERROR_STATUS,
     PREFIX,
     Api,
     Call,
@@ -35,9 +35,6 @@ from gateway.api.operations import (
 )
 from gateway.audit import event_entry
 from gateway.auth.keys import CsrfTokens
-from gateway.auth.magic_link import Invitation
-from gateway.auth.mailer import Mailer
-from gateway.config.settings import Settings
 from gateway.context import Gateway
 from gateway.identity import API_KEY_PREFIX
 from gateway.ingress import new_request_id
@@ -74,16 +71,6 @@ class Refused:
     actor: str = ""
     """Who was refused, when known (the audit row names them)."""
     problems: tuple[tuple[int | None, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceParts:
-    """What the admin service needs beyond the gateway: the settings (the rules lifecycle
-    reads who manages the rules) and the mail that invites and access decisions send."""
-
-    settings: Settings
-    mailer: Mailer | None = None
-    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
 
 
 class AdminApi:
@@ -170,26 +157,13 @@ class AdminApi:
         if isinstance(parsed, Refused):
             return problem(parsed, request_id), parsed.code
         path, query, body = parsed
-        ctx = AdminContext.over(
-            gw.sessions.engine,
-            gw.audit,
-            admin,
-            gw.policy.roles,
-            end_sessions=gw.sessions.revoke_user,
-            end_session=gw.sessions.revoke,
-            settings=self._parts.settings,
-            mailer=self._parts.mailer,
-            sender=self._parts.settings.mail.sender,
-            send_invite=self._parts.send_invite,
-            access_requests=self._parts.settings.access_requests,
-            reviews=self._parts.settings.reviews,
-        )
+        ctx = self._parts.context(gw, admin)
         token = None if caller.session_hash is None else self.csrf_token(caller.session_hash)
         call = Call(request, ctx, gw, caller, path, query, body, csrf_token=token)
         result = await op.handler(call)
         if isinstance(result, AdminError):
             refused = Refused(
-                ERROR_STATUS.get(result.code, 422),
+                result.status,
                 result.code,
                 result.message,
                 problems=result.problems,
