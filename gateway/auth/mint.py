@@ -1,15 +1,21 @@
-"""Sessions made outside a sign-in: ``gatehold session mint`` and the demo's printed cookies.
+"""Sign-ins made outside the login page: ``gatehold session mint``, the demo's printed
+cookies and its one-click sign-in links.
 
 Both the command line and the demo use this module; neither imports the other.
 """
 
 from __future__ import annotations
 
+import time
+from urllib.parse import quote
+
 from gateway.audit import event_entry, writer_for
+from gateway.auth.magic_link import CONFIRM_PATH
 from gateway.auth.sessions import SessionManager
 from gateway.config.settings import Settings
 from gateway.identity import COOKIE_NAME
 from gateway.model import AuthMethod
+from gateway.store import login_links
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -47,5 +53,41 @@ async def mint_cookie(settings: Settings, email: str, *, tenant: str | None = No
         finally:
             await writer.close()
         return f"{COOKIE_NAME}={token}"
+    finally:
+        await engine.dispose()
+
+
+async def mint_sign_in_link(
+    settings: Settings, email: str, *, rd: str, valid_for: float, actor: str
+) -> str | None:
+    """A single-use sign-in link for ``email`` that lands on ``rd``, audited first.
+
+    The link opens the usual "Confirm sign-in" page: one click signs in. ``None`` when
+    there is no active person with that email (nothing is created).
+    """
+    engine = open_engine(settings.store_dsn)
+    try:
+        await migrate(engine)
+        user = await user_store.get_user_by_email(engine, email)
+        if user is None or not user.active:
+            return None
+        writer = writer_for(settings, engine)
+        await writer.start()
+        try:
+            await writer.begin(
+                event_entry("sign-in-link-minted", actor=actor, subject=user.email, rd=rd)
+            )
+            token = await login_links.create_link(
+                engine,
+                email=user.email,
+                rd=rd,
+                ttl=valid_for,
+                now=time.time(),
+                client_ip=actor,
+            )
+        finally:
+            await writer.close()
+        public_url = settings.server.public_url.rstrip("/")
+        return f"{public_url}{CONFIRM_PATH}?token={quote(token)}"
     finally:
         await engine.dispose()

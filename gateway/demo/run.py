@@ -18,7 +18,7 @@ import yaml
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.mint import mint_cookie
+from gateway.auth.mint import mint_cookie, mint_sign_in_link
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.model import Membership
@@ -56,6 +56,11 @@ DEMO_USERS = (
     DemoUser("bob@globex.test", (Membership("globex", "standard"),), note="standard in globex"),
     DemoUser("olga@example.test", (Membership("*", "operator"),), note="operator, every tenant"),
 )
+
+DEMO_ADMINS = ("admin@example.test", "carol@acme.test")
+"""Who gets a one-click sign-in link to the admin UI: the superadmin and a tenant admin."""
+ADMIN_UI_PATH = "/.gatehold/admin/"
+ADMIN_LINK_VALID_FOR = 8 * 3600.0
 
 # Owners of Ledger's seeded reports; reports created later are learned on create.
 DEMO_REGISTRY = (("report", "r-acme-1", "acme"), ("report", "r-globex-1", "globex"))
@@ -128,9 +133,19 @@ async def _start(port: int, data_dir: Path) -> list[web.AppRunner]:
     settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
     await seed_users(settings)
     cookies = {p.email: await _cookie(settings, p.email) for p in DEMO_USERS}
+    admin_links = {email: await _admin_link(settings, email) for email in DEMO_ADMINS}
     gateway = await start_gateway(settings, os.environ)
-    _print_banner(settings, config_path, ledger_url, cookies)
+    _print_banner(settings, config_path, ledger_url, cookies, admin_links)
     return [ledger, *gateway]
+
+
+async def _admin_link(settings: Settings, email: str) -> str:
+    link = await mint_sign_in_link(
+        settings, email, rd=ADMIN_UI_PATH, valid_for=ADMIN_LINK_VALID_FOR, actor="demo"
+    )
+    if link is None:  # seeded just before; only a broken store gets here
+        raise RuntimeError(f"the demo person {email} was not seeded")
+    return link
 
 
 async def _cookie(settings: Settings, email: str) -> str:
@@ -141,10 +156,19 @@ async def _cookie(settings: Settings, email: str) -> str:
 
 
 def _print_banner(
-    settings: Settings, config_path: Path, ledger_url: str, cookies: dict[str, str]
+    settings: Settings,
+    config_path: Path,
+    ledger_url: str,
+    cookies: dict[str, str],
+    admin_links: dict[str, str],
 ) -> None:
     url = settings.server.public_url
     click.echo(f"\nGatehold demo: {url}  (Ledger itself, unprotected: {ledger_url})")
+    click.echo(f"\nAdmin UI: {url}{ADMIN_UI_PATH}")
+    click.echo("Open one of these links and press Sign in (each works once, for 8 hours):")
+    for email, link in admin_links.items():
+        note = next(p.note for p in DEMO_USERS if p.email == email)
+        click.echo(f"  {email:<20} {note}\n    {link}")
     click.echo(f"Config: {config_path}   e.g. gatehold users list --config {config_path}\n")
     click.echo(f"In a browser, open {url}/api/invoices and sign in by email: the sign-in")
     click.echo(f"links are printed here and saved in {settings.outbox_path}/.\n")

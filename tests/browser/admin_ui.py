@@ -52,16 +52,26 @@ async def signed_in_context(
 async def admin_page(
     browser: Browser, stack: Stack, email: str = ADMIN, *, width: int = 1280
 ) -> AsyncIterator[Page]:
-    """A page of ``email``'s signed-in browser; dialogs (``alert``) fail the test."""
+    """A page of ``email``'s signed-in browser. A dialog (``alert``) that opens, or
+    anything the Content-Security-Policy blocked (an inline script or style, an event
+    handler attribute), fails the test."""
     context = await signed_in_context(browser, stack, email, width=width)
     page = await context.new_page()
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    blocked: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            blocked.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     try:
         yield page
     finally:
         await context.close()
     assert dialogs == [], f"a dialog opened: {dialogs}"
+    assert blocked == [], f"the CSP blocked: {blocked}"
 
 
 async def capture(page: Page, name: str) -> list[str]:
