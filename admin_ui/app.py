@@ -167,7 +167,9 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     for name, value in SECURITY_HEADERS.items():
         response.headers[name] = value
     if "Cache-Control" not in response.headers:
-        response.headers["Cache-Control"] = "no-store"
+        static = request.path.startswith(ADMIN_UI_PREFIX + "/static/")
+        # Pages hold people's data: never stored. Static files are revalidated.
+        response.headers["Cache-Control"] = "no-cache" if static else "no-store"
 
 
 async def _no_such_page(view: View) -> web.StreamResponse:
