@@ -86,7 +86,7 @@ async def approve(view: View) -> web.StreamResponse:
     done = await access.approve_access_request(view.ctx, request_id, role)
     if isinstance(done, AdminError):
         return await _not_decided(view, Refusal(request_id, done, role=role))
-    return view.see_other(QUEUE, notice=_approved(done))
+    return _back_to_queue(view, _approved(done))
 
 
 async def decline(view: View) -> web.StreamResponse:
@@ -95,7 +95,13 @@ async def decline(view: View) -> web.StreamResponse:
     done = await access.decline_access_request(view.ctx, request_id, comment)
     if isinstance(done, AdminError):
         return await _not_decided(view, Refusal(request_id, done, comment=comment))
-    return view.see_other(QUEUE, notice=f"Declined {done.email}'s request for {done.tenant}.")
+    return _back_to_queue(view, f"Declined {done.email}'s request for {done.tenant}.")
+
+
+def _back_to_queue(view: View, notice: str) -> web.Response:
+    """The queue again, as filtered when the form was sent (its address keeps the filter)."""
+    tenant = view.query("tenant").strip()
+    return view.see_other(QUEUE, notice=notice, **({"tenant": tenant} if tenant else {}))
 
 
 def _approved(row: AccessRequestRow) -> str:

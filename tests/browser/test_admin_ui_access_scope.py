@@ -3,7 +3,7 @@
 Carol (admin of acme only) sees acme's queue and nothing of globex's; a form whose
 address is edited to a globex request id is answered "not found" and changes nothing;
 a form sent without its CSRF token gets the gateway's 403 page. The superadmin sees
-every tenant's requests and filters them by tenant.
+every tenant's requests, filters them by tenant and stays in the filter after deciding.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from tests.support.stack import Stack, running_stack
 pytestmark = pytest.mark.browser
 ALICE = "alice@acme.test"
 BOB = "bob@globex.test"
+RETARGET = "(form, id) => { form.action = form.action.replace(/\\d+\\/approve/, `${id}/approve`) }"
+"""Point an approve form at another request id (as anyone can with the browser's tools)."""
 
 
 async def ask(stack: Stack, email: str, tenant: str) -> AccessRequestRow:
@@ -64,10 +66,7 @@ async def test_carol_sees_only_acme_and_tampered_forms_change_nothing(
 
             # The approve form's address edited to the globex request's id.
             form = articles.first.locator("form").first
-            await form.evaluate(
-                "(f, id) => { f.action = f.action.replace(/\\/\\d+\\/approve$/, `/${id}/approve`) }",
-                alices.id,
-            )
+            await form.evaluate(RETARGET, alices.id)
             await articles.first.get_by_label("Role to grant").select_option("standard")
             async with page.expect_navigation() as sent:
                 await articles.first.get_by_role("button", name="Approve").click()
@@ -108,3 +107,7 @@ async def test_carol_sees_only_acme_and_tampered_forms_change_nothing(
             headings = page.get_by_role("article").get_by_role("heading")
             assert await headings.all_inner_texts() == [f"{ALICE} asks for access to globex"]
             assert await capture(page, "access-requests-superadmin-filtered") == []
+            await page.get_by_role("button", name="Decline").click()
+            await page.get_by_role("status").filter(has_text="Declined alice").wait_for()
+            assert page.url.startswith(queue + "?tenant=globex&")  # the filter stays
+            assert await page.get_by_role("article").count() == 0
