@@ -38,6 +38,7 @@ HOUR = 3600.0
 
 __all__ = [
     "AccessRequestRow",
+    "approvable_roles",
     "approve_access_request",
     "decline_access_request",
     "get_access_request",
@@ -196,6 +197,12 @@ async def get_access_request(ctx: AdminContext, request_id: int) -> AccessReques
     return row
 
 
+def approvable_roles(ctx: AdminContext) -> list[str]:
+    """The roles the actor may grant by approving a request, by name: every role the rules
+    define, but one that reaches every tenant only for a superadmin (as ``approve`` checks)."""
+    return sorted(r for r in ctx.roles if ctx.actor.superadmin or r not in ctx.global_roles)
+
+
 async def _pending(ctx: AdminContext, request_id: int) -> AccessRequestRow | AdminError:
     row = await get_access_request(ctx, request_id)
     if isinstance(row, AdminError) or row.state == "pending":
@@ -213,7 +220,7 @@ async def approve_access_request(
         return row
     chosen = (role or "").strip() or row.role_wanted
     if chosen is None:
-        return AdminError(f"request {request_id} names no role: choose one with --role")
+        return AdminError(f"request {request_id} names no role: choose the role to grant")
     user = await user_store.get_user(ctx.engine, row.user_id)
     if user is None or not user.active:
         return AdminError(f"{row.email} is deactivated; decline the request instead")

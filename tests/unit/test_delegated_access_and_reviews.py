@@ -189,3 +189,19 @@ async def test_a_role_reaching_every_tenant_is_neither_asked_for_nor_granted_by_
     assert bob is not None and [m.tenant for m in bob.memberships] == ["globex"]
     still = await access.get_access_request(ctx, row.id)
     assert isinstance(still, AccessRequestRow) and still.state == "pending"
+
+
+async def test_the_roles_offered_for_an_approval_are_those_the_approval_accepts(
+    ctx: AdminContext,
+) -> None:
+    as_carol = await carol(ctx)
+    offered = access.approvable_roles(as_carol)
+    assert offered == sorted(set(ROLES) - ctx.global_roles) and offered
+    assert access.approvable_roles(ctx) == sorted(ROLES)  # a superadmin grants every role
+    for role in offered:
+        row = await asks(ctx, "bob@globex.test", "acme", None)
+        assert isinstance(row, AccessRequestRow), row
+        approved = await access.approve_access_request(as_carol, row.id, role)
+        assert isinstance(approved, AccessRequestRow), (role, approved)
+        revoked = await reviews.revoke_member(as_carol, "acme", "bob@globex.test")
+        assert not isinstance(revoked, AdminError), revoked
