@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from gateway.admin.service import AdminContext
+from gateway.ingress import SEGMENT_SAFE
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store.tenants import TenantRow
 from gateway.store.users import UserRow
@@ -16,12 +17,13 @@ NEVER = "never"
 
 
 def person_path(email: str) -> str:
-    """The person's page below the UI's prefix; the address is percent-encoded."""
-    return "/users/" + quote(email, safe="@")
+    """The person's page below the UI's prefix, the address percent-encoded exactly as
+    the gateway's canonical form has it (any other spelling of a path is refused)."""
+    return "/users/" + quote(email, safe=SEGMENT_SAFE)
 
 
 def tenant_path(tenant_id: str) -> str:
-    return "/tenants/" + quote(tenant_id, safe="")
+    return "/tenants/" + quote(tenant_id, safe=SEGMENT_SAFE)
 
 
 def when(seconds: float | None) -> str:

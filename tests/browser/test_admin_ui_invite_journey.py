@@ -97,6 +97,4 @@ async def test_invited_by_mail_refused_as_readonly_then_allowed_as_standard(
         [changed] = await stack.events("role-changed")
         assert changed["data"]["before"]["memberships"] == ["readonly@acme"]
         assert changed["data"]["after"]["memberships"] == ["standard@acme"]
-        assert [e["data"]["why"] for e in await stack.events("session-revoked")] == [
-            "role-changed"
-        ]
+        assert [e["data"]["why"] for e in await stack.events("session-revoked")] == ["role-changed"]

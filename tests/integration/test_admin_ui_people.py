@@ -60,12 +60,12 @@ async def test_a_tenant_admin_sees_only_their_tenants_people_and_tenants(tmp_pat
         assert status == 200 and "/tenants/acme" in tenants and "/tenants/globex" not in tenants
         assert "Create a tenant" not in tenants
 
-        for path in ("/users/bob@globex.test", "/users/bob%40globex.test", "/tenants/globex"):
+        for path in ("/users/bob@globex.test", "/users/bob@GLOBEX.test", "/tenants/globex"):
             status, html = await page(stack, CAROL, path)
             assert status == 404, path
             assert "no user" in html or "no tenant" in html
             assert "standard" not in html, "nothing about the person shows"
-        status, html = await page(stack, SUPER, "/users/bob%40globex.test")
+        status, html = await page(stack, SUPER, "/users/bob@globex.test")
         assert status == 200 and "Change role" in html
 
 
@@ -168,3 +168,60 @@ async def test_changes_made_on_the_pages_are_done_and_audited(tmp_path: Path) ->
         assert deactivated["data"]["after"]["active"] is False
         # Carol's own session is untouched; the page keeps working.
         assert (await page(stack, CAROL, "/tenants/acme"))[0] == 200
+
+
+async def test_sessions_keys_and_grants_are_managed_from_the_pages(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        token = await csrf_of(stack, SUPER)
+        alice = "/users/alice@acme.test"
+        second = await stack.mint("alice@acme.test")
+        _, html = await page(stack, SUPER, alice)
+        hashes = re.findall(r'name="session" value="([0-9a-f]{64})"', html)
+        assert len(hashes) == 2
+        async with await post(
+            stack, SUPER, alice + "/sessions/end", {"session": hashes[0]}, csrf=token
+        ) as answer:
+            assert answer.status == 303
+        _, html = await page(stack, SUPER, alice)
+        assert re.findall(r'name="session" value="([0-9a-f]{64})"', html) == hashes[1:]
+        async with await post(stack, SUPER, alice + "/sessions/end", {}, csrf=token) as answer:
+            assert answer.status == 303
+        assert "No open sessions." in (await page(stack, SUPER, alice))[1]
+        headers = {"Cookie": f"__Host-gatehold={second}"}
+        async with stack.client.get("/api/invoices/7", headers=headers) as refused:
+            assert refused.status == 401
+
+        grant = {"tenant": "globex", "role": "readonly"}
+        async with await post(stack, SUPER, alice + "/memberships", grant, csrf=token) as answer:
+            assert answer.status == 303
+        async with await post(stack, SUPER, alice + "/memberships", grant, csrf=token) as answer:
+            assert answer.status == 409 and "already" in await answer.text()
+        path = alice + "/memberships/remove"
+        async with await post(stack, SUPER, path, grant, csrf=token) as answer:
+            assert answer.status == 303
+        row = await user_store.get_user_by_email(stack.app[ENGINE], "alice@acme.test")
+        assert row is not None and [f"{m.role}@{m.tenant}" for m in row.memberships] == [
+            "standard@acme"
+        ]
+
+        created = await stack.client.post(
+            "/.gatehold/api/api-keys",
+            json={"tenant": "acme", "role": "standard", "label": "ci", "expires": "1d"},
+            headers=stack.cookie(SUPER) | {"X-CSRF-Token": await api_csrf(stack)},
+        )
+        assert created.status == 201, await created.text()
+        key_id = (await created.json())["api_key"]["id"]
+        wrong = f"/tenants/globex/api-keys/{key_id}/revoke"
+        async with await post(stack, SUPER, wrong, {}, csrf=token) as answer:
+            assert answer.status == 404, "a key is revoked only from its own tenant's page"
+        right = f"/tenants/acme/api-keys/{key_id}/revoke"
+        async with await post(stack, SUPER, right, {}, csrf=token) as answer:
+            assert answer.status == 303
+        [revoked] = await stack.events("apikey-revoked")
+        assert revoked["actor"] == SUPER and revoked["data"]["after"] == {"revoked": True}
+
+
+async def api_csrf(stack: Stack) -> str:
+    async with stack.client.get("/.gatehold/api/me", headers=stack.cookie(SUPER)) as me:
+        token: str = (await me.json())["csrf_token"]
+        return token
