@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import access, dashboard, reviews
+from admin_ui.pages import access, dashboard, reviews, tenants, users
 
-ALL_PAGES = (dashboard.PAGES, access.PAGES, reviews.PAGES)
+ALL_PAGES = (dashboard.PAGES, users.PAGES, tenants.PAGES, access.PAGES, reviews.PAGES)

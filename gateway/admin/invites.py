@@ -34,6 +34,7 @@ DAY = 86400.0
 DEFAULT_VALID_FOR = 3 * DAY
 """How long an invite's link works; afterwards the person asks for one on the sign-in page."""
 MAX_VALID_FOR = 14 * DAY
+MAX_NAME = 200
 
 
 async def invite_user(
@@ -43,10 +44,12 @@ async def invite_user(
     *,
     valid_for: float = DEFAULT_VALID_FOR,
     inviter: str = "",
+    display_name: str = "",
 ) -> UserRow | AdminError:
     """Grant ``memberships`` to ``email`` (created if new) and mail them a sign-in link.
 
-    ``inviter`` is how the mail names who invited them (default: the acting admin).
+    ``inviter`` is how the mail names who invited them (default: the acting admin); a
+    non-empty ``display_name`` becomes the person's name.
     Returns the person; if only the mail failed, an ``AdminError`` saying so (the
     invite is stored and audited, and inviting again sends a new link).
     """
@@ -59,7 +62,12 @@ async def invite_user(
     before = await user_store.get_user_by_email(ctx.engine, address)
     if before is not None and not before.active:
         return AdminError(f"{address} is deactivated; reactivate them instead of inviting")
-    user_id = await user_store.add_user(ctx.engine, address, memberships=memberships)
+    name = display_name.strip()
+    if len(name) > MAX_NAME:
+        return AdminError(f"a display name has at most {MAX_NAME} characters")
+    user_id = await user_store.add_user(
+        ctx.engine, address, memberships=memberships, display_name=name
+    )
     await user_store.mark_invited(ctx.engine, user_id, by=ctx.actor.name, now=ctx.clock())
     after = _present(await user_store.get_user(ctx.engine, user_id))
     invitation = Invitation(

@@ -206,6 +206,27 @@ async def list_tenants(ctx: AdminContext) -> list[TenantRow]:
     return [row for row in rows if ctx.actor.manages(row.id)]
 
 
+async def get_tenant(ctx: AdminContext, tenant_id: str) -> TenantRow | AdminError:
+    """A tenant the actor administers (active or not); any other is as unknown as a
+    missing one."""
+    row = await tenant_store.get_tenant(ctx.engine, tenant_id)
+    if row is None or not ctx.actor.manages(tenant_id):
+        return AdminError(f"no tenant {tenant_id!r}", "not-found")
+    return row
+
+
+async def tenant_members(ctx: AdminContext, tenant_id: str) -> list[UserRow] | AdminError:
+    """The people holding a role in a tenant the actor administers, ordered by email."""
+    tenant = await get_tenant(ctx, tenant_id)
+    if isinstance(tenant, AdminError):
+        return tenant
+    return [
+        user
+        for user in await user_store.list_users(ctx.engine)
+        if any(m.tenant == tenant_id for m in user.memberships)
+    ]
+
+
 async def rename_tenant(
     ctx: AdminContext, tenant_id: str, display_name: str
 ) -> TenantRow | AdminError:
@@ -299,6 +320,7 @@ def _whole_person(actor: Admin, user: UserRow) -> AdminError | None:
 
 def _user_state(user: UserRow) -> dict[str, Any]:
     return {
+        "display_name": user.display_name,
         "state": user.state,
         "active": user.active,
         "superadmin": user.superadmin,
@@ -508,8 +530,16 @@ async def end_user_sessions(
     return ended
 
 
-async def list_users(ctx: AdminContext) -> list[UserRow]:
-    return [u for u in await user_store.list_users(ctx.engine) if _may_see(ctx.actor, u)]
+async def list_users(ctx: AdminContext, *, search: str = "") -> list[UserRow]:
+    """The people the actor administers, ordered by email; with ``search``, only those
+    whose email or display name contains it (any case)."""
+    needle = search.strip().casefold()
+    return [
+        u
+        for u in await user_store.list_users(ctx.engine)
+        if _may_see(ctx.actor, u)
+        and (needle in u.email.casefold() or needle in u.display_name.casefold())
+    ]
 
 
 # ---------------------------------------------------------------- API keys

@@ -124,6 +124,7 @@ class Invite(Strict):
     email: Text
     memberships: list[Grant] = Field(min_length=1, max_length=50)
     valid_days: int = Field(default=3, ge=1, le=14)
+    display_name: Text = ""
 
 
 # ---------------------------------------------------------------- access requests
@@ -232,6 +233,10 @@ async def invite(call: Call[Invite, Empty]) -> User | AdminError:
     """Grant the memberships and mail the person a sign-in link (invited until they use it)."""
     grants = [Membership(g.tenant, g.role) for g in call.body.memberships]
     row = await invites.invite_user(
-        call.ctx, call.body.email, grants, valid_for=call.body.valid_days * 86400.0
+        call.ctx,
+        call.body.email,
+        grants,
+        valid_for=call.body.valid_days * 86400.0,
+        display_name=call.body.display_name,
     )
     return row if isinstance(row, AdminError) else User.of(row, call.ctx.actor)

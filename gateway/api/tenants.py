@@ -6,7 +6,6 @@ from gateway.admin import service
 from gateway.admin.service import AdminError
 from gateway.api.models import Ended, NewTenant, Tenant, TenantChange, Tenants
 from gateway.api.operations import API, Call, Empty
-from gateway.store import tenants as tenant_store
 
 
 @API.get("/tenants", response=Tenants)
@@ -25,11 +24,8 @@ async def create_tenant(call: Call[NewTenant, Empty]) -> Tenant | AdminError:
 @API.get("/tenants/{tenant}", response=Tenant, errors=(404,))
 async def read_tenant(call: Call[Empty, Empty]) -> Tenant | AdminError:
     """One tenant the caller administers."""
-    tenant = call.path["tenant"]
-    row = await tenant_store.get_tenant(call.ctx.engine, tenant)
-    if row is None or not call.ctx.actor.manages(tenant):
-        return AdminError(f"no tenant {tenant!r}", "not-found")
-    return Tenant.of(row)
+    row = await service.get_tenant(call.ctx, call.path["tenant"])
+    return row if isinstance(row, AdminError) else Tenant.of(row)
 
 
 @API.patch("/tenants/{tenant}", body=TenantChange, response=Tenant, errors=(404,))

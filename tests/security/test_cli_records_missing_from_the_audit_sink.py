@@ -59,6 +59,7 @@ def test_every_record_the_cli_writes_reaches_the_jsonl_sink(tmp_path: Path) -> N
         "subject": "mallory@acme.test",
         "before": None,
         "after": {
+            "display_name": "",
             "state": "active",
             "active": True,
             "superadmin": False,
