@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import dashboard
+from admin_ui.pages import audit, dashboard
 
-ALL_PAGES = (dashboard.PAGES,)
+ALL_PAGES = (dashboard.PAGES, audit.PAGES)
