@@ -1,8 +1,9 @@
 """Bar charts as geometry for server-rendered SVG (no script, no inline style).
 
-A chart is a picture (``role="img"`` with a label); each bar also links to the audit
-rows it counts, for a pointer. The same figures and links are on the page as a table,
-which is what keyboards and screen readers use.
+A chart is a labelled group (``role="group"``, ``aria-label`` and ``<title>``) rather
+than ``role="img"``: an image's content is presentational, and each bar is a link to
+the audit rows it counts (named by its tooltip, out of the tab order). The same figures
+and links are on the page as a table, which is the way for keyboards.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 WIDTH = 720
-PLOT_TOP = 16
+PLOT_TOP = 24
 PLOT_HEIGHT = 120
-AXIS_HEIGHT = 20
+AXIS_HEIGHT = 26
 GAP = 4
 TICK_EVERY = 3
 """Label every third hour on the axis."""
