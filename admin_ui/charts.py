@@ -83,7 +83,7 @@ def hourly_chart(
         x = n * slot + GAP / 2
         hour = _hour(start_of(point))
         if n % TICK_EVERY == 0:
-            ticks.append(Tick(x + (slot - GAP) / 2, hour))
+            ticks.append(Tick(x, hour))
         base = float(PLOT_TOP + PLOT_HEIGHT)
         for part in series:
             value = part.value(point)

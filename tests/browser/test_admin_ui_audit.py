@@ -44,6 +44,14 @@ async def test_filter_page_read_and_export_the_trail(tmp_path: Path, browser: Br
             older = [int(row["Seq"]) for row in await audit_rows(page)]
             assert older and older[0] < seqs[-1] and "cursor=" in page.url
 
+            # As you type (htmx, when scripts run): the records follow the filter.
+            await page.get_by_label("Route").fill("invoice-delete")
+            await page.wait_for_url("**/audit?*route=invoice-delete*")
+            await page.locator("table.audit tbody tr").nth(1).wait_for(state="detached")
+            assert [(r["Person"], r["Route"]) for r in await audit_rows(page)] == [
+                ("rita@acme.test", "invoice-delete")
+            ]
+
             # Keyboard only: type a person into the filter and press Enter.
             await page.goto(base_url(stack) + UI + "/audit")
             await page.get_by_label("Person").focus()
