@@ -21,6 +21,8 @@ from gateway.store.audit_log import AuditFilter, AuditRow
 
 DECISIONS = ("allow", "deny")
 PAGE_SIZE_LIMIT = 500
+FILTER_MAX = 320
+"""The longest filter value (an e-mail address is at most 320 characters)."""
 SAME_REQUEST_LIMIT = 50
 """At most this many other rows of one request id on a record's page."""
 
@@ -73,6 +75,9 @@ class AuditRecordView:
 
 def audit_filter(actor: Admin, question: AuditQuestion) -> AuditFilter | AdminError:
     """The store filter for ``question``, narrowed to the tenants a tenant admin administers."""
+    for name, value in question.asked().items():
+        if len(value) > FILTER_MAX or "\x00" in value:
+            return AdminError(f"{name}: at most {FILTER_MAX} characters, and no NUL character")
     since = instant(question.since, "from")
     if isinstance(since, AdminError):
         return since

@@ -66,6 +66,8 @@ async def test_bad_values_get_a_page_that_says_what_is_wrong(tmp_path: Path) -> 
             ("/audit?from=nan", 422, "from: &#39;nan&#39; is not a finite time"),
             ("/audit?decision=maybe", 422, "decision: &#39;maybe&#39; is neither allow nor deny"),
             ("/audit?cursor=-1", 422, "is not a record number"),
+            ("/audit?user=a%00b", 422, "user: at most 320 characters, and no NUL character"),
+            ("/audit?route=" + "r" * 321, 422, "route: at most 320 characters"),
             ("/audit/abc", 404, "no such audit record"),
             ("/audit/0", 404, "no such audit record"),
             ("/audit/export?format=xml", 422, "format: &#39;xml&#39; is not one of jsonl, csv"),
