@@ -15,8 +15,8 @@ from playwright.async_api import Browser
 from gateway.app import ENGINE
 from gateway.store import audit_log
 from tests.browser.admin_ui import ADMIN, CAROL, UI, admin_page, base_url, capture
-from tests.browser.audit_traffic import ALICE, BOB, expected, make_traffic
-from tests.browser.test_admin_ui_dashboard import audit_rows
+from tests.browser.audit_pages import audit_rows
+from tests.support.audit_traffic import ALICE, BOB, expected, make_traffic
 from tests.support.servers_base import free_port
 from tests.support.stack import running_stack
 

@@ -10,8 +10,9 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.admin_ui import ADMIN, CAROL, UI, admin_page, base_url, capture
-from tests.browser.audit_traffic import ALICE, BOB, expected, make_traffic
+from tests.browser.audit_pages import audit_rows
 from tests.integration.test_magic_link import ask_for_link, follow_link, mail_settings
+from tests.support.audit_traffic import ALICE, BOB, expected, make_traffic
 from tests.support.servers_base import free_port
 from tests.support.smtp import Inbox
 from tests.support.stack import Stack, running_stack
@@ -38,16 +39,6 @@ async def ranking(page: Page, table: str) -> list[list[str]]:
 
 async def figure(page: Page, name: str) -> int:
     return int(await page.locator(f"#total-{name}").inner_text())
-
-
-async def audit_rows(page: Page) -> list[dict[str, str]]:
-    """The audit page's table as one dict per row (by column heading)."""
-    heads = await page.locator("table.audit thead th").all_inner_texts()
-    rows = page.locator("table.audit tbody tr")
-    return [
-        dict(zip(heads, await rows.nth(n).locator("td").all_inner_texts(), strict=True))
-        for n in range(await rows.count())
-    ]
 
 
 async def test_the_figures_are_the_traffic_and_lead_to_its_audit_rows(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.browser.audit_traffic import make_traffic
+from tests.support.audit_traffic import make_traffic
 from tests.support.stack import Stack, running_stack
 
 UI = "/.gatehold/admin"
