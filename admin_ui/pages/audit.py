@@ -84,6 +84,12 @@ def _cursor(text: str) -> int | None | AdminError:
     return int(text)
 
 
+def _field_named(error: AdminError) -> str:
+    """The filter a refusal names first (``from: 'x' is neither…``), to mark it invalid."""
+    name = error.message.split(":", 1)[0]
+    return name if name in FILTERS else ""
+
+
 def _filtered(typed: dict[str, str], **extra: str) -> str:
     """The query string of the current filter (and ``extra``), for links that keep it."""
     params = {name: value for name, value in typed.items() if value}
@@ -110,9 +116,11 @@ async def audit_list(view: View) -> web.StreamResponse:
         "error": None,
         "when": utc_text,
         "paged": cursor is not None and not isinstance(cursor, AdminError),
+        "invalid": "",
     }
     if isinstance(answer, AdminError):
         context["error"] = answer
+        context["invalid"] = _field_named(answer)
         return view.page("audit.html", title="Audit trail", status=answer.status, **context)
     context["rows"] = answer.rows
     if answer.next_cursor is not None:

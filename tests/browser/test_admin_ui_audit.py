@@ -117,6 +117,8 @@ async def test_filter_page_read_and_export_the_trail(tmp_path: Path, browser: Br
                 await alert.inner_text()
             )
             assert await page.get_by_label("From (UTC)").input_value() == "yesterday"
+            assert await page.get_by_label("From (UTC)").get_attribute("aria-invalid") == "true"
+            assert await page.get_by_label("Person").get_attribute("aria-invalid") is None
             assert await page.get_by_label("Person").input_value() == BOB
             assert await capture(page, "audit-bad-filter") == []
 
