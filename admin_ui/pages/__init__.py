@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import access, dashboard, reviews, tenants, users
+from admin_ui.pages import access, audit, dashboard, reviews, tenants, users
 
-ALL_PAGES = (dashboard.PAGES, users.PAGES, tenants.PAGES, access.PAGES, reviews.PAGES)
+ALL_PAGES = (
+    dashboard.PAGES,
+    users.PAGES,
+    tenants.PAGES,
+    audit.PAGES,
+    access.PAGES,
+    reviews.PAGES,
+)

@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.model import AuditEntry
@@ -399,28 +399,93 @@ async def recent_rows(
         return [_audit_row(raw) for raw in result]
 
 
-async def export_rows(
+async def row_at(
+    engine: AsyncEngine, seq: int, where: AuditFilter | None = None
+) -> AuditRow | None:
+    """Row ``seq`` if it matches ``where`` (a tenant admin's tenants), else ``None``."""
+    query = _where(select(tables.audit_log), where or AuditFilter())
+    async with reading(engine) as conn:
+        found = (await conn.execute(query.where(tables.audit_log.c.seq == seq))).first()
+    return None if found is None else _audit_row(found)
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyCount:
+    """How many rows of one kind and decision fell into one hour of a window."""
+
+    hour: int
+    """0 for the window's first hour."""
+    kind: str
+    decision: str
+    count: int
+
+
+async def hourly_counts(
     engine: AsyncEngine,
     *,
-    fmt: str = "jsonl",
-    since: float | None = None,
-    until: float | None = None,
-    actor: str | None = None,
-    tenant: str | None = None,
-    route: str | None = None,
-    decision: str | None = None,
-    kind: str | None = None,
-    request_id: str | None = None,
+    kinds: Sequence[str],
+    start: float,
+    hours: int,
     tenants: frozenset[str] | None = None,
+) -> list[HourlyCount]:
+    """Rows of ``kinds`` per hour from ``start`` (Unix seconds) for ``hours`` hours, per
+    kind and decision; hours without rows are absent.
+
+    The hour is a ``CASE`` over the window's hour boundaries, which SQLite and
+    PostgreSQL compute alike (``floor`` is not in every SQLite build, and a cast to an
+    integer truncates on SQLite but rounds on PostgreSQL).
+    """
+    c = tables.audit_log.c
+    hour = _hour_of(c.ts, start, hours).label("hour")
+    query = _where(
+        select(hour, c.kind, c.decision, func.count().label("n")),
+        AuditFilter(since=start, until=start + hours * 3600, tenants=tenants),
+    ).where(c.kind.in_(list(kinds)))
+    query = query.group_by(hour, c.kind, c.decision)
+    async with reading(engine) as conn:
+        result = await conn.execute(query)
+        return [HourlyCount(int(r.hour), r.kind, r.decision, int(r.n)) for r in result]
+
+
+def _hour_of(ts: ColumnElement[float], start: float, hours: int) -> ColumnElement[int]:
+    bounds = [(ts < start + (n + 1) * 3600, n) for n in range(hours - 1)]
+    return case(*bounds, else_=hours - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ValueCount:
+    """One value of a column and how many matching rows carry it (and were denied)."""
+
+    value: str
+    count: int
+    denied: int
+
+
+async def top_values(
+    engine: AsyncEngine, column: str, where: AuditFilter, *, limit: int = 10
+) -> list[ValueCount]:
+    """The ``limit`` most frequent non-empty values of ``column`` among the rows
+    ``where`` selects, most frequent first (ties by value)."""
+    value = tables.audit_log.c[column]
+    count = func.count().label("n")
+    denied = func.sum(case((tables.audit_log.c.decision == "deny", 1), else_=0)).label("denied")
+    query = _where(select(value.label("value"), count, denied), where).where(value != "")
+    query = query.group_by(value).order_by(count.desc(), value).limit(limit)
+    async with reading(engine) as conn:
+        result = await conn.execute(query)
+        return [ValueCount(r.value, int(r.n), int(r.denied or 0)) for r in result]
+
+
+async def export_rows(
+    engine: AsyncEngine, *, fmt: str = "jsonl", where: AuditFilter | None = None
 ) -> AsyncIterator[str]:
-    """Matching rows as JSON lines or CSV (with a header), one chunk per row.
+    """The rows ``where`` selects as JSON lines or CSV (with a header), one chunk per row.
 
     CSV cells that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``…) get
     a leading ``'``; JSON lines carry every value unchanged.
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"export format {fmt!r} is not one of {', '.join(EXPORT_FORMATS)}")
-    where = AuditFilter(since, until, actor, tenant, route, decision, kind, request_id, tenants)
     if fmt == "csv":
         yield _csv_line(COLUMNS)
     async for row in iter_rows(engine, where):

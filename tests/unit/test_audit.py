@@ -405,7 +405,14 @@ async def test_export_filters_by_tenant_and_neutralises_spreadsheet_formulas(
     await writer.begin(entry(1, tenant="acme", actor="=HYPERLINK(1)"))
     await writer.begin(entry(2, tenant="globex"))
 
-    text_ = "".join([c async for c in audit_log.export_rows(engine, fmt="csv", tenant="acme")])
+    text_ = "".join(
+        [
+            c
+            async for c in audit_log.export_rows(
+                engine, fmt="csv", where=audit_log.AuditFilter(tenant="acme")
+            )
+        ]
+    )
     [only] = list(csv.DictReader(io.StringIO(text_)))
     assert (only["request_id"], only["actor"]) == ("req-1", "'=HYPERLINK(1)")
 
