@@ -45,8 +45,9 @@ check: $(STAMP)
 	$(BIN)/ruff check gateway admin_ui tests bench
 	$(BIN)/mypy --strict gateway admin_ui
 
+# Two workers, whole files each: most tests wait on sockets, browsers and subprocesses.
 test: $(STAMP) system-deps $(NODE_TOOLS) check
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 from gateway.demo.ledger import seed
@@ -45,6 +46,7 @@ def audit(config: Path, kind: str) -> list[dict[str, object]]:
     return [entry for line in lines if (entry := json.loads(line))["kind"] == kind]
 
 
+@pytest.mark.timeout(300)  # some twenty commands, each a fresh interpreter
 def test_the_whole_lifecycle_from_the_command_line(tmp_path: Path) -> None:
     config = write_config(tmp_path, "admin")
     first = tmp_path / "first.yaml"

@@ -82,7 +82,8 @@ async def activation_reaches_the_replica(first: Stack) -> None:
         # The one that activated follows the store like every other gateway.
         await asyncio.gather(seconds_until_refused(second), seconds_until_refused(first))
         elapsed = time.monotonic() - started
-        assert elapsed < 1.0, f"applied after {elapsed:.2f}s"
+        # Well below the 5 s poll (with room for a loaded machine): NOTIFY brought it.
+        assert elapsed < 2.0, f"applied after {elapsed:.2f}s"
         assert first.follower.applied == second.follower.applied == version.id
         forwarded = await first.ledger_total()
         for gateway in (first, second, first, second):

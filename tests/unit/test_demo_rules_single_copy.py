@@ -56,7 +56,8 @@ def _source_copy(tmp_path: Path) -> Path:
         shutil.copy(ROOT / name, source / name)
     shutil.copytree(ROOT / "rules", source / "rules")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    shutil.copytree(ROOT / "gateway", source / "gateway", symlinks=True, ignore=ignore)
+    for package in ("gateway", "admin_ui"):
+        shutil.copytree(ROOT / package, source / package, symlinks=True, ignore=ignore)
     return source
 
 
@@ -106,3 +107,6 @@ def test_an_installed_package_reads_the_demo_rules_content(tmp_path: Path) -> No
         PATH="/usr/bin:/bin",
     )
     assert Path(read) == shipped
+    # The admin UI ships its templates and static files with it.
+    for shipped_file in ("templates/layout.html", "static/admin.css", "static/htmx-2.0.11.min.js"):
+        assert (site / "admin_ui" / shipped_file).is_file(), shipped_file
