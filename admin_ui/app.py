@@ -201,7 +201,10 @@ def build_admin_ui(csrf: CsrfTokens, parts: ServiceParts) -> web.Application:
     app.on_response_prepare.append(_security_headers)
     for pages in page_modules():
         for page in pages:
-            app.router.add_route(page.method, page.path, ui.route(page.handler))
+            if page.method == "GET":  # and HEAD, as every GET page of the gateway
+                app.router.add_get(page.path, ui.route(page.handler))
+            else:
+                app.router.add_route(page.method, page.path, ui.route(page.handler))
     app.router.add_static("/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", ui.route(_no_such_page))
     return app

@@ -1,10 +1,10 @@
 """``View``: what one page handler gets, and the ways it answers.
 
 A handler reads ``view.ctx`` (the admin service's context for the signed-in admin),
-calls ``gateway.admin`` workflows with it, and answers with ``page`` (a whole page, or
-only its ``#content`` block for an htmx request), ``fragment`` (a partial template for
-htmx), ``refused`` (an ``AdminError`` as a page with the right status) or ``see_other``
-(after a change, so a reload does not send the form twice).
+calls ``gateway.admin`` workflows with it, and answers with ``page`` (a whole page),
+``fragment`` (a partial template for htmx), ``refused`` (an ``AdminError`` as a page
+with the right status) or ``see_other`` (after a change, so a reload does not send the
+form twice).
 """
 
 from __future__ import annotations
