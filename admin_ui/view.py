@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import jinja2
 from aiohttp import web
-from multidict import MultiDictProxy
+from multidict import MultiDict, MultiDictProxy
 
 from gateway.admin.service import Admin, AdminContext, AdminError
 from gateway.context import Gateway
@@ -52,9 +52,7 @@ class View:
     async def form(self) -> MultiDictProxy[str]:
         """The posted form's text fields (uploads are not part of any admin form)."""
         posted = await self.request.post()
-        return MultiDictProxy(
-            _text_fields(posted)  # type: ignore[arg-type]
-        )
+        return MultiDictProxy(MultiDict(_text_fields(posted)))
 
     def render(self, template: str, **context: Any) -> str:
         return self.templates.get_template(template).render(

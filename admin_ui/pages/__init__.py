@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import dashboard
+from admin_ui.pages import dashboard, rule_versions, rules
 
-ALL_PAGES = (dashboard.PAGES,)
+ALL_PAGES = (dashboard.PAGES, rules.PAGES, rule_versions.PAGES)
