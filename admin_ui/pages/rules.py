@@ -153,8 +153,8 @@ async def _page(
         return view.refused(active)
     locked = rules_drafts.editing_refusal(view.ctx)
     superadmin = view.admin.superadmin
-    if draft is None and superadmin and active is not None:
-        draft = Draft(active.version.yaml)
+    if draft is None and superadmin:
+        draft = Draft(active.version.yaml if active else "")
     listing, problems = numbered(draft.text if draft else "", draft.problems if draft else ())
     return view.page(
         "rules.html",
