@@ -142,6 +142,12 @@ class SimulationAsk:
             return AdminError("pick a person, an API key or anonymous as the caller")
         return key
 
+    @property
+    def caller_label(self) -> str:
+        """The caller as a person reads it: an email, ``API key 3`` or ``anonymous``."""
+        kind, _, value = self.caller.partition(":")
+        return {"user": value, "key": f"API key {value}"}.get(kind, self.caller)
+
     def version_of(self) -> int | None | AdminError:
         if self.version == ACTIVE:
             return None

@@ -109,6 +109,17 @@ async def test_file_in_charge_is_read_only_and_tenant_admins_see_their_own(
             await page.locator("#simulate-result").get_by_text("Allowed", exact=True).wait_for()
             assert await capture(page, "rules-tenant-admin") == []
 
+            # A crafted form: a person of another tenant. Refused, and htmx shows why.
+            await page.locator("#sim-caller option:checked").evaluate(
+                "o => { o.value = 'user:bob@globex.test' }"
+            )
+            async with page.expect_response(lambda r: r.url.endswith("/simulate")) as sent:
+                await page.get_by_role("button", name="Simulate").click()
+            assert (await sent.value).status == 404
+            refusal = page.locator("#simulate-result").get_by_role("alert")
+            assert "no user 'bob@globex.test'" in await refusal.inner_text()
+            assert await capture(page, "rules-simulate-refused") == []
+
             answer = await page.goto(base_url(stack) + UI + "/rules/versions/1")
             assert answer is not None and answer.status == 403
             await page.get_by_role("alert").get_by_text("only a superadmin").wait_for()

@@ -73,6 +73,11 @@ def test_the_simulate_form_names_its_caller(caller: str, expected: object) -> No
         assert found == expected
 
 
+def test_the_caller_is_shown_as_a_person_reads_it() -> None:
+    labels = [SimulationAsk(caller=c).caller_label for c in ("user:a@b.test", "key:3", "anonymous")]
+    assert labels == ["a@b.test", "API key 3", "anonymous"]
+
+
 def test_the_simulate_form_refuses_a_path_without_a_slash_and_an_unknown_method() -> None:
     assert SimulationAsk(target="/api/invoices/7").problem() is None
     assert SimulationAsk(target="api").problem() is not None
