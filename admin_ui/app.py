@@ -89,10 +89,9 @@ class AdminUi:
                 actor = principal.email
                 admin = acting_admin(principal, gw.policy.roles)
                 token = self.csrf_token(principal.session_hash)
-                unreadable = await _unreadable_form(gw, request, request_id)
                 if isinstance(admin, AdminError):
                     answer, outcome = _forbidden(gw, request, request_id), "forbidden"
-                elif unreadable is not None:
+                elif (unreadable := await _unreadable_form(gw, request, request_id)) is not None:
                     answer, outcome = unreadable, "form-unreadable"
                 elif request.method not in SAFE_METHODS and not await self._csrf_sent(
                     request, token
