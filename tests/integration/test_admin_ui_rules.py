@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from gateway.app import ENGINE
+from gateway.admin import service
+from gateway.admin.service import AdminContext
+from gateway.app import ENGINE, GATEWAY
 from gateway.store import rule_versions as version_store
 from tests.support.stack import DEMO_RULES, Stack, running_stack
 
@@ -156,6 +158,32 @@ async def test_a_tenant_admin_simulates_only_within_their_tenant(tmp_path: Path)
         assert len(await version_store.list_versions(engine)) == 2
         refusals = [e for e in await stack.events("admin-ui") if e["actor"] == CAROL]
         assert {e["decision"] for e in refusals if e["data"]["status"] in (403, 404)} == {"deny"}
+
+
+async def key_of(stack: Stack, tenant: str) -> int:
+    gw = stack.app[GATEWAY]
+    ctx = AdminContext.over(stack.app[ENGINE], gw.audit, service.CLI_ADMIN, gw.policy.roles)
+    made = await service.create_api_key(
+        ctx, tenant=tenant, role="readonly", label=f"{tenant} <b>reports</b>", ttl=3600
+    )
+    assert not isinstance(made, service.AdminError), made
+    return made[0]
+
+
+async def test_an_api_key_is_simulated_as_live_traffic_sees_it(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, follow=True, **ADMIN_MANAGED) as stack:
+        acme, globex = await key_of(stack, "acme"), await key_of(stack, "globex")
+        status, body = await page(stack, CAROL, "/rules")
+        assert f'value="key:{acme}"' in body and f'value="key:{globex}"' not in body
+        assert "acme &lt;b&gt;reports&lt;/b&gt;" in body
+        ask = {"csrf": await token(stack, CAROL), "method": "GET", "target": "/api/invoices/7"}
+        status, body = await post(stack, CAROL, "/rules/simulate", ask | {"caller": f"key:{acme}"})
+        assert status == 200 and "Allowed" in body and f"API key {acme}" in body
+        ask |= {"caller": f"key:{globex}"}
+        status, body = await post(stack, CAROL, "/rules/simulate", ask)
+        assert status == 404 and f"no API key {globex}" in body
+        status, body = await post(stack, CAROL, "/rules/simulate", ask, **{"HX-Request": "true"})
+        assert status == 404 and "<html" not in body and f"no API key {globex}" in body
 
 
 async def test_with_the_file_in_charge_the_page_reads_and_changes_are_409(tmp_path: Path) -> None:
