@@ -91,6 +91,8 @@ class AdminUi:
                 token = self.csrf_token(principal.session_hash)
                 if isinstance(admin, AdminError):
                     answer, outcome = _forbidden(gw, request, request_id), "forbidden"
+                elif (unreadable := await _unreadable_form(gw, request, request_id)) is not None:
+                    answer, outcome = unreadable, "form-unreadable"
                 elif request.method not in SAFE_METHODS and not await self._csrf_sent(
                     request, token
                 ):
@@ -148,6 +150,26 @@ def _sign_in_first(gw: Gateway, request: web.Request, request_id: str) -> web.Re
         request_id=request_id,
         target=request.path,
     )
+    return gw.renderer.render(request, problem)
+
+
+async def _unreadable_form(
+    gw: Gateway, request: web.Request, request_id: str
+) -> web.Response | None:
+    """A refusal for a posted form that cannot be read (over the body size limit, or
+    not UTF-8), else ``None``; the form read here is what every later reader gets."""
+    if request.method in SAFE_METHODS:
+        return None
+    try:
+        await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        reason = Reason.BODY_TOO_LARGE
+        detail = f"The form is larger than the {request.client_max_size:,} bytes accepted."
+    except ValueError:  # UnicodeDecodeError, or a malformed multipart body
+        reason, detail = Reason.BODY_INVALID, "The form is not valid UTF-8 text."
+    else:
+        return None
+    problem = gw.renderer.problem(reason, detail=detail, request_id=request_id, target=request.path)
     return gw.renderer.render(request, problem)
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import access, audit, dashboard, reviews, tenants, users
+from admin_ui.pages import access, audit, dashboard, reviews, rule_versions, rules, tenants, users
 
 ALL_PAGES = (
     dashboard.PAGES,
     users.PAGES,
     tenants.PAGES,
+    rules.PAGES,
+    rule_versions.PAGES,
     audit.PAGES,
     access.PAGES,
     reviews.PAGES,

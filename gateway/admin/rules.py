@@ -288,6 +288,9 @@ async def rollback_version(
     ctx: AdminContext, version_id: int, comment: str = ""
 ) -> VersionRow | AdminError:
     """Activate an older version again (audited ``rollback: true``)."""
+    refused = _superadmin(ctx, "rolls back rules")
+    if refused is not None:
+        return refused
     active = await version_store.active_id(ctx.engine)
     if active is not None and version_id >= active:
         return AdminError(

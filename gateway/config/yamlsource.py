@@ -30,6 +30,11 @@ def read(text: str, source: str) -> tuple[Any, dict[Loc, int]]:
     try:
         lines = line_index(yaml.compose(text))
         data = yaml.safe_load(text)
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        code = error.character if isinstance(error.character, int) else ord("?")
+        problem = f"the character U+{code:04X} is not allowed — remove it"
+        raise ConfigError([f"{source}:{line}: not valid YAML: {problem}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else source

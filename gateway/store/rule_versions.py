@@ -119,6 +119,26 @@ async def _active_id(conn: AsyncConnection) -> int | None:
     return None if found is None else int(found)
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveState:
+    """Which version is active, since when and by whose hand."""
+
+    version_id: int
+    activated_at: float
+    activated_by: str
+
+
+async def active_state(engine: AsyncEngine) -> ActiveState | None:
+    """The ``rules_active`` row; ``None`` while the store has no active version."""
+    c = tables.rules_active.c
+    query = select(c.version_id, c.activated_at, c.activated_by).where(c.id == 1)
+    async with reading(engine) as conn:
+        raw = (await conn.execute(query)).first()
+    if raw is None:
+        return None
+    return ActiveState(int(raw.version_id), float(raw.activated_at), str(raw.activated_by))
+
+
 async def active_version(engine: AsyncEngine) -> VersionRow | None:
     async with reading(engine) as conn:
         found = await _active_id(conn)
