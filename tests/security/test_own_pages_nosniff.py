@@ -8,6 +8,7 @@ redirects, ingress 400s) are checked beside them.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
@@ -30,6 +31,7 @@ SAMPLE = {
     "request": "1",
     "tail": "/nothing",
 }
+"""Values for the routes' path parameters; any other parameter gets ``1``."""
 
 
 def own_routes(app: web.Application) -> list[tuple[str, str]]:
@@ -43,7 +45,7 @@ def own_routes(app: web.Application) -> list[tuple[str, str]]:
             path = f"{info['prefix']}/gatehold.css"
         else:
             path = str(info.get("path") or info.get("formatter", ""))
-            path = path.format(**SAMPLE)
+            path = path.format_map(defaultdict(lambda: "1", SAMPLE))
         found.append(("GET" if route.method == "*" else route.method, path))
     return found
 
@@ -61,6 +63,7 @@ async def test_every_gateway_page_says_nosniff(tmp_path: Path) -> None:
         routes = own_routes(stack.app)
         assert ("GET", "/.gatehold/jwks.json") in routes
         assert ("GET", "/.gatehold/static/gatehold.css") in routes
+        assert ("GET", "/.gatehold/admin/users/alice@acme.test") in routes  # the admin UI's
         assert len(routes) >= 12
         missing: list[str] = []
         signed_in = stack.cookie("alice@acme.test")
