@@ -3,12 +3,9 @@ SQLite and PostgreSQL (the latter when ``GATEHOLD_TEST_PG_DSN`` names a server).
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -21,7 +18,7 @@ from gateway.store import audit_log
 from gateway.store.audit_log import AuditFilter, HourlyCount, ValueCount
 from gateway.store.engine import open_engine, writing
 from gateway.store.migrate import migrate
-from tests.support.components import require_component
+from tests.support.postgres import fresh_pg_engine
 
 KEY = AuditKey.from_secret(b"activity test audit secret, 32+ bytes")
 START = 1_800_000_000.0 - 1_800_000_000.0 % 3600
@@ -36,20 +33,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield engine
         await engine.dispose()
         return
-    dsn = os.environ.get("GATEHOLD_TEST_PG_DSN")
-    if not dsn:
-        require_component("PostgreSQL", "set GATEHOLD_TEST_PG_DSN=postgresql://user@host/db")
-    name = f"gatehold_activity_{secrets.token_hex(6)}"
-    server = await asyncpg.connect(dsn)
-    await server.execute(f'CREATE DATABASE "{name}"')
-    engine = open_engine(dsn.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        await migrate(engine)
+    async with fresh_pg_engine("activity") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        await server.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await server.close()
 
 
 async def write(engine: AsyncEngine, ts: float, *entries: AuditEntry) -> None:

@@ -6,12 +6,9 @@ and dropped here, so it never meets another test's tables.
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,27 +21,15 @@ from gateway.store import audit_log
 from gateway.store.audit_sqlite import SqliteAuditAppender
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from tests.support.components import require_component
+from tests.support.postgres import fresh_pg_engine
 
 KEY = AuditKey.from_secret(b"postgres test audit secret, 32+ bytes")
 
 
 @pytest.fixture
 async def pg_engine() -> AsyncIterator[AsyncEngine]:
-    dsn = os.environ.get("GATEHOLD_TEST_PG_DSN")
-    if not dsn:
-        require_component("PostgreSQL", "set GATEHOLD_TEST_PG_DSN=postgresql://user@host/db")
-    name = f"gatehold_audit_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    engine = open_engine(dsn.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        await migrate(engine)
+    async with fresh_pg_engine("audit") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def entries(start: int, count: int) -> list[AuditEntry]:

@@ -3,12 +3,9 @@ on both backends (SQLite, and PostgreSQL when GATEHOLD_TEST_PG_DSN names a serve
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -16,7 +13,7 @@ from gateway.model import Membership
 from gateway.store import external_accounts, sso_invites, users
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from tests.support.components import require_component
+from tests.support.postgres import fresh_pg_engine
 
 ADMIN = Membership("acme", "admin")
 READ = Membership("acme", "readonly")
@@ -30,20 +27,8 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
         yield engine
         await engine.dispose()
         return
-    server = os.environ.get("GATEHOLD_TEST_PG_DSN")
-    if not server:
-        require_component("postgresql", "set GATEHOLD_TEST_PG_DSN=postgresql://user@host/db")
-    name = f"gatehold_links_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(server)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    engine = open_engine(server.rsplit("/", 1)[0] + f"/{name}")
-    try:
-        await migrate(engine)
+    async with fresh_pg_engine("links") as engine:
         yield engine
-    finally:
-        await engine.dispose()
-        await admin.execute(f'DROP DATABASE "{name}"')
-        await admin.close()
 
 
 async def test_creating_a_person_never_returns_an_existing_one(engine: AsyncEngine) -> None:

@@ -1,0 +1,40 @@
+"""A PostgreSQL database of a test's own, on the server ``GATEHOLD_TEST_PG_DSN`` names
+(CI sets it; without it the test is a missing component, never a silent skip)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from tests.support.components import require_component
+
+
+def server_dsn() -> str:
+    dsn = os.environ.get("GATEHOLD_TEST_PG_DSN")
+    if not dsn:
+        require_component("PostgreSQL", "set GATEHOLD_TEST_PG_DSN=postgresql://user@host/db")
+    return str(dsn)
+
+
+@asynccontextmanager
+async def fresh_pg_engine(label: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a new, migrated database ``gatehold_<label>_<random>``, dropped after."""
+    dsn = server_dsn()
+    name = f"gatehold_{label}_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    engine = open_engine(dsn.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        await migrate(engine)
+        yield engine
+    finally:
+        await engine.dispose()
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
