@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from gateway.demo.ledger_browser import browser_routes
+
 DB = web.AppKey("db", Path)
 
 
@@ -321,6 +323,7 @@ def build_ledger_app(db_path: Path) -> web.Application:
     app[DB] = db_path
     app[HITS] = HitCounter()
     r = app.router
+    r.add_routes(browser_routes(str(db_path)))
     r.add_get("/", index)
     r.add_get("/api/invoices", list_invoices)
     r.add_post("/api/invoices", create_invoice)
