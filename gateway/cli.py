@@ -27,9 +27,11 @@ from gateway.audit_keys import audit_key
 from gateway.auth.emails import normalize_email
 from gateway.auth.mint import mint_cookie
 from gateway.config.durations import parse_duration
-from gateway.config.loader import check_rules_file
+from gateway.config.lints import RulesReport, check_and_lint_file
+from gateway.config.probe import DEFAULT_TIMEOUT as DEFAULT_PROBE_TIMEOUT
+from gateway.config.probe import probe_resolvers
 from gateway.config.rules import rules_json_schema
-from gateway.config.settings import Settings, load_settings
+from gateway.config.settings import Settings, load_settings, resolve_config_path
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store.engine import open_engine
@@ -126,19 +128,68 @@ def demo(port: int, data_dir: Path) -> None:
     run_demo(port=port, data_dir=data_dir)
 
 
+def lint_options(command: F) -> F:
+    """``--strict``, ``--probe`` and ``--probe-timeout`` of the commands that check rules."""
+    command = click.option(
+        "--probe-timeout",
+        type=click.FloatRange(0.1, 120),
+        default=DEFAULT_PROBE_TIMEOUT,
+        show_default=True,
+        help="Seconds each resolver probe may take.",
+    )(command)
+    command = click.option(
+        "--probe",
+        is_flag=True,
+        help="Also run every SQL resolver's query and call every HTTP resolver once; "
+        "a resolver that fails makes the command exit 1.",
+    )(command)
+    return click.option("--strict", is_flag=True, help="Treat lint warnings as errors (exit 1).")(
+        command
+    )
+
+
 @main.command()
 @config_option
-def check(config_path: Path | None) -> None:
-    """Validate settings and rules; print every problem."""
+@lint_options
+def check(config_path: Path | None, strict: bool, probe: bool, probe_timeout: float) -> None:
+    """Validate settings and rules; print every problem and lint warning."""
     settings = settings_from(config_path)
-    check_rules_or_exit(settings)
-    click.echo(f"settings and rules are valid ({settings.rules_path})")
+    report = check_and_lint_file(settings.rules_path, {**os.environ, **settings.rules_env})
+    failed = report_rules(
+        report, strict=strict, probe=probe, timeout=probe_timeout, base_dir=settings.base_dir
+    )
+    if failed:
+        sys.exit(1)
+    click.echo(f"settings and rules are valid ({settings.rules_path}){warned(report)}")
 
 
-def check_rules_or_exit(settings: Settings) -> None:
-    problems = check_rules_file(settings.rules_path, {**os.environ, **settings.rules_env})
-    if problems:
-        fail(problems)
+def report_rules(
+    report: RulesReport, *, strict: bool, probe: bool, timeout: float, base_dir: str
+) -> bool:
+    """Print a rules check: errors exit 2; lints and failed probes print, ``True`` if
+    they fail the command (lints only with ``strict``)."""
+    if report.ruleset is None:
+        fail([str(problem) for problem in report.problems])
+    source = report.ruleset.source
+    for item in report.lints:
+        click.echo(f"{'error' if strict else 'warning'}: {item.located(source)}", err=True)
+    failed = strict and bool(report.lints)
+    if probe:
+        results = run(probe_resolvers(report.ruleset, base_dir=Path(base_dir), timeout=timeout))
+        for result in results:
+            if result.problem is None:
+                click.echo(f"probe: {result}")
+            else:
+                click.echo(f"error: probe: {result}", err=True)
+        failed = failed or any(result.problem is not None for result in results)
+        if not results:
+            click.echo("probe: no SQL or HTTP resolvers to probe")
+    return failed
+
+
+def warned(report: RulesReport) -> str:
+    count = len(report.lints)
+    return f" with {count} warning{'s' if count != 1 else ''}" if count else ""
 
 
 def check_audit_key_or_exit(settings: Settings) -> None:
@@ -176,12 +227,30 @@ def rules() -> None:
 @rules.command(name="check")
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @config_option
-def rules_check(file: Path, config_path: Path | None) -> None:
-    """Validate a rules FILE; report every error with file:line and what to do."""
-    problems = check_rules_file(file, os.environ)
-    if problems:
-        fail(problems)
-    click.echo(f"{file}: valid")
+@lint_options
+def rules_check(
+    file: Path, config_path: Path | None, strict: bool, probe: bool, probe_timeout: float
+) -> None:
+    """Validate a rules FILE; report every error with file:line and what to do, and
+    lint warnings (exit 2 on errors; 1 on warnings with --strict or a failed probe).
+
+    Relative SQLite DSNs are read from the settings file's folder (--config,
+    $GATEHOLD_CONFIG, else ./gatehold.yaml's: the current folder).
+    """
+    env: dict[str, str] = dict(os.environ)
+    base_dir = str(Path.cwd())
+    if config_path is not None or (probe and default_settings_exist()):
+        settings = settings_from(config_path)
+        env |= settings.rules_env
+        base_dir = settings.base_dir
+    report = check_and_lint_file(file, env)
+    if report_rules(report, strict=strict, probe=probe, timeout=probe_timeout, base_dir=base_dir):
+        sys.exit(1)
+    click.echo(f"{file}: valid{warned(report)}")
+
+
+def default_settings_exist() -> bool:
+    return resolve_config_path(None, os.environ, Path.cwd()).is_file()
 
 
 @rules.command(name="schema")

@@ -6,6 +6,7 @@ simulate`` and impact preview all decide with what ``build_deciders`` returns.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -99,6 +100,7 @@ def rule_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> 
             registry=StoreRegistry(engine),
             max_ids=settings.policy.max_ids_per_request,
             max_concurrent=settings.policy.max_concurrent_lookups,
+            base_dir=Path(settings.base_dir),
         ),
         policy=Policy(ruleset.roles),
         overrides=MethodOverrides(

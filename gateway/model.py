@@ -352,6 +352,8 @@ class Route:
     creates: str | None = None
     """Resource type whose new objects this route creates: a ``201`` with a ``Location``
     naming one registers its owner (``learn_on_create``). No other route teaches owners."""
+    ignored_lints: frozenset[str] = frozenset()
+    """Lint codes (``config.lints``) its author accepts for this route."""
 
 
 @dataclass(frozen=True, slots=True)

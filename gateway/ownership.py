@@ -20,6 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import quote
 
@@ -83,7 +84,10 @@ class Ownership:
         max_ids: int = DEFAULT_MAX_IDS,
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         clock: Callable[[], float] = time.monotonic,
+        base_dir: Path | None = None,
     ) -> None:
+        """``base_dir``: the folder relative SQLite DSNs are read from (the settings
+        file's, as ``data_dir``); ``None`` leaves them to the working directory."""
         if max_ids < 1 or max_concurrent < 1:
             raise ValueError("max_ids and max_concurrent must be at least 1")
         self._resources = dict(resources)
@@ -101,6 +105,7 @@ class Ownership:
         self._inflight: dict[Lookup, asyncio.Future[OwnerAnswer]] = {}
         self._http: aiohttp.ClientSession | None = None
         self._sql: dict[str, AsyncEngine] = {}
+        self._base_dir = base_dir
 
     async def start(self) -> None:
         self._http = aiohttp.ClientSession(
@@ -109,7 +114,7 @@ class Ownership:
         )
         for resource in self._resources.values():
             if isinstance(resource.owner, SqlOwner) and resource.owner.dsn not in self._sql:
-                self._sql[resource.owner.dsn] = _read_only_engine(resource.owner.dsn)
+                self._sql[resource.owner.dsn] = read_only_engine(resource.owner.dsn, self._base_dir)
 
     async def close(self) -> None:
         if self._http is not None:
@@ -250,9 +255,30 @@ class Ownership:
         return Owned(str(tenant)) if tenant else ResolverFailed("owner column is empty")
 
 
-def _read_only_engine(dsn: str) -> AsyncEngine:
-    """An engine that cannot write: SQLite opened with ``mode=ro``; others as given."""
+def resolve_dsn(dsn: str, base_dir: Path | None) -> str:
+    """``dsn`` with a relative SQLite path made absolute against ``base_dir``.
+
+    Relative paths in the settings (``data_dir``) are the settings file's folder's;
+    resolver DSNs follow the same rule, so ``sqlite:///ledger.db`` does not depend on
+    the folder the gateway was started from. Other DSNs are returned unchanged.
+    """
     url = make_url(dsn)
+    database = url.database
+    if (
+        base_dir is None
+        or url.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or Path(database).is_absolute()
+    ):
+        return dsn
+    return url.set(database=str(base_dir / database)).render_as_string(hide_password=False)
+
+
+def read_only_engine(dsn: str, base_dir: Path | None = None) -> AsyncEngine:
+    """An engine that cannot write: SQLite opened with ``mode=ro``; others as given."""
+    url = make_url(resolve_dsn(dsn, base_dir))
     if url.get_backend_name() == "sqlite" and url.database:
         path = quote(url.database)
         return create_async_engine(f"sqlite+aiosqlite:///file:{path}?mode=ro&uri=true")

@@ -392,6 +392,7 @@ class _Compiler:
             websocket=r.websocket,
             sensitive=sensitive,
             creates=r.creates,
+            ignored_lints=frozenset(r.ignore_lints),
         )
 
     def _creates_problem(self, name: str) -> str | None:

@@ -148,6 +148,11 @@ class RouteModel(Strict):
         "its 201 answer's Location registers the new object's owner. Only such a route "
         "teaches owners.",
     )
+    ignore_lints: list[str] = Field(
+        default=[],
+        description="Lint codes of `gatehold rules check` this route is meant to trip "
+        "(say why in a comment), e.g. [writes-unchecked].",
+    )
 
 
 class RulesModel(Strict):
