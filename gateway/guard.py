@@ -153,15 +153,25 @@ def parse_json(body: bytes) -> Any:
 
     Duplicate member names are refused: parsers disagree on which one wins, so the
     guard could check one value while the client reads another. So is nesting deeper
-    than the parser's recursion limit.
+    than the parser's recursion limit, text that is not UTF-8 (RFC 8259; ``json.loads``
+    would otherwise guess UTF-16 or UTF-32 where a client reads the declared charset)
+    and ``NaN`` or ``Infinity``, which are not JSON.
     """
     try:
-        document = json.loads(body, object_pairs_hook=_unique_members)
+        document = json.loads(
+            body.decode("utf-8"),
+            object_pairs_hook=_unique_members,
+            parse_constant=_not_json,
+        )
     except RecursionError:
         raise ValueError("the answer is nested too deeply") from None
     if not isinstance(document, dict | list):
         raise ValueError("the answer is not a JSON object or array")
     return document
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -221,9 +231,14 @@ class ResponseGuard:
         inspected = _inspect(document, guard, decision.tenant, ok=200 <= reply.status < 300)
         if isinstance(inspected.answer, Rejection):
             return Guarded(inspected.answer, inspected.report)
-        changed = inspected.answer is not None
-        headers = _fresh_headers(reply.headers) if changed else reply.headers
-        sent = json.dumps(document).encode() if changed else body
+        if inspected.answer is None:
+            sent, headers = body, reply.headers
+        else:
+            try:  # a number too large for a float reads as inf, which JSON cannot say
+                sent = json.dumps(document, allow_nan=False).encode()
+            except ValueError:
+                return _refused(guard, "the changed answer could not be written as JSON")
+            headers = _fresh_headers(reply.headers)
         return Guarded(
             UpstreamReply(reply.status, reply.reason, headers, None, sent, reply.upstream),
             inspected.report,

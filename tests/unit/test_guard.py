@@ -104,6 +104,12 @@ def test_filter_foreign_refuses_a_shape_it_cannot_filter(document: Any, pointer:
         b"\xff\xfe{}",
         b"[" * 100_000 + b"]" * 100_000,
         b"",
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-16"),
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-16-le"),
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-32-be"),
+        b'\xef\xbb\xbf{"items": []}',
+        b'{"items": [], "total": NaN}',
+        b'{"items": [], "total": -Infinity}',
     ],
     ids=[
         "string",
@@ -115,6 +121,12 @@ def test_filter_foreign_refuses_a_shape_it_cannot_filter(document: Any, pointer:
         "not utf-8",
         "too deep",
         "empty",
+        "utf-16 with a BOM",
+        "utf-16 without one",
+        "utf-32",
+        "utf-8 BOM",
+        "NaN",
+        "Infinity",
     ],
 )
 def test_parse_json_accepts_only_one_unambiguous_object_or_array(body: bytes) -> None:
@@ -463,3 +475,14 @@ async def test_refusals_before_any_check_are_reported_too() -> None:
     html = await inspected(Answer(chunks=(b"<p>globex</p>",), content_type="text/html"), spec)
     assert isinstance(html.answer, Rejection)
     assert html.report.refused == "the answer is not one JSON object or array"
+
+
+async def test_a_changed_answer_that_json_cannot_hold_is_refused_not_sent_as_infinity() -> None:
+    answer = Answer(chunks=(b'{"rows": [], "total": 1e999}',))
+    guarded = await inspected(answer, GuardSpec(None, GuardMode.BLOCK, ONLY_ROWS))
+    assert body_of(guarded.answer) == {"rows": []}, "the overflowing member is stripped"
+    kept = FieldAllowance(frozenset({"rows", "total"}))
+    both = Answer(chunks=(b'{"rows": [], "total": 1e999, "next": "x"}',))
+    refused = await inspected(both, GuardSpec(None, GuardMode.BLOCK, kept))
+    assert isinstance(refused.answer, Rejection)
+    assert refused.report.refused == "the changed answer could not be written as JSON"

@@ -82,7 +82,8 @@ def _paths(node: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...
 def test_a_pointer_to_a_place_the_document_has_finds_exactly_its_value(
     document: Any, data: st.DataObject
 ) -> None:
-    tokens, value = data.draw(st.sampled_from(_paths(document)))
+    nameable = [(tokens, value) for tokens, value in _paths(document) if "*" not in tokens]
+    tokens, value = data.draw(st.sampled_from(nameable))  # a member named * is not alone
     assert pointer_values(document, unparse(tokens)) == [value]
 
 
