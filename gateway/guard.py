@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -229,15 +229,16 @@ class ResponseGuard:
         except ValueError:  # includes UnicodeDecodeError
             return _refused(guard, "the answer is not one JSON object or array")
         inspected = _inspect(document, guard, decision.tenant, ok=200 <= reply.status < 300)
-        if isinstance(inspected.answer, Rejection):
-            return Guarded(inspected.answer, inspected.report)
-        if inspected.answer is None:
+        if inspected.refusal is not None:
+            return Guarded(inspected.refusal, inspected.report)
+        if not inspected.changed:
             sent, headers = body, reply.headers
         else:
             try:  # a number too large for a float reads as inf, which JSON cannot say
                 sent = json.dumps(document, allow_nan=False).encode()
             except ValueError:
-                return _refused(guard, "the changed answer could not be written as JSON")
+                why = "the changed answer could not be written as JSON"
+                return Guarded(_blocked(why), replace(inspected.report, refused=why))
             headers = _fresh_headers(reply.headers)
         return Guarded(
             UpstreamReply(reply.status, reply.reason, headers, None, sent, reply.upstream),
@@ -247,9 +248,10 @@ class ResponseGuard:
 
 @dataclass(frozen=True, slots=True)
 class _Inspected:
-    """``answer``: a refusal, ``True`` when the document was changed, ``None`` if not."""
+    """The refusal, if any, whether the document was changed, and the audit report."""
 
-    answer: Rejection | bool | None
+    refusal: Rejection | None
+    changed: bool
     report: GuardReport
 
 
@@ -267,10 +269,10 @@ def _inspect(document: Any, guard: GuardSpec, tenant: str | None, *, ok: bool) -
                 removed = foreign = drop_foreign(document, pointer, tenant)
             except ValueError:
                 report = GuardReport(pointer, refused="the answer could not be filtered")
-                return _Inspected(_blocked(report.refused), report)
+                return _Inspected(_blocked(report.refused), False, report)
         if foreign and not removed:
             report = GuardReport(pointer, foreign, refused="the answer held another tenant's data")
-            return _Inspected(_blocked(report.refused), report)
+            return _Inspected(_blocked(report.refused), False, report)
     stripped: list[str] = []
     at = None
     if guard.fields is not None:
@@ -278,11 +280,12 @@ def _inspect(document: Any, guard: GuardSpec, tenant: str | None, *, ok: bool) -
         try:
             stripped = strip_fields(document, guard.fields.allow, at, strict=ok)
         except ValueError:
-            why = f"the answer has no object at {at or 'its top'!r} to keep fields of"
+            where = repr(at) if at else "its top level"
+            why = f"the answer has no object at {where} to keep fields of"
             report = GuardReport(pointer, foreign, removed, stripped_at=at, refused=why)
-            return _Inspected(_blocked(why), report)
+            return _Inspected(_blocked(why), False, report)
     report = GuardReport(pointer, foreign, removed, _audited_names(stripped), at)
-    return _Inspected(True if removed or stripped else None, report)
+    return _Inspected(None, bool(removed or stripped), report)
 
 
 def _blocked(why: str) -> Rejection:
