@@ -255,7 +255,8 @@ class AuditWriter:
         """Record what happened to a request after its entry was committed.
 
         ``reason`` is the refusal's code when the request was refused after its entry
-        (body too slow or too large, upstream down…).
+        (body too slow or too large, upstream down…). On a guarded route the row also
+        says what the response guard found and did (``guard``).
         """
         self.record(
             AuditEntry(
@@ -267,7 +268,8 @@ class AuditWriter:
                     "bytes": outcome.bytes_sent,
                     "duration_ms": round(outcome.duration_ms, 3),
                     "ref_seq": receipt.seq,
-                },
+                }
+                | guard_data(outcome),
             )
         )
 
@@ -519,6 +521,11 @@ def _owner(answer: OwnerAnswer) -> str:
             return "(not found)"
         case ResolverFailed(detail=detail):
             return f"(resolver failed: {detail})"
+
+
+def guard_data(outcome: Outcome) -> dict[str, Any]:
+    """``{"guard": ...}`` for an outcome the response guard looked at, else nothing."""
+    return {} if outcome.guard is None else {"guard": outcome.guard.as_data()}
 
 
 def event_entry(

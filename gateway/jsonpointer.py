@@ -1,13 +1,17 @@
-"""JSON pointers (RFC 6901) with one extension: a ``*`` token walks every array element.
+"""JSON pointers (RFC 6901) with one extension: a ``*`` token walks every element or member.
 
 The one implementation for every pointer in the rules: body ids (``objects``), the
 tenant field of an owner lookup (``ownership``) and the response guard (``guard``).
 
 * ``~1`` stands for ``/`` and ``~0`` for ``~``, decoded in that order; any other ``~``
   makes the pointer invalid (``PointerError``), caught when the rules are loaded.
-* ``*`` on an array stands for each element; on an object it names a member ``*``.
+* ``*`` stands for each element of an array and for each member value of an object
+  (in document order), so ``/rows/*/1`` reaches the second cell of rows answered as
+  arrays and ``/by_id/*/tenant`` the tenant of every entry of an object keyed by id.
+  A member literally named ``*`` is one of those members; it cannot be named alone.
 * A numeric token indexes an array (``0``, ``12``; no leading zeros, so ``01`` and
-  ``-`` name nothing).
+  ``-`` name nothing; RFC 6901's ``-`` is the element after the last, which no answer
+  holds). On an object the same token is a member name (``{"0": ...}``).
 """
 
 from __future__ import annotations
@@ -72,7 +76,8 @@ def pointer_values(document: Any, pointer: str) -> list[Any]:
 def walk(document: Any, tokens: tuple[str, ...]) -> list[Any]:
     """Every place ``tokens`` name, in document order; ``MISSING`` where one is absent.
 
-    A ``*`` over an empty array names no place at all (an empty list has no items).
+    A ``*`` over an empty array or object names no place at all (it has no items); a
+    ``*`` over a scalar names one place the document lacks.
     """
     nodes: list[Any] = [document]
     for token in tokens:
@@ -82,6 +87,8 @@ def walk(document: Any, tokens: tuple[str, ...]) -> list[Any]:
                 found.append(MISSING)
             elif token == WILDCARD and isinstance(node, list):
                 found.extend(node)
+            elif token == WILDCARD and isinstance(node, dict):
+                found.extend(node.values())
             else:
                 found.append(child(node, token))
         nodes = found
@@ -89,9 +96,14 @@ def walk(document: Any, tokens: tuple[str, ...]) -> list[Any]:
 
 
 def child(node: Any, token: str) -> Any:
-    """The member or element ``token`` of ``node``, or ``MISSING``."""
+    """The member or element ``token`` of ``node``, or ``MISSING`` (``*`` not expanded)."""
     if isinstance(node, dict):
         return node.get(token, MISSING)
-    if isinstance(node, list) and _INDEX.fullmatch(token) and int(token) < len(node):
-        return node[int(token)]
+    if isinstance(node, list) and (index := array_index(token)) is not None and index < len(node):
+        return node[index]
     return MISSING
+
+
+def array_index(token: str) -> int | None:
+    """The array index ``token`` stands for (``0``, ``12``), or ``None`` (``01``, ``-``, ``a``)."""
+    return int(token) if _INDEX.fullmatch(token) else None

@@ -240,6 +240,8 @@ class Outcome:
     status: int
     bytes_sent: int
     duration_ms: float
+    guard: GuardReport | None = None
+    """What the response guard did to the answer (guarded routes only)."""
 
 
 @dataclass(slots=True)
@@ -304,9 +306,50 @@ class GuardMode(StrEnum):
 class GuardSpec:
     """Response guard for JSON bodies (a second line of defence when the app leaks)."""
 
-    tenant_field: str
-    """JSON pointer with ``*`` wildcards to each item's tenant (``/items/*/tenant``)."""
+    tenant_field: str | None
+    """JSON pointer with ``*`` wildcards to each item's tenant (``/items/*/tenant``);
+    ``None`` when the guard only strips fields."""
     mode: GuardMode
+    fields: FieldAllowance | None = None
+    """Members the answer may keep; every other one is removed before it is relayed."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldAllowance:
+    """``guard.fields``: the members kept in each object ``at`` names (``""``: the answer)."""
+
+    allow: frozenset[str]
+    at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class GuardReport:
+    """What the response guard did to one answer, for the request's audit outcome."""
+
+    pointer: str | None = None
+    """The tenant pointer checked, if any."""
+    foreign: int = 0
+    """Values at the pointer that were not the caller's tenant (or missing)."""
+    removed: int = 0
+    """Items ``filter`` dropped from the answer."""
+    stripped: tuple[str, ...] = ()
+    """Names of the members ``fields`` removed (sorted, distinct, at most 20)."""
+    stripped_at: str | None = None
+    refused: str = ""
+    """Why the answer was refused; empty when it was relayed."""
+
+    def as_data(self) -> dict[str, Any]:
+        """The audit form: only what the guard found or did."""
+        data: dict[str, Any] = {}
+        if self.pointer is not None:
+            data |= {"pointer": self.pointer, "foreign": self.foreign}
+        if self.removed:
+            data["removed"] = self.removed
+        if self.stripped_at is not None:
+            data |= {"fields_at": self.stripped_at, "stripped": list(self.stripped)}
+        if self.refused:
+            data["refused"] = self.refused
+        return data
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from gateway import bodies, idtypes, multipart
 from gateway.bodies import Body, BodyKind, MediaType
-from gateway.jsonpointer import WILDCARD, pointer_values, unparse
+from gateway.jsonpointer import WILDCARD, array_index, pointer_values, unparse
 from gateway.model import (
     IdSource,
     IdSpec,
@@ -277,8 +277,10 @@ def _json_variant(document: Any, path: Sequence[str]) -> str | None:
         following: list[Any] = []
         for node in nodes:
             if isinstance(node, list):
-                if segment == WILDCARD or segment.isdigit():
+                if segment == WILDCARD:
                     following.extend(node)
+                elif (index := array_index(segment)) is not None and index < len(node):
+                    following.append(node[index])
             elif isinstance(node, dict):
                 for key, value in node.items():
                     if key == segment or segment == WILDCARD:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import IO, NamedTuple
 
@@ -217,12 +218,22 @@ async def deliver(
             gw, request, admitted, refused_.rejection, receipt=receipt, started=started, route=name
         )
     lap = _lap(stage.upstream, lap)
-    checked = await gw.guard.check(reply, match=match, decision=decision)
+    guarded = await gw.guard.inspect(reply, match=match, decision=decision)
+    checked = guarded.answer
     if isinstance(checked, Rejection):
-        return refuse(gw, request, admitted, checked, receipt=receipt, started=started, route=name)
+        return refuse(
+            gw,
+            request,
+            admitted,
+            checked,
+            receipt=receipt,
+            started=started,
+            route=name,
+            guard=guarded.report,
+        )
     await learn_created(gw, match, decision, checked)  # before the creator can ask for it
     response, outcome = await gw.forward.relay(request, checked, started=started)
-    gw.audit.finish(receipt, outcome)
+    gw.audit.finish(receipt, replace(outcome, guard=guarded.report))
     _lap(stage.response, lap)
     gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response

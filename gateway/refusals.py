@@ -25,6 +25,7 @@ from gateway.model import (
     Admitted,
     AuditReceipt,
     Decision,
+    GuardReport,
     Outcome,
     Principal,
     Reason,
@@ -45,8 +46,10 @@ def refuse(
     receipt: AuditReceipt | None,
     started: float | None = None,
     route: str = "",
+    guard: GuardReport | None = None,
 ) -> web.Response:
-    """Render a denial or failure and record its outcome against the audit entry."""
+    """Render a denial or failure and record its outcome against the audit entry
+    (with what the response guard found, when it refused the answer)."""
     detail = verdict.detail if isinstance(verdict, Rejection) else ""
     problem = gw.renderer.problem(
         verdict.reason,
@@ -61,7 +64,7 @@ def refuse(
     elapsed = 0.0 if started is None else time.monotonic() - started
     if receipt is not None:
         size = len(response.body) if isinstance(response.body, bytes) else 0
-        outcome = Outcome(response.status, size, elapsed * 1000)
+        outcome = Outcome(response.status, size, elapsed * 1000, guard=guard)
         gw.audit.finish(receipt, outcome, reason=verdict.reason.value)
     gw.metrics.decided(route, "deny", verdict.reason.value, elapsed)
     return response

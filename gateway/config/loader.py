@@ -18,6 +18,7 @@ from gateway.config import yamlsource
 from gateway.config.durations import parse_duration, parse_size
 from gateway.config.envvars import substitute, unset_problem
 from gateway.config.rules import (
+    GuardModel,
     HttpOwnerModel,
     RegistryOwnerModel,
     ResourceModel,
@@ -34,6 +35,7 @@ from gateway.jsonpointer import parse as parse_pointer
 from gateway.jsonpointer import problem as pointer_problem
 from gateway.model import (
     SENSITIVE_ACTIONS,
+    FieldAllowance,
     GuardMode,
     GuardSpec,
     HttpOwner,
@@ -241,6 +243,34 @@ def _guard_problems(pointer: str, mode: str) -> list[str]:
     return []
 
 
+def _guard_fields_problems(guard: GuardModel) -> list[tuple[tuple[str, ...], str]]:
+    """What is wrong with a guard as a whole and with its ``fields`` (field path, message)."""
+    found: list[tuple[tuple[str, ...], str]] = []
+    if guard.tenant_field is None and guard.fields is None:
+        found.append(((), "a guard needs tenant_field, fields, or both"))
+    if guard.tenant_field is None and guard.mode == "filter":
+        found.append((("mode",), "filter mode needs a tenant_field to filter by"))
+    if guard.fields is None:
+        return found
+    at = guard.fields.at
+    if at == "/":
+        found.append(
+            (
+                ("fields", "at"),
+                '\'/\' names the member "" (RFC 6901); omit `at` or write "" for the whole answer',
+            )
+        )
+    elif (message := pointer_problem(at)) is not None:
+        found.append((("fields", "at"), message))
+    return found
+
+
+def _guard_spec(guard: GuardModel) -> GuardSpec:
+    fields = guard.fields
+    allowance = FieldAllowance(frozenset(fields.allow), fields.at) if fields else None
+    return GuardSpec(guard.tenant_field, GuardMode(guard.mode), allowance)
+
+
 class _Compiler:
     """Cross-reference checks and compilation into ``model`` values."""
 
@@ -356,9 +386,12 @@ class _Compiler:
             problem(("tenant",), f"{r.tenant} names no parameter of {r.match.path}")
         if r.public and (ids or r.step_up or r.tenant):
             problem(("public",), "a public route cannot carry object ids, step_up or tenant")
-        if r.guard is not None:
+        if r.guard is not None and r.guard.tenant_field is not None:
             for guard_problem in _guard_problems(r.guard.tenant_field, r.guard.mode):
                 problem(("guard", "tenant_field"), guard_problem)
+        if r.guard is not None:
+            for field_path, guard_problem in _guard_fields_problems(r.guard):
+                problem(("guard", *field_path), guard_problem)
         for n, b in enumerate(r.body_ids):
             if (bad_pointer := pointer_problem(b.pointer)) is not None:
                 problem(("body_ids", n, "pointer"), bad_pointer)
@@ -386,7 +419,7 @@ class _Compiler:
             step_up_seconds=step_up,
             tenant_param=tenant_param,
             ids=ids,
-            guard=GuardSpec(r.guard.tenant_field, GuardMode(r.guard.mode)) if r.guard else None,
+            guard=_guard_spec(r.guard) if r.guard else None,
             file_disposition=r.file.disposition if r.file else None,
             max_body_bytes=max_body,
             websocket=r.websocket,

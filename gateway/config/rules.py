@@ -116,9 +116,25 @@ class FormIdModel(Strict):
     field: str = Field(min_length=1)
 
 
+WholeOrPointer = Annotated[str, Field(pattern=r"^(/[^/]*)*$")]
+"""A JSON pointer, or ``""`` for the whole document."""
+
+
+class GuardFieldsModel(Strict):
+    allow: list[str] = Field(
+        min_length=1,
+        description="Members kept in the object at `at`; every other member is removed.",
+    )
+    at: WholeOrPointer = Field(
+        default="",
+        description='Pointer to the object(s) to strip ("" = the whole answer; * walks).',
+    )
+
+
 class GuardModel(Strict):
-    tenant_field: Pointer
+    tenant_field: Pointer | None = None
     mode: Literal["block", "filter"] = "block"
+    fields: GuardFieldsModel | None = None
 
 
 class FileModel(Strict):

@@ -20,15 +20,19 @@ from multidict import CIMultiDict
 from gateway.forward import UpstreamReply
 from gateway.guard import (
     ResponseGuard,
+    drop_foreign,
     filter_foreign,
     foreign_in_error,
     foreign_values,
     parse_json,
+    strip_fields,
 )
 from gateway.jsonpointer import MISSING
 from gateway.model import (
     Decision,
+    FieldAllowance,
     GuardMode,
+    GuardReport,
     GuardSpec,
     Reason,
     Rejection,
@@ -77,7 +81,9 @@ def test_filter_foreign_keeps_only_the_tenants_elements() -> None:
 @pytest.mark.parametrize(
     ("document", "pointer"),
     [
-        ({"items": {"tenant": "acme"}}, POINTER),  # the array is an object
+        ({"items": "globex"}, POINTER),  # the list is a string
+        ({"items": None}, POINTER),  # the list is null
+        ({"rows": []}, POINTER),  # the list is missing
         (items("acme"), "/items/0/tenant"),  # the pointer walks no array
     ],
 )
@@ -98,6 +104,12 @@ def test_filter_foreign_refuses_a_shape_it_cannot_filter(document: Any, pointer:
         b"\xff\xfe{}",
         b"[" * 100_000 + b"]" * 100_000,
         b"",
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-16"),
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-16-le"),
+        '{"items": [{"tenant": "acme"}]}'.encode("utf-32-be"),
+        b'\xef\xbb\xbf{"items": []}',
+        b'{"items": [], "total": NaN}',
+        b'{"items": [], "total": -Infinity}',
     ],
     ids=[
         "string",
@@ -109,6 +121,12 @@ def test_filter_foreign_refuses_a_shape_it_cannot_filter(document: Any, pointer:
         "not utf-8",
         "too deep",
         "empty",
+        "utf-16 with a BOM",
+        "utf-16 without one",
+        "utf-32",
+        "utf-8 BOM",
+        "NaN",
+        "Infinity",
     ],
 )
 def test_parse_json_accepts_only_one_unambiguous_object_or_array(body: bytes) -> None:
@@ -177,7 +195,8 @@ async def checked(
                 reply, match=match_for(mode, pointer), decision=decision
             )
             if not isinstance(result, Rejection):
-                assert result.status == reply.status and result.headers is reply.headers
+                assert result.status == reply.status
+                assert result.headers.get("Content-Type") == reply.headers.get("Content-Type")
             if mode is not None and reply.response is not None:
                 assert reply.response.connection is None, "the upstream answer was not released"
             return result
@@ -217,7 +236,7 @@ async def test_filter_drops_the_foreign_rows_and_sends_the_rest() -> None:
 
 
 async def test_filter_refuses_an_answer_whose_shape_it_cannot_filter() -> None:
-    result = await checked(chunks_of({"items": {"tenant": "globex"}}), GuardMode.FILTER)
+    result = await checked(chunks_of({"items": "globex"}), GuardMode.FILTER)
     assert isinstance(result, Rejection) and result.reason is Reason.GUARD_BLOCKED
 
 
@@ -313,3 +332,157 @@ async def test_escaped_pointer_tokens_reach_the_member_they_name() -> None:
     assert isinstance(blocked, Rejection)
     filtered = await checked(chunks_of(leak), GuardMode.FILTER, pointer=pointer)
     assert body_of(filtered) == {"data": {"a/b": [{"te~nant": "acme"}]}}
+
+
+# --- array rows, objects keyed by id, field stripping, the audit report ----------------
+
+
+def test_rows_answered_as_arrays_are_checked_by_index() -> None:
+    document = {"columns": ["id", "tenant"], "rows": [[1, "acme"], [2, "globex"], [3]]}
+    assert foreign_values(document, "/rows/*/1", "acme") == ["globex", MISSING]
+    assert drop_foreign(document, "/rows/*/1", "acme") == 2
+    assert document["rows"] == [[1, "acme"]]
+
+
+def test_filter_drops_the_foreign_members_of_an_object_keyed_by_id() -> None:
+    document = {"by_id": {"7": {"tenant": "acme"}, "8": {"tenant": "globex"}, "9": {}}}
+    assert drop_foreign(document, "/by_id/*/tenant", "acme") == 2
+    assert document == {"by_id": {"7": {"tenant": "acme"}}}
+
+
+def test_strip_fields_keeps_only_the_allowed_members_where_at_points() -> None:
+    document = {"rows": [{"id": 1, "tenant": "acme", "score": 3}], "total": 9, "facets": {}}
+    assert strip_fields(document, {"rows"}) == ["total", "facets"]
+    assert document == {"rows": [{"id": 1, "tenant": "acme", "score": 3}]}
+    assert strip_fields(document, {"id", "tenant"}, "/rows/*") == ["score"]
+    assert document == {"rows": [{"id": 1, "tenant": "acme"}]}
+    page = {"data": [], "page": {"size": 10, "next": "Z2xvYmV4", "total": 3}}
+    assert strip_fields(page, {"size"}, "/page") == ["next", "total"]
+
+
+@pytest.mark.parametrize(
+    ("document", "at"),
+    [
+        ([{"id": 1}], ""),
+        ({"rows": []}, "/page"),
+        ({"page": "x"}, "/page"),
+        ({"rows": [1]}, "/rows/*"),
+    ],
+    ids=["an array answer", "missing place", "a string place", "rows that are not objects"],
+)
+def test_strip_fields_refuses_a_changed_shape_unless_lenient(document: Any, at: str) -> None:
+    with pytest.raises(ValueError):
+        strip_fields(document, {"id"}, at)
+    assert strip_fields(document, {"id"}, at, strict=False) == []
+
+
+def guarded_match(guard: GuardSpec) -> RouteMatch:
+    return RouteMatch(Route("listing", "/api/items", frozenset({"GET"}), "app", guard=guard), {})
+
+
+async def inspected(answer: Answer, guard: GuardSpec, **kwargs: Any) -> Any:
+    async with app_answering({"/api/items": answer}) as app:
+        async with reply_from(app, "/api/items") as reply:
+            return await ResponseGuard(**kwargs).inspect(
+                reply, match=guarded_match(guard), decision=ACME
+            )
+
+
+ONLY_ROWS = FieldAllowance(frozenset({"rows"}))
+
+
+async def test_fields_alone_strip_counts_tokens_and_facets_and_say_which() -> None:
+    document = {
+        "rows": [],
+        "total": 1,
+        "next_page": "eyJ0ZW5hbnQiOiJnbG9iZXgifQ",
+        "facets": {"tenant": {"globex": 1}},
+    }
+    answer = chunks_of(document)
+    answer.headers = {"ETag": '"v1"', "Content-Digest": "sha-256=:x:", "Cache-Control": "no-store"}
+    guarded = await inspected(answer, GuardSpec(None, GuardMode.BLOCK, ONLY_ROWS))
+    assert body_of(guarded.answer) == {"rows": []}
+    headers = guarded.answer.headers
+    assert "ETag" not in headers and "Content-Digest" not in headers, "they described old bytes"
+    assert headers["Cache-Control"] == "no-store"
+    assert guarded.report == GuardReport(stripped=("facets", "next_page", "total"), stripped_at="")
+    assert guarded.report.as_data() == {
+        "fields_at": "",
+        "stripped": ["facets", "next_page", "total"],
+    }
+
+
+async def test_a_tenant_check_and_stripping_combine() -> None:
+    document = {"rows": [[1, "acme"], [2, "globex"]], "total": 2}
+    spec = GuardSpec("/rows/*/1", GuardMode.FILTER, ONLY_ROWS)
+    guarded = await inspected(chunks_of(document), spec)
+    assert body_of(guarded.answer) == {"rows": [[1, "acme"]]}
+    assert guarded.report.as_data() == {
+        "pointer": "/rows/*/1",
+        "foreign": 1,
+        "removed": 1,
+        "fields_at": "",
+        "stripped": ["total"],
+    }
+
+
+async def test_a_block_refusal_reports_how_many_foreign_values_by_which_pointer() -> None:
+    document = {"rows": [[1, "globex"], [2, "globex"], [3, "acme"]]}
+    guarded = await inspected(chunks_of(document), GuardSpec("/rows/*/1", GuardMode.BLOCK))
+    assert isinstance(guarded.answer, Rejection)
+    assert guarded.answer.reason is Reason.GUARD_BLOCKED
+    assert guarded.report.as_data() == {
+        "pointer": "/rows/*/1",
+        "foreign": 2,
+        "refused": "the answer held another tenant's data",
+    }
+
+
+async def test_a_clean_answer_is_sent_byte_for_byte_with_its_headers() -> None:
+    data = b'{"rows":[[1,"acme"]] ,"total":1}'
+    answer = Answer(chunks=(data,), headers={"ETag": '"v1"'})
+    guarded = await inspected(answer, GuardSpec("/rows/*/1", GuardMode.FILTER))
+    assert guarded.answer.body == data
+    assert guarded.answer.headers["ETag"] == '"v1"'
+    assert guarded.report == GuardReport("/rows/*/1", 0)
+
+
+async def test_a_success_without_the_object_to_strip_is_refused() -> None:
+    guarded = await inspected(chunks_of([{"id": 1}]), GuardSpec(None, GuardMode.BLOCK, ONLY_ROWS))
+    assert isinstance(guarded.answer, Rejection)
+    assert guarded.report.refused.startswith("the answer has no object at")
+
+
+async def test_an_error_is_stripped_where_it_has_the_object_and_else_left_to_the_check() -> None:
+    spec = GuardSpec("/rows/*/tenant", GuardMode.BLOCK, FieldAllowance(frozenset({"error"})))
+    error = await inspected(chunks_of({"error": "bad sort", "total": 7}, status=400), spec)
+    assert body_of(error.answer) == {"error": "bad sort"}
+    listed = await inspected(chunks_of([{"error": "x"}], status=500), spec)
+    assert body_of(listed.answer) == [{"error": "x"}]
+
+
+async def test_refusals_before_any_check_are_reported_too() -> None:
+    spec = GuardSpec("/rows/*/tenant", GuardMode.BLOCK, ONLY_ROWS)
+    large = await inspected(chunks_of({"rows": [{"tenant": "acme"}] * 50}), spec, max_bytes=100)
+    assert isinstance(large.answer, Rejection)
+    assert large.report.as_data() == {
+        "pointer": "/rows/*/tenant",
+        "foreign": 0,
+        "fields_at": "",
+        "stripped": [],
+        "refused": "the answer is larger than 100 bytes, too large to check",
+    }
+    html = await inspected(Answer(chunks=(b"<p>globex</p>",), content_type="text/html"), spec)
+    assert isinstance(html.answer, Rejection)
+    assert html.report.refused == "the answer is not one JSON object or array"
+
+
+async def test_a_changed_answer_that_json_cannot_hold_is_refused_not_sent_as_infinity() -> None:
+    answer = Answer(chunks=(b'{"rows": [], "total": 1e999}',))
+    guarded = await inspected(answer, GuardSpec(None, GuardMode.BLOCK, ONLY_ROWS))
+    assert body_of(guarded.answer) == {"rows": []}, "the overflowing member is stripped"
+    kept = FieldAllowance(frozenset({"rows", "total"}))
+    both = Answer(chunks=(b'{"rows": [], "total": 1e999, "next": "x"}',))
+    refused = await inspected(both, GuardSpec(None, GuardMode.BLOCK, kept))
+    assert isinstance(refused.answer, Rejection)
+    assert refused.report.refused == "the changed answer could not be written as JSON"

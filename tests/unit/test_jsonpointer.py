@@ -80,8 +80,24 @@ def test_a_star_walks_every_element_of_an_array() -> None:
     assert walk(document, parse("/items/*/tenant")) == ["acme", "globex", MISSING]
 
 
-def test_a_star_names_a_member_called_star_on_an_object() -> None:
-    assert pointer_values({"*": 1, "a": 2}, "/*") == [1]
+def test_a_star_walks_every_member_of_an_object_in_document_order() -> None:
+    by_id = {"by_id": {"7": {"tenant": "acme"}, "*": {"tenant": "globex"}, "9": {}}}
+    assert walk(by_id, parse("/by_id/*/tenant")) == ["acme", "globex", MISSING]
+    assert pointer_values({"*": 1, "a": 2}, "/*") == [1, 2], "a member named * is one of them"
+
+
+def test_a_star_over_nothing_names_no_place_and_over_a_scalar_a_missing_one() -> None:
+    assert walk({"rows": []}, parse("/rows/*/tenant")) == []
+    assert walk({"rows": {}}, parse("/rows/*/tenant")) == []
+    assert walk({"rows": "globex"}, parse("/rows/*/tenant")) == [MISSING]
+    assert walk({"rows": None}, parse("/rows/*")) == [MISSING]
+
+
+def test_a_numeric_token_indexes_rows_answered_as_arrays() -> None:
+    rows = {"columns": ["id", "tenant"], "rows": [[1, "acme"], [2, "globex"], [3]]}
+    assert walk(rows, parse("/rows/*/1")) == ["acme", "globex", MISSING]
+    assert pointer_values(rows, "/rows/0/1") == ["acme"]
+    assert pointer_values({"rows": {"1": "member"}}, "/rows/1") == ["member"], "a name on objects"
 
 
 def test_nested_stars_and_escapes_combine() -> None:
