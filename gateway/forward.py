@@ -282,10 +282,16 @@ class Forwarder:
         return headers
 
     def _public_location(self, location: str, upstream: UpstreamDef) -> str:
-        """A redirect to the upstream's own address becomes the same path on the gateway."""
+        """A redirect to the upstream's own address becomes the same path on the gateway.
+
+        So does, for a ``preserve_host`` upstream, one to the public host in the other
+        scheme: such an app builds it from ``Host`` and the scheme it was spoken to in.
+        """
         target = urlsplit(location)
-        own = urlsplit(upstream.url)
-        if target.scheme in ("http", "https") and target.netloc.lower() == own.netloc.lower():
+        own = {urlsplit(upstream.url).netloc.lower()}
+        if upstream.preserve_host:
+            own.add(self._public.host.lower())
+        if target.scheme in ("http", "https") and target.netloc.lower() in own:
             rest = target.path + (f"?{target.query}" if target.query else "")
             return self._public_url + (rest or "/")
         return location

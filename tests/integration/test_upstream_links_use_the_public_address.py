@@ -39,6 +39,7 @@ roles:
   admin: {can: [read]}
   operator: {can: [read], scope: global}
 routes:
+  - {name: away, match: {path: "/{area}/away", methods: [GET]}, upstream: plain-host}
   - {name: proxied, match: {path: "/proxied/links", methods: [GET]}, upstream: proxied}
   - name: proxied-host
     match: {path: "/proxied-host/links", methods: [GET]}
@@ -181,3 +182,17 @@ async def test_preserve_host_gives_an_app_that_reads_no_forwarded_headers_the_pu
     assert behind_proxyfix["external"] == "http://gatehold.test/proxied-host/links"
     for found in (own_host, public_host, behind_proxyfix):
         assert_nothing_spoofed_arrived(found["seen"])
+
+
+async def test_a_redirect_built_from_the_preserved_host_names_the_public_url(
+    tmp_path: Path, apps: dict[str, str]
+) -> None:
+    """An app that reads only ``Host`` knows the public host but not the scheme people
+    use: its absolute redirect is rewritten to ``server.public_url``."""
+    async with gateway(tmp_path, apps, public_url="https://gatehold.test") as stack:
+        headers = [*SPOOFED, *stack.cookie("alice@acme.test").items()]
+        response = await stack.client.get(
+            "/plain-host/away", headers=headers, allow_redirects=False
+        )
+        assert response.status == 302, await response.text()
+        assert response.headers["Location"] == "https://gatehold.test/plain-host/links"

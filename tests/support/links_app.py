@@ -5,14 +5,15 @@ gateway are told about its public address.
 ``-Host`` and ``-Prefix`` (not ``-For``), as such apps are deployed behind a proxy;
 ``plain`` is the same app reading nothing but the request itself. Both answer
 ``GET /<area>/links`` with the links Flask builds and every ``HTTP_*`` value the app
-received. Serve one with waitress: ``python -m waitress tests.support.links_app:proxied``.
+received; ``/<area>/away`` redirects there with an absolute URL. Serve one with
+waitress: ``python -m waitress tests.support.links_app:proxied``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, jsonify, request, url_for
+from flask import Flask, jsonify, redirect, request, url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 
@@ -33,6 +34,10 @@ def _links_app() -> Flask:
             url=request.url,
             seen=_received_headers(request.environ),
         )
+
+    @app.get("/<area>/away")
+    def away(area: str) -> Any:
+        return redirect(url_for("links", area=area, _external=True))
 
     return app
 
