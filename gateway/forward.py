@@ -50,6 +50,7 @@ from gateway.model import (
     UpstreamDef,
     UpstreamReply,
 )
+from gateway.public_address import PublicAddress
 from gateway.sockets import OpenSocket, OpenSockets
 from gateway.store.api_keys import key_hash
 
@@ -101,7 +102,8 @@ class Forwarder:
         self._upstreams = dict(upstreams)
         self._strip = header_strip
         self._public_url = public_url.rstrip("/")
-        self._public_host = urlsplit(public_url).netloc
+        self._public = PublicAddress.of(public_url)
+        self._forwarded = self._public.forwarded_headers()
         split = urlsplit(public_url)
         self.limits = limits or ForwardLimits()
         self._origins = frozenset(
@@ -119,8 +121,13 @@ class Forwarder:
             for name in self._upstreams
         }
         # Per-upstream values every request needs, computed once rather than per request.
-        self._hosts = {u.name: urlsplit(u.url).netloc for u in self._upstreams.values()}
+        self._hosts = {u.name: self._host_header(u) for u in self._upstreams.values()}
         self._timeouts = {u.name: self._timeout(u) for u in self._upstreams.values()}
+
+    def _host_header(self, upstream: UpstreamDef) -> str:
+        """``Host`` for ``upstream``: its own address, or with ``preserve_host`` the
+        gateway's public host (never the client's ``Host``)."""
+        return self._public.host if upstream.preserve_host else urlsplit(upstream.url).netloc
 
     def _timeout(self, upstream: UpstreamDef) -> aiohttp.ClientTimeout:
         # ``connect`` covers waiting for a pooled connection, or dialling a new one.
@@ -163,10 +170,10 @@ class Forwarder:
         headers = clean_request_headers(
             request.headers, drop_authorization=bearer, strip=self._strip
         )
-        headers["Host"] = self._hosts.get(upstream.name) or urlsplit(upstream.url).netloc
+        headers["Host"] = self._hosts.get(upstream.name) or self._host_header(upstream)
         headers["X-Forwarded-For"] = admitted.client_ip
-        headers["X-Forwarded-Proto"] = admitted.scheme
-        headers["X-Forwarded-Host"] = self._public_host
+        for name, value in self._forwarded:
+            headers[name] = value
         headers["X-Request-Id"] = admitted.request_id
         if principal is not None:
             headers["X-Gatehold-User"] = principal.user_id
@@ -275,10 +282,16 @@ class Forwarder:
         return headers
 
     def _public_location(self, location: str, upstream: UpstreamDef) -> str:
-        """A redirect to the upstream's own address becomes the same path on the gateway."""
+        """A redirect to the upstream's own address becomes the same path on the gateway.
+
+        So does, for a ``preserve_host`` upstream, one to the public host in the other
+        scheme: such an app builds it from ``Host`` and the scheme it was spoken to in.
+        """
         target = urlsplit(location)
-        own = urlsplit(upstream.url)
-        if target.scheme in ("http", "https") and target.netloc.lower() == own.netloc.lower():
+        own = {urlsplit(upstream.url).netloc.lower()}
+        if upstream.preserve_host:
+            own.add(self._public.host.lower())
+        if target.scheme in ("http", "https") and target.netloc.lower() in own:
             rest = target.path + (f"?{target.query}" if target.query else "")
             return self._public_url + (rest or "/")
         return location

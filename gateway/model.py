@@ -452,6 +452,9 @@ class UpstreamDef:
     url: str
     """Base URL, scheme://host:port with no trailing slash."""
     timeout_seconds: float = 30.0
+    preserve_host: bool = False
+    """Forward the gateway's public host (``server.public_url``) as ``Host``, not the
+    app's own: for apps that build links from ``Host`` and read no ``X-Forwarded-Host``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,18 @@
 
 Templates are matched against ``Target.path`` exactly as it will be forwarded (no
 case folding, no decoding before matching). When several routes match a path the
-most specific wins: more literal segments first, then typed parameters (int, uuid)
-over slugs over plain segments over ``{rest:path}``. Two routes of the same shape
-with overlapping methods are ambiguous and refused when the rules load.
+most specific wins: more literal segments first, then segment by segment a literal
+over a parameter with literal text around it (longer text first) over typed
+parameters (int, uuid) over slugs over plain segments over ``{rest:path}``. Two
+routes of the same shape with overlapping methods are ambiguous and refused when the
+rules load.
+
+A segment may hold one parameter between a literal prefix and suffix
+(``{id:int}.json``, ``export-{id:slug}.pdf``). The prefix is matched at the start of
+the segment and the suffix at its end, both case-sensitively on the canonical path;
+what lies between must be, in full, a value of the parameter's type. So the split is
+never a choice: ``export-a.b.pdf`` gives the plain ``{name}`` the value ``a.b``, and
+matches no ``{id:slug}`` (a slug has no dots).
 
 A route that allows ``GET`` also allows ``HEAD`` (RFC 9110 §9.3.2): the same route,
 the same checks and action, and the answer's headers without its body.
@@ -25,6 +34,12 @@ _PARAM = re.compile(
     rf"\{{([A-Za-z_][A-Za-z0-9_]*)(?::({'|'.join(t for t in PATH_PARAMETERS if t)}))?\}}"
 )
 _RANK = {"int": 0, "uuid": 0, "slug": 1, "": 2, "path": 3}
+_LITERAL_RANK = -100_000
+"""A literal segment's rank: below every parameter, with or without text around it."""
+_BRACED = re.compile(r"\{[^{}]*\}")
+_ESCAPE_ALIGNED = r"(?:[^/%]|%[0-9A-Fa-f]{2})+"
+"""A plain parameter beside literal text: whole percent-escapes only, so a suffix can
+never start inside an escape (``{name}A9`` must not match ``caf%C3%A9``)."""
 ANY_FIRST = ""
 
 
@@ -33,7 +48,8 @@ class Template:
     """A parsed path template."""
 
     shape: tuple[tuple[str, str], ...]
-    """('lit', text) or ('param', type) per segment: equal shapes overlap."""
+    """('lit', text), ('param', type) or ('mixed', 'prefix{type}suffix') per segment, the
+    text in canonical (encoded) form: equal shapes overlap."""
     params: tuple[tuple[str, str], ...]
     """(name, type) of each parameter in order."""
     regex: re.Pattern[str]
@@ -41,7 +57,7 @@ class Template:
     @property
     def specificity(self) -> tuple[int, ...]:
         literals = sum(1 for kind, _ in self.shape if kind == "lit")
-        return (-literals, *(_RANK[t] if k == "param" else -1 for k, t in self.shape))
+        return (-literals, *(_segment_rank(kind, text) for kind, text in self.shape))
 
     @property
     def first_literal(self) -> str:
@@ -58,26 +74,69 @@ def parse_template(pattern: str) -> Template | str:
     params: list[tuple[str, str]] = []
     parts: list[str] = []
     for index, segment in enumerate(segments):
-        param = _PARAM.fullmatch(segment)
-        if param:
-            name, kind = param.group(1), param.group(2) or ""
-            if kind == "path" and index != len(segments) - 1:
-                return f"{{{name}:path}} must be the last segment of {pattern!r}"
-            if name in dict(params):
-                return f"parameter {name!r} appears twice in {pattern!r}"
-            params.append((name, kind))
-            shape.append(("param", kind))
-            parts.append(f"(?P<{name}>{PATH_PARAMETERS[kind]})")
-        elif "{" in segment or "}" in segment:
-            return (
-                f"segment {segment!r} of {pattern!r} mixes text and a parameter; "
-                "a parameter must be a whole segment like {id:int}"
-            )
-        else:
-            encoded = quote(segment, safe=SEGMENT_SAFE)
-            shape.append(("lit", encoded))
-            parts.append(re.escape(encoded))
+        parsed = _parse_segment(segment, pattern, last=index == len(segments) - 1)
+        if isinstance(parsed, str):
+            return parsed
+        segment_shape, param, regex = parsed
+        if param is not None:
+            if param[0] in dict(params):
+                return f"parameter {param[0]!r} appears twice in {pattern!r}"
+            params.append(param)
+        shape.append(segment_shape)
+        parts.append(regex)
     return Template(tuple(shape), tuple(params), re.compile("/" + "/".join(parts)))
+
+
+_Segment = tuple[tuple[str, str], tuple[str, str] | None, str]
+"""A parsed segment: its shape entry, its parameter (name, type) if any, its regex."""
+
+
+def _parse_segment(segment: str, pattern: str, *, last: bool) -> _Segment | str:
+    """One template segment: a literal, a parameter, or one parameter inside literal text."""
+    braced = list(_BRACED.finditer(segment))
+    if not braced:
+        if "{" in segment or "}" in segment:
+            return f"segment {segment!r} of {pattern!r} has an unmatched '{{' or '}}'"
+        encoded = quote(segment, safe=SEGMENT_SAFE)
+        return ("lit", encoded), None, re.escape(encoded)
+    if len(braced) > 1:
+        return (
+            f"segment {segment!r} of {pattern!r} holds {len(braced)} parameters; "
+            "a segment may hold at most one, like {id:int}.json"
+        )
+    found = braced[0]
+    prefix, suffix = segment[: found.start()], segment[found.end() :]
+    if any(brace in prefix + suffix for brace in "{}"):
+        return f"segment {segment!r} of {pattern!r} has an unmatched '{{' or '}}'"
+    param = _PARAM.fullmatch(found.group())
+    if param is None:
+        return (
+            f"{found.group()!r} in {pattern!r} is not a parameter: use {{name}} or "
+            f"{{name:type}} with a type of {', '.join(t for t in PATH_PARAMETERS if t)}"
+        )
+    name, kind = param.group(1), param.group(2) or ""
+    if kind == "path" and not last:
+        return f"{{{name}:path}} must be the last segment of {pattern!r}"
+    if kind == "path" and (prefix or suffix):
+        return f"{{{name}:path}} must be a whole segment of {pattern!r}, with no text around it"
+    if not prefix and not suffix:
+        return ("param", kind), (name, kind), f"(?P<{name}>{PATH_PARAMETERS[kind]})"
+    before, after = quote(prefix, safe=SEGMENT_SAFE), quote(suffix, safe=SEGMENT_SAFE)
+    middle = _ESCAPE_ALIGNED if kind == "" else PATH_PARAMETERS[kind]
+    regex = f"{re.escape(before)}(?P<{name}>{middle}){re.escape(after)}"
+    return ("mixed", f"{before}{{{kind}}}{after}"), (name, kind), regex
+
+
+def _segment_rank(kind: str, text: str) -> int:
+    """Lower is more specific: a literal, then a parameter with literal text around it
+    (more text first, then by type), then a whole-segment parameter by type."""
+    if kind == "lit":
+        return _LITERAL_RANK
+    if kind == "param":
+        return _RANK[text]
+    param_type = text[text.index("{") + 1 : text.index("}")]
+    literal_length = len(text) - len(param_type) - 2
+    return -10 * min(literal_length, 9_000) + _RANK[param_type]
 
 
 def with_head(methods: frozenset[str] | None) -> frozenset[str] | None:

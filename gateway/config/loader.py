@@ -294,6 +294,7 @@ class _Compiler:
                 name,
                 self._substitute(u.url, ("upstreams", name, "url")).rstrip("/"),
                 self._duration(u.timeout, ("upstreams", name, "timeout")),
+                preserve_host=u.preserve_host,
             )
             for name, u in self.model.upstreams.items()
         }

@@ -39,6 +39,11 @@ class UpstreamModel(Strict):
         description="Base URL; ${VAR} and ${VAR:-default} are read from the environment."
     )
     timeout: Duration = "30s"
+    preserve_host: bool = Field(
+        default=False,
+        description="Send the gateway's public host (from server.public_url) as Host, "
+        "instead of the app's own address.",
+    )
 
 
 class RoleModel(Strict):
