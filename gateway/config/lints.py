@@ -39,6 +39,8 @@ _SAMPLE_VALUES = {
     "path": ("7", "x7", "x7/7"),
 }
 _MAX_WITNESSES = 64
+_HOLDS_A_PARAMETER = ("param", "mixed")
+"""Template segment kinds that hold a parameter: whole, or inside literal text."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,7 @@ def _checked_segments(route: Route) -> list[int]:
     positions = []
     params = iter(template.params)
     for index, (kind, _) in enumerate(template.shape):
-        if kind == "param" and next(params)[0] in names:
+        if kind in _HOLDS_A_PARAMETER and next(params)[0] in names:
             positions.append(index)
     return positions
 
@@ -218,7 +220,7 @@ def _covers(theirs: Template, mine: Template, positions: list[int]) -> bool:
         )
         if rest is not None and rest <= index:
             continue
-        if index >= len(theirs.shape) or theirs.shape[index][0] != "param":
+        if index >= len(theirs.shape) or theirs.shape[index][0] not in _HOLDS_A_PARAMETER:
             return False
     return True
 
@@ -233,6 +235,12 @@ def _witnesses(template: Template, other: Template) -> Iterator[str]:
             continue
         theirs = other.shape[index] if index < len(other.shape) else ("param", "")
         literal = (theirs[1],) if theirs[0] == "lit" else ()
+        if kind == "mixed":  # "prefix{type}suffix": the type's samples between the two
+            before, _, rest = text.partition("{")
+            param_type, _, after = rest.partition("}")
+            samples = _SAMPLE_VALUES.get(param_type, ("7",))
+            choices.append(literal + tuple(f"{before}{value}{after}" for value in samples))
+            continue
         choices.append(literal + _SAMPLE_VALUES.get(text, ("7",)))
     for parts in itertools.islice(itertools.product(*choices), _MAX_WITNESSES):
         path = "/" + "/".join(parts)

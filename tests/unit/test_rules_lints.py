@@ -239,3 +239,21 @@ def test_ignore_lints_naming_no_lint_is_itself_a_lint() -> None:
     found = lints_of(routes)
     assert codes(found) == [(11, UNKNOWN_CODE)]
     assert "use one of" in found[0].message
+
+
+def test_a_catch_all_shadowing_an_id_inside_a_segment_is_reported() -> None:
+    """``/items/{id:int}.json`` checks its id; a catch-all that wins DELETE there does not."""
+    found = lints_of(
+        """
+  - name: item-json
+    match: {path: "/items/{item_id:int}.json", methods: [GET]}
+    upstream: app
+    resource: {type: invoice, id: path.item_id}
+  - name: anything
+    match: {path: "/items/{rest:path}"}
+    upstream: app
+"""
+    )
+    assert any(lint.code == "route-shadowed" and "anything" in lint.message for lint in found), (
+        found
+    )
