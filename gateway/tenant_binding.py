@@ -129,8 +129,10 @@ async def bind_tenant(
         target = bound_target(admitted.target, route.bind.query, tenant)
         if isinstance(target, Rejection):
             return target
-        admitted = dataclasses.replace(admitted, target=target)
         steps.append(f"query {', '.join(route.bind.query)} set to {tenant!r}")
+        if admitted.target.query and not target.query.startswith(admitted.target.query):
+            steps.append(f"the client's query was {admitted.target.query[:200]!r}")
+        admitted = dataclasses.replace(admitted, target=target)
     if route.bind is not None and route.bind.headers:
         steps.append(f"header {', '.join(route.bind.headers)} set to {tenant!r}")
     if route.body_tenant is not None:

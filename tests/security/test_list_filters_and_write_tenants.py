@@ -234,7 +234,9 @@ async def test_a_tenant_filter_in_any_spelling_lists_only_the_callers_rows(
         rows = await stack.audit_rows(request_id)
         audited = next(r for r in rows if r["kind"] == "request")
         assert audited["decision"] == "allow"
-        assert json.loads(audited["data"])["query"] == sent.partition("?")[2]
+        data = json.loads(audited["data"])
+        assert data["query"] == sent.partition("?")[2], "the audit has the query forwarded"
+        assert f"the client's query was {query!r}" in data["explain"], "and the one sent"
 
 
 async def test_a_list_without_a_filter_is_bound_too(tmp_path: Path) -> None:
@@ -436,3 +438,20 @@ async def test_simulate_refuses_what_live_traffic_refuses(tmp_path: Path) -> Non
             assert found.decision.reason.value == reason, (target, found.steps)
         bound = await explain(gw, principal=alice, method="GET", target="/rows?tenant=globex")
         assert "query tenant set to 'acme'" in bound.steps
+
+
+async def test_a_caller_without_a_tenant_gets_no_list_at_all(tmp_path: Path) -> None:
+    # olga holds a global role only: she has no active tenant to bind.
+    async with browse_stack(tmp_path) as (stack, state):
+        server = stack.client.server
+        headers = stack.cookie("olga@example.test") | API
+        response = await raw_request(server.host, server.port, "GET", "/rows?page=1", headers)
+        await assert_refused(
+            stack,
+            state,
+            response.headers["x-request-id"],
+            403,
+            response.status,
+            "tenant-unselected",
+            response.json(),
+        )
