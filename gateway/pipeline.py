@@ -91,6 +91,10 @@ async def decide(
 ) -> Verdict:
     """Ingress → identity → method override → route → objects → ownership → policy.
 
+    The route's query constraints are judged before any id is read; an allowed request
+    on a route that binds the tenant is bound here (``tenant_binding``): the verdict
+    carries the bound target and checked body, or the binding's refusal.
+
     ``principal``, when given, stands for the caller instead of the request's
     credential (``rules simulate`` decides as a named user). ``gate`` runs once the
     caller is known, before any body is read; WebSockets pass it (they are long-lived
