@@ -229,6 +229,9 @@ class Decision:
     """Reason chain, one human sentence per step (``rules simulate``, audit detail)."""
     objects: tuple[ResolvedRef, ...] = ()
     """Every object checked, with its owner."""
+    detail: str = ""
+    """What the client is told on a denial it can fix (the parameter refused); most
+    denials tell nothing beyond their reason."""
 
     @property
     def resource(self) -> ObjectRef | None:

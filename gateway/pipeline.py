@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import IO, NamedTuple
 
@@ -296,7 +297,7 @@ async def _decide(
     if early is not None and not early.allowed:
         return early, _Objects((), read.forwardable() if read else None, read)
     if isinstance(match, RouteMatch) and (unfit := check_query(admitted.target.query, match.route)):
-        return refused(unfit), _Objects(unfit, None)
+        return replace(refused(unfit), detail=unfit.detail), _Objects(unfit, None)
     if early is not None:
         return early, _Objects((), read.forwardable() if read else None, read)
     objects = await _resolve_objects(gw, request, admitted, principal, match, read)

@@ -47,7 +47,7 @@ def refuse(
     route: str = "",
 ) -> web.Response:
     """Render a denial or failure and record its outcome against the audit entry."""
-    detail = verdict.detail if isinstance(verdict, Rejection) else ""
+    detail = verdict.detail
     problem = gw.renderer.problem(
         verdict.reason,
         detail=detail or DEFAULT_DETAIL,

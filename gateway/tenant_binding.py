@@ -163,4 +163,5 @@ def refused_binding(decision: Decision, rejection: Rejection) -> Decision:
         reason=rejection.reason,
         roles=(),
         explain=(*decision.explain, rejection.detail, f"denied: {rejection.reason}"),
+        detail=rejection.detail,
     )

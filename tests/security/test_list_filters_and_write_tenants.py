@@ -269,6 +269,7 @@ async def test_raw_filters_and_facets_are_refused(tmp_path: Path, query: str) ->
             stack, state, request_id, 403, response.status, "param-forbidden", response.json()
         )
         assert "globex" not in response.body.decode()
+        assert "is not accepted on this route" in response.json()["detail"], "names the parameter"
 
 
 @pytest.mark.parametrize(
@@ -355,6 +356,8 @@ async def test_a_row_naming_another_tenant_is_refused(
         got, answer, request_id = await post(stack, "/rows", body, content_type)
         await assert_refused(stack, state, request_id, status, got, reason, answer)
         assert len(state.rows) == 6, "no row was created"
+        if reason == "tenant-mismatch":
+            assert "not the request's tenant" in answer["detail"], answer
 
 
 @pytest.mark.parametrize(
