@@ -53,6 +53,7 @@ from gateway.model import (
 from gateway.public_address import PublicAddress
 from gateway.sockets import OpenSocket, OpenSockets
 from gateway.store.api_keys import key_hash
+from gateway.tenant_binding import bind_headers
 
 CHUNK = 64 * 1024
 _BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
@@ -212,6 +213,7 @@ class Forwarder:
             raise BodyTooLarge
         deadline = time.monotonic() + self.limits.request_total_timeout
         headers = self._headers(request, admitted, principal, decision, upstream)
+        bind_headers(headers, match.route, decision.tenant)
         if match.route.guard is not None:
             # The guard reads the answer: ask for it uncompressed (the gateway does not
             # decompress answers, and a compressed one could only be refused).
@@ -348,6 +350,7 @@ class Forwarder:
             raise Refused(refusal)
         upstream = self._upstreams[match.route.upstream]
         headers = self._headers(request, admitted, principal, decision, upstream)
+        bind_headers(headers, match.route, decision.tenant)
         for name in ("Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions"):
             headers.popall(name, None)
         url = URL(upstream.url.replace("http", "ws", 1) + admitted.target.raw, encoded=True)

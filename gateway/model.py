@@ -58,6 +58,9 @@ class Reason(StrEnum):
     ORIGIN_FORBIDDEN = "origin-forbidden"
     REQUEST_MALFORMED = "request-malformed"
     CONNECTION_LIMIT = "connection-limit"
+    PARAM_FORBIDDEN = "param-forbidden"
+    PARAM_MISSING = "param-missing"
+    TENANT_MISMATCH = "tenant-mismatch"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
@@ -226,6 +229,9 @@ class Decision:
     """Reason chain, one human sentence per step (``rules simulate``, audit detail)."""
     objects: tuple[ResolvedRef, ...] = ()
     """Every object checked, with its owner."""
+    detail: str = ""
+    """What the client is told on a denial it can fix (the parameter refused); most
+    denials tell nothing beyond their reason."""
 
     @property
     def resource(self) -> ObjectRef | None:
@@ -290,6 +296,8 @@ class IdSpec:
     """Path parameter, query parameter, form field, or JSON pointer for ``body``."""
     id_type: str
     """``int``, ``uuid``, ``slug`` or ``regex:<pattern>``; checked before resolving."""
+    required: bool = False
+    """A ``query_ids`` parameter the query string must carry (absent: refused)."""
 
     @property
     def label(self) -> str:
@@ -353,6 +361,43 @@ class GuardReport:
 
 
 @dataclass(frozen=True, slots=True)
+class QueryRules:
+    """Which parameters a route's query string may carry (``query: {allow, deny, require}``).
+
+    Names are compared folded, as ``gateway.params`` reads them; patterns take ``*``.
+    """
+
+    allow: tuple[str, ...] | None = None
+    """Patterns every parameter's name must match; ``None``: any name not denied."""
+    deny: tuple[str, ...] = ()
+    """Patterns no parameter's name, nor any part of it (``filter[tenant]``), may match."""
+    require: tuple[str, ...] = ()
+    """Names that must be present, spelled exactly."""
+
+
+@dataclass(frozen=True, slots=True)
+class TenantBinding:
+    """Parameters and headers set to the tenant the request acts in (``bind:``)."""
+
+    query: tuple[str, ...] = ()
+    """Query parameters: every spelling the client sent is removed, then the one set."""
+    headers: tuple[str, ...] = ()
+    """Request headers: every spelling the client sent is removed, then the one set."""
+
+
+@dataclass(frozen=True, slots=True)
+class BodyTenant:
+    """The tenant field of a write's body, which must name the request's tenant."""
+
+    pointer: str | None = None
+    """JSON pointer to the field in JSON bodies (``/tenant``, ``/rows/*/tenant``)."""
+    field: str | None = None
+    """Field name in urlencoded forms (``tenant``)."""
+    set_missing: bool = True
+    """``on_missing: set`` (add the field when absent) or ``refuse`` (``False``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class RoleDef:
     """A role of the RBAC matrix."""
 
@@ -397,6 +442,12 @@ class Route:
     naming one registers its owner (``learn_on_create``). No other route teaches owners."""
     ignored_lints: frozenset[str] = frozenset()
     """Lint codes (``config.lints``) its author accepts for this route."""
+    query: QueryRules | None = None
+    """Constraints on the query string's parameter names (``query_rules``)."""
+    bind: TenantBinding | None = None
+    """Query parameters and headers set to the request's tenant (``tenant_binding``)."""
+    body_tenant: BodyTenant | None = None
+    """The body field that must name the request's tenant (``body_tenant``)."""
 
 
 @dataclass(frozen=True, slots=True)

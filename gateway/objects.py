@@ -25,6 +25,7 @@ from gateway.model import (
     ObjectRef,
     Reason,
     Rejection,
+    Route,
     RouteMatch,
 )
 from gateway.params import (
@@ -133,6 +134,21 @@ class ObjectExtractor:
             return read
         refs += read[0]
         return Extracted(tuple(dict.fromkeys(refs)), read[1])
+
+    def inspect_limit(self, route: Route) -> int:
+        """The most bytes of a JSON or urlencoded body the route's checks parse in memory."""
+        return min(route.max_body_bytes, self._max)
+
+    async def read_inspectable(self, request: IncomingRequest, route: Route) -> Body | Rejection:
+        """The whole body, read to be parsed in memory: at most the route's ``max_body``
+        and the inspection limit (413 beyond), under the body timeouts."""
+        limit = self.inspect_limit(route)
+        read = await bodies.read_body(request, limit, idle=self._idle, total=self._total)
+        if isinstance(read, Rejection):
+            return read
+        if read.size > limit:
+            return Rejection(Reason.BODY_TOO_LARGE, "the body is too large to inspect")
+        return read
 
     async def _body_ids(
         self,

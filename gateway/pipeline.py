@@ -50,7 +50,9 @@ from gateway.model import (
 )
 from gateway.override import Prepared, with_override
 from gateway.policy import refused
+from gateway.query_rules import check_query
 from gateway.refusals import observe_denial, refuse, reject_unadmitted
+from gateway.tenant_binding import bind_tenant, binds, refused_binding
 
 Caller = Principal | Anonymous | Rejection
 Gate = Callable[[Caller, Admitted], Rejection | None]
@@ -90,6 +92,10 @@ async def decide(
 ) -> Verdict:
     """Ingress → identity → method override → route → objects → ownership → policy.
 
+    The route's query constraints are judged before any id is read; an allowed request
+    on a route that binds the tenant is bound here (``tenant_binding``): the verdict
+    carries the bound target and checked body, or the binding's refusal.
+
     ``principal``, when given, stands for the caller instead of the request's
     credential (``rules simulate`` decides as a named user). ``gate`` runs once the
     caller is known, before any body is read; WebSockets pass it (they are long-lived
@@ -113,10 +119,13 @@ async def decide(
     match = gw.router.match(admitted.target, method)
     lap = _lap(stage.route, lap)
     decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
+    body = objects.body
+    if decision.allowed and isinstance(match, RouteMatch) and binds(match.route):
+        admitted, decision, body = await _bind(
+            gw, request, admitted, match, method, decision, objects
+        )
     _lap(stage.decide, lap)
-    return Verdict(
-        admitted, caller, method, prepared, match, objects.owners, decision, objects.body
-    )
+    return Verdict(admitted, caller, method, prepared, match, objects.owners, decision, body)
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -295,8 +304,12 @@ async def _decide(
         websocket=websocket,
         blocked=blocked,
     )
+    if early is not None and not early.allowed:
+        return early, _Objects((), read.forwardable() if read else None, read)
+    if isinstance(match, RouteMatch) and (unfit := check_query(admitted.target.query, match.route)):
+        return replace(refused(unfit), detail=unfit.detail), _Objects(unfit, None)
     if early is not None:
-        return early, _Objects((), read.forwardable() if read else None)
+        return early, _Objects((), read.forwardable() if read else None, read)
     objects = await _resolve_objects(gw, request, admitted, principal, match, read)
     decision = gw.policy.decide(
         principal=principal,
@@ -313,13 +326,18 @@ async def _decide(
 class _Objects:
     """The object ids of a request with their owners, and the body read to find them."""
 
-    __slots__ = ("body", "owners")
+    __slots__ = ("body", "owners", "read")
 
     def __init__(
-        self, owners: Sequence[ResolvedRef] | Rejection, body: bytes | IO[bytes] | None
+        self,
+        owners: Sequence[ResolvedRef] | Rejection,
+        body: bytes | IO[bytes] | None,
+        read: Body | None = None,
     ) -> None:
         self.owners = owners
         self.body = body
+        self.read = read
+        """The body as read, when it was (``body`` is its forwardable form)."""
 
 
 _NO_ROUTE = NoRoute()
@@ -341,7 +359,7 @@ async def _resolve_objects(
     already read (for a method override) is inspected and forwarded as read.
     """
     if not isinstance(match, RouteMatch) or match.route.public or not match.route.ids:
-        return _Objects((), read.forwardable() if read else None)
+        return _Objects((), read.forwardable() if read else None, read)
     if not isinstance(principal, Principal):
         return _Objects((), None)
     extracted = await gw.objects.extract(request, match, query=admitted.target.query, body=read)
@@ -349,7 +367,33 @@ async def _resolve_objects(
         return _Objects(extracted, None)
     owners = await gw.ownership.resolve(extracted.refs, upstream=match.route.upstream)
     forwarded = extracted.body or read
-    return _Objects(owners, forwarded.forwardable() if forwarded else None)
+    return _Objects(owners, forwarded.forwardable() if forwarded else None, forwarded)
+
+
+async def _bind(
+    gw: Deciders,
+    request: IncomingRequest,
+    admitted: Admitted,
+    match: RouteMatch,
+    method: str,
+    decision: Decision,
+    objects: _Objects,
+) -> tuple[Admitted, Decision, bytes | IO[bytes] | None]:
+    """Bind an allowed request to its tenant (``tenant_binding``): the target and body
+    to audit and forward, or the refusal that replaces the decision."""
+    bound = await bind_tenant(
+        gw.objects,
+        request,
+        admitted=admitted,
+        route=match.route,
+        method=method,
+        decision=decision,
+        read=objects.read,
+        body=objects.body,
+    )
+    if isinstance(bound, Rejection):
+        return admitted, refused_binding(decision, bound), None
+    return bound.admitted, bound.decision, bound.body
 
 
 def _is_websocket(request: IncomingRequest) -> bool:

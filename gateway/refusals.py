@@ -50,7 +50,7 @@ def refuse(
 ) -> web.Response:
     """Render a denial or failure and record its outcome against the audit entry
     (with what the response guard found, when it refused the answer)."""
-    detail = verdict.detail if isinstance(verdict, Rejection) else ""
+    detail = verdict.detail
     problem = gw.renderer.problem(
         verdict.reason,
         detail=detail or DEFAULT_DETAIL,

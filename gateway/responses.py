@@ -56,6 +56,9 @@ _STATUS: dict[Reason, int] = {
     Reason.ORIGIN_FORBIDDEN: 403,
     Reason.REQUEST_MALFORMED: 400,
     Reason.CONNECTION_LIMIT: 429,
+    Reason.PARAM_FORBIDDEN: 403,
+    Reason.PARAM_MISSING: 400,
+    Reason.TENANT_MISMATCH: 403,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -90,6 +93,9 @@ _TITLE: dict[Reason, str] = {
     Reason.ORIGIN_FORBIDDEN: "This page may not open a connection here",
     Reason.REQUEST_MALFORMED: "The request could not be read",
     Reason.CONNECTION_LIMIT: "Too many open connections",
+    Reason.PARAM_FORBIDDEN: "A parameter in the request is not allowed here",
+    Reason.PARAM_MISSING: "A required parameter is missing",
+    Reason.TENANT_MISMATCH: "The request names another organisation",
 }
 
 # Reasons a person can do something about by asking an admin for access.

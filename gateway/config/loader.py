@@ -35,6 +35,7 @@ from gateway.jsonpointer import parse as parse_pointer
 from gateway.jsonpointer import problem as pointer_problem
 from gateway.model import (
     SENSITIVE_ACTIONS,
+    BodyTenant,
     FieldAllowance,
     GuardMode,
     GuardSpec,
@@ -42,15 +43,19 @@ from gateway.model import (
     IdSource,
     IdSpec,
     OwnerSpec,
+    QueryRules,
     RegistryOwner,
     ResourceDef,
     RoleDef,
     Route,
     RuleSet,
     SqlOwner,
+    TenantBinding,
     UpstreamDef,
 )
+from gateway.query_rules import refused_name
 from gateway.routing import overlap_problems, parse_template
+from gateway.tenant_binding import bound_header_problem
 
 RESERVED_PREFIX = "/.gatehold/"
 
@@ -271,6 +276,60 @@ def _guard_spec(guard: GuardModel) -> GuardSpec:
     return GuardSpec(guard.tenant_field, GuardMode(guard.mode), allowance)
 
 
+def _query_and_tenant_problems(r: RouteModel) -> list[tuple[Loc, str]]:
+    """What is wrong with a route's ``query``, ``bind``, ``body_tenant`` and required ids."""
+    found: list[tuple[Loc, str]] = []
+    if r.public and (r.bind or r.body_tenant):
+        found.append((("public",), "a public route has no tenant to bind: remove bind/body_tenant"))
+    q = r.query
+    if q is not None:
+        both = sorted(set(q.allow or ()) & set(q.deny))
+        if both:
+            found.append((("query",), f"{', '.join(both)} is both allowed and denied"))
+        for n, name in enumerate(q.require):
+            if refused_name(name, q.allow, q.deny):
+                found.append((("query", "require", n), f"{name!r} is required but refused"))
+    bound = set(r.bind.query) if r.bind else set()
+    for n, spec in enumerate(r.query_ids):
+        if q is not None and refused_name(spec.param, q.allow, q.deny):
+            found.append(
+                (("query_ids", n, "param"), f"{spec.param!r} is refused by 'query' — allow it")
+            )
+        if spec.param in bound:
+            found.append((("query_ids", n, "param"), f"{spec.param!r} is also bound by 'bind'"))
+    if r.bind is not None:
+        for name in r.bind.headers:
+            if (bad := bound_header_problem(name)) is not None:
+                found.append((("bind", "headers", name), bad))
+        if not r.bind.query and not r.bind.headers:
+            found.append((("bind",), "bind needs a 'query' or 'headers' entry"))
+    bt = r.body_tenant
+    if bt is not None:
+        if bt.pointer is None and bt.field is None:
+            found.append(
+                (("body_tenant",), "give 'pointer' (JSON bodies), 'field' (forms) or both")
+            )
+        if bt.pointer is not None and (bad_pointer := pointer_problem(bt.pointer)) is not None:
+            found.append((("body_tenant", "pointer"), bad_pointer))
+        elif bt.pointer is not None and parse_pointer(bt.pointer)[-1] == WILDCARD:
+            found.append((("body_tenant", "pointer"), "the pointer must end in a field name"))
+    return found
+
+
+def _query_and_tenant_fields(r: RouteModel) -> dict[str, Any]:
+    """The compiled ``query``, ``bind`` and ``body_tenant`` of a route (already checked)."""
+    fields: dict[str, Any] = {}
+    if r.query is not None:
+        allow = tuple(r.query.allow) if r.query.allow is not None else None
+        fields["query"] = QueryRules(allow, tuple(r.query.deny), tuple(r.query.require))
+    if r.bind is not None:
+        fields["bind"] = TenantBinding(tuple(r.bind.query), tuple(r.bind.headers))
+    if r.body_tenant is not None:
+        bt = r.body_tenant
+        fields["body_tenant"] = BodyTenant(bt.pointer, bt.field, bt.on_missing == "set")
+    return fields
+
+
 class _Compiler:
     """Cross-reference checks and compilation into ``model`` values."""
 
@@ -405,6 +464,8 @@ class _Compiler:
         step_up = self._duration(r.step_up, (*loc, "step_up")) if r.step_up is not None else None
         if r.creates is not None and (bad_creates := self._creates_problem(r.creates)):
             problem(("creates",), bad_creates)
+        for where, message in _query_and_tenant_problems(r):
+            problem(where, message)
         if not ok:
             return None
         sensitive = r.sensitive
@@ -427,6 +488,7 @@ class _Compiler:
             sensitive=sensitive,
             creates=r.creates,
             ignored_lints=frozenset(r.ignore_lints),
+            **_query_and_tenant_fields(r),
         )
 
     def _creates_problem(self, name: str) -> str | None:
@@ -474,7 +536,7 @@ class _Compiler:
                 ids.append(IdSpec(b.type, IdSource.BODY, b.pointer, t))
         for n, q in enumerate(r.query_ids):
             if (t := resource_type(q.type, ("query_ids", n, "type"))) is not None:
-                ids.append(IdSpec(q.type, IdSource.QUERY, q.param, t))
+                ids.append(IdSpec(q.type, IdSource.QUERY, q.param, t, required=q.required))
         for n, f in enumerate(r.form_ids):
             if (t := resource_type(f.type, ("form_ids", n, "type"))) is not None:
                 ids.append(IdSpec(f.type, IdSource.FORM, f.field, t))

@@ -114,6 +114,9 @@ class BodyIdModel(Strict):
 class QueryIdModel(Strict):
     type: str
     param: str = Field(min_length=1)
+    required: bool = Field(
+        default=False, description="Refuse a request whose query string lacks this parameter."
+    )
 
 
 class FormIdModel(Strict):
@@ -140,6 +143,46 @@ class GuardModel(Strict):
     tenant_field: Pointer | None = None
     mode: Literal["block", "filter"] = "block"
     fields: GuardFieldsModel | None = None
+
+
+ParamPattern = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9_*-]+$",
+        description="A parameter name; '*' stands for any run of characters (_facet*).",
+    ),
+]
+ParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")]
+HeaderName = Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]
+
+
+class QueryRulesModel(Strict):
+    allow: list[ParamPattern] | None = Field(
+        default=None, description="Only parameters whose names match one of these."
+    )
+    deny: list[ParamPattern] = Field(
+        default=[], description="Refuse a parameter whose name, or any part of it, matches."
+    )
+    require: list[ParamName] = Field(
+        default=[], description="Refuse a request whose query lacks one of these."
+    )
+
+
+class BindModel(Strict):
+    query: dict[ParamName, Literal["caller.tenant"]] = Field(
+        default={},
+        description="Query parameters set to the request's tenant (every spelling sent is "
+        "removed first).",
+    )
+    headers: dict[HeaderName, Literal["caller.tenant"]] = Field(
+        default={}, description="Request headers set to the request's tenant."
+    )
+
+
+class BodyTenantModel(Strict):
+    pointer: Pointer | None = Field(default=None, description="JSON bodies: the tenant field.")
+    field: ParamName | None = Field(default=None, description="Urlencoded forms: the field.")
+    on_missing: Literal["set", "refuse"] = "set"
 
 
 class FileModel(Strict):
@@ -174,6 +217,9 @@ class RouteModel(Strict):
         description="Lint codes of `gatehold rules check` this route is meant to trip "
         "(say why in a comment), e.g. [writes-unchecked].",
     )
+    query: QueryRulesModel | None = None
+    bind: BindModel | None = None
+    body_tenant: BodyTenantModel | None = None
 
 
 class RulesModel(Strict):
