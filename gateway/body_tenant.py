@@ -122,8 +122,10 @@ def _json_body(
 
 
 def _names_another(where: str, value: Any) -> str:
-    shown = value if isinstance(value, str) else json.dumps(value)
-    return f"{where} names {shown[:60]!r}, not the request's tenant"
+    """The refusal's words: the value is not repeated (a refusal echoes nothing the
+    client sent, so no answer ever carries another tenant's name)."""
+    kind = "another tenant" if isinstance(value, str) and value else "no tenant"
+    return f"{where} names {kind}, not the request's tenant"
 
 
 def _set_missing(node: Any, tokens: tuple[str, ...], tenant: str) -> bool:

@@ -26,8 +26,17 @@ SHADOWED = "route-shadowed"
 WRITES_UNCHECKED = "writes-unchecked"
 FILTER_WITHOUT_WILDCARD = "guard-filters-nothing"
 RESOURCE_UNUSED = "resource-unused"
+GUARD_WITHOUT_QUERY_ALLOW = "guard-without-query-allow"
 UNKNOWN_CODE = "lint-unknown"
-CODES = frozenset({SHADOWED, WRITES_UNCHECKED, FILTER_WITHOUT_WILDCARD, RESOURCE_UNUSED})
+CODES = frozenset(
+    {
+        SHADOWED,
+        WRITES_UNCHECKED,
+        FILTER_WITHOUT_WILDCARD,
+        RESOURCE_UNUSED,
+        GUARD_WITHOUT_QUERY_ALLOW,
+    }
+)
 
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PROBED_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -77,9 +86,15 @@ class _Lines:
 def _checks_objects(route: Route) -> bool:
     """Whether the gateway checks any object or tenant the route's requests name.
 
-    The keys that bind a request to the caller's tenant belong here as they are added.
+    Ids, a tenant in the path, a query parameter or header bound to the request's
+    tenant, or a body whose tenant field must name it.
     """
-    return bool(route.ids) or route.tenant_param is not None
+    return (
+        bool(route.ids)
+        or route.tenant_param is not None
+        or route.bind is not None
+        or route.body_tenant is not None
+    )
 
 
 def _writes(route: Route) -> bool:
@@ -113,12 +128,31 @@ def filter_guard_without_wildcard(ruleset: RuleSet, lines: _Lines) -> Iterator[L
         guard = route.guard
         if guard is None or guard.mode is not GuardMode.FILTER:
             continue
-        if WILDCARD not in parse_pointer(guard.tenant_field):
+        if guard.tenant_field is not None and WILDCARD not in parse_pointer(guard.tenant_field):
             yield Lint(
                 lines.route(ruleset, route),
                 FILTER_WITHOUT_WILDCARD,
                 f"route {route.name!r}: the filter guard's pointer {guard.tenant_field!r} has "
                 "no '*', so it can filter nothing — point it at each item, e.g. /items/*/tenant",
+                route.name,
+            )
+
+
+def guard_without_query_allow(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
+    """A guard checks the tenant field of what the app answers; a client that can shape
+    that answer (a filter, a relabelled column, a raw condition) defeats it. Only a
+    query allow-list (and a bound tenant) takes that shaping away."""
+    for route in ruleset.routes:
+        if route.guard is None or route.guard.tenant_field is None or route.public:
+            continue
+        if route.query is None or route.query.allow is None:
+            yield Lint(
+                lines.route(ruleset, route),
+                GUARD_WITHOUT_QUERY_ALLOW,
+                f"route {route.name!r} is guarded but takes any query parameter: a client "
+                "that can shape the answer can shape the field the guard checks — list the "
+                "parameters it takes (query: {allow: [...]}) and bind the tenant "
+                "(bind: {query: {tenant: caller.tenant}})",
                 route.name,
             )
 
@@ -272,7 +306,9 @@ _LINTS: tuple[Callable[[RuleSet, _Lines], Iterator[Lint]], ...] = (
     writes_unchecked,
     filter_guard_without_wildcard,
     unused_resources,
-    # A `query_ids` parameter the route's `query.allow` does not list belongs here.
+    guard_without_query_allow,
+    # A `query_ids` parameter that `query` refuses is a rules error, not a lint
+    # (``loader._query_and_tenant_problems``): the id could never be sent.
 )
 
 

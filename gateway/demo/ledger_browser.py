@@ -10,7 +10,8 @@ row ids in paths, and each is what a real multi-tenant app offers:
   every answer carries a ``total`` and an opaque ``next_page`` token that encodes the
   last row's customer;
 * ``POST /api/items`` takes the new row's tenant from the body, and ``PUT``/``PATCH
-  /api/items/{id}`` updates any column, the tenant included.
+  /api/items/{id}`` updates any column, the tenant included;
+* ``GET /api/items/{id}.csv`` answers one row as CSV (an id inside a path segment).
 
 The rules in ``rules/demo.yaml`` lock each of these down; the tests show the leak
 without those rules and its refusal with them.
@@ -193,8 +194,16 @@ def browser_routes(db_path: str) -> list[web.RouteDef]:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(found)
 
+    async def item_csv(request: web.Request) -> web.Response:
+        found = read_item(db_path, int(request.match_info["id"]))
+        if found is None:
+            return web.json_response({"error": "not found"}, status=404)
+        line = ",".join(str(found[column]) for column in COLUMNS)
+        return web.Response(text=",".join(COLUMNS) + "\n" + line + "\n", content_type="text/csv")
+
     return [
         web.get("/api/items", list_items),
+        web.get("/api/items/{id:[0-9]+}.csv", item_csv),
         web.post("/api/items", add_item),
         web.route("GET", "/api/items/{id:[0-9]+}", item),
         web.route("PUT", "/api/items/{id:[0-9]+}", item),

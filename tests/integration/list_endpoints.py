@@ -9,6 +9,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
+
 from tests.support.stack import DEMO_RULES
 
 NAIVE_ROUTES = """
@@ -32,12 +34,10 @@ NAIVE_ROUTES = """
 
 def naive_rules() -> str:
     """The demo rules with the data browser's routes written the old way."""
-    text = DEMO_RULES.read_text()
-    head, routes = text.split("\nroutes:\n", 1)
-    kept = "\n".join(
-        line for line in routes.splitlines() if "/api/items" not in line
-    )  # the demo's own, locked-down item routes are replaced below
-    return f"{head}\nroutes:\n{NAIVE_ROUTES.strip(chr(10))}\n{kept}\n"
+    rules = yaml.safe_load(DEMO_RULES.read_text())
+    kept = [route for route in rules["routes"] if not route["name"].startswith("item")]
+    rules["routes"] = yaml.safe_load(NAIVE_ROUTES) + kept
+    return yaml.safe_dump(rules, sort_keys=False)
 
 
 @dataclass(frozen=True)
