@@ -352,9 +352,12 @@ def build_ledger_app(db_path: Path) -> web.Application:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Ledger, the demo legacy app (no access control)")
     parser.add_argument("--port", type=int, default=9001)
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="Address to listen on (0.0.0.0 in a container)."
+    )
     parser.add_argument("--db", type=Path, default=Path("var/ledger.db"))
     args = parser.parse_args(argv)
-    web.run_app(build_ledger_app(args.db), host="127.0.0.1", port=args.port, print=None)
+    web.run_app(build_ledger_app(args.db), host=args.host, port=args.port, print=None)
 
 
 if __name__ == "__main__":
