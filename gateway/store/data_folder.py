@@ -1,18 +1,23 @@
 """Create the folder an embedded SQLite store lives in, before anything opens it.
 
-Every command reaches the store through :func:`gateway.store.engine.open_engine`, so a
-fresh settings file works for ``migrate``, ``users add`` and the rest, not only for
-``serve``. The folder is created owner-only (0700): it holds the database, the signing
-keys and the audit checkpoints. An existing folder keeps its mode.
+Every command reaches the store through :func:`gateway.store.engine.open_engine`, which
+calls :func:`create_folder_on_connect`, so a fresh settings file works for ``migrate``,
+``users add`` and the rest, not only for ``serve``. The folder is made when the first
+connection is opened, not when the engine is built, so building one has no side effects.
+It is created owner-only (0700): it holds the database, and by default the signing keys
+and the audit checkpoints. An existing folder keeps its mode.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.errors import ConfigError
+from gateway.errors import StoreUnavailable
 
 DATA_FOLDER_MODE = 0o700
 
@@ -26,24 +31,29 @@ def sqlite_file(url: URL) -> Path | None:
 
 
 def ensure_data_folder(folder: Path) -> None:
-    """Create ``folder`` (and missing parents) with mode 0700; a clear error if it cannot."""
+    """Create ``folder`` (and missing parents) with mode 0700, or raise
+    :class:`StoreUnavailable` saying what to do."""
     if folder.is_dir():
         return
     try:
         folder.mkdir(mode=DATA_FOLDER_MODE, parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(
-            [
-                f"cannot create the data folder {folder}: {exc.strerror or exc}; "
-                "create it or set data_dir to a folder this user can write"
-            ]
+        raise StoreUnavailable(
+            f"cannot create the data folder {folder}: {exc.strerror or exc}; "
+            "create it or set data_dir to a folder this user can write"
         ) from exc
     # mkdir's mode is filtered by the umask; the folder must be owner-only regardless.
     folder.chmod(DATA_FOLDER_MODE)
 
 
-def ensure_sqlite_folder(url: URL) -> None:
-    """Create the folder of a SQLite database file (nothing for other stores)."""
+def create_folder_on_connect(engine: AsyncEngine, url: URL) -> None:
+    """Before each new connection of a SQLite ``engine``, make sure its folder exists
+    (nothing for in-memory databases; cheap once the folder is there)."""
     path = sqlite_file(url)
-    if path is not None:
-        ensure_data_folder(path.parent)
+    if path is None:
+        return
+    folder = path.parent
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _before_connect(*_args: Any) -> None:
+        ensure_data_folder(folder)

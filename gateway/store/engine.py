@@ -27,7 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import ConfigError, StoreUnavailable
-from gateway.store.data_folder import ensure_sqlite_folder
+from gateway.store.data_folder import create_folder_on_connect
 from gateway.store.tables import GENESIS_HASH, audit_head
 
 SQLITE_PRAGMAS = (
@@ -47,11 +47,11 @@ def open_engine(dsn: str) -> AsyncEngine:
     """An async engine for ``sqlite:///path`` or ``postgresql://user@host/db``."""
     url = _async_url(dsn)
     if url.get_backend_name() == "sqlite":
-        ensure_sqlite_folder(url)  # every command opens the store here: one place for all
         # Every connection is used through a Connection that commits or rolls back, so the
         # pool's extra ROLLBACK on return would only cost one more trip to the driver thread.
         engine = create_async_engine(url, pool_reset_on_return=None)
         _configure_sqlite(engine)
+        create_folder_on_connect(engine, url)  # every command opens the store here
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

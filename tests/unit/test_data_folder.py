@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from gateway.errors import ConfigError
+from gateway.errors import StoreUnavailable
 from gateway.store.data_folder import ensure_data_folder, sqlite_file
 from gateway.store.engine import open_engine
 
@@ -28,21 +28,22 @@ def test_opening_the_store_creates_its_folder_owner_only(tmp_path: Path) -> None
     old = os.umask(0)
     try:
         engine = open_engine(f"sqlite:///{folder / 'gatehold.db'}")
+        assert not folder.exists()  # building the engine has no side effects
+
+        async def touch() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT 1"))
+            await engine.dispose()
+
+        asyncio.run(touch())
     finally:
         os.umask(old)
-
-    async def touch() -> None:
-        async with engine.begin() as conn:
-            await conn.execute(text("SELECT 1"))
-        await engine.dispose()
-
-    asyncio.run(touch())
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     assert (folder / "gatehold.db").is_file()
 
 
-def test_a_folder_that_cannot_be_made_is_a_config_error(tmp_path: Path) -> None:
+def test_a_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    with pytest.raises(ConfigError) as raised:
+    with pytest.raises(StoreUnavailable) as raised:
         ensure_data_folder(tmp_path / "file" / "data")
-    assert "cannot create the data folder" in raised.value.problems[0]
+    assert "cannot create the data folder" in str(raised.value)
