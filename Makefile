@@ -37,8 +37,13 @@ system-deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# `make demo PORT=9000 APP_PORT=9001`: the gateway's port, and the demo app Ledger's
+# (0: any free port).
+PORT     ?= 8080
+APP_PORT ?= 0
+
 demo: $(STAMP)
-	$(BIN)/gatehold demo
+	$(BIN)/gatehold demo --port $(PORT) --app-port $(APP_PORT)
 
 check: $(STAMP)
 	$(BIN)/ruff format --check gateway admin_ui tests bench

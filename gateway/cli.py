@@ -40,6 +40,13 @@ from gateway.store.rule_versions import VersionRow
 from gateway.store.users import UserRow
 
 T = TypeVar("T")
+INIT_NEXT_STEPS = (
+    "tenants add acme",
+    "users add you@example.com --tenant acme --role standard",
+    "check --strict",
+    "serve",
+)
+"""What ``gatehold init`` suggests next, each printed as it can be typed."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -113,7 +120,14 @@ def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> Non
 
 
 @main.command()
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--app-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the demo app Ledger (0: any free port).",
+)
 @click.option(
     "--data",
     "data_dir",
@@ -121,11 +135,40 @@ def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> Non
     default=Path("var/demo"),
     show_default=True,
 )
-def demo(port: int, data_dir: Path) -> None:
+def demo(port: int, app_port: int, data_dir: Path) -> None:
     """Run Gatehold in front of the bundled demo app "Ledger"."""
     from gateway.demo.run import run_demo
 
-    run_demo(port=port, data_dir=data_dir)
+    run_demo(port=port, data_dir=data_dir, app_port=app_port)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("."),
+    show_default=True,
+    help="Folder to write gatehold.yaml and rules.yaml in (created if missing).",
+)
+@click.option(
+    "--upstream",
+    default=None,
+    help="Base URL of your app (default http://127.0.0.1:5000; or edit rules.yaml).",
+)
+def init(folder: Path, upstream: str | None) -> None:
+    """Write a commented starter gatehold.yaml and rules.yaml; never overwrites."""
+    from gateway.starter.init import TEMPLATE_UPSTREAM, Refused, write_starter
+
+    written = write_starter(folder, upstream=upstream or TEMPLATE_UPSTREAM)
+    if isinstance(written, Refused):
+        fail(written.problems)
+    from gateway.demo.typed_commands import gatehold_command
+
+    click.echo(f"wrote {written.settings} and {written.rules}")
+    click.echo("next: point upstreams.app.url in the rules at your app, add a person and serve:")
+    for args in INIT_NEXT_STEPS:
+        click.echo(f"  {gatehold_command(args, config=written.settings)}")
 
 
 def lint_options(command: F) -> F:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.auth.mint import mint_cookie, mint_sign_in_link
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
+from gateway.demo.typed_commands import as_typed, gatehold_command
 from gateway.model import Membership
 from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
 from gateway.store import registry as registry_store
@@ -64,6 +65,14 @@ ADMIN_LINK_VALID_FOR = 8 * 3600.0
 
 # Owners of Ledger's seeded reports; reports created later are learned on create.
 DEMO_REGISTRY = (("report", "r-acme-1", "acme"), ("report", "r-globex-1", "globex"))
+
+
+BANNER_COMMANDS = (
+    "users list",
+    "rules simulate --user alice@acme.test GET /api/invoices/8",
+    "audit verify",
+)
+"""Commands the banner suggests, each printed with the executable and ``--config``."""
 
 
 def demo_rules_path() -> Path:
@@ -110,25 +119,25 @@ async def seed_users(settings: Settings) -> None:
         await engine.dispose()
 
 
-async def start_ledger(db_path: Path) -> tuple[web.AppRunner, str]:
-    """Ledger on a free loopback port."""
+async def start_ledger(db_path: Path, port: int = 0) -> tuple[web.AppRunner, str]:
+    """Ledger on loopback, on ``port`` (0: a free one)."""
     runner = web.AppRunner(build_ledger_app(db_path), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     port = runner.addresses[0][1]
     return runner, f"http://127.0.0.1:{port}"
 
 
-def run_demo(*, port: int, data_dir: Path) -> None:
+def run_demo(*, port: int, data_dir: Path, app_port: int = 0) -> None:
     """Seed, print how to sign in, and serve until Ctrl-C."""
     install_uvloop()
     data_dir.mkdir(parents=True, exist_ok=True)
     seed(data_dir / "ledger.db")
-    asyncio.run(run_until_stopped(lambda: _start(port, data_dir)))
+    asyncio.run(run_until_stopped(lambda: _start(port, data_dir, app_port)))
 
 
-async def _start(port: int, data_dir: Path) -> list[web.AppRunner]:
-    ledger, ledger_url = await start_ledger(data_dir / "ledger.db")
+async def _start(port: int, data_dir: Path, app_port: int = 0) -> list[web.AppRunner]:
+    ledger, ledger_url = await start_ledger(data_dir / "ledger.db", app_port)
     config_path = write_demo_config(data_dir, port=port, ledger_url=ledger_url)
     settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
     await seed_users(settings)
@@ -169,7 +178,10 @@ def _print_banner(
     for email, link in admin_links.items():
         note = next(p.note for p in DEMO_USERS if p.email == email)
         click.echo(f"  {email:<20} {note}\n    {link}")
-    click.echo(f"Config: {config_path}   e.g. gatehold users list --config {config_path}\n")
+    click.echo(f"Config: {as_typed(config_path, Path.cwd())}. Every command takes it, for example:")
+    for args in BANNER_COMMANDS:
+        click.echo(f"  {gatehold_command(args, config=config_path)}")
+    click.echo("")
     click.echo(f"In a browser, open {url}/api/invoices and sign in by email: the sign-in")
     click.echo(f"links are printed here and saved in {settings.outbox_path}/.\n")
     click.echo("From scripts, send one of these session cookies:")

@@ -27,6 +27,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
 from gateway.errors import ConfigError, StoreUnavailable
+from gateway.store.data_folder import create_folder_on_connect
 from gateway.store.tables import GENESIS_HASH, audit_head
 
 SQLITE_PRAGMAS = (
@@ -50,6 +51,7 @@ def open_engine(dsn: str) -> AsyncEngine:
         # pool's extra ROLLBACK on return would only cost one more trip to the driver thread.
         engine = create_async_engine(url, pool_reset_on_return=None)
         _configure_sqlite(engine)
+        create_folder_on_connect(engine, url)  # every command opens the store here
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 

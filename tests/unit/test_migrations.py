@@ -73,7 +73,8 @@ def test_an_unsupported_dsn_is_a_config_error_that_says_what_to_use() -> None:
 
 
 async def test_migrating_an_unreachable_store_raises_store_unavailable(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'missing' / 'fresh.db'}")
+    (tmp_path / "blocked").write_text("a file where the store's folder should be\n")
+    engine = open_engine(f"sqlite:///{tmp_path / 'blocked' / 'fresh.db'}")
     try:
         with pytest.raises(StoreUnavailable):
             await migrate(engine)
