@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.auth.mint import mint_cookie, mint_sign_in_link
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
+from gateway.logs import configure as configure_logging
 from gateway.model import Membership
 from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
 from gateway.store import registry as registry_store
@@ -121,6 +122,7 @@ async def start_ledger(db_path: Path) -> tuple[web.AppRunner, str]:
 
 def run_demo(*, port: int, data_dir: Path) -> None:
     """Seed, print how to sign in, and serve until Ctrl-C."""
+    configure_logging(format="text", level="info")  # a person watches the demo's terminal
     install_uvloop()
     data_dir.mkdir(parents=True, exist_ok=True)
     seed(data_dir / "ledger.db")
