@@ -11,7 +11,7 @@ parser answered. What only the audit knows — the request id, the caller, the r
 the decision and its reason — reaches it through ``note_audited``, which the audit
 writer calls with each entry it is given: the entry lands on a note held in a context
 variable, and each request runs in a task of its own, so a note never outlives its
-request. Nothing is built while the access logger is off for INFO.
+request. Nothing is built for a line the access logger's level leaves out.
 
 No line carries a secret: not the query string (magic-link tokens travel there), no
 header but a well-formed client ``X-Request-Id``, no cookie or key. Session ids appear
@@ -40,7 +40,8 @@ from gateway.ingress import new_request_id
 from gateway.model import AuditEntry
 
 ACCESS_LOG = logging.getLogger("gatehold.access")
-"""The logger of access lines; a level above INFO turns them (and their cost) off."""
+"""The logger of access lines: at WARNING only failed upstreams and 5xx answers are
+written; above it, none, and they cost nothing."""
 
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}")
 """A client's ``X-Request-Id`` kept in the access line: short, printable, no spaces."""
@@ -102,11 +103,16 @@ class AccessLine(AbstractAccessLogger):
 
     @property
     def enabled(self) -> bool:
-        return self.logger.isEnabledFor(logging.INFO)
+        return self.logger.isEnabledFor(logging.WARNING)
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
         note = _NOTE.get() or AccessNote()
         status = response.status
+        level = logging.INFO
+        if note.reason in UPSTREAM_FAILURES or status >= 500:
+            level = logging.WARNING
+        if not self.logger.isEnabledFor(level):
+            return
         # A request the parser refused has no path worth repeating: it is the input
         # that was refused.
         refused = note.reason == "request-malformed"
@@ -129,9 +135,6 @@ class AccessLine(AbstractAccessLogger):
         theirs = request.headers.get("X-Request-Id", "")
         if theirs and CLIENT_REQUEST_ID.fullmatch(theirs):
             fields["client_request_id"] = theirs
-        level = logging.INFO
-        if note.reason in UPSTREAM_FAILURES or status >= 500:
-            level = logging.WARNING
         self.logger.log(level, "access", extra={"fields": fields})
 
 
@@ -185,7 +188,7 @@ def configure(*, format: Literal["json", "text"], level: str) -> None:
     handler.setFormatter(JsonLines() if format == "json" else KeyValueText())
     root.addHandler(handler)
     root.setLevel(level.upper())
-    _noting = ACCESS_LOG.isEnabledFor(logging.INFO)
+    _noting = ACCESS_LOG.isEnabledFor(logging.WARNING)
 
 
 def start_fields(settings: Settings, rules_version: int, workers: int) -> dict[str, Any]:

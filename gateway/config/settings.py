@@ -452,7 +452,9 @@ class LoggingSettings(_Section):
         "json", description="json: one JSON object per line; text: key=value lines."
     )
     level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="The least severe records written; above info, no access lines."
+        "info",
+        description="The least severe records written; at warning only failed requests' "
+        "access lines, at error none.",
     )
 
 

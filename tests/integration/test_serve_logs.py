@@ -18,6 +18,8 @@ import re
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +72,7 @@ class Served:
     run: Run
     log: Path
     process: subprocess.Popen[bytes]
+    ledger: subprocess.Popen[bytes]
 
 
 @pytest.fixture
@@ -122,13 +125,14 @@ def served(tmp_path: Path) -> Iterator[Served]:
         try:
             _wait_for_port(ledger_port, ledger, log)
             _wait_for_port(port, server, log)
-            yield Served(Run(port, config, tmp_path), log, server)
+            yield Served(Run(port, config, tmp_path), log, server, ledger)
         finally:
             if server.poll() is None:
                 server.send_signal(signal.SIGTERM)
                 server.wait(30)
-            ledger.terminate()
-            ledger.wait(10)
+            if ledger.poll() is None:
+                ledger.terminate()
+                ledger.wait(10)
 
 
 async def _traffic(run: Run) -> None:
@@ -220,6 +224,15 @@ async def _traffic(run: Run) -> None:
         run.requests.append(("", "", malformed.status))
 
 
+def _get(run: Run, path: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(f"http://127.0.0.1:{run.port}{path}", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 (loopback)
+            return int(answer.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
 def _mail_text(path: Path) -> str:
     mail = email.message_from_bytes(path.read_bytes())
     parts = mail.walk() if mail.is_multipart() else [mail]
@@ -245,6 +258,11 @@ def _lines(log: Path) -> list[dict[str, Any]]:
 def test_serve_logs_start_access_and_shutdown_lines_without_secrets(served: Served) -> None:
     run = served.run
     asyncio.run(_traffic(run))
+    served.ledger.terminate()  # the upstream fails: its request is logged as a warning
+    served.ledger.wait(10)
+    failed = _get(run, "/api/invoices", {"Authorization": f"Bearer {run.secrets['api key']}"})
+    assert failed in (502, 503, 504)
+    run.requests.append(("GET", "/api/invoices", failed))
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(30) == 0
     lines = _lines(served.log)
@@ -272,7 +290,10 @@ def test_serve_logs_start_access_and_shutdown_lines_without_secrets(served: Serv
     assert pages and {a["route"] for a in pages} == {"gatehold"}
     by_path = [(a["method"], a["path"], a) for a in access]
     listed = [a for m, p, a in by_path if (m, p) == ("GET", "/api/invoices")]
-    by_cookie, by_key, anonymous = listed
+    by_cookie, by_key, anonymous, upstream_down = listed
+    assert upstream_down["level"] == "warning" and upstream_down["caller"] == "apikey:1"
+    assert upstream_down["reason"].startswith("upstream-"), upstream_down
+    assert [line["level"] for line in access].count("warning") == 1
     assert by_cookie["caller"] == "alice@acme.test" and by_cookie["route"] == "invoice-list"
     assert by_cookie["decision"] == "allow" and by_cookie["bytes"] > 0
     assert by_cookie["client_request_id"] == "client-trace-42"
@@ -286,7 +307,7 @@ def test_serve_logs_start_access_and_shutdown_lines_without_secrets(served: Serv
         a for m, p, a in by_path if (m, p) == ("POST", "/.gatehold/login/magic/confirm")
     ]
     assert signed_in["caller"] == "alice@acme.test", signed_in
-    malformed = access[-4:]
+    malformed = access[-5:-1]
     assert all(m["reason"] == "request-malformed" and m["decision"] == "deny" for m in malformed)
     # One line per malformed request, never a traceback.
     assert "Traceback" not in text and "traceback" not in text
