@@ -10,8 +10,9 @@ access-log hook, ``AccessLine``), whether the pipeline, a gateway page or the HT
 parser answered. What only the audit knows — the request id, the caller, the route,
 the decision and its reason — reaches it through ``note_audited``, which the audit
 writer calls with each entry it is given: the entry lands on a note held in a context
-variable, and each request runs in a task of its own, so a note never outlives its
-request. Nothing is built for a line the access logger's level leaves out.
+variable and belongs to the task that made it; each request runs in a task of its
+own, so a note is never read for another request. Nothing is built for a line the
+access logger's level leaves out.
 
 No line carries a secret: not the query string (magic-link tokens travel there), no
 header but a well-formed client ``X-Request-Id``, no cookie or key. Session ids appear
@@ -20,6 +21,7 @@ only as the audit's hash, which is not a secret.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -58,6 +60,9 @@ class AccessNote:
     """What the audit said about the request being answered (a page that writes no
     audit record leaves ``caller`` empty: unknown, not anonymous)."""
 
+    task: object = None
+    """The request's task: the note of another (or of start-up code whose context the
+    server's tasks copied) is never this request's."""
     request_id: str = ""
     caller: str = ""
     client: str = ""
@@ -71,13 +76,23 @@ _noting = False
 """Set by ``configure`` when access lines are on; until then ``note_audited`` is free."""
 
 
+def current_note() -> AccessNote | None:
+    """What the audit said about the request this task answers, if anything."""
+    note = _NOTE.get()
+    return note if note is not None and note.task is asyncio.current_task() else None
+
+
 def note_audited(entry: AuditEntry) -> None:
     """Keep what ``entry`` says about the current request for its access line."""
     if not _noting:
         return
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not a request
+        return
     note = _NOTE.get()
-    if note is None:
-        note = AccessNote()
+    if note is None or note.task is not task:
+        note = AccessNote(task=task)
         _NOTE.set(note)
     if entry.request_id and not note.request_id:
         note.request_id = entry.request_id
@@ -106,7 +121,7 @@ class AccessLine(AbstractAccessLogger):
         return self.logger.isEnabledFor(logging.WARNING)
 
     def log(self, request: BaseRequest, response: StreamResponse, time: float) -> None:
-        note = _NOTE.get() or AccessNote()
+        note = current_note() or AccessNote()
         status = response.status
         level = logging.INFO
         if note.reason in UPSTREAM_FAILURES or status >= 500:
@@ -188,6 +203,8 @@ def configure(*, format: Literal["json", "text"], level: str) -> None:
     handler.setFormatter(JsonLines() if format == "json" else KeyValueText())
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Schema migrations at start are routine; their steps are not worth a line each.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
     _noting = ACCESS_LOG.isEnabledFor(logging.WARNING)
 
 

@@ -315,3 +315,44 @@ def test_serve_logs_start_access_and_shutdown_lines_without_secrets(served: Serv
 
     for what, secret in run.secrets.items():
         assert secret not in text, f"the {what} is in the log"
+
+
+def test_the_demo_logs_text_lines_each_about_its_own_request(tmp_path: Path) -> None:
+    """Start-up writes audit records before serving; no request's line may carry them."""
+    port = free_port()
+    log = tmp_path / "demo.log"
+    with (
+        log.open("w") as errors,
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "demo",
+                "--port",
+                str(port),
+                "--data",
+                str(tmp_path / "demo"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        ) as demo,  # fmt: skip
+    ):
+        try:
+            _wait_for_port(port, demo, log)
+            run = Run(port, tmp_path / "demo" / "gatehold.yaml", tmp_path)
+            assert _get(run, "/api/invoices", {"Accept": "application/json"}) == 401
+            assert _get(run, "/.gatehold/health", {}) == 200
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            assert demo.wait(30) == 0
+    text = log.read_text()
+    access = [line for line in text.splitlines() if " gatehold.access " in line]
+    refused, health = access
+    assert " caller=anonymous " in refused and " route=invoice-list decision=deny " in refused
+    assert ' caller="" ' in health, health  # the page wrote no audit record
+    assert ' path=/.gatehold/health route=gatehold decision="" reason="" status=200 ' in health
+    ids = [re.search(r" request_id=(\S+)", line) for line in access]
+    assert all(ids) and len({found.group(1) for found in ids if found}) == 2
+    assert ' "gatehold started" version=' in text and text.rstrip().endswith('"gatehold stopped"')
+    assert "alembic" not in text and "Traceback" not in text

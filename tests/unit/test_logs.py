@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -13,7 +14,7 @@ import pytest
 from gateway import logs
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
-from gateway.logs import JsonLines, KeyValueText, configure, note_audited
+from gateway.logs import AccessNote, JsonLines, KeyValueText, configure, current_note, note_audited
 from gateway.model import AuditEntry
 
 
@@ -86,3 +87,27 @@ def test_the_logging_section_is_validated(tmp_path: Path) -> None:
     env = {"GATEHOLD_LOGGING__LEVEL": "warning"}
     config.write_text("")
     assert load_settings(config, env=env, cwd=tmp_path).logging.level == "warning"
+
+
+@pytest.mark.usefixtures("clean_root")
+async def test_a_note_made_outside_a_request_is_not_read_by_the_requests_after_it() -> None:
+    configure(format="json", level="info")
+    note_audited(AuditEntry(kind="rules-activated", request_id="start", actor="cli"))
+    assert current_note() is not None  # this task's own
+
+    async def request(entry: AuditEntry | None) -> AccessNote | None:
+        if entry is not None:
+            note_audited(entry)
+        return current_note()
+
+    assert await asyncio.create_task(request(None)) is None
+    seen = await asyncio.create_task(
+        request(AuditEntry(kind="request", request_id="r2", actor="a@b.test", route="x"))
+    )
+    assert seen is not None and (seen.request_id, seen.caller, seen.route) == (
+        "r2",
+        "a@b.test",
+        "x",
+    )
+    own = current_note()
+    assert own is not None and own.request_id == "start"
