@@ -150,7 +150,14 @@ class AccessLine(AbstractAccessLogger):
         theirs = request.headers.get("X-Request-Id", "")
         if theirs and CLIENT_REQUEST_ID.fullmatch(theirs):
             fields["client_request_id"] = theirs
-        self.logger.log(level, "access", extra={"fields": fields})
+        # Built here rather than by ``logger.log``, which walks the stack for the
+        # caller's file and line: the access line's place is always this one.
+        logger = self.logger
+        logger.handle(
+            logger.makeRecord(
+                logger.name, level, __file__, 0, "access", (), None, extra={"fields": fields}
+            )
+        )
 
 
 def _page_name(path: str) -> str:
@@ -241,8 +248,12 @@ def _text_value(value: Any) -> str:
     return text if text and re.fullmatch(r"[^\s\"=]+", text) else json.dumps(text)
 
 
+_second: list[Any] = [None, ""]
+"""The last whole second formatted, and its text: most lines share their second."""
+
+
 def _timestamp(created: float) -> str:
-    return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-        + f".{int(created % 1 * 1000):03d}Z"
-    )
+    second = int(created)
+    if _second[0] != second:
+        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
+    return f"{_second[1]}.{int((created - second) * 1000):03d}Z"
