@@ -44,6 +44,7 @@ from gateway.audit_checkpoints import CheckpointWriter
 from gateway.audit_keys import AuditKey, audit_key
 from gateway.config.settings import Settings
 from gateway.errors import StoreUnavailable
+from gateway.logs import note_audited
 from gateway.model import (
     GLOBAL_TENANT,
     Admitted,
@@ -232,6 +233,7 @@ class AuditWriter:
         """
         if not self.running:
             raise StoreUnavailable("the audit writer is not running")
+        note_audited(entry)
         data_json = canonical_json(entry.data)
         waiter: asyncio.Future[AuditReceipt] = asyncio.get_running_loop().create_future()
         self._waiters_queued += 1
@@ -241,6 +243,7 @@ class AuditWriter:
 
     def record(self, entry: AuditEntry) -> None:
         """Queue ``entry`` without waiting; failures are logged and counted, never raised."""
+        note_audited(entry)
         if self._closing and (self._task is None or self._task.done()):
             self._drop([entry], "the audit writer is closed")
             return

@@ -18,6 +18,8 @@ from gateway.app import build_app
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
 from gateway.errors import ConfigError
+from gateway.logs import ACCESS_LOG, AccessLine, start_fields
+from gateway.logs import configure as configure_logging
 from gateway.responses import mark_own_page
 from gateway.rules_sync import follow_store, initial_rules
 from gateway.server import GatewayRunner
@@ -73,10 +75,16 @@ async def run_until_stopped(
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
+        log.info("gatehold stopped")
 
 
 async def start_gateway(
-    settings: Settings, env: Mapping[str, str], *, reuse_port: bool = False, sync_file: bool = True
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    reuse_port: bool = False,
+    sync_file: bool = True,
+    workers: int = 1,
 ) -> list[web.AppRunner]:
     """The gateway listener and, if configured, the admin listener (``/metrics``).
 
@@ -86,7 +94,9 @@ async def start_gateway(
     version, ruleset = await initial_rules(settings, rules_env, sync_file=sync_file)
     app = build_app(settings, ruleset)
     app[RELOAD] = follow_store(app, settings, rules_env, applied=version).hangup
-    runner = GatewayRunner(app, access_log=None, handle_signals=False)
+    runner = GatewayRunner(
+        app, access_log=ACCESS_LOG, access_log_class=AccessLine, handle_signals=False
+    )
     await runner.setup()
     site = web.TCPSite(
         runner, settings.server.host, settings.server.port, reuse_port=reuse_port or None
@@ -105,6 +115,7 @@ async def start_gateway(
         ).start()
         runners.append(admin_runner)
     log.info("gatehold listening on %s", settings.server.public_url)
+    log.info("gatehold started", extra={"fields": start_fields(settings, version, workers)})
     return runners
 
 
@@ -125,6 +136,7 @@ def serve(
     idle holding a full copy of the gateway's memory, and there is no helper process:
     multiprocessing's spawn context would add its resource tracker (13 MiB).
     """
+    configure_logging(format=settings.logging.format, level=settings.logging.level)
     if workers <= 1:
         _serve_one(settings, dict(env), reuse_port=reuse_port, sync_file=sync_file)
         return
@@ -140,7 +152,13 @@ def serve(
     ]
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            _serve_one(settings, dict(env), reuse_port=True, hangup=partial(_hang_up, others))
+            _serve_one(
+                settings,
+                dict(env),
+                reuse_port=True,
+                hangup=partial(_hang_up, others),
+                workers=workers,
+            )
     finally:
         for process in others:
             process.terminate()  # SIGTERM: each worker drains and closes like this one
@@ -158,12 +176,15 @@ def _serve_one(
     reuse_port: bool,
     hangup: Callable[[], object] | None = None,
     sync_file: bool = True,
+    workers: int = 1,
 ) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it
     install_uvloop()
 
     def start() -> Awaitable[list[web.AppRunner]]:
-        return start_gateway(settings, env, reuse_port=reuse_port, sync_file=sync_file)
+        return start_gateway(
+            settings, env, reuse_port=reuse_port, sync_file=sync_file, workers=workers
+        )
 
     try:
         asyncio.run(run_until_stopped(start, hangup))

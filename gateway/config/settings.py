@@ -445,6 +445,19 @@ class RulesSettings(_Section):
     )
 
 
+class LoggingSettings(_Section):
+    """The gateway's own log on stderr (the audit log is separate)."""
+
+    format: Literal["json", "text"] = Field(
+        "json", description="json: one JSON object per line; text: key=value lines."
+    )
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        "info",
+        description="The least severe records written; at warning only failed requests' "
+        "access lines, at error none.",
+    )
+
+
 class Settings(_Section):
     """Everything a gateway process needs besides its rules."""
 
@@ -468,6 +481,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     access_requests: AccessRequestSettings = AccessRequestSettings()
     reviews: ReviewSettings = ReviewSettings()
+    logging: LoggingSettings = LoggingSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:

@@ -22,6 +22,7 @@ from gateway.auth.mint import mint_cookie, mint_sign_in_link
 from gateway.config.settings import Settings, load_settings
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.demo.typed_commands import as_typed, gatehold_command
+from gateway.logs import configure as configure_logging
 from gateway.model import Membership
 from gateway.runtime import install_uvloop, run_until_stopped, start_gateway
 from gateway.store import registry as registry_store
@@ -130,6 +131,7 @@ async def start_ledger(db_path: Path, port: int = 0) -> tuple[web.AppRunner, str
 
 def run_demo(*, port: int, data_dir: Path, app_port: int = 0) -> None:
     """Seed, print how to sign in, and serve until Ctrl-C."""
+    configure_logging(format="text", level="info")  # a person watches the demo's terminal
     install_uvloop()
     data_dir.mkdir(parents=True, exist_ok=True)
     seed(data_dir / "ledger.db")
