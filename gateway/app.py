@@ -68,7 +68,7 @@ def with_rules(
     forward = gateway.forward
     return replace(
         gateway,
-        **rule_deciders(settings, ruleset, engine),
+        **rule_deciders(settings, ruleset, engine, resolver_calls=gateway.metrics.resolver_calls),
         forward=_forwarder(settings, ruleset, forward.signer, forward.sockets),
     )
 
@@ -77,7 +77,9 @@ def build_gateway(
     settings: Settings, ruleset: RuleSet, engine: AsyncEngine, pages: jinja2.Environment
 ) -> Gateway:
     """Every stage of the pipeline, configured once (creates the signing key on first use)."""
-    deciders = build_deciders(settings, ruleset, engine)
+    metrics = Metrics()
+    deciders = build_deciders(settings, ruleset, engine, resolver_calls=metrics.resolver_calls)
+    metrics.watch_sessions(deciders.sessions.cached_sessions)
     signer = AssertionSigner.load_or_create(
         settings.key_path,
         issuer=settings.server.public_url,
@@ -85,7 +87,6 @@ def build_gateway(
         reuse_seconds=settings.assertion_reuse,
     )
     audit = writer_for(settings, engine)
-    metrics = Metrics()
     metrics.watch_audit(audit)
     limits = settings.limits
     sockets = OpenSockets(audit)
@@ -154,6 +155,7 @@ def build_auth_pages(
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
         client_address=gateway.ingress.client_address,
+        metrics=gateway.metrics,
         oidc=OidcLogins(
             settings.auth.oidc,
             engine=engine,

@@ -44,7 +44,13 @@ class StoreRegistry:
         )
 
 
-def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> Deciders:
+def build_deciders(
+    settings: Settings,
+    ruleset: RuleSet,
+    engine: AsyncEngine,
+    *,
+    resolver_calls: dict[tuple[str, str], int] | None = None,
+) -> Deciders:
     """The stages that decide a request, configured once; nothing here touches disk.
 
     ``rules simulate`` uses these alone; ``build_gateway`` adds the stages that
@@ -78,7 +84,7 @@ def build_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) ->
         sessions=sessions,
         api_keys=api_keys,
         bearer=bearer,
-        **rule_deciders(settings, ruleset, engine),
+        **rule_deciders(settings, ruleset, engine, resolver_calls=resolver_calls),
     )
 
 
@@ -89,7 +95,13 @@ class RuleDeciders(TypedDict):
     overrides: MethodOverrides
 
 
-def rule_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> RuleDeciders:
+def rule_deciders(
+    settings: Settings,
+    ruleset: RuleSet,
+    engine: AsyncEngine,
+    *,
+    resolver_calls: dict[tuple[str, str], int] | None = None,
+) -> RuleDeciders:
     """The deciding stages built from the rules file: a reload builds these anew."""
     router = Router(ruleset.routes)
     return RuleDeciders(
@@ -101,6 +113,7 @@ def rule_deciders(settings: Settings, ruleset: RuleSet, engine: AsyncEngine) -> 
             max_ids=settings.policy.max_ids_per_request,
             max_concurrent=settings.policy.max_concurrent_lookups,
             base_dir=Path(settings.base_dir),
+            calls=resolver_calls,
         ),
         policy=Policy(ruleset.roles),
         overrides=MethodOverrides(

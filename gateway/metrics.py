@@ -10,11 +10,11 @@ on the one event-loop thread of its process, so no lock is needed.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -93,7 +93,16 @@ class Metrics:
         """Answered requests by (route, decision, reason)."""
         self.request_seconds: dict[str, LoopHistogram] = {}
         """Time from arrival to the end of the answer, by decision."""
+        self.upstream_seconds: dict[str, LoopHistogram] = {}
+        """Time until an upstream's answer headers arrive, by upstream."""
+        self.upstream_errors: dict[tuple[str, str], int] = {}
+        """Failed upstream requests by (upstream, ``refused``/``timeout``/``5xx``)."""
+        self.resolver_calls: dict[tuple[str, str], int] = {}
+        """Owner lookups by (resource, ``hit``/``miss``/``error``); ``Ownership`` counts."""
+        self.logins: dict[tuple[str, str], int] = {}
+        """Sign-ins by (method, ``success``/``failure``)."""
         self.registry.register(_RequestCollector(self))
+        ProcessCollector(registry=self.registry)
 
     def decided(self, route: str, decision: str, reason: str, seconds: float | None) -> None:
         """Count one answered request; ``seconds`` from arrival, when known."""
@@ -104,6 +113,28 @@ class Metrics:
             if timer is None:
                 timer = self.request_seconds[decision] = LoopHistogram(LATENCY_BUCKETS)
             timer.observe(seconds)
+
+    def upstream_answered(self, upstream: str, seconds: float, status: int) -> None:
+        """One upstream answer's headers arrived after ``seconds``."""
+        timer = self.upstream_seconds.get(upstream)
+        if timer is None:
+            timer = self.upstream_seconds[upstream] = LoopHistogram(LATENCY_BUCKETS)
+        timer.observe(seconds)
+        if status >= 500:
+            self.upstream_failed(upstream, "5xx")
+
+    def upstream_failed(self, upstream: str, kind: str) -> None:
+        """``kind``: ``refused``, ``timeout`` or ``5xx``."""
+        key = (upstream, kind)
+        self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
+
+    def logged_in(self, method: str, succeeded: bool) -> None:
+        key = (method, "success" if succeeded else "failure")
+        self.logins[key] = self.logins.get(key, 0) + 1
+
+    def watch_sessions(self, count: Callable[[], int]) -> None:
+        """``gatehold_active_sessions``: ``count()`` is called on each scrape."""
+        self.registry.register(_GaugeOnScrape("gatehold_active_sessions", _SESSIONS_HELP, count))
 
     def watch_audit(self, writer: AuditCounters) -> None:
         """Export the audit writer's own counters, read at scrape time."""
@@ -140,6 +171,50 @@ class _RequestCollector(Collector):
             "stage",
             list(m.stages.by_name()),
         )
+        yield _histograms(
+            "gatehold_upstream_request_seconds",
+            "Time from sending a request upstream until its answer headers arrive.",
+            "upstream",
+            sorted(m.upstream_seconds.items()),
+        )
+        yield _counters(
+            "gatehold_upstream_errors",
+            "Upstream requests refused, timed out or answered with a 5xx status.",
+            ["upstream", "kind"],
+            m.upstream_errors,
+        )
+        yield _counters(
+            "gatehold_resolver_calls",
+            "Owner lookups by resource: answered from the cache, looked up, or failed.",
+            ["resource", "result"],
+            m.resolver_calls,
+        )
+        yield _counters(
+            "gatehold_logins",
+            "Interactive sign-ins by method and result.",
+            ["method", "result"],
+            m.logins,
+        )
+
+
+_SESSIONS_HELP = "Sessions in this process's cache: signed in and used within the cache period."
+
+
+class _GaugeOnScrape(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name, self._documentation, self._read = name, documentation, read
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self._name, self._documentation, self._read())
+
+
+def _counters(
+    name: str, documentation: str, labels: list[str], counts: dict[tuple[str, str], int]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=labels)
+    for key, count in sorted(counts.items()):
+        family.add_metric(list(key), count)
+    return family
 
 
 def _histograms(

@@ -85,9 +85,13 @@ class Ownership:
         max_concurrent: int = DEFAULT_MAX_CONCURRENT,
         clock: Callable[[], float] = time.monotonic,
         base_dir: Path | None = None,
+        calls: dict[tuple[str, str], int] | None = None,
     ) -> None:
         """``base_dir``: the folder relative SQLite DSNs are read from (the settings
-        file's, as ``data_dir``); ``None`` leaves them to the working directory."""
+        file's, as ``data_dir``); ``None`` leaves them to the working directory.
+        ``calls``: counts by (resource, ``hit``/``miss``/``error``), shared with the metrics
+        so that a rules reload (a new ``Ownership``) keeps counting into the same series."""
+        self.calls: dict[tuple[str, str], int] = {} if calls is None else calls
         if max_ids < 1 or max_concurrent < 1:
             raise ValueError("max_ids and max_concurrent must be at least 1")
         self._resources = dict(resources)
@@ -189,6 +193,7 @@ class Ownership:
             return key
         cached = self._cache.get(key)
         if cached is not None and cached[1] > self._clock():
+            self._count(key.resource, "hit")
             return cached[0]
         pending = self._inflight.get(key)
         if pending is not None:
@@ -199,12 +204,17 @@ class Ownership:
             async with self._slots:
                 answer = await self._lookup(key)
             self._remember(key, answer)
+            self._count(key.resource, "error" if isinstance(answer, ResolverFailed) else "miss")
             future.set_result(answer)
             return answer
         finally:
             if not future.done():
                 future.set_result(ResolverFailed("lookup was cancelled"))
             del self._inflight[key]
+
+    def _count(self, resource: str, result: str) -> None:
+        key = (resource, result)
+        self.calls[key] = self.calls.get(key, 0) + 1
 
     def _remember(self, key: Lookup, answer: OwnerAnswer) -> None:
         resource = self._resources[key.resource]

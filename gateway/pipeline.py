@@ -216,6 +216,7 @@ async def deliver(
         )
     except UpstreamFailed as failure:
         reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
+        gw.metrics.upstream_failed(failure.upstream, "timeout" if failure.timeout else "refused")
         return refuse(
             gw, request, admitted, Rejection(reason), receipt=receipt, started=started, route=name
         )
@@ -226,7 +227,8 @@ async def deliver(
         return refuse(
             gw, request, admitted, refused_.rejection, receipt=receipt, started=started, route=name
         )
-    lap = _lap(stage.upstream, lap)
+    sent, lap = lap, _lap(stage.upstream, lap)
+    gw.metrics.upstream_answered(match.route.upstream, lap - sent, reply.status)
     guarded = await gw.guard.inspect(reply, match=match, decision=decision)
     checked = guarded.answer
     if isinstance(checked, Rejection):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
@@ -17,6 +17,7 @@ from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.identity import COOKIE_NAME, Identity
+from gateway.metrics import Metrics
 from gateway.model import AuthMethod, Principal
 from gateway.store import external_accounts as account_store
 from gateway.store import sessions as session_store
@@ -49,6 +50,8 @@ class AuthPages:
     client_address: Callable[[web.BaseRequest], str]
     """The client as ingress resolves it through ``server.trusted_proxies``."""
     oidc: OidcLogins | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    """Counts sign-ins (``gatehold_logins``); the gateway's own in ``build_auth_pages``."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -194,6 +197,7 @@ class AuthPages:
         )
         if old is not None and old.session_hash:
             await self.sessions.revoke(old.session_hash)  # a login never keeps an old id
+        self.metrics.logged_in(method.value, succeeded=True)
         await self.audit.begin(
             event_entry(
                 "login",
@@ -219,6 +223,7 @@ class AuthPages:
         **details: str,
     ) -> web.Response:
         """Audit the precise reason; the page shows ``shown`` instead when it is given."""
+        self.metrics.logged_in(method, succeeded=False)
         self.audit.record(
             event_entry(
                 "login-failed",

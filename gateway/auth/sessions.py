@@ -104,6 +104,11 @@ class SessionManager:
         with contextlib.suppress(StoreUnavailable):
             await self._write_seen()
 
+    def cached_sessions(self) -> int:
+        """Live sessions this process has resolved within the cache period (cheap)."""
+        self._cache.expire()
+        return len(self._cache)
+
     async def principal(self, token: str) -> Principal | None:
         """The principal a session cookie stands for, or ``None`` if it is not live."""
         if not TOKEN_SHAPE.fullmatch(token):
