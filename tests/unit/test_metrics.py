@@ -36,3 +36,20 @@ def test_the_exposition_has_counters_and_histograms_by_label() -> None:
     assert 'gatehold_request_seconds_count{decision="deny"}' not in text  # no time was known
     assert 'gatehold_stage_seconds_bucket{le="0.0005",stage="audit_wait"} 1.0' in text
     assert 'gatehold_stage_seconds_count{stage="ingress"} 0.0' in text
+
+
+def test_upstream_answers_and_failures_are_counted_by_upstream_and_kind() -> None:
+    metrics = Metrics()
+    metrics.upstream_answered("ledger", 0.003, 200)
+    metrics.upstream_answered("ledger", 0.004, 503)
+    metrics.upstream_failed("ledger", "timeout")
+    metrics.logged_in("oidc", succeeded=False)
+    metrics.watch_sessions(lambda: 7)
+    text = metrics.exposition().decode()
+    assert 'gatehold_upstream_request_seconds_count{upstream="ledger"} 2.0' in text
+    assert 'gatehold_upstream_errors_total{kind="5xx",upstream="ledger"} 1.0' in text
+    assert 'gatehold_upstream_errors_total{kind="timeout",upstream="ledger"} 1.0' in text
+    assert 'gatehold_upstream_errors_total{kind="refused"' not in text
+    assert 'gatehold_logins_total{method="oidc",result="failure"} 1.0' in text
+    assert "gatehold_active_sessions 7.0" in text
+    assert "process_cpu_seconds_total" in text

@@ -380,3 +380,12 @@ async def test_the_sql_resolver_cannot_write_to_the_system_of_record(tmp_path: P
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT tenant FROM invoices WHERE id = 5").fetchone() == ("acme",)
     conn.close()
+
+
+async def test_lookups_are_counted_as_error_miss_and_hit_by_resource() -> None:
+    registry = FlakyRegistry({("report", "r-1"): "acme"}, failures=1)
+    owners = ownership(registry)
+    ref = ObjectRef("report", "r-1", "path.report_id")
+    for _ in range(3):  # fails, then looked up, then answered from the cache
+        await owners.resolve([ref], upstream="app")
+    assert owners.calls == {("report", "error"): 1, ("report", "miss"): 1, ("report", "hit"): 1}
