@@ -345,6 +345,7 @@ def test_every_metric_the_alerts_and_the_dashboard_name_is_served(running: Runni
 
 def test_the_labels_the_queries_group_and_filter_by_are_served(running: Running) -> None:
     settings = yaml.safe_load(configmap_file("gatehold.yaml"))["server"]
+    running.get(settings["port"], "/no-route-here")  # a decision, whatever ran before
     _, exposition = running.get(settings["admin_port"], "/metrics")
     labels = {
         label
