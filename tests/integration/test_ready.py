@@ -1,7 +1,8 @@
 """``/ready`` on the admin listener follows the store: a real ``gatehold serve`` on a
 PostgreSQL cluster this test starts from the installed binaries is ready, answers 503
 naming the store once the cluster is stopped (liveness still 200), and is ready again
-when the cluster is started, without a restart of the gateway.
+when the cluster is started, without a restart of the gateway. In process: a stopped
+audit writer makes the same page answer 503 naming the writer.
 """
 
 from __future__ import annotations
@@ -25,11 +26,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
+from gateway.live import LIVE
+from gateway.readiness import ready_page_for
 from tests.integration.test_deploy_files import configmap_file, loopback_settings
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
 from tests.support.components import require_component
 from tests.support.servers_base import free_port
+from tests.support.stack import running_stack
 
 
 @dataclass
@@ -167,3 +173,20 @@ def test_ready_follows_the_store_without_a_restart(tmp_path: Path, cluster: Clus
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
+
+
+async def test_ready_names_a_stopped_audit_writer(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        admin = web.Application()
+        admin.router.add_get("/ready", ready_page_for(stack.app))
+        async with TestClient(TestServer(admin)) as client:
+            answer = await client.get("/ready")
+            assert (answer.status, await answer.json()) == (200, {"status": "ready"})
+
+            await stack.app[LIVE].current.audit.close()
+            answer = await client.get("/ready")
+            assert answer.status == 503
+            assert await answer.json() == {
+                "status": "not-ready",
+                "reasons": ["audit: the audit writer is not running"],
+            }
