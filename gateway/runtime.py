@@ -20,6 +20,7 @@ from gateway.context import GATEWAY
 from gateway.errors import ConfigError
 from gateway.logs import ACCESS_LOG, AccessLine, start_fields
 from gateway.logs import configure as configure_logging
+from gateway.readiness import ready_page_for
 from gateway.responses import mark_own_page
 from gateway.rules_sync import follow_store, initial_rules
 from gateway.server import GatewayRunner
@@ -86,7 +87,7 @@ async def start_gateway(
     sync_file: bool = True,
     workers: int = 1,
 ) -> list[web.AppRunner]:
-    """The gateway listener and, if configured, the admin listener (``/metrics``).
+    """The gateway listener and, if configured, the admin listener (``/metrics``, ``/ready``).
 
     The gateway runs the store's active rules version and follows it (``rules_sync``).
     """
@@ -108,6 +109,7 @@ async def start_gateway(
         admin.on_response_prepare.append(mark_own_page)
         admin.router.add_get("/metrics", _metrics_for(app))
         admin.router.add_get("/health", _ok)
+        admin.router.add_get("/ready", ready_page_for(app))
         admin_runner = web.AppRunner(admin, access_log=None)
         await admin_runner.setup()
         await web.TCPSite(

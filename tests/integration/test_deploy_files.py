@@ -134,6 +134,10 @@ def test_the_deployment_runs_three_hardened_replicas_with_probes_and_resources()
     gateway = container("Deployment")
     for probe in ("livenessProbe", "readinessProbe"):
         assert gateway[probe]["httpGet"]["path"].startswith("/"), probe
+    assert gateway["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
+    assert gateway["livenessProbe"]["httpGet"]["path"] == "/.gatehold/health"
+    healthcheck = compose()["services"]["gatehold"]["healthcheck"]["test"]
+    assert any("9090/ready" in part for part in healthcheck), healthcheck
     for kind in ("Deployment", "Job"):
         spec, one = pod_spec(kind), container(kind)
         assert spec["securityContext"]["runAsNonRoot"] is True, kind
@@ -179,8 +183,8 @@ def test_the_gateway_ports_of_the_manifests_are_the_configmaps() -> None:
     gateway = container("Deployment")
     assert named_port("http") == settings["port"]
     assert named_port("admin") == settings["admin_port"]
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert named_port(gateway[probe]["httpGet"]["port"]) == settings["port"]
+    assert named_port(gateway["livenessProbe"]["httpGet"]["port"]) == settings["port"]
+    assert named_port(gateway["readinessProbe"]["httpGet"]["port"]) == settings["admin_port"]
     annotations = manifests()["Deployment"]["spec"]["template"]["metadata"]["annotations"]
     assert int(annotations["prometheus.io/port"]) == settings["admin_port"]
     scrape = yaml.safe_load(PROMETHEUS.read_text())["scrape_configs"]
@@ -321,7 +325,8 @@ def test_every_probe_path_answers_200_on_the_port_the_manifests_name(running: Ru
     for probe in probes:
         status, body = running.get(named_port(probe["port"]), probe["path"])
         assert status == 200, (probe, body)
-        assert json.loads(body) == {"status": "ok"}
+        expected = "ready" if probe["path"] == "/ready" else "ok"
+        assert json.loads(body) == {"status": expected}
 
 
 def test_every_metric_the_alerts_and_the_dashboard_name_is_served(running: Running) -> None:
