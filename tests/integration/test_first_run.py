@@ -295,3 +295,28 @@ def test_the_demo_banner_commands_run_as_typed_from_the_repository_root(
     assert outputs["rules"].returncode == 1
     assert outputs["rules"].stdout.startswith("DENY tenant-foreign")
     assert outputs["audit"].returncode == 0, outputs["audit"].stdout
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ([], "demo --port 8080 --app-port 0"),
+        (["PORT=9000"], "demo --port 9000 --app-port 0"),
+        (["PORT=9000", "APP_PORT=9001"], "demo --port 9000 --app-port 9001"),
+    ],
+)
+def test_make_demo_passes_the_ports_it_is_given(arguments: list[str], expected: str) -> None:
+    """``make -n`` prints the recipe ``make demo`` would run, without running it."""
+    repository = Path(__file__).resolve().parents[2]
+    environment = {k: v for k, v in os.environ.items() if k not in ("PORT", "APP_PORT")}
+    printed = subprocess.run(
+        ["make", "-n", "demo", *arguments],
+        cwd=repository,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    [recipe] = [line for line in printed.splitlines() if "gatehold demo" in line]
+    assert recipe.endswith(f"gatehold {expected}"), recipe
