@@ -448,6 +448,14 @@ class Route:
     """Query parameters and headers set to the request's tenant (``tenant_binding``)."""
     body_tenant: BodyTenant | None = None
     """The body field that must name the request's tenant (``body_tenant``)."""
+    required_params: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
+    """Every parameter the query string must carry (``query.require`` and the required
+    ``query_ids``): derived once here, not on every request."""
+
+    def __post_init__(self) -> None:
+        names = self.query.require if self.query else ()
+        ids = (s.key for s in self.ids if s.source is IdSource.QUERY and s.required)
+        object.__setattr__(self, "required_params", tuple(dict.fromkeys((*names, *ids))))
 
 
 @dataclass(frozen=True, slots=True)

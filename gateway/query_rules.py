@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from gateway.jsonpointer import WILDCARD
-from gateway.model import IdSource, Reason, Rejection, Route
+from gateway.model import Reason, Rejection, Route
 from gateway.params import (
     Name,
     Unreadable,
@@ -78,9 +78,7 @@ def _bound_names(route: Route) -> tuple[Name, ...]:
 
 def required_names(route: Route) -> tuple[str, ...]:
     """Every parameter the route's query string must carry."""
-    names = route.query.require if route.query else ()
-    ids = (s.key for s in route.ids if s.source is IdSource.QUERY and s.required)
-    return tuple(dict.fromkeys((*names, *ids)))
+    return route.required_params
 
 
 def check_query(query: str, route: Route) -> Rejection | None:
