@@ -109,14 +109,16 @@ def serve(config_path: Path | None, workers: int | None, as_worker: bool) -> Non
     settings = settings_from(config_path)
     check_audit_key_or_exit(settings)
     if as_worker:  # started by a `serve --workers N` process, beside it on its port
-        run_server(settings, os.environ, workers=1, reuse_port=True, sync_file=False)
+        one_of = workers or settings.server.workers
+        run_server(settings, os.environ, workers=1, reuse_port=True, sync_file=False, one_of=one_of)
         return
     # Stores and activates the file as its mode says; every problem listed, exit 2.
     run(initial_rules(settings, {**os.environ, **settings.rules_env}))
-    worker = [sys.executable, "-m", "gateway", "serve", "--worker"]
+    count = workers or settings.server.workers
+    worker = [sys.executable, "-m", "gateway", "serve", "--worker", "--workers", str(count)]
     if config_path is not None:
         worker += ["--config", str(config_path.resolve())]
-    run_server(settings, os.environ, workers=workers or settings.server.workers, worker_argv=worker)
+    run_server(settings, os.environ, workers=count, worker_argv=worker)
 
 
 @main.command()

@@ -129,8 +129,12 @@ def serve(
     worker_argv: Sequence[str] = (),
     reuse_port: bool = False,
     sync_file: bool = True,
+    one_of: int = 1,
 ) -> None:
     """Serve until stopped; with ``workers > 1`` run that many processes on one port.
+
+    ``one_of`` is the size of the group a worker started by another process belongs to
+    (its start line says so; it starts no workers itself).
 
     This process is one of them: it starts ``workers - 1`` more as plain child processes
     running ``worker_argv`` (each loads the same settings and builds its own event loop,
@@ -140,7 +144,7 @@ def serve(
     """
     configure_logging(format=settings.logging.format, level=settings.logging.level)
     if workers <= 1:
-        _serve_one(settings, dict(env), reuse_port=reuse_port, sync_file=sync_file)
+        _serve_one(settings, dict(env), reuse_port=reuse_port, sync_file=sync_file, workers=one_of)
         return
     if not worker_argv:
         raise ValueError("several workers need the command line that starts one")

@@ -247,3 +247,20 @@ def test_a_worker_sent_sighup_directly_activates_for_every_process(served: Serve
     assert served.get("/api/invoices")[0] == 403
     assert served.process.poll() is None
     assert _listeners(served) == {served.process.pid, worker}, "a worker stopped"
+
+
+@pytest.mark.parametrize("served", [2], indirect=True, ids=["two-workers"])
+def test_every_worker_start_line_names_the_size_of_its_group(served: Served) -> None:
+    from tests.integration.test_cli import children_of
+
+    (worker,) = children_of(served.process.pid)
+    assert _eventually(lambda: _listeners(served) == {served.process.pid, worker}, within=30)
+
+    def start_lines() -> list[dict[str, Any]]:
+        lines = [json.loads(line) for line in served.log.read_text().splitlines()]
+        return [line for line in lines if line["message"] == "gatehold started"]
+
+    lines = _eventually(lambda: len(start_lines()) == 2 and start_lines(), within=10)
+    assert lines, served.log.read_text()
+    assert {line["pid"] for line in lines} == {served.process.pid, worker}
+    assert [line["workers"] for line in lines] == [2, 2]
