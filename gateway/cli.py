@@ -1128,6 +1128,9 @@ def audit_verify(
         click.echo(f"TAMPERED: {problem}")
     if problems:
         sys.exit(1)
+    if not check.records:
+        click.echo("audit log is empty: nothing to verify yet")
+        return
     if unkeyed_until:
         click.echo(
             f"warning: seq 1-{unkeyed_until} predate the keyed chain; their hashes prove "

@@ -18,6 +18,7 @@ from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.audit_checkpoints import read_checkpoints
 from gateway.audit_keys import audit_key
 from gateway.config.settings import Settings
+from gateway.errors import ConfigError
 from gateway.store import audit_log
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -29,6 +30,8 @@ class TrailCheck:
 
     problems: list[str]
     checkpoints: int
+    records: int
+    """The last sequence number in the log (0: nothing was ever written)."""
 
 
 @asynccontextmanager
@@ -47,8 +50,14 @@ async def verify_trail(
 ) -> TrailCheck:
     """Check the keyed chain against its checkpoints; every edit, deletion, truncation,
     re-hashed record and forged checkpoint is a problem. Raises ``ConfigError`` without
-    the audit key."""
-    key = audit_key(settings, create=False)
+    the audit key, unless the log is empty (a new store: no key has been made yet)."""
+    try:
+        key = audit_key(settings, create=False)
+    except ConfigError:
+        async with opened_store(settings) as engine:
+            if await audit_log.last_seq(engine) == 0:
+                return TrailCheck([], 0, 0)
+        raise
     files = checkpoint_files or (settings.audit_checkpoints_path,)
     # Checkpoints first, the log after: a writer checkpoints only what it has committed,
     # so every checkpoint read here lies within the snapshot verify_chain then reads.
@@ -63,9 +72,9 @@ async def verify_trail(
         broken = await audit_log.verify_chain(
             engine, key=key.chain, checkpoints=checkpoints, unkeyed_until=unkeyed_until
         )
-        empty = await audit_log.last_seq(engine) == 0
+        records = await audit_log.last_seq(engine)
     # A log nothing was ever written to has no checkpoint file yet; any other log has.
-    return TrailCheck(problems + broken + ([] if empty else missing), len(checkpoints))
+    return TrailCheck(problems + broken + (missing if records else []), len(checkpoints), records)
 
 
 @asynccontextmanager

@@ -61,6 +61,7 @@ FIRST_COMMANDS = {
     "users list": ("users", "list"),
     "apikey list": ("apikey", "list"),
     "audit export": ("audit", "export", "--format", "jsonl"),
+    "audit verify": ("audit", "verify"),
     "session mint": ("session", "mint", "nobody@example.com"),
 }
 
@@ -102,6 +103,22 @@ def test_fresh_settings_then_migrate_users_add_and_apikey_create(tmp_path: Path)
     assert "you@example.com" in listed.stdout
     keys = gatehold("apikey", "list", cwd=tmp_path)
     assert "readonly" in keys.stdout and "acme" in keys.stdout
+
+
+def test_audit_verify_needs_the_key_only_once_something_was_written(tmp_path: Path) -> None:
+    fresh_settings(tmp_path, "./var")
+    empty = gatehold("audit", "verify", cwd=tmp_path)
+    assert empty.returncode == 0, empty.stderr
+    assert "audit log is empty" in empty.stdout
+    assert gatehold("tenants", "add", "acme", cwd=tmp_path).returncode == 0  # audited
+    intact = gatehold("audit", "verify", cwd=tmp_path)
+    assert intact.returncode == 0 and "audit chain intact" in intact.stdout, intact.stderr
+    (key,) = (tmp_path / "var" / "keys").iterdir()
+    key.rename(tmp_path / "elsewhere.key")
+    keyless = gatehold("audit", "verify", cwd=tmp_path)
+    assert keyless.returncode == 2
+    assert "audit key file does not exist" in keyless.stderr
+    assert "Traceback" not in keyless.stderr
 
 
 def test_an_existing_data_folder_keeps_its_mode(tmp_path: Path) -> None:
