@@ -7,6 +7,7 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY gateway ./gateway
 COPY admin_ui ./admin_ui
+COPY rules ./rules
 # pip compiles the bytecode here: the image never needs to write it.
 RUN pip install --no-cache-dir --prefix=/install .
 

@@ -33,7 +33,14 @@ from gateway.demo.ledger import seed
 from gateway.store.data_folder import sqlite_file
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
 from tests.support.dockerfile import final_stage
-from tests.support.image_root import ROOT, SYSTEM_PATH, ImageRoot, require_tools, run
+from tests.support.image_root import (
+    ROOT,
+    SYSTEM_PATH,
+    ImageRoot,
+    build_stage,
+    require_tools,
+    run,
+)
 from tests.support.servers_base import free_port
 
 IMAGE = final_stage(ROOT / "Dockerfile")
@@ -80,6 +87,11 @@ def test_every_package_the_project_installs_is_copied_into_the_build() -> None:
     copied = {source.rstrip("/") for copy in IMAGE.build_copies for source in copy.sources}
     assert {package.rstrip("*") for package in packages} <= copied
     assert {"pyproject.toml", project["project"]["readme"]} <= copied
+    # A link in a package (the demo rules) must find its target in the build too.
+    for source in copied:
+        for link in filter(Path.is_symlink, (ROOT / source).rglob("*")):
+            target = link.resolve().relative_to(ROOT)
+            assert any(target.is_relative_to(folder) for folder in copied), (link, target)
 
 
 def test_the_shipped_settings_write_only_into_the_volume() -> None:
@@ -144,7 +156,7 @@ def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @contextmanager
-def started(scratch: Path, app_url: str) -> Iterator[Container]:
+def started(scratch: Path, site: Path, app_url: str) -> Iterator[Container]:
     """``docker run`` of the image, stopped (SIGTERM, as ``docker stop``) afterwards."""
     require_tools()
     port, admin_port = free_port(), free_port()
@@ -156,7 +168,7 @@ def started(scratch: Path, app_url: str) -> Iterator[Container]:
         "GATEHOLD_SERVER__PUBLIC_URL": f"http://127.0.0.1:{port}",
         "APP_URL": app_url,
     }
-    root = ImageRoot(IMAGE, scratch, run_env)
+    root = ImageRoot(IMAGE, scratch, site, run_env)
     log = root.scratch / "container.log"
     with log.open("w") as out, subprocess.Popen(
         root.run_argv(), env={"PATH": SYSTEM_PATH}, stdout=out, stderr=out
@@ -171,14 +183,24 @@ def started(scratch: Path, app_url: str) -> Iterator[Container]:
 
 
 @pytest.fixture(scope="module")
-def container(tmp_path_factory: pytest.TempPathFactory, ledger: str) -> Iterator[Container]:
-    with started(tmp_path_factory.mktemp("image"), ledger) as running:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The package as the image's build stage installs it."""
+    return build_stage(IMAGE, tmp_path_factory.mktemp("build"))
+
+
+@pytest.fixture(scope="module")
+def container(
+    tmp_path_factory: pytest.TempPathFactory, site: Path, ledger: str
+) -> Iterator[Container]:
+    with started(tmp_path_factory.mktemp("image"), site, ledger) as running:
         yield running
 
 
-def test_the_settings_shipped_in_the_image_pass_the_strict_check(tmp_path: Path) -> None:
+def test_the_settings_shipped_in_the_image_pass_the_strict_check(
+    tmp_path: Path, site: Path
+) -> None:
     require_tools()
-    root = ImageRoot(IMAGE, tmp_path, {"APP_URL": "http://app:8080"})
+    root = ImageRoot(IMAGE, tmp_path, site, {"APP_URL": "http://app:8080"})
     checked = run(root.run_argv(["check", "--strict"]))
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "settings and rules are valid (/etc/gatehold/rules.yaml)" in checked.stdout
@@ -194,6 +216,9 @@ def test_the_image_starts_answers_ready_and_passes_its_healthcheck(container: Co
     health = container.exec(*IMAGE.healthcheck)
     assert health.returncode == 0, health.stderr
     assert health.stdout.startswith(f"healthy: http://127.0.0.1:{container.admin_port}/ready")
+    # What runs is what the build stage installed, where the image has it.
+    where = container.exec("python", "-c", "import gateway, admin_ui; print(gateway.__file__)")
+    assert where.stdout.startswith(container.root.site_packages + "/gateway/"), where
 
 
 def test_a_signed_in_request_is_forwarded_to_the_app(container: Container) -> None:
@@ -233,8 +258,10 @@ def test_nothing_is_written_outside_the_volume(container: Container) -> None:
     assert "Traceback" not in container.log.read_text()
 
 
-def test_the_image_stops_on_sigterm_and_its_healthcheck_then_fails(tmp_path: Path) -> None:
-    with started(tmp_path, "http://127.0.0.1:9") as container:
+def test_the_image_stops_on_sigterm_and_its_healthcheck_then_fails(
+    tmp_path: Path, site: Path
+) -> None:
+    with started(tmp_path, site, "http://127.0.0.1:9") as container:
         # A second process in the namespace, to run the health check in after the stop.
         keeper = subprocess.Popen(
             container.root.exec_argv(container.process.pid, ["sleep", "60"]),

@@ -8,11 +8,13 @@ user with exactly its environment (``setpriv``, ``env -i``). Nothing is left on 
 host: a folder the image has and the host lacks (``/etc/gatehold``) is made in an
 overlay over its nearest existing parent, and the overlays vanish with the namespace.
 
-What stands in for the image's own layers: the installed package is this checkout on
-``PYTHONPATH``, run by the interpreter of this test run, whose ``bin`` folder is put on
-``PATH`` where the image has ``/usr/local/bin``. Folders on the way to them that the
-image's user may not enter (a home folder of mode 0700) are opened in the namespace
-only, by an overlay whose top layer is an empty folder of mode 0755.
+What stands in for the image's own layers: the build stage is :func:`build_stage`
+(its ``COPY`` instructions, laid out by setuptools as a wheel would install them),
+bound at the image's ``site-packages`` and named by ``PYTHONPATH``; the interpreter is
+the one of this test run, whose ``bin`` folder is put on ``PATH`` where the image has
+``/usr/local/bin``. Folders on the way to it that the image's user may not enter (a
+home folder of mode 0700) are opened in the namespace only, by an overlay whose top
+layer is an empty folder of mode 0755.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """``PATH`` of the python base image."""
 TOOLS = ("unshare", "nsenter", "setpriv", "mount")
+IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
+"""What .dockerignore keeps out of the build context, among the files copied."""
 
 
 def require_tools() -> None:
@@ -45,12 +49,36 @@ def require_tools() -> None:
         require_component("root", "a private mount namespace needs root (CAP_SYS_ADMIN)")
 
 
+def build_stage(image: Image, folder: Path) -> Path:
+    """The files the build stage installs: its ``COPY`` instructions into a source
+    folder, then setuptools' ``build_py`` (a pure-Python wheel's content)."""
+    source, site = folder / "src", folder / "site"
+    for copy in image.build_copies:
+        assert not copy.destination.startswith("/"), f"COPY to {copy.destination}"
+        for name in copy.sources:
+            if (ROOT / name).is_dir():
+                destination = source / copy.destination
+                shutil.copytree(ROOT / name, destination, symlinks=True, ignore=IGNORED)
+            else:
+                (source / copy.destination).mkdir(parents=True, exist_ok=True)
+                shutil.copy(ROOT / name, source / copy.destination / name)
+    build = f"sys.argv = ['setup.py', '-q', 'build_py', '--build-lib', {str(site)!r}]"
+    built = subprocess.run(
+        [sys.executable, "-c", f"import sys, setuptools; {build}; setuptools.setup()"],
+        cwd=source, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout + built.stderr
+    return site
+
+
 @dataclass
 class ImageRoot:
     """The image's folders in ``scratch``, and how to run commands among them."""
 
     image: Image
     scratch: Path
+    site: Path
+    """What :func:`build_stage` built."""
     run_env: Mapping[str, str] = field(default_factory=dict)
     """What ``docker run -e`` would add to the image's ``ENV``."""
 
@@ -64,12 +92,20 @@ class ImageRoot:
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
         self.copied = self._copy_build_context()
+        self.copied[self.site_packages] = self.site
+
+    @property
+    def site_packages(self) -> str:
+        """Where the image has what the build stage installed."""
+        (install,) = [copy for copy in self.image.copies if copy.from_stage is not None]
+        python = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        return str(PurePosixPath(install.destination, "lib", python, "site-packages"))
 
     @property
     def env(self) -> dict[str, str]:
         """The process environment: the image's, the stand-ins for its layers, ``-e``."""
         interpreter_bin = Path(sys.executable).parent
-        stand_ins = {"PATH": f"{interpreter_bin}:{SYSTEM_PATH}", "PYTHONPATH": str(ROOT)}
+        stand_ins = {"PATH": f"{interpreter_bin}:{SYSTEM_PATH}", "PYTHONPATH": self.site_packages}
         return {**self.image.env, **stand_ins, **self.run_env}
 
     def run_argv(self, args: Sequence[str] | None = None) -> list[str]:
@@ -93,11 +129,12 @@ class ImageRoot:
         return [f"cd {shlex.quote(self.image.workdir)}", f"exec {shlex.join(as_user)}"]
 
     def _copy_build_context(self) -> dict[str, Path]:
-        """Each ``COPY`` of the build context → the scratch folder bound at its place."""
+        """Each ``COPY`` of the build context → the scratch folder bound at its place
+        (the build stage's install: :attr:`site`)."""
         copied: dict[str, Path] = {}
         for number, copy in enumerate(self.image.copies):
             if copy.from_stage is not None:
-                continue  # the installed package: its stand-in is this checkout
+                continue
             folder = self.scratch / "image" / str(number)
             for source in copy.sources:
                 assert (ROOT / source).is_dir(), f"COPY {source}: only folders are handled"
@@ -137,8 +174,8 @@ class ImageRoot:
 
     def _open_closed_folders(self) -> list[str]:
         """Overlays that let the image's user through folders on the way to the
-        interpreter, the virtual environment and this checkout."""
-        needed = [Path(sys.executable).resolve(), Path(sys.prefix), ROOT]
+        interpreter and the virtual environment."""
+        needed = [Path(sys.executable).resolve(), Path(sys.prefix)]
         closed = sorted(
             {
                 folder
