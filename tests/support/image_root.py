@@ -129,8 +129,7 @@ class ImageRoot:
         return [f"cd {shlex.quote(self.image.workdir)}", f"exec {shlex.join(as_user)}"]
 
     def _copy_build_context(self) -> dict[str, Path]:
-        """Each ``COPY`` of the build context → the scratch folder bound at its place
-        (the build stage's install: :attr:`site`)."""
+        """Each ``COPY`` of the build context → the scratch folder bound at its place."""
         copied: dict[str, Path] = {}
         for number, copy in enumerate(self.image.copies):
             if copy.from_stage is not None:
@@ -170,7 +169,8 @@ class ImageRoot:
         for layer in layers.values():
             for folder in (layer, *layer.rglob("*")):
                 folder.chmod(0o755)
-        return [overlay(layer, parent) for parent, layer in layers.items()]
+        outer_first = sorted(layers.items(), key=lambda item: len(item[0].parts))
+        return [overlay(layer, parent) for parent, layer in outer_first]
 
     def _open_closed_folders(self) -> list[str]:
         """Overlays that let the image's user through folders on the way to the
