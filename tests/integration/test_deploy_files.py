@@ -33,6 +33,7 @@ from gateway.model import Reason
 from gateway.responses import _STATUS as STATUS_BY_REASON
 from tests.integration.test_cli import gatehold
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
+from tests.support.dockerfile import final_stage
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
@@ -43,6 +44,7 @@ COMPOSE = DEPLOY / "compose.yaml"
 ALERTS = DEPLOY / "prometheus" / "gatehold-alerts.yaml"
 PROMETHEUS = DEPLOY / "prometheus" / "prometheus.yaml"
 DASHBOARD = DEPLOY / "grafana" / "gatehold-dashboard.json"
+IMAGE = final_stage(ROOT / "Dockerfile")
 
 METRIC_NAME = re.compile(r"(?<![\w:])gatehold_[A-Za-z0-9_:]*")
 GATEWAY_5XX = re.compile(r'reason=~"([^"]+)"')
@@ -136,11 +138,15 @@ def test_the_deployment_runs_three_hardened_replicas_with_probes_and_resources()
         assert gateway[probe]["httpGet"]["path"].startswith("/"), probe
     assert gateway["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "admin"}
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/.gatehold/health"
+    # Compose checks readiness with the image's own health command, more often.
     healthcheck = compose()["services"]["gatehold"]["healthcheck"]["test"]
-    assert any("9090/ready" in part for part in healthcheck), healthcheck
+    assert healthcheck == ["CMD", *IMAGE.healthcheck], healthcheck
+    assert "--ready" in healthcheck
     for kind in ("Deployment", "Job"):
         spec, one = pod_spec(kind), container(kind)
         assert spec["securityContext"]["runAsNonRoot"] is True, kind
+        context = spec["securityContext"]
+        assert (context["runAsUser"], context["runAsGroup"]) == IMAGE.uid_gid, kind
         assert one["securityContext"]["runAsNonRoot"] is True, kind
         assert one["securityContext"]["readOnlyRootFilesystem"] is True, kind
         assert one["securityContext"]["allowPrivilegeEscalation"] is False, kind
@@ -155,6 +161,7 @@ def test_the_deployment_runs_three_hardened_replicas_with_probes_and_resources()
         mounts = {mount["mountPath"] for mount in one["volumeMounts"]}
         assert "/tmp" in mounts, kind
     data_dir = yaml.safe_load(configmap_file("gatehold.yaml"))["data_dir"]
+    assert [data_dir] == IMAGE.volumes
     assert data_dir in {m["mountPath"] for m in gateway["volumeMounts"] if not m.get("readOnly")}
 
 
@@ -194,6 +201,9 @@ def test_the_gateway_ports_of_the_manifests_are_the_configmaps() -> None:
 
 def test_compose_runs_two_gateways_on_postgres_in_front_of_the_demo_app() -> None:
     services = compose()["services"]
+    for name in ("gatehold", "migrate"):  # as the image is tested: a read-only root
+        assert services[name]["read_only"] is True, name
+        assert services[name]["tmpfs"] == ["/tmp"], name
     assert services["gatehold"]["deploy"]["replicas"] == 2
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["gatehold"]["depends_on"]["migrate"] == {
@@ -217,6 +227,9 @@ def test_every_command_the_deployments_run_is_a_real_gatehold_command() -> None:
         if "command" in service
     ]
     commands += [container("Deployment")["args"], container("Job")["args"]]
+    for check in (IMAGE.healthcheck, compose()["services"]["gatehold"]["healthcheck"]["test"][1:]):
+        assert check[0] == IMAGE.entrypoint[0], check
+        commands.append(check[1:])
     assert ["migrate", "--config", "/etc/gatehold/gatehold.yaml"] in commands
     assert container("Job")["args"][0] == "migrate"
     assert sum(c[0] == "serve" for c in commands) == 2
@@ -327,6 +340,22 @@ def test_every_probe_path_answers_200_on_the_port_the_manifests_name(running: Ru
         assert status == 200, (probe, body)
         expected = "ready" if probe["path"] == "/ready" else "ok"
         assert json.loads(body) == {"status": expected}
+
+
+def test_the_images_health_check_finds_the_gateway_through_the_settings(
+    running: Running,
+) -> None:
+    """``gatehold health`` (the image's HEALTHCHECK, compose's health check) asks the
+    listeners the settings name; here, the loopback ports the test moved them to."""
+    server = yaml.safe_load(configmap_file("gatehold.yaml"))["server"]
+    for check in (IMAGE.healthcheck, [*IMAGE.healthcheck[:2]]):
+        done = subprocess.run(
+            [sys.executable, "-m", "gateway", *check[1:], "--config", str(running.config)],
+            env=running.env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        port = running.ports[server["admin_port" if "--ready" in check else "port"]]
+        assert done.stdout.startswith(f"healthy: http://127.0.0.1:{port}/"), done.stdout
 
 
 def test_every_metric_the_alerts_and_the_dashboard_name_is_served(running: Running) -> None:

@@ -111,6 +111,15 @@ def _get(port: int, path: str) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read())
 
 
+def _health(config: Path, env: dict[str, str], *args: str) -> tuple[int, str]:
+    """``gatehold health``: its exit status and its one line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "gateway", "health", "--config", str(config), *args],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
 def _eventually(port: int, path: str, status: int, within: float) -> dict[str, object]:
     deadline = time.monotonic() + within
     while True:
@@ -141,6 +150,7 @@ def test_ready_follows_the_store_without_a_restart(tmp_path: Path, cluster: Clus
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert migrated.returncode == 0, migrated.stderr
+    ready_url = f"http://127.0.0.1:{admin}/ready"
     log = tmp_path / "serve.log"
     with (
         log.open("w") as errors,
@@ -155,6 +165,8 @@ def test_ready_follows_the_store_without_a_restart(tmp_path: Path, cluster: Clus
             _wait_for_port(port, process, log)
             _wait_for_port(admin, process, log)
             assert _get(admin, "/ready") == (200, {"status": "ready"})
+            healthy = f"healthy: {ready_url} answered 200 ready"
+            assert _health(config, env, "--ready") == (0, healthy)
 
             cluster.stop()
             body = _eventually(admin, "/ready", 503, within=10)
@@ -166,9 +178,14 @@ def test_ready_follows_the_store_without_a_restart(tmp_path: Path, cluster: Clus
             assert len(reasons) == 1, reasons
             assert _get(port, "/.gatehold/health") == (200, {"status": "ok"})
             assert _get(admin, "/health") == (200, {"status": "ok"})
+            # The container's health check says the same, in one line, and liveness holds.
+            unready = f"unhealthy: {ready_url} answered 503: store: not answering"
+            assert _health(config, env, "--ready") == (1, unready)
+            assert _health(config, env)[0] == 0
 
             cluster.start()
             assert _eventually(admin, "/ready", 200, within=15) == {"status": "ready"}
+            assert _health(config, env, "--ready")[0] == 0
             assert process.poll() is None, log.read_text()
         finally:
             process.send_signal(signal.SIGTERM)
