@@ -26,6 +26,7 @@ from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_creat
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
+from gateway.auth.sign_in_limits import SignInLimits, limit_key
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
 from gateway.deciders import build_deciders, rule_deciders
@@ -137,6 +138,7 @@ def build_auth_pages(
 ) -> AuthPages:
     """The sign-in pages: magic links, OIDC providers, logout, "your sessions"."""
     keys = settings.data_path / "keys"
+    csrf_secret = load_or_create_secret(keys / CSRF_KEY)
     magic_links = MagicLinks(
         engine=engine,
         mailer=build_mailer(settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path),
@@ -145,13 +147,19 @@ def build_auth_pages(
         ttl=settings.magic_link_ttl,
         public_url=settings.server.public_url,
         sender=settings.mail.sender,
+        limits=SignInLimits(
+            engine,
+            settings.auth.magic_link,
+            key=limit_key(csrf_secret),
+            audit=gateway.audit,
+        ),
     )
     return AuthPages(
         templates=pages,
         identity=gateway.identity,
         sessions=gateway.sessions,
         magic_links=magic_links,
-        csrf=CsrfTokens(load_or_create_secret(keys / CSRF_KEY)),
+        csrf=CsrfTokens(csrf_secret),
         audit=gateway.audit,
         cookie_secure=settings.sessions.cookie_secure,
         client_address=gateway.ingress.client_address,
@@ -230,6 +238,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             gateway.sessions,
             gateway.api_keys,
             gateway.bearer,
+            gateway.enumeration,
         )
         for stage in first:
             await _open(opened, stage)

@@ -80,6 +80,7 @@ def build_deciders(
             slow_after=enumeration.slow_after,
             block_after=enumeration.block_after,
             block_for=enumeration.block_for_seconds,
+            engine=engine,
         ),
         sessions=sessions,
         api_keys=api_keys,

@@ -4,20 +4,44 @@ A principal who collects ``slow_after`` denials on distinct ids within ``window`
 slowed down (each further denial waits a little longer), and at ``block_after`` is
 blocked for ``block_for``. Only denials that an id guesser produces count: a foreign
 or a missing object.
+
+Every replica counts in the store they share (``store.rate_limits``), so a guesser who
+spreads its requests over replicas or workers is counted once, in total. Only counted
+denials, rare in normal traffic, touch the store; ``blocked`` runs on every request and
+reads this process's copy of the active blocks. That copy learns a block made here at
+once, and one made elsewhere by ``refresh``, which ``start`` runs every half second
+(and which anything that hears of a change sooner may call). The replica whose denial
+crossed the threshold stores the block and is the only one told ``newly_blocked``, so
+the block is audited once. When the store cannot count, this process counts alone
+until it can again: the defence weakens to per process, it does not stop.
+
+Object ids are stored as SHA-256 digests: only their number matters here, and the
+denials themselves are in the audit log. Principals are stored as their user id (an
+internal number), which every replica must match against; a block is audited anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from cachetools import TTLCache
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.errors import StoreUnavailable
 from gateway.model import Decision, Principal, Reason
+from gateway.store import rate_limits
+from gateway.store.rate_limits import Denials, SweepTimer
 
+log = logging.getLogger("gatehold")
 COUNTED = frozenset({Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND})
 MAX_DELAY = 2.0
+POLL_SECONDS = 0.5
+"""How often each process reads the blocks other processes made."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +56,7 @@ class Verdict:
 
 
 class EnumerationGuard:
-    """Per-principal sliding window of denied object ids."""
+    """Per-principal sliding window of denied object ids, shared through the store."""
 
     def __init__(
         self,
@@ -41,25 +65,33 @@ class EnumerationGuard:
         slow_after: int,
         block_after: int,
         block_for: float,
-        clock: Callable[[], float] = time.monotonic,
+        engine: AsyncEngine | None = None,
+        clock: Callable[[], float] = time.time,
         max_principals: int = 100_000,
     ) -> None:
         self._window = window
         self._slow_after = slow_after
         self._block_after = block_after
+        self._block_for = block_for
+        self._engine = engine
         self._clock = clock
-        self._denied: TTLCache[str, dict[str, float]] = TTLCache(
+        self._blocked: dict[str, float] = {}
+        """Principal → end of its block; replaced by each ``refresh``."""
+        self._local: TTLCache[str, dict[str, float]] = TTLCache(
             maxsize=max_principals, ttl=window, timer=clock
         )
-        self._blocked: TTLCache[str, bool] = TTLCache(
-            maxsize=max_principals, ttl=block_for, timer=clock
-        )
+        """Denials counted in this process alone: without a store, or while it is down."""
+        self._sweeps = SweepTimer()
+        self._poller: asyncio.Task[None] | None = None
 
     def blocked(self, principal: object) -> bool:
-        """Whether this principal is blocked right now."""
-        return isinstance(principal, Principal) and principal.user_id in self._blocked
+        """Whether this principal is blocked right now (memory only: the hot path)."""
+        if not isinstance(principal, Principal):
+            return False
+        until = self._blocked.get(principal.user_id)
+        return until is not None and self._clock() < until
 
-    def observe(self, principal: object, decision: Decision) -> Verdict:
+    async def observe(self, principal: object, decision: Decision) -> Verdict:
         """Count a denial on an object id; say whether to slow down or block."""
         if not isinstance(principal, Principal) or decision.reason not in COUNTED:
             return Verdict()
@@ -67,15 +99,69 @@ class EnumerationGuard:
         if ref is None:
             return Verdict()
         now = self._clock()
-        seen = self._denied.get(principal.user_id) or {}
+        denials = await self._count(principal.user_id, f"{ref.type}:{ref.id}", now)
+        if denials.newly_blocked:
+            self._blocked = {**self._blocked, principal.user_id: now + self._block_for}
+            return Verdict(newly_blocked=True, distinct_ids=denials.distinct)
+        if denials.distinct > self._slow_after:
+            delay = min(MAX_DELAY, 0.1 * (denials.distinct - self._slow_after))
+            return Verdict(delay=delay, distinct_ids=denials.distinct)
+        return Verdict(distinct_ids=denials.distinct)
+
+    async def _count(self, user_id: str, object_key: str, now: float) -> Denials:
+        if self._engine is None:
+            return self._count_here(user_id, object_key, now)
+        try:
+            return await rate_limits.note_denial(
+                self._engine,
+                principal=user_id,
+                item=rate_limits.digest("object", object_key),
+                window=self._window,
+                block_after=self._block_after,
+                block_for=self._block_for,
+                now=now,
+                sweep=self._sweeps.due(now),
+            )
+        except StoreUnavailable as error:
+            log.warning("enumeration defence counts in this process only: %s", error)
+            return self._count_here(user_id, object_key, now)
+
+    def _count_here(self, user_id: str, object_key: str, now: float) -> Denials:
+        seen = self._local.get(user_id) or {}
         seen = {key: at for key, at in seen.items() if now - at <= self._window}
-        seen[f"{ref.type}:{ref.id}"] = now
-        self._denied[principal.user_id] = seen
-        count = len(seen)
-        if count >= self._block_after and principal.user_id not in self._blocked:
-            self._blocked[principal.user_id] = True
-            return Verdict(newly_blocked=True, distinct_ids=count)
-        if count > self._slow_after:
-            delay = min(MAX_DELAY, 0.1 * (count - self._slow_after))
-            return Verdict(delay=delay, distinct_ids=count)
-        return Verdict(distinct_ids=count)
+        seen[object_key] = now
+        self._local[user_id] = seen
+        crossed = len(seen) >= self._block_after and not self._is_blocked(user_id, now)
+        return Denials(len(seen), newly_blocked=crossed)
+
+    def _is_blocked(self, user_id: str, now: float) -> bool:
+        return self._blocked.get(user_id, 0.0) > now
+
+    async def refresh(self) -> None:
+        """Learn the blocks made by every process sharing the store (one indexed read).
+
+        Raises ``StoreUnavailable``; the blocks known here stay until they end.
+        """
+        if self._engine is None:
+            return
+        stored = await rate_limits.active_blocks(self._engine, now=self._clock())
+        now = self._clock()
+        kept = {user: until for user, until in self._blocked.items() if until > now}
+        self._blocked = {**kept, **stored}
+
+    async def start(self, *, poll_seconds: float = POLL_SECONDS) -> None:
+        """Poll the store for blocks made elsewhere (nothing to do without a store)."""
+        if self._engine is not None:
+            self._poller = asyncio.create_task(self._poll(poll_seconds))
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    async def _poll(self, poll_seconds: float) -> None:
+        while True:
+            with contextlib.suppress(StoreUnavailable):  # the next poll tries again
+                await self.refresh()
+            await asyncio.sleep(poll_seconds)

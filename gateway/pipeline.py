@@ -171,7 +171,7 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
         return refuse(gw, request, admitted, refusal, receipt=None, started=started, route=route)
     _lap(gw.metrics.stages.audit_wait, lap)
     if not decision.allowed or not isinstance(match, RouteMatch):
-        await asyncio.sleep(observe_denial(gw, principal, decision, admitted))
+        await asyncio.sleep(await observe_denial(gw, principal, decision, admitted))
         return refuse(
             gw, request, admitted, decision, receipt=receipt, started=started, route=route
         )

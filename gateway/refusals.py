@@ -141,9 +141,11 @@ async def _caller_of(gw: Gateway, request: web.BaseRequest) -> tuple[str, dict[s
     return "anonymous", {}
 
 
-def observe_denial(gw: Gateway, principal: object, decision: Decision, admitted: Admitted) -> float:
+async def observe_denial(
+    gw: Gateway, principal: object, decision: Decision, admitted: Admitted
+) -> float:
     """Feed the enumeration defence; returns the slow-down delay in seconds."""
-    verdict = gw.enumeration.observe(principal, decision)
+    verdict = await gw.enumeration.observe(principal, decision)
     if verdict.newly_blocked and isinstance(principal, Principal):
         gw.metrics.enumeration_alerts.inc()
         gw.audit.record(

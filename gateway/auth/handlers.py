@@ -16,6 +16,7 @@ from gateway.auth.magic_link import MagicLinks, SignIn
 from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
+from gateway.auth.sign_in_limits import Unavailable
 from gateway.identity import COOKIE_NAME, Identity
 from gateway.metrics import Metrics
 from gateway.model import AuthMethod, Principal
@@ -113,7 +114,11 @@ class AuthPages:
         if self.magic_links.settings.bind_browser and binding is None:
             binding = secrets.token_urlsafe(32)
         client_ip = self.client_address(request)
-        wait = self.magic_links.admit(email, client_ip=client_ip)
+        wait = await self.magic_links.admit(email, client_ip=client_ip)
+        if isinstance(wait, Unavailable):  # the same for every address: the store is down
+            response = self.page("auth_error.html", status=503, reason="sign-in-unavailable")
+            response.headers["Retry-After"] = str(wait.retry_after)
+            return response
         if wait:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
             response.headers["Retry-After"] = str(wait)

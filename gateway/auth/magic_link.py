@@ -14,48 +14,24 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.emails import normalize_email
 from gateway.auth.mailer import Mailer, invite_message, login_message
+from gateway.auth.sign_in_limits import SignInLimits, Unavailable
 from gateway.config.settings import MagicLinkSettings
 from gateway.model import Membership
 from gateway.store import login_links
 from gateway.store import users as user_store
 
 log = logging.getLogger("gatehold.magic_link")
-HOUR = 3600.0
 CONFIRM_PATH = "/.gatehold/login/magic/confirm"
 LOGIN_PATH = "/.gatehold/login"
-
-
-class RateLimiter:
-    """Sliding one-hour windows per key, in this process."""
-
-    def __init__(self, limit: int, *, window: float = HOUR, clock: Callable[[], float]) -> None:
-        self._limit = limit
-        self._window = window
-        self._clock = clock
-        self._hits: TTLCache[str, deque[float]] = TTLCache(100_000, ttl=window, timer=clock)
-
-    def retry_after(self, key: str) -> int:
-        """0 when ``key`` may go ahead (and counts it), else seconds to wait."""
-        now = self._clock()
-        hits = self._hits.get(key) or deque()
-        while hits and now - hits[0] > self._window:
-            hits.popleft()
-        if len(hits) >= self._limit:
-            return max(1, int(self._window - (now - hits[0])) + 1)
-        hits.append(now)
-        self._hits[key] = hits
-        return 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +80,7 @@ class MagicLinks:
         ttl: float,
         public_url: str,
         sender: str,
+        limits: SignInLimits | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._engine = engine
@@ -114,8 +91,7 @@ class MagicLinks:
         self._public_url = public_url.rstrip("/")
         self._sender = sender
         self._clock = clock
-        self._per_email = RateLimiter(settings.per_email_per_hour, clock=clock)
-        self._per_client = RateLimiter(settings.per_client_per_hour, clock=clock)
+        self._limits = limits
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -128,16 +104,18 @@ class MagicLinks:
         """Exactly one plain address (``gateway.auth.emails``): no display name, no tricks."""
         return normalize_email(email) is not None
 
-    def admit(self, email: str, *, client_ip: str) -> int:
-        """0 if a link may be asked for ``email`` now, else the seconds to wait.
+    async def admit(self, email: str, *, client_ip: str) -> int | Unavailable:
+        """0 if a link may be asked for ``email`` now, else the seconds to wait, or
+        ``Unavailable`` when the limits cannot be counted (``sign_in_limits``).
 
         ``email`` must have passed ``valid_email``; anything else is refused here too.
+        Without limits (the admin service's instance, which only invites) nothing is
+        admitted.
         """
         address = _address(email)
-        wait = self._per_client.retry_after(client_ip) or self._per_email.retry_after(address)
-        if wait:
-            self._audit.record(event_entry("magic-link-throttled", actor=address, client=client_ip))
-        return wait
+        if self._limits is None:
+            return Unavailable()
+        return await self._limits.admit(address, client_ip=client_ip)
 
     def issue(self, email: str, *, client_ip: str, rd: str, binding: str | None) -> None:
         """Look the address up, store and mail a link, in the background.

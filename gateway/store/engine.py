@@ -14,6 +14,7 @@ into :class:`~gateway.errors.StoreUnavailable`.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -149,6 +150,18 @@ async def lock_migrations(conn: AsyncConnection) -> None:
     """Let one process at a time migrate (SQLite: BEGIN IMMEDIATE already does)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+async def lock_name(conn: AsyncConnection, name: str) -> None:
+    """Make transactions that lock ``name`` take turns, until this one ends.
+
+    SQLite: a writing transaction already holds the database's write lock (BEGIN
+    IMMEDIATE), in every process. PostgreSQL: a transaction-scoped advisory lock on 64
+    bits of the name's SHA-256, so transactions on other names do not wait.
+    """
+    if conn.dialect.name == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 def _dialect_insert(conn: AsyncConnection, table: Table) -> Any:

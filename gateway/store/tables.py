@@ -265,3 +265,24 @@ rules_active = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 """THE active rules version: one row, replaced in one transaction."""
+
+rate_limit_hits = Table(
+    "rate_limit_hits",
+    metadata,
+    Column("bucket", String(64), nullable=False),
+    Column("item", String(64), nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    PrimaryKeyConstraint("bucket", "item"),
+)
+"""Hits every replica counts against one limit: a hit leaves its window at ``expires_at``.
+
+``bucket`` and ``item`` are digests (``gateway/store/rate_limits.py``), never the raw
+address, email or object id."""
+
+enumeration_blocks = Table(
+    "enumeration_blocks",
+    metadata,
+    Column("principal", Text, primary_key=True, autoincrement=False),
+    Column("blocked_until", Float, nullable=False, index=True),
+)
+"""Principals blocked for probing object ids, until when; every replica polls these."""
