@@ -2,13 +2,16 @@
 
 "Not present" falls through to the next method; "present but invalid" stops with a
 ``Rejection``, so a broken credential can never be mistaken for an anonymous caller
-on a protected route (I4b).
+on a protected route (I4b). A credential that cannot be looked up because the store
+is unreachable is a ``Rejection`` too (``store-unavailable``, answered 503): the caller
+is unknown, never anonymous.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from gateway.errors import StoreUnavailable
 from gateway.model import (
     ANONYMOUS,
     Anonymous,
@@ -26,6 +29,9 @@ class CredentialLookup(Protocol):
 
 
 API_KEY_PREFIX = "ghk_"
+STORE_DOWN = Rejection(
+    Reason.STORE_UNAVAILABLE, "Your sign-in cannot be checked right now; try again shortly."
+)
 
 
 class Identity:
@@ -50,6 +56,12 @@ class Identity:
 
     async def resolve(self, request: IncomingRequest) -> Principal | Anonymous | Rejection:
         """The principal, ``ANONYMOUS`` when no credential came, or why the credential failed."""
+        try:
+            return await self._resolve(request)
+        except StoreUnavailable:
+            return STORE_DOWN
+
+    async def _resolve(self, request: IncomingRequest) -> Principal | Anonymous | Rejection:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return await self._bearer_principal(credential.strip())
