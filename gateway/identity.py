@@ -24,6 +24,20 @@ from gateway.model import (
 COOKIE_NAME = "__Host-gatehold"
 
 
+def unless_store_down(
+    caller: Principal | Anonymous | Rejection,
+) -> Principal | Anonymous | Rejection:
+    """``caller``; raises ``StoreUnavailable`` for ``STORE_DOWN`` instead.
+
+    For the gateway's own pages (sign-in, admin API, access requests): there a caller
+    the store could not check would read as "not signed in" (a 401 or the sign-in
+    page); raised, the safety net answers 503 like the pipeline does.
+    """
+    if caller is STORE_DOWN:
+        raise StoreUnavailable(STORE_DOWN.detail)
+    return caller
+
+
 class CredentialLookup(Protocol):
     async def principal(self, token: str) -> Principal | None: ...
 

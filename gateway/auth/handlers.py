@@ -16,7 +16,7 @@ from gateway.auth.magic_link import MagicLinks, SignIn
 from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
-from gateway.identity import COOKIE_NAME, Identity
+from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
 from gateway.model import AuthMethod, Principal
 from gateway.store import external_accounts as account_store
@@ -78,7 +78,7 @@ class AuthPages:
         )
 
     async def signed_in(self, request: web.Request) -> Principal | None:
-        principal = await self.identity.resolve(request)
+        principal = unless_store_down(await self.identity.resolve(request))
         return principal if isinstance(principal, Principal) else None
 
     # ------------------------------------------------------------ login
