@@ -303,7 +303,7 @@ def _store_unavailable(request: web.Request) -> web.StreamResponse:
         Rejection(Reason.STORE_UNAVAILABLE, "The service is briefly unavailable; try again."),
         actor="anonymous",
         method=request.method,
-        path=request.rel_url.raw_path,
+        path=request.raw_path.split("?", 1)[0][:1024],
     )
 
 
