@@ -30,6 +30,7 @@ from gateway.auth.sign_in_limits import SignInLimits, limit_key
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
 from gateway.deciders import build_deciders, rule_deciders
+from gateway.errors import StoreUnavailable
 from gateway.forward import Forwarder, ForwardLimits
 from gateway.guard import ResponseGuard
 from gateway.inflight import InFlight
@@ -38,7 +39,7 @@ from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.pipeline import handle
-from gateway.refusals import reject_unadmitted, unexpected_error
+from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.server import CONNECTIONS, ConnectionGuard
 from gateway.sockets import OpenSockets
@@ -278,6 +279,8 @@ async def guarded(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except (web.HTTPException, asyncio.CancelledError):
         raise
+    except StoreUnavailable:
+        return _store_unavailable(request)
     except Exception:
         return _unexpected_error(request)
     finally:
@@ -297,6 +300,19 @@ async def _refuse_non_canonical(request: web.Request) -> web.StreamResponse | No
         request.app[GATEWAY],
         request,
         Rejection(Reason.TARGET_AMBIGUOUS, "use the canonical address"),
+    )
+
+
+def _store_unavailable(request: web.Request) -> web.StreamResponse:
+    """503 with ``Retry-After`` for a gateway page that needed the store while it was
+    unreachable: a known outage, not a bug (logged by whoever noticed it first)."""
+    return reject_unread(
+        request.app[GATEWAY],
+        request,
+        Rejection(Reason.STORE_UNAVAILABLE, "The service is briefly unavailable; try again."),
+        actor="anonymous",
+        method=request.method,
+        path=request.raw_path.split("?", 1)[0][:1024],
     )
 
 

@@ -136,6 +136,8 @@ class AuditWriter:
         self._entries = 0
         self._last_batch = 0
         self._failures = 0
+        self._failing = 0
+        """Transactions failed in a row: an outage is logged once, when it starts and ends."""
         self._dropped = 0
         self._sink_failures = 0
         self._queued_total = 0
@@ -366,6 +368,9 @@ class AuditWriter:
             if not isinstance(exc, Exception):
                 raise
             return
+        if self._failing:
+            log.warning("audit commits succeed again after %d failed transactions", self._failing)
+            self._failing = 0
         self._batches += 1
         self._entries += len(rows)
         self._last_batch = len(rows)
@@ -392,8 +397,23 @@ class AuditWriter:
         return await asyncio.get_running_loop().run_in_executor(self._thread, append)
 
     def _fail(self, batch: list[_Pending], exc: BaseException) -> None:
+        """Fail every entry of ``batch``; nothing in it is retried.
+
+        A commit whose outcome is unknown (the connection dropped during ``COMMIT``) may
+        have written the batch: its waiters are still refused, so at worst a request is
+        recorded that was never forwarded, never the reverse (I5). The next batch reads
+        the chain head under its lock again, so a retry never forks the chain.
+
+        While the store is down every batch fails: only the first failure of a run is
+        an error (with its traceback); the rest are counted (``failures``) and logged
+        at debug level, and the first success after them is a warning.
+        """
         self._failures += 1
-        log.error("audit commit of %d entries failed: %s", len(batch), exc, exc_info=exc)
+        self._failing += 1
+        if self._failing == 1:
+            log.error("audit commit of %d entries failed: %s", len(batch), exc, exc_info=exc)
+        else:
+            log.debug("audit commit of %d entries failed: %s", len(batch), exc)
         message = str(exc) if isinstance(exc, StoreUnavailable) else f"audit commit failed: {exc!r}"
         lost = [p.entry for p in batch if p.waiter is None]
         self._dropped += len(lost)

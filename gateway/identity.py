@@ -2,13 +2,16 @@
 
 "Not present" falls through to the next method; "present but invalid" stops with a
 ``Rejection``, so a broken credential can never be mistaken for an anonymous caller
-on a protected route (I4b).
+on a protected route (I4b). A credential that cannot be looked up because the store
+is unreachable is a ``Rejection`` too (``store-unavailable``, answered 503): the caller
+is unknown, never anonymous.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
+from gateway.errors import StoreUnavailable
 from gateway.model import (
     ANONYMOUS,
     Anonymous,
@@ -21,11 +24,28 @@ from gateway.model import (
 COOKIE_NAME = "__Host-gatehold"
 
 
+def unless_store_down(
+    caller: Principal | Anonymous | Rejection,
+) -> Principal | Anonymous | Rejection:
+    """``caller``; raises ``StoreUnavailable`` for ``STORE_DOWN`` instead.
+
+    For the gateway's own pages (sign-in, admin API, access requests): there a caller
+    the store could not check would read as "not signed in" (a 401 or the sign-in
+    page); raised, the safety net answers 503 like the pipeline does.
+    """
+    if caller is STORE_DOWN:
+        raise StoreUnavailable(STORE_DOWN.detail)
+    return caller
+
+
 class CredentialLookup(Protocol):
     async def principal(self, token: str) -> Principal | None: ...
 
 
 API_KEY_PREFIX = "ghk_"
+STORE_DOWN = Rejection(
+    Reason.STORE_UNAVAILABLE, "Your sign-in cannot be checked right now; try again shortly."
+)
 
 
 class Identity:
@@ -50,6 +70,12 @@ class Identity:
 
     async def resolve(self, request: IncomingRequest) -> Principal | Anonymous | Rejection:
         """The principal, ``ANONYMOUS`` when no credential came, or why the credential failed."""
+        try:
+            return await self._resolve(request)
+        except StoreUnavailable:
+            return STORE_DOWN
+
+    async def _resolve(self, request: IncomingRequest) -> Principal | Anonymous | Rejection:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return await self._bearer_principal(credential.strip())

@@ -113,6 +113,15 @@ def note_audited(entry: AuditEntry) -> None:
         note.client = client
 
 
+def note_refused(reason: str) -> None:
+    """The current request was refused after its entry was noted, because that entry
+    could not be committed: its access line says ``deny`` and ``reason``, not the
+    decision the entry held."""
+    note = current_note() if _noting else None
+    if note is not None:
+        note.decision, note.reason = "deny", reason
+
+
 class AccessLine(AbstractAccessLogger):
     """aiohttp's access-log hook: one line per answered request."""
 

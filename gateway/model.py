@@ -44,6 +44,7 @@ class Reason(StrEnum):
     ENUMERATION_BLOCKED = "enumeration-blocked"
     # infrastructure and response
     AUDIT_UNAVAILABLE = "audit-unavailable"
+    STORE_UNAVAILABLE = "store-unavailable"
     UPSTREAM_REFUSED = "upstream-refused"
     UPSTREAM_TIMEOUT = "upstream-timeout"
     GUARD_BLOCKED = "guard-blocked"

@@ -32,6 +32,7 @@ from gateway.created import learn_created
 from gateway.errors import BodyTooLarge, StoreUnavailable, UpstreamFailed
 from gateway.forward import Refused
 from gateway.live import LIVE
+from gateway.logs import note_refused
 from gateway.metrics import LoopHistogram
 from gateway.model import (
     ANONYMOUS,
@@ -168,6 +169,7 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
         )
     except StoreUnavailable:
         refusal = Rejection(Reason.AUDIT_UNAVAILABLE)
+        note_refused(refusal.reason.value)
         return refuse(gw, request, admitted, refusal, receipt=None, started=started, route=route)
     _lap(gw.metrics.stages.audit_wait, lap)
     if not decision.allowed or not isinstance(match, RouteMatch):

@@ -25,6 +25,10 @@ OWN_PAGE_HEADERS = {"X-Content-Type-Options": "nosniff"}
 REQUEST_ACCESS_PATH = "/.gatehold/access/request"
 """The form a refused person asks a tenant's admins for access with (``access_pages.py``)."""
 
+RETRY_UNAVAILABLE_SECONDS = "5"
+"""``Retry-After`` of a 503: the store or a resolver is briefly unreachable (a database
+restart or failover takes seconds); the client may try again after this long."""
+
 _STATUS: dict[Reason, int] = {
     Reason.TARGET_AMBIGUOUS: 400,
     Reason.HEADER_INVALID: 400,
@@ -43,6 +47,7 @@ _STATUS: dict[Reason, int] = {
     Reason.RATE_LIMITED: 429,
     Reason.RESOLVER_FAILED: 503,
     Reason.AUDIT_UNAVAILABLE: 503,
+    Reason.STORE_UNAVAILABLE: 503,
     Reason.UPSTREAM_REFUSED: 502,
     Reason.GUARD_BLOCKED: 502,
     Reason.UPSTREAM_TIMEOUT: 504,
@@ -80,6 +85,7 @@ _TITLE: dict[Reason, str] = {
     Reason.RATE_LIMITED: "Too many requests",
     Reason.RESOLVER_FAILED: "Access could not be checked right now",
     Reason.AUDIT_UNAVAILABLE: "The service is temporarily unavailable",
+    Reason.STORE_UNAVAILABLE: "The service is temporarily unavailable",
     Reason.UPSTREAM_REFUSED: "The application is not reachable",
     Reason.GUARD_BLOCKED: "The application answered with data you may not see",
     Reason.UPSTREAM_TIMEOUT: "The application took too long to answer",
@@ -163,6 +169,8 @@ class Renderer:
             headers["WWW-Authenticate"] = 'Bearer realm="gatehold"'
         if problem.status == 429:
             headers["Retry-After"] = "60"
+        elif problem.status == 503:
+            headers["Retry-After"] = RETRY_UNAVAILABLE_SECONDS
         if wants_html(request):
             if problem.login is not None and request.method in ("GET", "HEAD"):
                 headers["Location"] = problem.login

@@ -200,6 +200,7 @@ class RulesFollower:
             self._listener = None
 
     async def _follow(self) -> None:
+        unreachable = False  # warn once per outage, not at every poll
         while True:
             interval = NOTIFIED_POLL_SECONDS if self.listening else self._poll
             with contextlib.suppress(TimeoutError):
@@ -210,7 +211,13 @@ class RulesFollower:
                 if active is not None and active not in (self.applied, self._failed):
                     await self.apply(active)
             except StoreUnavailable as error:  # the next poll tries again
-                log.warning("rules: cannot read the active version: %s", error)
+                if not unreachable:
+                    log.warning("rules: cannot read the active version: %s", error)
+                unreachable = True
+                continue
+            if unreachable:
+                log.info("rules: the active version can be read again")
+                unreachable = False
 
     @property
     def listening(self) -> bool:

@@ -36,7 +36,7 @@ from gateway.api.operations import (
 from gateway.audit import event_entry
 from gateway.auth.keys import CsrfTokens
 from gateway.context import Gateway
-from gateway.identity import API_KEY_PREFIX
+from gateway.identity import API_KEY_PREFIX, unless_store_down
 from gateway.ingress import new_request_id
 from gateway.live import LIVE
 from gateway.model import GLOBAL_TENANT, Principal, Rejection
@@ -191,7 +191,7 @@ class AdminApi:
         credential = credential.strip()
         if scheme.lower() == "bearer" and credential.startswith(API_KEY_PREFIX):
             return await _admin_key(gw, credential)
-        principal = await gw.identity.resolve(request)
+        principal = unless_store_down(await gw.identity.resolve(request))
         if isinstance(principal, Rejection):
             return Refused(401, str(principal.reason), principal.detail)
         if not isinstance(principal, Principal):

@@ -17,7 +17,7 @@ from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
-from gateway.identity import COOKIE_NAME, Identity
+from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
 from gateway.model import AuthMethod, Principal
 from gateway.store import external_accounts as account_store
@@ -79,7 +79,7 @@ class AuthPages:
         )
 
     async def signed_in(self, request: web.Request) -> Principal | None:
-        principal = await self.identity.resolve(request)
+        principal = unless_store_down(await self.identity.resolve(request))
         return principal if isinstance(principal, Principal) else None
 
     # ------------------------------------------------------------ login

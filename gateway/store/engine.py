@@ -40,6 +40,9 @@ SQLITE_PRAGMAS = (
 READ_ONLY = "gatehold_read_only"
 """Execution option: on SQLite, begin with a deferred BEGIN instead of BEGIN IMMEDIATE."""
 MIGRATION_LOCK_KEY = 0x6761746568  # "gateh"; a fixed PostgreSQL advisory lock key
+CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long a new PostgreSQL connection may take (asyncpg waits 60 s by default): a
+server that accepts but does not answer makes requests wait this long, then 503."""
 DRIVER_ERRORS = (SQLAlchemyError, OSError)
 """What a driver raises when it cannot connect, read or commit (timeouts are OSErrors)."""
 
@@ -54,7 +57,13 @@ def open_engine(dsn: str) -> AsyncEngine:
         _configure_sqlite(engine)
         create_folder_on_connect(engine, url)  # every command opens the store here
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    return create_async_engine(
+        url,
+        pool_size=10,
+        max_overflow=20,
+        pool_pre_ping=True,
+        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+    )
 
 
 def _async_url(dsn: str) -> URL:

@@ -7,21 +7,16 @@ audit writer makes the same page answer 503 naming the writer.
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 import secrets
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -33,74 +28,15 @@ from gateway.live import LIVE
 from gateway.readiness import ready_page_for
 from tests.integration.test_deploy_files import configmap_file, loopback_settings
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
-from tests.support.components import require_component
+from tests.support.pg_cluster import Cluster, started_cluster
 from tests.support.servers_base import free_port
 from tests.support.stack import running_stack
 
 
-@dataclass
-class Cluster:
-    """A throwaway PostgreSQL cluster run by the ``postgres`` system user."""
-
-    bin: Path
-    folder: Path
-    port: int
-
-    def pg_ctl(self, *args: str) -> None:
-        data = self.folder / "data"
-        command = [str(self.bin / "pg_ctl"), "-D", str(data), "-w", *args]
-        done = subprocess.run(
-            _as_postgres(command), capture_output=True, text=True, timeout=60, check=False
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
-        self.pg_ctl("-o", options, "-l", str(self.folder / "postgres.log"), "start")
-
-    def stop(self) -> None:
-        self.pg_ctl("-m", "fast", "stop")
-
-    @property
-    def dsn(self) -> str:
-        return f"postgresql://gatehold@127.0.0.1:{self.port}/postgres"
-
-
-def _as_postgres(command: list[str]) -> list[str]:
-    if os.geteuid() != 0:
-        return command
-    return ["su", "postgres", "-s", "/bin/sh", "-c", shlex.join(command)]
-
-
 @pytest.fixture
 def cluster() -> Iterator[Cluster]:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        require_component("PostgreSQL", "install the postgresql package (initdb, pg_ctl)")
-    bin_dir = Path(found[-1]).parent
-    folder = Path(tempfile.mkdtemp(prefix="gatehold-ready-pg-"))
-    folder.chmod(0o755)
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-    initdb = [str(bin_dir / "initdb"), "-D", str(folder / "data"), "-A", "trust", "-U", "gatehold"]
-    done = subprocess.run(
-        _as_postgres(initdb), capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    running = Cluster(bin_dir, folder, free_port())
-    running.start()
-    try:
+    with started_cluster("gatehold-ready-pg-") as running:
         yield running
-    finally:
-        subprocess.run(
-            _as_postgres(
-                [str(bin_dir / "pg_ctl"), "-D", str(folder / "data"), "-m", "immediate", "stop"]
-            ),
-            capture_output=True,
-            timeout=60,
-            check=False,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _get(port: int, path: str) -> tuple[int, dict[str, object]]:

@@ -7,6 +7,7 @@ import csv
 import hmac
 import io
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -191,6 +192,31 @@ async def test_the_writer_commits_again_once_the_store_is_back(tmp_path: Path) -
         await writer.close()
         await engine.dispose()
     assert receipt.seq == 1
+
+
+async def test_an_outage_is_logged_when_it_starts_and_ends_not_per_batch(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'later' / 'gatehold.db'}")
+    writer = AuditWriter(engine, key=KEY)
+    await writer.start()
+    caplog.set_level(logging.DEBUG, logger="gateway.audit")
+    try:
+        for n in range(5):  # five requests, one after the other: five failed transactions
+            with pytest.raises(StoreUnavailable):
+                await writer.begin(entry(n))
+        (tmp_path / "later").mkdir()
+        await migrate(engine)
+        await writer.begin(entry(5))
+        await writer.begin(entry(6))
+    finally:
+        await writer.close()
+        await engine.dispose()
+    loud = [(r.levelname, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [level for level, _ in loud] == ["ERROR", "WARNING"], loud
+    assert loud[1][1] == "audit commits succeed again after 5 failed transactions"
+    assert writer.failures == 5
+    assert [r.levelname for r in caplog.records].count("DEBUG") == 4
 
 
 async def test_failed_records_are_counted_not_raised(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
+from gateway.errors import StoreUnavailable
 from gateway.identity import COOKIE_NAME, Identity
 from gateway.model import ANONYMOUS, AuthMethod, Membership, Principal, Reason, Rejection
 
@@ -155,3 +156,30 @@ async def test_other_authorization_schemes_are_the_apps_and_pass_through(
     assert await resolve(identity, Authorization=authorization) is ANONYMOUS
     assert await resolve(identity, Authorization=authorization, Cookie=cookie("s-good")) == ALICE
     assert stores.bearer.asked == [] and stores.api_keys.asked == []
+
+
+class Unreachable:
+    """A credential store whose database cannot be reached."""
+
+    async def principal(self, token: str) -> Principal | None:
+        raise StoreUnavailable("store read failed: connection refused")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Cookie": cookie("s-good")},
+        {"Authorization": "Bearer ghk_good"},
+        {"Authorization": "Bearer eyJ.good.jwt"},
+    ],
+    ids=["session", "api key", "bearer"],
+)
+async def test_a_credential_the_store_cannot_look_up_is_refused_as_store_unavailable(
+    headers: dict[str, str],
+) -> None:
+    down = Unreachable()
+    identity = Identity(sessions=down, api_keys=down, bearer=down)
+    answer = await identity.resolve(make_mocked_request("GET", "/api/x", headers=headers))
+    # Unknown, never anonymous: a public route still runs, a protected one answers 503.
+    assert isinstance(answer, Rejection) and answer.reason is Reason.STORE_UNAVAILABLE
+    assert await resolve(identity) is ANONYMOUS, "no credential needs no store"

@@ -14,7 +14,15 @@ import pytest
 from gateway import logs
 from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
-from gateway.logs import AccessNote, JsonLines, KeyValueText, configure, current_note, note_audited
+from gateway.logs import (
+    AccessNote,
+    JsonLines,
+    KeyValueText,
+    configure,
+    current_note,
+    note_audited,
+    note_refused,
+)
 from gateway.model import AuditEntry
 
 
@@ -111,3 +119,21 @@ async def test_a_note_made_outside_a_request_is_not_read_by_the_requests_after_i
     )
     own = current_note()
     assert own is not None and own.request_id == "start"
+
+
+@pytest.mark.usefixtures("clean_root")
+async def test_a_request_refused_after_its_entry_was_noted_is_logged_as_refused() -> None:
+    configure(format="json", level="info")
+
+    async def request() -> AccessNote | None:
+        note_audited(
+            AuditEntry(
+                kind="request", request_id="r3", route="x", decision="allow", reason="role-allowed"
+            )
+        )
+        note_refused("audit-unavailable")  # the entry could not be committed
+        return current_note()
+
+    seen = await asyncio.create_task(request())
+    assert seen is not None
+    assert (seen.route, seen.decision, seen.reason) == ("x", "deny", "audit-unavailable")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from gateway.errors import ConfigError, StoreUnavailable
-from gateway.store.engine import open_engine
+from gateway.store.engine import CONNECT_TIMEOUT_SECONDS, open_engine, reading
 from gateway.store.migrate import SCHEMA_REVISION, alembic_config, migrate
 from gateway.store.tables import GENESIS_HASH, metadata
 
@@ -101,3 +103,29 @@ def test_a_current_store_is_opened_without_loading_alembic(tmp_path: Path) -> No
         for _ in range(2)
     ]
     assert runs == ["True", "False"]  # the first run migrates, the second finds it current
+
+
+async def test_a_postgresql_server_that_never_answers_fails_within_the_connect_timeout() -> None:
+    """A server that accepts connections but says nothing (a hung or half-partitioned
+    database) is a ``StoreUnavailable`` after ``CONNECT_TIMEOUT_SECONDS``, not a minute."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def silent(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    engine = open_engine(f"postgresql://gatehold@127.0.0.1:{port}/gatehold")
+    started = time.monotonic()
+    try:
+        with pytest.raises(StoreUnavailable):
+            async with reading(engine) as conn:
+                await conn.execute(text("SELECT 1"))
+    finally:
+        elapsed = time.monotonic() - started
+        await engine.dispose()
+        for writer in held:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert CONNECT_TIMEOUT_SECONDS - 0.5 <= elapsed < CONNECT_TIMEOUT_SECONDS + 3, elapsed

@@ -126,12 +126,20 @@ def test_a_401_always_carries_a_challenge(reason: Reason, accept: dict[str, str]
 
 @pytest.mark.parametrize("accept", [API, BROWSER], ids=["json", "html"])
 @pytest.mark.parametrize("reason", REFUSALS, ids=str)
-def test_a_429_always_says_when_to_retry(reason: Reason, accept: dict[str, str]) -> None:
+def test_a_429_or_503_always_says_when_to_retry(reason: Reason, accept: dict[str, str]) -> None:
     response = rendered(reason, accept=accept, method="POST")
-    if response.status == 429:
+    if response.status in (429, 503):
         assert int(response.headers["Retry-After"]) > 0
     else:
         assert "Retry-After" not in response.headers
+
+
+def test_an_unreachable_store_is_a_503_retried_within_seconds() -> None:
+    for reason in (Reason.STORE_UNAVAILABLE, Reason.AUDIT_UNAVAILABLE):
+        response = rendered(reason, accept=API)
+        assert response.status == 503
+        assert 0 < int(response.headers["Retry-After"]) <= 10, "a database restart is brief"
+        assert problem_json(response)["type"] == f"/.gatehold/problems/{reason}"
 
 
 @pytest.mark.parametrize("reason", REFUSALS, ids=str)
