@@ -275,7 +275,7 @@ class Forwarder:
             headers = file_answer_headers(
                 headers,
                 disposition=match.route.file_disposition,
-                fallback_name=match.params.get("rest") or urlsplit(str(response.url)).path,
+                fallback_name=match.params.get("rest") or response.url.path,
             )
         return headers
 

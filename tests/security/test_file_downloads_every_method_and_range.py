@@ -163,6 +163,10 @@ routes:
     upstream: files
     resource: {{type: doc, id: path.doc_id}}
     file: {{disposition: attachment}}
+  - name: report-file
+    match: {{path: "/reports/{{name}}", methods: [GET]}}
+    upstream: files
+    file: {{disposition: inline}}
 """
 CONTENT = b"<html><script>fetch('/api/invoices').then(r => r.text())</script></html>\n"
 WEAK = (
@@ -273,3 +277,13 @@ async def test_the_demo_documents_are_offered_under_their_sanitized_names(
     for header, value in FILE_ANSWER_HEADERS:
         assert answer.all(header) == [value], header
     assert answer.headers["content-type"].startswith("text/plain")
+
+
+async def test_a_file_the_app_does_not_name_is_named_by_its_decoded_path(tmp_path: Path) -> None:
+    async with file_stack(tmp_path) as (stack, _):
+        target = "/reports/r%C3%A9sum%C3%A9%20%E2%80%AEv2.pdf"
+        answer = await send(gateway_port(stack), "GET", target, stack.cookie(ALICE))
+    assert answer.status == 200
+    assert answer.all("content-disposition") == [
+        "inline; filename=\"resume v2.pdf\"; filename*=UTF-8''r%C3%A9sum%C3%A9%20v2.pdf"
+    ]
