@@ -66,7 +66,14 @@ SPELLINGS: dict[str, dict[str, str]] = {
 METHODS = ("GET", "HEAD")
 CASES = [(method, name) for method in METHODS for name in SPELLINGS]
 IDS = [f"{method} for {name}" for method, name in CASES]
-ACCEPTS = {"json": "application/json", "html": "text/html"}
+
+
+def with_etag(spelling: str, etag: str) -> dict[str, str]:
+    """The headers of ``spelling``, with ``etag`` for the file's ETag."""
+    return {k: v.replace(ETAG, etag) for k, v in SPELLINGS[spelling].items()}
+
+
+ACCEPTS = ("application/json", "text/html")
 ALIKE = ("content-type", "content-length", "cache-control", "x-content-type-options")
 
 
@@ -85,7 +92,7 @@ def gateway_port(stack: Stack) -> int:
 
 async def request_row(stack: Stack, response: RawResponse) -> dict[str, Any]:
     """The one ``request`` audit row of an answered request, ``data`` decoded."""
-    rows = [r for r in await stack.audit_rows(response.headers["x-request-id"])]
+    rows = await stack.audit_rows(response.headers["x-request-id"])
     requests = [r for r in rows if r["kind"] == "request"]
     assert len(requests) == 1, rows
     row = requests[0]
@@ -104,7 +111,7 @@ async def test_a_foreign_file_is_the_same_404_for_any_method_and_range(
     headers = with_etag(spelling, '"0-0"')
     async with running_stack(tmp_path) as stack:
         port = gateway_port(stack)
-        for accept in ACCEPTS.values():
+        for accept in ACCEPTS:
             whole = await send(port, "GET", FOREIGN, stack.cookie(ALICE), accept=accept)
             foreign = await send(
                 port, method, FOREIGN, headers | stack.cookie(ALICE), accept=accept
@@ -121,10 +128,8 @@ async def test_a_foreign_file_is_the_same_404_for_any_method_and_range(
             hits = await stack.ledger_hits()
             for answer in (foreign, missing):
                 assert hits.get(answer.headers["x-request-id"], 0) == 0, "Ledger was reached"
-            foreign_row, missing_row = (
-                await request_row(stack, foreign),
-                await request_row(stack, missing),
-            )
+            foreign_row = await request_row(stack, foreign)
+            missing_row = await request_row(stack, missing)
             assert (foreign_row["decision"], foreign_row["reason"]) == ("deny", "tenant-foreign")
             assert (missing_row["decision"], missing_row["reason"]) == ("deny", "object-not-found")
             assert foreign_row["method"] == missing_row["method"] == method
@@ -202,10 +207,6 @@ async def direct(app: Scripted, method: str, headers: dict[str, str]) -> RawResp
     port = urlsplit(app.url).port
     assert port is not None
     return await send(port, method, "/docs/1", headers)
-
-
-def with_etag(spelling: str, etag: str) -> dict[str, str]:
-    return {k: v.replace(ETAG, etag) for k, v in SPELLINGS[spelling].items()}
 
 
 @pytest.mark.parametrize(("method", "spelling"), CASES, ids=IDS)
