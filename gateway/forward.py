@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import time
-import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -31,6 +29,7 @@ from yarl import URL
 
 from gateway.assertion import AssertionSigner
 from gateway.body_stream import RequestBody
+from gateway.downloads import file_answer_headers
 from gateway.errors import BodyStalled, BodyTooLarge, UpstreamFailed
 from gateway.headers import (
     DEFAULT_STRIP,
@@ -57,11 +56,10 @@ from gateway.tenant_binding import bind_headers
 
 CHUNK = 64 * 1024
 _BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
-_FILENAME = re.compile(r"""filename\*?=(?:UTF-8'')?"?([^";]+)"?""", re.IGNORECASE)
 _DECODED_BY_SERVER = frozenset({"gzip", "deflate", "br", "zstd"})
 """``Content-Encoding`` values aiohttp's server inflates before the body is read."""
 
-__all__ = ["Forwarder", "Refused", "content_disposition"]
+__all__ = ["Forwarder", "Refused"]
 
 
 class Refused(Exception):
@@ -274,13 +272,11 @@ class Forwarder:
             if name in headers:
                 headers[name] = self._public_location(headers[name], upstream)
         if match.route.file_disposition is not None:
-            original = _FILENAME.search(headers.get("Content-Disposition", ""))
-            name = original.group(1) if original else match.params.get("rest", "") or ""
-            headers["Content-Disposition"] = content_disposition(
-                match.route.file_disposition, name or urlsplit(str(response.url)).path
+            headers = file_answer_headers(
+                headers,
+                disposition=match.route.file_disposition,
+                fallback_name=match.params.get("rest") or response.url.path,
             )
-            headers["X-Content-Type-Options"] = "nosniff"
-            headers["Cache-Control"] = "private, no-store"
         return headers
 
     def _public_location(self, location: str, upstream: UpstreamDef) -> str:
@@ -519,12 +515,3 @@ async def _pump(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocket
     await upstream.close()
     await client.close()
     return moved
-
-
-def content_disposition(disposition: str, filename: str) -> str:
-    """A safe ``Content-Disposition``: ASCII fallback plus RFC 5987 UTF-8 name."""
-    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C" and c not in '"%;')
-    name = name.strip().lstrip(".") or "download"
-    ascii_name = name.encode("ascii", "ignore").decode() or "download"
-    return f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -18,6 +18,7 @@ from admin_ui.view import ADMIN_UI_PREFIX, Page, View
 from gateway.admin import audit_reading
 from gateway.admin.audit_reading import AuditQuestion
 from gateway.admin.service import AdminError
+from gateway.filenames import content_disposition
 from gateway.store.audit_log import AuditRow
 
 PAGE_SIZE = 50
@@ -160,7 +161,7 @@ async def audit_export(view: View) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
             "Content-Type": f"{MEDIA[fmt]}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="audit.{fmt}"',
+            "Content-Disposition": content_disposition("attachment", f"audit.{fmt}"),
             "X-Request-Id": view.request_id,
         }
     )

@@ -21,6 +21,7 @@ from admin_ui.clock_text import iso_time, shown_time
 from admin_ui.view import Page, View
 from gateway.admin import reviews, service
 from gateway.admin.service import AdminError
+from gateway.filenames import content_disposition
 from gateway.model import GLOBAL_TENANT
 
 IDLE_DAYS_DIGITS = 4
@@ -147,7 +148,7 @@ async def export_csv(view: View) -> web.StreamResponse:
         content_type="text/csv",
         charset="utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="review-{name}.csv"',
+            "Content-Disposition": content_disposition("attachment", f"review-{name}.csv"),
             "Cache-Control": "no-store",
         },
     )

@@ -16,6 +16,7 @@ from gateway.admin.reviews import ReviewRow
 from gateway.admin.service import AdminError
 from gateway.api.models import Grant, Name, Strict, Text, User
 from gateway.api.operations import API, Call, Empty
+from gateway.filenames import content_disposition
 from gateway.model import Membership
 from gateway.store.access_requests import AccessRequestRow
 from gateway.store.access_reviews import AttestationRow
@@ -219,7 +220,7 @@ async def export_review(call: Call[Empty, ReviewQuery]) -> web.StreamResponse | 
         content_type="text/csv",
         charset="utf-8",
         headers={
-            "Content-Disposition": f'attachment; filename="review-{tenant}.csv"',
+            "Content-Disposition": content_disposition("attachment", f"review-{tenant}.csv"),
             "Cache-Control": "no-store",
         },
     )

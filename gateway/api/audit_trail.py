@@ -13,6 +13,7 @@ from gateway.admin.audit_reading import AuditQuestion
 from gateway.admin.service import AdminError
 from gateway.api.models import AuditFilters, AuditPage, AuditQuery, AuditRecord, ExportQuery
 from gateway.api.operations import API, Call, Empty
+from gateway.filenames import content_disposition
 
 MEDIA = {"csv": "text/csv", "jsonl": "application/jsonl"}
 
@@ -47,7 +48,7 @@ async def export_audit(call: Call[Empty, ExportQuery]) -> web.StreamResponse | A
     response = web.StreamResponse(
         headers={
             "Content-Type": f"{MEDIA[query.format]}; charset=utf-8",
-            "Content-Disposition": f'attachment; filename="audit.{query.format}"',
+            "Content-Disposition": content_disposition("attachment", f"audit.{query.format}"),
             "Cache-Control": "no-store",
         }
     )

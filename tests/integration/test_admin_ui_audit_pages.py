@@ -92,7 +92,9 @@ async def test_the_export_is_a_download_with_the_ui_headers(tmp_path: Path) -> N
             headers=stack.cookie(ADMIN),
         )
         assert answer.status == 200
-        assert answer.headers["Content-Disposition"] == 'attachment; filename="audit.csv"'
+        assert answer.headers["Content-Disposition"] == (
+            "attachment; filename=\"audit.csv\"; filename*=UTF-8''audit.csv"
+        )
         assert answer.headers["Content-Type"] == "text/csv; charset=utf-8"
         assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
         assert answer.headers["Cache-Control"] == "no-store"

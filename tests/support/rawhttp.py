@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -12,7 +12,14 @@ from typing import Any
 class RawResponse:
     status: int
     headers: dict[str, str]
+    """Lower-case names; the last value of a repeated header."""
     body: bytes
+    fields: list[tuple[str, str]] = field(default_factory=list)
+    """Every header line as sent, in order, names in lower case."""
+
+    def all(self, name: str) -> list[str]:
+        """Every value sent for ``name``."""
+        return [value for key, value in self.fields if key == name.lower()]
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -41,13 +48,14 @@ def parse_response(data: bytes) -> RawResponse:
     head, _, body = data.partition(b"\r\n\r\n")
     status_line, *header_lines = head.decode("latin-1").split("\r\n")
     status = int(status_line.split(" ")[1])
-    parsed = {}
+    fields = []
     for line in header_lines:
         name, _, value = line.partition(":")
-        parsed[name.strip().lower()] = value.strip()
+        fields.append((name.strip().lower(), value.strip()))
+    parsed = dict(fields)
     if parsed.get("transfer-encoding") == "chunked":
         body = _dechunk(body)
-    return RawResponse(status, parsed, body)
+    return RawResponse(status, parsed, body, fields)
 
 
 def _dechunk(body: bytes) -> bytes:

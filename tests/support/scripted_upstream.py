@@ -8,6 +8,8 @@ It runs on a loopback port (aiohttp AppRunner) and records what reached it:
   holds each lookup open so that concurrency becomes visible.
 * every other path: answered by ``answers[path]`` (status, headers, body chunks), and
   counted per ``X-Request-Id`` so a test can prove a refused request never arrived.
+  An answer with a ``file`` serves it as aiohttp's ``FileResponse`` does, honouring
+  ``Range``, ``If-Range``, ``If-None-Match`` and ``If-Modified-Since`` (206, 304, 416).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +36,10 @@ class Answer:
     chunked: bool = True
     compress: bool = False
     """Compress the body when the request accepts it, as many apps' servers do."""
+    file: Path | None = None
+    """Serve this file instead of ``chunks``, with ranges and conditional requests."""
+    added: tuple[tuple[str, str], ...] = ()
+    """Headers added after ``headers``, so that a name may be sent more than once."""
 
     @classmethod
     def json(cls, document: Any, status: int = 200, **extra: Any) -> Answer:
@@ -89,7 +96,11 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     answer = state.answers.get(request.path)
     if answer is None:
         return web.json_response({"path": request.path, "served_by": state.name})
+    if answer.file is not None:
+        return _file(answer, answer.file)
     response = web.StreamResponse(status=answer.status, headers=answer.headers)
+    for name, value in answer.added:
+        response.headers.add(name, value)
     if answer.content_type:
         response.content_type = answer.content_type
     if answer.compress:
@@ -105,6 +116,15 @@ async def _answer(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
             await asyncio.sleep(0)  # let each chunk leave on its own
     await response.write_eof()
+    return response
+
+
+def _file(answer: Answer, path: Path) -> web.FileResponse:
+    response = web.FileResponse(path, headers=answer.headers)
+    if answer.content_type:
+        response.content_type = answer.content_type
+    for name, value in answer.added:
+        response.headers.add(name, value)
     return response
 
 

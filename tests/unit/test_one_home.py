@@ -18,6 +18,7 @@ HOMES = {
     "JSON-pointer escapes": ("jsonpointer.py", ['"~1"', '"~0"', "'~1'", "'~0'"]),
     "id type patterns": ("idtypes.py", ["[0-9A-Fa-f]{8}", "[0-9]{1,18}", "[A-Za-z0-9_-]{0,127}"]),
     "YAML source lines": ("config/yamlsource.py", ["start_mark", "yaml.compose", "difflib"]),
+    "file names": ("filenames.py", ["collapse_rfc2231_value", '"CONIN$"', "filename*="]),
 }
 
 
