@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 PG_BIN_VARIABLE = "GATEHOLD_PG_BIN"
 VERSIONED_BIN_DIRS = "/usr/lib/postgresql/*/bin"
@@ -43,7 +43,14 @@ class LibpqTarget:
 def libpq_target(dsn: str) -> LibpqTarget:
     """``postgresql://user:secret@host/db`` → ``postgresql://user@host/db`` and ``secret``."""
     url = make_url(dsn)
-    bare = url.set(drivername="postgresql", password=None)
+    bare = URL.create(  # not url.set(password=None): set() leaves a None argument unchanged
+        "postgresql",
+        username=url.username,
+        host=url.host,
+        port=url.port,
+        database=url.database,
+        query=url.query,
+    )
     return LibpqTarget(bare.render_as_string(hide_password=False), url.password)
 
 
