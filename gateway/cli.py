@@ -1222,6 +1222,8 @@ def restore(config_path: Path | None, src: Path, force: bool) -> None:
         click.echo(f"restored {path}")
     for path in restored.kept:
         click.echo(f"kept {path} (same as the backup's)")
+    for path in restored.moved_aside:
+        click.echo(f"moved the file that was there to {path}")
     for note in restored.notes:
         click.echo(f"note: {note}", err=True)
     report_trail(run(verify_and_record(settings, src, forced=force, actor="cli")))

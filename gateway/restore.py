@@ -3,8 +3,8 @@
 Everything that could refuse is checked before anything changes: the manifest and the
 hash of every file, the backend, a SQLite store still open (stop the gateway first), a
 store that already holds audit records, existing checkpoint or key files that differ
-from the backup's. ``--force`` overrides the last two only; a damaged backup or an open
-database is never written over.
+from the backup's. ``--force`` overrides the last two only (a replaced file is renamed,
+never deleted); a damaged backup or an open database is never written over.
 
 Then the store is replaced (SQLite through its backup API, PostgreSQL by ``pg_restore
 --clean --if-exists --no-owner`` in one transaction), the checkpoints and keys go where
@@ -15,6 +15,7 @@ the settings put them, and the caller runs ``verify_and_record``: the same check
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,9 @@ class Restored:
     """Checkpoint and key files written."""
     kept: list[Path] = field(default_factory=list)
     """Files already there with the backup's content."""
+    moved_aside: list[Path] = field(default_factory=list)
+    """Different files that were there (``--force``), renamed ``*.before-restore-<time>``:
+    the checkpoints of a newer trail, or the key that wrote it, are evidence to keep."""
     notes: list[str] = field(default_factory=list)
 
 
@@ -101,9 +105,13 @@ async def restore_backup(
     for f, target in placements:
         if target.exists() and f.damage_at(target) is None:
             restored.kept.append(target)
-        else:
-            place_private(target, (source / f.path).read_bytes())
-            restored.placed.append(target)
+            continue
+        if target.exists():  # only with --force: kept beside it, never lost
+            aside = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
+            target.rename(aside)
+            restored.moved_aside.append(aside)
+        place_private(target, (source / f.path).read_bytes())
+        restored.placed.append(target)
     return restored
 
 

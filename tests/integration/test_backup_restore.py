@@ -266,6 +266,15 @@ async def test_restore_into_a_store_with_records_refuses_and_changes_nothing(
 
     forced = gatehold("restore", str(backup), "--force", config=config)
     assert_restored(forced, config)
+    aside = {p.name.split(".before-restore-")[0]: p for p in target.rglob("*.before-restore-*")}
+    assert sorted(aside) == [
+        "assertion-es256.pem",
+        "audit-chain.key",
+        "audit-checkpoints.jsonl",
+        "csrf.key",
+    ]
+    assert aside["audit-checkpoints.jsonl"].read_bytes() == before["audit-checkpoints.jsonl"]
+    assert aside["audit-chain.key"].read_bytes() == before["keys/audit-chain.key"]
 
 
 async def test_restore_refuses_a_store_a_running_gateway_has_open(tmp_path: Path) -> None:
