@@ -383,3 +383,27 @@ async def test_a_missing_pg_dump_is_a_clear_error(tmp_path: Path) -> None:
     assert "Traceback" not in refused.stderr
     assert not backup.exists()
     assert records == 0, "nothing was audited: the backup never started"
+
+
+async def test_an_older_backup_verifies_and_the_old_checkpoints_name_what_it_lost(
+    tmp_path: Path,
+) -> None:
+    """Back on an older backup, the trail is intact; the checkpoints of the trail it
+    replaced (kept aside by --force) say how far that trail went."""
+    backup = tmp_path / "backup"
+    await fill(tmp_path, 2)
+    config = write_config(tmp_path)
+    assert gatehold("backup", str(backup), config=config).returncode == 0
+    await fill(tmp_path, 3)
+    source = Attacker(tmp_path)
+    lost_up_to = source.last_seq()
+    source.close()
+    backed_up = manifest(backup)["audit"]["last_seq"]
+
+    restored = gatehold("restore", str(backup), "--force", config=config)
+    assert_restored(restored, config)
+    [replaced] = tmp_path.glob("audit-checkpoints.jsonl.before-restore-*")
+    against_old = gatehold("audit", "verify", "--checkpoints", str(replaced), config=config)
+    assert against_old.returncode == 1
+    assert f"seq {backed_up + 2}-{lost_up_to}: truncated" in against_old.stdout
+    assert f"seq {backed_up + 1}: replaced or re-hashed" in against_old.stdout
