@@ -16,6 +16,8 @@ online backup API, PostgreSQL by ``pg_dump`` (``gateway.store.snapshot``).
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -75,14 +77,28 @@ async def take_backup(
     async with trail_writer(settings) as (_, writer):  # closing it writes its checkpoint
         entry = event_entry("store-backed-up", actor=actor, destination=str(dest.resolve()))
         await writer.begin(entry)
-    files, notes = _copy_checkpoints(settings, dest)  # first: see the module's docstring
+    try:
+        taken = await _copy_everything(settings, store, dest, env=env)
+    except (OSError, sqlite3.Error) as error:
+        taken = f"the backup failed: {error}"
+    if isinstance(taken, str):
+        _discard(dest)  # no half backup (with copies of the keys) is left behind
+        return Refused([taken, f"nothing was kept in {dest}"])
+    return taken
+
+
+async def _copy_everything(
+    settings: Settings, store: SqliteStore | PostgresStore, dest: Path, *, env: Mapping[str, str]
+) -> BackupTaken | str:
+    """Checkpoints, keys, store, manifest, in that order (see the module's docstring)."""
+    files, notes = _copy_checkpoints(settings, dest)
     files += _copy_keys(settings, dest)
     if settings.audit.key is not None:
         notes.append(NO_AUDIT_KEY)
     copy = SQLITE_COPY if isinstance(store, SqliteStore) else POSTGRES_COPY
     head = await _snapshot(store, dest / copy, env=env)
     if isinstance(head, str):
-        return Refused([head, f"{dest} holds an incomplete backup (no {MANIFEST}): delete it"])
+        return head
     files.insert(0, BackupFile.of(dest, copy, Role.STORE))
     manifest = Manifest(
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -95,6 +111,15 @@ async def take_backup(
     )
     place_private(dest / MANIFEST, manifest.to_json().encode("utf-8"))  # last: complete
     return BackupTaken(dest, manifest, notes)
+
+
+def _discard(dest: Path) -> None:
+    """Empty ``dest`` (which held nothing before this backup)."""
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 async def _snapshot(

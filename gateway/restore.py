@@ -15,6 +15,7 @@ the settings put them, and the caller runs ``verify_and_record``: the same check
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -155,7 +156,10 @@ async def _restore_store(
 ) -> str | None:
     match store:
         case SqliteStore(database):
-            return await asyncio.to_thread(restore_sqlite, copy, database)
+            try:
+                return await asyncio.to_thread(restore_sqlite, copy, database)
+            except sqlite3.Error as error:
+                return f"restoring {database} failed: {error}"
         case PostgresStore():
             return await restore_postgres(copy, store, env=env)
 

@@ -407,3 +407,31 @@ async def test_an_older_backup_verifies_and_the_old_checkpoints_name_what_it_los
     assert against_old.returncode == 1
     assert f"seq {backed_up + 2}-{lost_up_to}: truncated" in against_old.stdout
     assert f"seq {backed_up + 1}: replaced or re-hashed" in against_old.stdout
+
+
+async def test_pg_dump_gets_no_password_on_its_command_line_and_a_failure_leaves_nothing(
+    tmp_path: Path,
+) -> None:
+    """A stand-in pg_dump records what it was given, then fails as a real one can."""
+    bin_dir, seen, backup = tmp_path / "bin", tmp_path / "seen", tmp_path / "backup"
+    bin_dir.mkdir()
+    fake = bin_dir / "pg_dump"
+    fake.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > {seen}.args\nprintf "%s" "$PGPASSWORD" > {seen}.env\n'
+        'echo "pg_dump: error: aborting because of server version mismatch" >&2\nexit 1\n'
+    )
+    fake.chmod(0o755)
+    async with pg_data_folder(tmp_path / "source", "backup_src") as (config, engine):
+        secret_dsn = engine.url.set(drivername="postgresql", password="s3cret-pw")
+        add_settings(config, store={"dsn": secret_dsn.render_as_string(hide_password=False)})
+        failed = gatehold(
+            "backup", str(backup), config=config, env={"GATEHOLD_PG_BIN": str(bin_dir)}
+        )
+    assert failed.returncode == 2
+    assert "pg_dump failed (exit 1): pg_dump: error: aborting" in failed.stderr
+    assert "s3cret-pw" not in failed.stderr
+    args = Path(f"{seen}.args").read_text()
+    assert "--format=custom" in args
+    assert "s3cret-pw" not in args
+    assert Path(f"{seen}.env").read_text() == "s3cret-pw"
+    assert list(backup.iterdir()) == [], "no half backup, no copies of the keys, left behind"
