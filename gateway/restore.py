@@ -68,52 +68,72 @@ async def restore_backup(
     manifest = Manifest.read(source)
     if isinstance(manifest, str):
         return Refused([manifest])
+    store = locate_store(settings.store_dsn, program="pg_restore", env=env)
+    problems = _backup_problems(manifest, source, backend_of(settings))
+    if isinstance(store, str):
+        return Refused([*problems, store])
+    if isinstance(store, SqliteStore) and sqlite_in_use(store.database):
+        problems.append(IN_USE.format(database=store.database))
+    if problems:  # a damaged backup or an open database: not even --force goes on
+        return Refused(problems)
+    placements, notes = _placements(manifest, settings)
+    if not force:
+        problems = await _overwrite_problems(settings, placements)
+    if problems:
+        return Refused(problems)
+    failed = await _restore_store(source / manifest.of_role(Role.STORE)[0].path, store, env=env)
+    if failed is not None:
+        return Refused([failed])
+    restored = Restored(manifest, notes=notes)
+    for f, target in placements:
+        _place(restored, target, f, source)
+    return restored
+
+
+def _backup_problems(manifest: Manifest, source: Path, backend: str) -> list[str]:
+    """Damaged or missing files, a store copy that is not one, another backend."""
     problems = [damage for f in manifest.files if (damage := f.damage(source))]
-    backend = backend_of(settings)
+    copies = len(manifest.of_role(Role.STORE))
+    if copies != 1:
+        problems.append(f"{source}: the manifest names {copies} store copies, not one")
     if manifest.backend != backend:
         problems.append(
             f"{source} holds a {manifest.backend} store but the settings name a {backend} "
             f"store: restore it with settings whose store.dsn is {manifest.backend}"
         )
-    copies = manifest.of_role(Role.STORE)
-    if len(copies) != 1:
-        problems.append(f"{source}: the manifest names {len(copies)} store copies, not one")
-    store = locate_store(settings.store_dsn, program="pg_restore", env=env)
-    if isinstance(store, str):
-        return Refused([*problems, store])
-    if isinstance(store, SqliteStore) and sqlite_in_use(store.database):
-        problems.append(IN_USE.format(database=store.database))
-    if problems:
-        return Refused(problems)
-    records = await audit_records(settings.store_dsn)
-    if records and not force:
-        problems.append(
-            f"the store already holds {records} audit record(s): restoring would replace "
-            "them and everything else in it; restore into an empty store, or pass --force"
-        )
-    placements, notes = _placements(manifest, settings)
-    problems += [
+    return problems
+
+
+async def _overwrite_problems(
+    settings: Settings, placements: list[tuple[BackupFile, Path]]
+) -> list[str]:
+    """What a restore would replace that only ``--force`` may: records, different files."""
+    problems = [
         f"{target} exists and differs from the backup's {f.path}: move it away, or pass --force"
         for f, target in placements
-        if not force and target.exists() and f.damage_at(target) is not None
+        if target.exists() and f.damage_at(target) is not None
     ]
-    if problems:
-        return Refused(problems)
-    failed = await _restore_store(source / copies[0].path, store, env=env)
-    if failed is not None:
-        return Refused([failed])
-    restored = Restored(manifest, notes=notes)
-    for f, target in placements:
-        if target.exists() and f.damage_at(target) is None:
-            restored.kept.append(target)
-            continue
-        if target.exists():  # only with --force: kept beside it, never lost
-            aside = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
-            target.rename(aside)
-            restored.moved_aside.append(aside)
-        place_private(target, (source / f.path).read_bytes())
-        restored.placed.append(target)
-    return restored
+    records = await audit_records(settings.store_dsn)
+    if records:
+        problems.insert(
+            0,
+            f"the store already holds {records} audit record(s): restoring would replace "
+            "them and everything else in it; restore into an empty store, or pass --force",
+        )
+    return problems
+
+
+def _place(restored: Restored, target: Path, file: BackupFile, source: Path) -> None:
+    """Put ``file`` at ``target``; a different file there is renamed aside, not lost."""
+    if target.exists() and file.damage_at(target) is None:
+        restored.kept.append(target)
+        return
+    if target.exists():  # only with --force
+        aside = target.with_name(f"{target.name}.before-restore-{int(time.time())}")
+        target.rename(aside)
+        restored.moved_aside.append(aside)
+    place_private(target, (source / file.path).read_bytes())
+    restored.placed.append(target)
 
 
 async def verify_and_record(
