@@ -435,3 +435,26 @@ async def test_pg_dump_gets_no_password_on_its_command_line_and_a_failure_leaves
     assert "s3cret-pw" not in args
     assert Path(f"{seen}.env").read_text() == "s3cret-pw"
     assert list(backup.iterdir()) == [], "no half backup, no copies of the keys, left behind"
+
+
+async def test_a_backup_goes_only_into_a_new_folder_and_back_only_into_its_backend(
+    tmp_path: Path,
+) -> None:
+    source, backup = tmp_path / "source", tmp_path / "backup"
+    source.mkdir()
+    backup.mkdir()
+    (backup / "older.tar").write_bytes(b"someone else's")
+    await fill(source, 1)
+    config = write_config(source)
+    refused = gatehold("backup", str(backup), config=config)
+    assert refused.returncode == 2
+    assert "exists and is not an empty folder" in refused.stderr
+    assert files_in(backup) == {"older.tar": b"someone else's"}
+
+    (backup / "older.tar").unlink()
+    assert gatehold("backup", str(backup), config=config).returncode == 0
+    async with pg_data_folder(tmp_path / "target", "backup_dst") as (pg_config, engine):
+        crossed = gatehold("restore", str(backup), config=pg_config)
+        assert await audit_log.last_seq(engine) == 0
+    assert crossed.returncode == 2
+    assert "holds a sqlite store but the settings name a postgresql store" in crossed.stderr
