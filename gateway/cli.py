@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,6 +38,9 @@ from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.rule_versions import VersionRow
 from gateway.store.users import UserRow
+
+if TYPE_CHECKING:
+    from gateway.admin.audit_trail import TrailCheck
 
 T = TypeVar("T")
 INIT_NEXT_STEPS = (
@@ -1157,6 +1160,11 @@ def audit_verify(
 
     settings = settings_from(config_path)
     check = run(verify_trail(settings, checkpoint_files, unkeyed_until=unkeyed_until))
+    report_trail(check, unkeyed_until=unkeyed_until)
+
+
+def report_trail(check: TrailCheck, *, unkeyed_until: int = 0) -> None:
+    """Print what ``verify_trail`` found; exit 1 if the trail was tampered with."""
     problems = check.problems
     for problem in problems:
         click.echo(f"TAMPERED: {problem}")
@@ -1190,3 +1198,66 @@ def audit_export(config_path: Path | None, fmt: str, output: Any) -> None:
                 output.write(chunk)
 
     run(body())
+
+
+# ---------------------------------------------------------------- backup
+
+
+@main.command()
+@config_option
+@click.argument("dest", type=click.Path(path_type=Path))
+def backup(config_path: Path | None, dest: Path) -> None:
+    """Back up the store, the audit checkpoints and the key files into the new folder
+    DEST; safe while the gateway runs (audited as store-backed-up)."""
+    from gateway.backup import take_backup
+    from gateway.backup_manifest import Refused
+
+    settings = settings_from(config_path)
+    taken = run(take_backup(settings, dest, actor="cli", env=os.environ))
+    if isinstance(taken, Refused):
+        fail(taken.problems)
+    manifest = taken.manifest
+    for file in manifest.files:
+        click.echo(f"{file.role.value}\t{dest / file.path}\t{file.size} bytes")
+    for note in taken.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(
+        f"backed up the {manifest.backend} store to {dest}: audit chain at seq "
+        f"{manifest.audit_last_seq} (head {manifest.audit_head_hash[:16]}...)"
+    )
+
+
+@main.command()
+@config_option
+@click.argument("src", type=click.Path(path_type=Path, file_okay=False, exists=True))
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace a store that already holds audit records, and checkpoint or key files "
+    "that differ from the backup's.",
+)
+def restore(config_path: Path | None, src: Path, force: bool) -> None:
+    """Restore the backup folder SRC into the store and files the settings name (stop the
+    gateway first), then verify the audit trail as `audit verify` does (exit 1 if it
+    was tampered with; audited as store-restored)."""
+    from gateway.backup_manifest import Refused
+    from gateway.restore import restore_backup, verify_and_record
+
+    settings = settings_from(config_path)
+    restored = run(restore_backup(settings, src, force=force, env=os.environ))
+    if isinstance(restored, Refused):
+        fail(restored.problems)
+    manifest = restored.manifest
+    click.echo(
+        f"restored the {manifest.backend} store backed up at {manifest.created} "
+        f"(audit chain at seq {manifest.audit_last_seq})"
+    )
+    for path in restored.placed:
+        click.echo(f"restored {path}")
+    for path in restored.kept:
+        click.echo(f"kept {path} (same as the backup's)")
+    for path in restored.moved_aside:
+        click.echo(f"moved the file that was there to {path}")
+    for note in restored.notes:
+        click.echo(f"note: {note}", err=True)
+    report_trail(run(verify_and_record(settings, src, forced=force, actor="cli")))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -48,14 +49,17 @@ def write_config(data_dir: Path, **audit: Any) -> Path:
     return path
 
 
-def gatehold(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    """The real command, as an operator runs it."""
+def gatehold(
+    *args: str, config: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The real command, as an operator runs it (``env``: added to the environment)."""
     return subprocess.run(
         [sys.executable, "-m", "gateway", *args, "--config", str(config)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 
