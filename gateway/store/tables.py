@@ -265,3 +265,14 @@ rules_active = Table(
     CheckConstraint("id = 1", name="single_row"),
 )
 """THE active rules version: one row, replaced in one transaction."""
+
+registry_changes = Table(
+    "registry_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("resource_type", Text, nullable=False),
+    Column("object_id", Text, nullable=True),
+    Column("changed_at", Float, nullable=False, index=True),
+)
+"""Recent registry writes (``object_id`` NULL: the whole type), read by replicas that
+poll instead of hearing ``NOTIFY gatehold_registry``; swept after an hour."""
