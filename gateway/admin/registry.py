@@ -70,7 +70,7 @@ def _object_problem(
     if types is not None and resource_type not in types:
         known = ", ".join(sorted(types)) or "none"
         return (
-            f"resource type {resource_type!r} is not read from the registry by the active "
+            f"resource type {resource_type[:100]!r} is not read from the registry by the active "
             f"rules (registry types: {known})"
         )
     if not object_id or len(object_id) > MAX_ID_LENGTH or not object_id.isprintable():

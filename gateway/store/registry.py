@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -177,6 +178,13 @@ def parse_csv(lines: Iterable[str]) -> list[OwnerRow]:
 def numbered_rows(lines: Iterable[str]) -> list[tuple[int, OwnerRow]]:
     """``parse_csv``'s rows, each with its line number (for problems found later)."""
     reader = csv.reader(lines)
+    try:
+        return _numbered(reader)
+    except csv.Error as error:  # an unclosed quote, a field past the csv module's limit
+        raise CsvImportError([f"line {reader.line_num}: {error}"]) from None
+
+
+def _numbered(reader: Any) -> list[tuple[int, OwnerRow]]:
     header = next(reader, None)
     if header is None or tuple(h.strip() for h in header) != CSV_COLUMNS:
         raise CsvImportError([f"line 1: the header must be {','.join(CSV_COLUMNS)}"])
@@ -189,7 +197,7 @@ def numbered_rows(lines: Iterable[str]) -> list[tuple[int, OwnerRow]]:
         if len(values) != len(CSV_COLUMNS) or not all(values):
             problems.append(
                 f"line {reader.line_num}: expected 3 non-empty fields "
-                f"({','.join(CSV_COLUMNS)}), got {fields!r}"
+                f"({','.join(CSV_COLUMNS)}), got {fields!r}"[:300]
             )
             continue
         rows.append((reader.line_num, OwnerRow(*values)))

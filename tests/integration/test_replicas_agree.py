@@ -15,7 +15,6 @@ are 5 s then, so only a notification can make the second), and with polling only
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import pytest
 from tests.integration.test_cli import gatehold
 from tests.support.postgres import fresh_pg_dsn
 from tests.support.served import (
+    CSRF,
     SESSION_COOKIE,
     Served,
     ledger_process,
@@ -40,7 +40,6 @@ from tests.support.stack import DEMO_RULES
 
 DEADLINE = 1.0
 API = "/.gatehold/api"
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 READ_REMOVED = DEMO_RULES.read_text().replace(
     "standard: {can: [read, write, download]}", "standard: {can: [write, download]}"
 )

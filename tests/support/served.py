@@ -33,6 +33,7 @@ from tests.support.stack import DEMO_RULES
 BIND = "__Host-gatehold-bind=the-browser-this-test-signs-in-with"
 SESSION_COOKIE = "__Host-gatehold"
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 LINK = re.compile(r"/\.gatehold/login/magic/confirm\?token=([A-Za-z0-9_\-.~%]+)")
 
 
