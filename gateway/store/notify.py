@@ -25,6 +25,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("gatehold")
+LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What asyncpg raises when it cannot connect, or the connection is gone."""
 
 RULES = "gatehold_rules"
 REVOCATIONS = "gatehold_revocations"
@@ -95,14 +97,13 @@ class ChangeFeed:
         dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             connection = await asyncpg.connect(dsn, timeout=5)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
+        except LOST:
             return False
         try:
             for channel in self._subscribers:
                 await connection.add_listener(channel, self._deliver)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-            with contextlib.suppress(Exception):
-                connection.terminate()
+        except LOST:
+            connection.terminate()
             return False
         self._lost.clear()
         connection.add_termination_listener(lambda *_: self._lost.set())
@@ -120,17 +121,26 @@ class ChangeFeed:
 
     async def _keep_listening(self) -> None:
         while True:
-            if self.listening:
-                await self._watch()
-                log.warning("change feed: the LISTEN connection was lost; polling meanwhile")
+            try:
+                await self._listen_once()
+            except Exception:  # never leave the process deaf: its subscribers poll meanwhile
+                log.exception("change feed: unexpected error; trying again")
                 await self._drop()
-                self._wake_all()  # poll now, at the fast period
-            delay = RETRY_FIRST
-            while not await self._connect():
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_LAST)
-            log.info("change feed: listening again")
-            self._wake_all()  # whatever changed while nothing was heard
+                await asyncio.sleep(RETRY_LAST)
+
+    async def _listen_once(self) -> None:
+        """Watch the connection until it is lost, then reconnect (one outage)."""
+        if self.listening:
+            await self._watch()
+            log.warning("change feed: the LISTEN connection was lost; polling meanwhile")
+            await self._drop()
+            self._wake_all()  # poll now, at the fast period
+        delay = RETRY_FIRST
+        while not await self._connect():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_LAST)
+        log.info("change feed: listening again")
+        self._wake_all()  # whatever changed while nothing was heard
 
     async def _watch(self) -> None:
         """Return once the connection is lost (closed, or silent when asked)."""
@@ -143,7 +153,7 @@ class ChangeFeed:
                 return
             try:
                 await asyncio.wait_for(connection.fetchval("SELECT 1"), CHECK_SECONDS)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except LOST:
                 return
 
     async def _drop(self) -> None:
@@ -151,5 +161,5 @@ class ChangeFeed:
         if connection is not None and not connection.is_closed():
             try:
                 await asyncio.wait_for(connection.close(), 2)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            except LOST:
                 connection.terminate()

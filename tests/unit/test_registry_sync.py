@@ -67,7 +67,8 @@ async def test_every_write_is_evicted_by_the_poll_once(sqlite: AsyncEngine) -> N
     async with following(sqlite, evicted) as follower:
         assert evicted == [("report", "before-start")]  # read at start, nothing cached yet
         evicted.clear()
-        await registry_store.set_owner(sqlite, "report", "r-1", "acme")
+        # An owner learned on create (never replacing one) is a change like any other.
+        assert await registry_store.set_owner(sqlite, "report", "r-1", "acme", replace=False)
         await until(lambda: evicted == [("report", "r-1")], within=1.0)
         # Learning an owner that exists already changes nothing: nothing to evict.
         assert not await registry_store.set_owner(sqlite, "report", "r-1", "x", replace=False)
@@ -84,8 +85,9 @@ async def test_on_postgresql_the_notification_evicts_at_once() -> None:
     async with fresh_pg_engine("registry") as engine:
         evicted: Evicted = []
         async with following(engine, evicted):
-            await registry_store.set_owner(engine, "report", "r-1", "acme")
+            assert await registry_store.set_owner(engine, "report", "r-1", "acme", replace=False)
             await until(lambda: ("report", "r-1") in evicted, within=0.5)
+            assert not await registry_store.set_owner(engine, "report", "r-1", "x", replace=False)
             await registry_store.set_owner(engine, "report", "x" * 8000, "acme")
             await until(lambda: ("report", None) in evicted, within=0.5)  # too long: the type
 
