@@ -68,15 +68,18 @@ class Served:
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path | None = None) -> None:
     """Until something listens on ``port``; fails at once if ``process`` ended."""
+
+    def said() -> str:
+        return log.read_text(errors="replace") if log is not None and log.exists() else ""
+
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        said = log.read_text(errors="replace") if log is not None and log.exists() else ""
-        assert process.poll() is None, said
+        assert process.poll() is None, said()
         with socket.socket() as probe:
             if probe.connect_ex(("127.0.0.1", port)) == 0:
                 return
         time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}")
+    raise AssertionError(f"nothing listens on {port}: {said()}")
 
 
 @contextmanager
