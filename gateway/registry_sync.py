@@ -3,10 +3,16 @@
 A registry write records its change and notifies ``gatehold_registry`` with the
 changed ``[type, id]`` (``store/registry.py``). The change feed hands that payload to
 ``RegistryFollower``, which evicts the owner from the running rules' ``Ownership``
-cache at once and wakes its poll. The poll reads the changes of the last
-``LOOKBACK`` seconds (long enough for the writers' clock skew) and evicts each one it
-has not evicted yet: every ``POLL_SECONDS`` without notifications (SQLite, LISTEN off
-or lost), every ``NOTIFIED_POLL_SECONDS`` as the fallback while listening.
+cache at once and wakes its poll. The poll evicts every change it has not evicted yet:
+every ``POLL_SECONDS`` without notifications (SQLite, LISTEN off or lost), every
+``NOTIFIED_POLL_SECONDS`` as the fallback while listening.
+
+The poll reads the changes above a cursor (``seq``), not by time, so the writers'
+clocks do not matter and each poll reads only what is new. On PostgreSQL concurrent
+writers may commit their changes out of ``seq`` order: a ``seq`` missing below one
+already read is waited for (the cursor stays below it) for ``SETTLE_SECONDS``, then
+given up (a rolled-back write leaves such a gap for good). A change is recorded at
+the end of its short transaction, so it commits well within that time.
 """
 
 from __future__ import annotations
@@ -25,8 +31,8 @@ from gateway.store.notify import REGISTRY, ChangeFeed
 
 log = logging.getLogger("gatehold")
 
-LOOKBACK = 120.0
-"""Seconds of registry changes every poll re-reads."""
+SETTLE_SECONDS = 10.0
+"""How long a gap in ``seq`` is waited for before it counts as a rolled-back write."""
 NOTIFIED_POLL_SECONDS = 5.0
 """The fallback poll while the change feed listens."""
 
@@ -43,7 +49,7 @@ class RegistryFollower:
         feed: ChangeFeed,
         evict: Evict,
         *,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
         notified_poll_seconds: float = NOTIFIED_POLL_SECONDS,
     ) -> None:
         self._engine = engine
@@ -52,8 +58,12 @@ class RegistryFollower:
         self._clock = clock
         self._notified_poll = notified_poll_seconds
         self._wake = asyncio.Event()
-        self._evicted: dict[int, float] = {}
-        """Changes already evicted (by seq), with their time, until they leave the look-back."""
+        self._cursor: int | None = None
+        """Every change up to this ``seq`` is evicted (or given up); ``None`` before start."""
+        self._above: set[int] = set()
+        """Changes above the cursor evicted already (a gap below them holds the cursor)."""
+        self._gaps: dict[int, float] = {}
+        """``seq`` missing above the cursor, and since when (``clock``)."""
         self._task: asyncio.Task[None] | None = None
         feed.subscribe(REGISTRY, self._heard)
 
@@ -88,12 +98,28 @@ class RegistryFollower:
                 log.warning("registry: cannot read the recent changes: %s", error)
 
     async def catch_up(self) -> int:
-        """Evict every recent change not evicted yet; returns how many."""
-        cutoff = self._clock() - LOOKBACK
-        changes = await registry_store.changes_since(self._engine, cutoff)
-        fresh = [change for change in changes if change.seq not in self._evicted]
+        """Evict every change not evicted yet; returns how many. The first call only
+        notes where the changes stand (a starting process has nothing cached)."""
+        if self._cursor is None:
+            self._cursor = await registry_store.last_change(self._engine)
+            return 0
+        changes = await registry_store.changes_after(self._engine, self._cursor)
+        fresh = [change for change in changes if change.seq not in self._above]
         for change in fresh:
             self._evict(change.resource_type, change.object_id)
-            self._evicted[change.seq] = change.changed_at
-        self._evicted = {seq: at for seq, at in self._evicted.items() if at >= cutoff}
+        self._advance({change.seq for change in changes})
         return len(fresh)
+
+    def _advance(self, read: set[int]) -> None:
+        """Move the cursor up to the first gap still worth waiting for."""
+        assert self._cursor is not None  # noqa: S101 - catch_up set it
+        now = self._clock()
+        top = max(read, default=self._cursor)
+        for seq in range(self._cursor + 1, top + 1):
+            if seq in read:
+                self._gaps.pop(seq, None)
+            else:
+                self._gaps.setdefault(seq, now)
+        self._gaps = {seq: at for seq, at in self._gaps.items() if now - at < SETTLE_SECONDS}
+        self._cursor = min(self._gaps) - 1 if self._gaps else top
+        self._above = {seq for seq in self._above | read if seq > self._cursor}

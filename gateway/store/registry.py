@@ -3,7 +3,7 @@
 Every write also records what it changed in ``registry_changes`` and notifies
 ``gatehold_registry`` (payload: the JSON ``[type, id]``), both in its own transaction,
 so every replica evicts the owner it cached: at once when it hears the notification,
-within its poll of ``changes_since`` otherwise. A write of more than ``BULK`` objects
+within its poll of ``changes_after`` otherwise. A write of more than ``BULK`` objects
 records one change per resource type (``id`` null: every object of the type).
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables
@@ -155,10 +155,18 @@ def parse_payload(payload: str) -> Changed | None:
     return kind, oid
 
 
-async def changes_since(engine: AsyncEngine, since: float) -> list[RegistryChange]:
-    """The registry changes made at or after ``since``, oldest first."""
+async def last_change(engine: AsyncEngine) -> int:
+    """The newest change's ``seq`` (0 without any): where a starting process begins."""
     c = tables.registry_changes.c
-    query = select(tables.registry_changes).where(c.changed_at >= since).order_by(c.seq)
+    async with reading(engine) as conn:
+        newest = (await conn.execute(select(func.max(c.seq)))).scalar_one_or_none()
+    return int(newest or 0)
+
+
+async def changes_after(engine: AsyncEngine, seq: int) -> list[RegistryChange]:
+    """The changes committed with a ``seq`` above ``seq``, in ``seq`` order."""
+    c = tables.registry_changes.c
+    query = select(tables.registry_changes).where(c.seq > seq).order_by(c.seq)
     async with reading(engine) as conn:
         rows = (await conn.execute(query)).all()
     return [

@@ -273,6 +273,8 @@ registry_changes = Table(
     Column("resource_type", Text, nullable=False),
     Column("object_id", Text, nullable=True),
     Column("changed_at", Float, nullable=False, index=True),
+    sqlite_autoincrement=True,
 )
 """Recent registry writes (``object_id`` NULL: the whole type), read by replicas that
-poll instead of hearing ``NOTIFY gatehold_registry``; swept after an hour."""
+poll instead of hearing ``NOTIFY gatehold_registry``; swept after an hour. ``seq`` only
+grows (SQLite too: AUTOINCREMENT never reuses a swept one), so pollers keep a cursor."""

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import ObjectRef, Owned, Rejection
-from gateway.registry_sync import RegistryFollower
+from gateway.registry_sync import SETTLE_SECONDS, RegistryFollower
 from gateway.store import registry as registry_store
-from gateway.store.engine import open_engine
+from gateway.store import tables
+from gateway.store.engine import open_engine, writing
 from gateway.store.migrate import migrate
 from gateway.store.notify import ChangeFeed
 from gateway.store.registry import OwnerRow
@@ -65,8 +67,7 @@ async def test_every_write_is_evicted_by_the_poll_once(sqlite: AsyncEngine) -> N
     await registry_store.set_owner(sqlite, "report", "before-start", "acme")
     evicted: Evicted = []
     async with following(sqlite, evicted) as follower:
-        assert evicted == [("report", "before-start")]  # read at start, nothing cached yet
-        evicted.clear()
+        assert evicted == []  # changes before the start: nothing was cached then
         # An owner learned on create (never replacing one) is a change like any other.
         assert await registry_store.set_owner(sqlite, "report", "r-1", "acme", replace=False)
         await until(lambda: evicted == [("report", "r-1")], within=1.0)
@@ -79,6 +80,41 @@ async def test_every_write_is_evicted_by_the_poll_once(sqlite: AsyncEngine) -> N
         await until(lambda: evicted[-1:] == [("report", None)], within=1.0)
         assert await follower.catch_up() == 0  # each change is evicted once
     assert len(evicted) == 3
+
+
+async def test_a_change_committed_out_of_order_is_waited_for_a_while(
+    sqlite: AsyncEngine,
+) -> None:
+    """PostgreSQL may commit seq 2 after seq 3 was read: the cursor stays below the gap
+    until it fills, or until it has waited long enough to count as a rolled-back write."""
+    now = [0.0]
+    evicted: Evicted = []
+    follower = RegistryFollower(
+        sqlite, ChangeFeed(sqlite), lambda kind, oid: evicted.append((kind, oid)),
+        clock=lambda: now[0],
+    )  # fmt: skip
+    assert await follower.catch_up() == 0  # the starting point: no change yet
+
+    async def committed(seq: int, oid: str) -> None:
+        async with writing(sqlite) as conn:
+            await conn.execute(
+                insert(tables.registry_changes).values(
+                    seq=seq, resource_type="report", object_id=oid, changed_at=time.time()
+                )
+            )
+
+    await committed(3, "three")
+    assert await follower.catch_up() == 1
+    await committed(2, "two")  # began before three, committed after it was read
+    assert await follower.catch_up() == 1
+    assert evicted == [("report", "three"), ("report", "two")]
+    await committed(6, "six")  # 4 and 5: rolled back, never to come
+    assert await follower.catch_up() == 1
+    now[0] = SETTLE_SECONDS + 1
+    assert await follower.catch_up() == 0
+    await committed(7, "seven")
+    assert await follower.catch_up() == 1
+    assert evicted[-2:] == [("report", "six"), ("report", "seven")]  # each once
 
 
 async def test_on_postgresql_the_notification_evicts_at_once() -> None:

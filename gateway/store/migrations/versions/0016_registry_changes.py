@@ -28,6 +28,7 @@ def upgrade() -> None:
         sa.Column("object_id", sa.Text(), nullable=True),
         sa.Column("changed_at", sa.Float(), nullable=False),
         sa.PrimaryKeyConstraint("seq", name=op.f("pk_registry_changes")),
+        sqlite_autoincrement=True,  # a swept seq is never handed out again: pollers' cursor
     )
     op.create_index(op.f("ix_registry_changes_changed_at"), "registry_changes", ["changed_at"])
 
