@@ -40,17 +40,22 @@ from gateway.metrics import Metrics
 from gateway.model import Reason, Rejection, RuleSet, Target
 from gateway.pipeline import handle
 from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
+from gateway.registry_sync import RegistryFollower
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.server import CONNECTIONS, ConnectionGuard
 from gateway.sockets import OpenSockets
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
+from gateway.store.notify import ChangeFeed
 
 log = logging.getLogger("gatehold")
 
 PACKAGE_DIR = Path(__file__).parent
 ENGINE = web.AppKey("engine", AsyncEngine)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+FEED = web.AppKey("change_feed", ChangeFeed)
+"""The process's one LISTEN connection: what other replicas changed (``store/notify.py``)."""
+REGISTRY_FOLLOWER = web.AppKey("registry_follower", RegistryFollower)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -192,9 +197,15 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         },
     )
     app[GATEWAY] = gateway
-    app[LIVE] = LiveRules(gateway)
+    live = app[LIVE] = LiveRules(gateway)
     app[TEMPLATES] = pages
     app[ENGINE] = engine
+    feed = app[FEED] = ChangeFeed(engine, enabled=settings.store.listen)
+    gateway.sessions.follow(feed)
+    gateway.api_keys.follow(feed)
+    app[REGISTRY_FOLLOWER] = RegistryFollower(
+        engine, feed, lambda kind, oid: live.current.ownership.invalidate(kind, oid)
+    )
     app[CONNECTIONS] = ConnectionGuard(
         per_client=settings.limits.connections_per_client,
         trusted_proxies=settings.server.trusted_proxies,
@@ -205,7 +216,6 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.router.add_get("/.gatehold/jwks.json", jwks)
     auth_pages = build_auth_pages(settings, gateway, engine, pages)
     mount_auth(app, auth_pages)
-    live = app[LIVE]
     mount_access(
         app,
         AccessPages(
@@ -235,6 +245,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         opened.push_async_callback(engine.dispose)
         await migrate(engine)
         first: tuple[_Stage | None, ...] = (
+            app[FEED],
             gateway.audit,
             gateway.sessions,
             gateway.api_keys,
@@ -244,7 +255,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         for stage in first:
             await _open(opened, stage)
         opened.push_async_callback(pages.magic_links.close)
-        for stage in (gateway.ownership, gateway.forward, pages.oidc):
+        for stage in (gateway.ownership, app[REGISTRY_FOLLOWER], gateway.forward, pages.oidc):
             await _open(opened, stage)
         opened.push_async_callback(app[LIVE].close)  # the versions reloads started
         yield

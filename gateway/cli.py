@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import access, invites, reviews
+from gateway.admin import access, invites, registry, reviews
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit_keys import audit_key
@@ -986,6 +986,82 @@ def apikey_list(config_path: Path | None) -> None:
             f"{row.id}\t{row.role}@{row.tenant}\t{state}{kind}\t{row.label}"
             f"\texpires {expires}\tlast used {used}"
         )
+
+
+# ---------------------------------------------------------------- ownership registry
+
+
+@main.group(name="registry")
+def registry_group() -> None:
+    """The ownership registry: which tenant owns each object of a registry resource."""
+
+
+def owner_line(change: registry.OwnerChange) -> str:
+    return (
+        f"{change.resource_type} {change.object_id}: "
+        f"{change.before or '(none)'} -> {change.after or '(none)'}"
+    )
+
+
+@registry_group.command(name="show")
+@config_option
+@click.argument("resource_type")
+@click.argument("object_id")
+def registry_show(config_path: Path | None, resource_type: str, object_id: str) -> None:
+    """Print the tenant that owns RESOURCE_TYPE OBJECT_ID."""
+    settings = settings_from(config_path)
+    row = admin_run(settings, lambda ctx: registry.show_owner(ctx, resource_type, object_id))
+    click.echo(row.tenant)
+
+
+@registry_group.command(name="set")
+@config_option
+@click.argument("resource_type")
+@click.argument("object_id")
+@click.argument("tenant")
+def registry_set(config_path: Path | None, resource_type: str, object_id: str, tenant: str) -> None:
+    """Record that TENANT owns RESOURCE_TYPE OBJECT_ID (moving it if another did)."""
+    settings = settings_from(config_path)
+    change = admin_run(
+        settings, lambda ctx: registry.set_owner(ctx, resource_type, object_id, tenant)
+    )
+    click.echo(owner_line(change) if change.changed else f"{tenant} owns it already")
+
+
+@registry_group.command(name="remove")
+@config_option
+@click.argument("resource_type")
+@click.argument("object_id")
+def registry_remove(config_path: Path | None, resource_type: str, object_id: str) -> None:
+    """Forget the owner of RESOURCE_TYPE OBJECT_ID (requests naming it are then refused)."""
+    settings = settings_from(config_path)
+    change = admin_run(settings, lambda ctx: registry.remove_owner(ctx, resource_type, object_id))
+    click.echo(owner_line(change))
+
+
+@registry_group.command(name="import")
+@config_option
+@click.argument("file", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+def registry_import(config_path: Path | None, file: Path) -> None:
+    """Import a resource_type,object_id,tenant CSV (header first), all or nothing."""
+    settings = settings_from(config_path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        fail([f"{file}: cannot read it: {error}"])
+
+    async def work(
+        ctx: AdminContext,
+    ) -> tuple[list[registry.OwnerChange] | AdminError] | AdminError:
+        return (await registry.import_csv(ctx, lines),)
+
+    (changes,) = admin_run(settings, work)
+    if isinstance(changes, AdminError):  # every problem, one line each
+        listed = [f"{file}:{line}: {text}" if line else text for line, text in changes.problems]
+        fail(listed or [changes.message])
+    for change in changes:
+        click.echo(owner_line(change))
+    click.echo(f"{len(changes)} owner(s) set or changed", err=True)
 
 
 # ---------------------------------------------------------------- access requests

@@ -6,7 +6,10 @@ in, the SQL query and its DSN, or the registry. One resource served by two upstr
 is therefore asked, and cached, once per upstream: an answer from one never stands in
 for the other. Found owners are cached for the resource's ``cache`` time, "not found"
 for its ``negative_cache`` time, failures never. Concurrent lookups of one ``Lookup``
-share one call (single-flight).
+share one call (single-flight). A registry answer is evicted when the registry changes
+(here or, through the change feed, in another process: ``registry_sync.py``); a lookup
+under way while anything is evicted answers its request but is not cached, since it
+may have read the registry before the change.
 
 Bounds: a request may name at most ``max_ids`` objects (more is refused before any
 lookup), and at most ``max_concurrent`` lookups run at once in the process, so no
@@ -107,6 +110,8 @@ class Ownership:
             maxsize=cache_size, ttl=max(longest, 1.0), timer=clock
         )
         self._inflight: dict[Lookup, asyncio.Future[OwnerAnswer]] = {}
+        self._evictions = 0
+        """Bumped by every eviction: a lookup that saw it change does not cache."""
         self._http: aiohttp.ClientSession | None = None
         self._sql: dict[str, AsyncEngine] = {}
         self._base_dir = base_dir
@@ -165,9 +170,15 @@ class Ownership:
         self.invalidate(resource_type, object_id)
         return True
 
-    def invalidate(self, resource_type: str, object_id: str) -> None:
-        """Forget a cached registry answer (the registry is the only source we change)."""
-        self._cache.pop(Lookup(resource_type, object_id, REGISTRY), None)
+    def invalidate(self, resource_type: str, object_id: str | None = None) -> None:
+        """Forget a cached registry answer (the registry is the only source we change);
+        with no ``object_id``, every registry answer of ``resource_type``."""
+        self._evictions += 1
+        if object_id is not None:
+            self._cache.pop(Lookup(resource_type, object_id, REGISTRY), None)
+            return
+        for key in [k for k in self._cache if k.resource == resource_type and k.source == REGISTRY]:
+            self._cache.pop(key, None)
 
     def _plan(self, ref: ObjectRef, upstream: str) -> Lookup | ResolverFailed:
         """The lookup ``ref`` needs when its route goes to ``upstream``."""
@@ -201,9 +212,11 @@ class Ownership:
         future: asyncio.Future[OwnerAnswer] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
+            evictions = self._evictions
             async with self._slots:
                 answer = await self._lookup(key)
-            self._remember(key, answer)
+            if evictions == self._evictions:
+                self._remember(key, answer)
             self._count(key.resource, "error" if isinstance(answer, ResolverFailed) else "miss")
             future.set_result(answer)
             return answer

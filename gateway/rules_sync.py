@@ -6,12 +6,13 @@ if its text differs from the active version, stored and activated as a new versi
 otherwise ignored. The process then builds its gateway from the active version.
 
 While serving (``RulesFollower``): the active id is polled every ``POLL_SECONDS`` on
-SQLite; on PostgreSQL an activation's ``NOTIFY`` wakes the follower at once and a slow
-poll is the fallback. A new active id is loaded and swapped in with
-``LiveRules.reload`` (requests under way keep the rules they started with), audited as
-``rules-applied`` per process. ``SIGHUP`` (``hangup``) re-reads the file in file mode:
-an invalid file keeps the running version, logs every problem and is audited as
-``rules-rejected``; the process never stops for it.
+SQLite; on PostgreSQL an activation's ``NOTIFY`` reaches the process's change feed
+(``store/notify.py``), which wakes the follower at once, and a slow poll is the
+fallback (fast again while the feed has lost its connection). A new active id is
+loaded and swapped in with ``LiveRules.reload`` (requests under way keep the rules
+they started with), audited as ``rules-applied`` per process. ``SIGHUP`` (``hangup``)
+re-reads the file in file mode: an invalid file keeps the running version, logs every
+problem and is audited as ``rules-rejected``; the process never stops for it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.app import ENGINE, with_rules
+from gateway.app import ENGINE, FEED, with_rules
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.config.loader import check_rules_text, load_rules_text
 from gateway.config.settings import Settings
@@ -37,13 +38,11 @@ from gateway.model import AuditEntry, RuleSet
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from gateway.store.notify import Listener, listen
+from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed
 from gateway.store.rule_versions import Activation
 
 log = logging.getLogger("gatehold")
 
-POLL_SECONDS = 0.5
-"""How often a process reads the active version id when nothing notifies it."""
 NOTIFIED_POLL_SECONDS = 5.0
 """The fallback poll on PostgreSQL while LISTEN works."""
 FILE_AUTHOR = "file"
@@ -165,6 +164,7 @@ class RulesFollower:
         rebuild: Rebuild,
         *,
         applied: int,
+        feed: ChangeFeed,
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._live = live
@@ -179,14 +179,14 @@ class RulesFollower:
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._listener: Listener | None = None
+        self._feed = feed
+        feed.subscribe(RULES, lambda _: self._wake.set())
 
     @property
     def audit(self) -> AuditWriter:
         return self._live.current.audit
 
     async def start(self) -> None:
-        self._listener = await listen(self._engine, version_store.CHANNEL, self._wake.set)
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def close(self) -> None:
@@ -195,9 +195,6 @@ class RulesFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
 
     async def _follow(self) -> None:
         unreachable = False  # warn once per outage, not at every poll
@@ -222,7 +219,7 @@ class RulesFollower:
     @property
     def listening(self) -> bool:
         """Whether PostgreSQL notifications wake this follower (else it polls)."""
-        return self._listener is not None and self._listener.alive
+        return self._feed.listening
 
     async def apply(self, version_id: int) -> bool:
         """Run ``version_id`` in this process; ``False`` (the running rules kept) if it
@@ -302,7 +299,14 @@ def follow_store(
         return with_rules(gateway, settings, ruleset, engine)
 
     follower = RulesFollower(
-        app[LIVE], engine, settings, env, rebuild, applied=applied, poll_seconds=poll_seconds
+        app[LIVE],
+        engine,
+        settings,
+        env,
+        rebuild,
+        applied=applied,
+        feed=app[FEED],
+        poll_seconds=poll_seconds,
     )
     app[FOLLOWER] = follower
 

@@ -294,3 +294,40 @@ class AuditPage(BaseModel):
     items: list[AuditRecord]
     next_cursor: int | None
     """Pass as ``cursor`` for the next (older) page; ``null`` on the last page."""
+
+
+# ---------------------------------------------------------------- ownership registry
+
+
+class RegistryEntry(BaseModel):
+    """The recorded owner of one object."""
+
+    resource_type: str
+    object_id: str
+    tenant: str
+
+
+class OwnerMove(Strict):
+    """The tenant that owns the object from now on."""
+
+    tenant: Name
+
+
+class RegistryChange(BaseModel):
+    """An object's owner before and after (``null``: not registered)."""
+
+    resource_type: str
+    object_id: str
+    before: str | None
+    after: str | None
+
+
+class RegistryImport(Strict):
+    """A ``resource_type,object_id,tenant`` CSV, header first; imported all or nothing."""
+
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=1_000_000)]
+
+
+class RegistryImported(BaseModel):
+    changes: list[RegistryChange]
+    """The objects whose owner the import set or changed (unchanged rows are left out)."""

@@ -2,7 +2,7 @@
 
 Both become an ordinary ``Principal`` bound to one tenant and role, so they pass the
 same policy and audit as people do. Lookups are cached briefly; revoked keys are
-noticed by polling the store, like sessions.
+noticed by polling the store (woken by the change feed on PostgreSQL), like sessions.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.jwks import JwksCache
-from gateway.auth.revocations import Revocations, evict_revoked
+from gateway.auth.revocations import Revocations, Woken, evict_revoked
 from gateway.config.durations import parse_duration
 from gateway.config.settings import BearerSettings
 from gateway.errors import StoreUnavailable
 from gateway.model import AuthMethod, Membership, Principal
 from gateway.store import api_keys as key_store
+from gateway.store.notify import ChangeFeed
 
 log = logging.getLogger("gatehold.api_clients")
 
@@ -59,6 +60,11 @@ class ApiKeys:
         self._poller: asyncio.Task[None] | None = None
         self.revocations = Revocations()
         """Told the hashes of keys revoked (by any process)."""
+        self._woken = Woken(key_store.REVOKED)
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Poll for revoked keys as soon as ``feed`` hears of one."""
+        self._woken.follow(feed)
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Evict keys other processes revoke, within a poll."""
@@ -70,6 +76,7 @@ class ApiKeys:
                 clock=self._clock,
                 on_revoked=self.revocations.notify,
                 after_each=self._write_used_safely,
+                woken=self._woken,
             )
         )
 

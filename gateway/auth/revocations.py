@@ -2,6 +2,10 @@
 
 Every process caches principals by credential hash. The process that revokes evicts at
 once; the others poll the store for the hashes revoked lately and evict exactly those.
+On PostgreSQL a revocation also notifies ``gatehold_revocations`` (payload ``sessions``
+or ``api-keys``) in its transaction, and the change feed wakes the poll at once; the
+poll keeps its period regardless, as the fallback and to re-evict an entry a load
+racing the revocation put back.
 Revocation times come from the clocks of the processes that revoke, so each poll looks
 back far enough to cover their skew rather than only to the previous poll: comparing
 against the newest time seen would miss a revocation stamped by a slower clock.
@@ -10,10 +14,12 @@ against the newest time seen would miss a revocation stamped by a slower clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from gateway.errors import StoreUnavailable
+from gateway.store.notify import RESYNC, REVOCATIONS, ChangeFeed
 
 LOOKBACK = 120.0
 """Seconds of revocations every poll re-reads."""
@@ -44,6 +50,27 @@ class Revocations:
                 listener(hashes)
 
 
+class Woken:
+    """Set when the change feed says credentials of one kind were revoked (or may have been)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self.event = asyncio.Event()
+
+    def follow(self, feed: ChangeFeed) -> None:
+        feed.subscribe(REVOCATIONS, self._heard)
+
+    def _heard(self, payload: str) -> None:
+        if payload in (self.kind, RESYNC):
+            self.event.set()
+
+    async def wait(self, seconds: float) -> None:
+        """Until woken, or ``seconds`` at most."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.event.wait(), seconds)
+        self.event.clear()
+
+
 async def evict_revoked(
     revoked_since: RevokedSince,
     cache: MutableMapping[str, Any],
@@ -52,11 +79,16 @@ async def evict_revoked(
     clock: Callable[[], float],
     after_each: Callable[[], Awaitable[None]] | None = None,
     on_revoked: RevocationListener | None = None,
+    woken: Woken | None = None,
 ) -> None:
-    """Poll forever; evict revoked hashes from ``cache``, all of it if the store is down."""
+    """Poll forever (sooner when ``woken``); evict revoked hashes from ``cache``, all of
+    it if the store is down."""
     lookback = max(LOOKBACK, poll_seconds * 4)
     while True:
-        await asyncio.sleep(poll_seconds)
+        if woken is None:
+            await asyncio.sleep(poll_seconds)
+        else:
+            await woken.wait(poll_seconds)
         try:
             revoked = await revoked_since(clock() - lookback)
         except StoreUnavailable:

@@ -7,9 +7,10 @@ of the session's idle timeout (a minute at most), so a session in use never look
 however short the timeout; and a session this process believes idle is read again
 before it is refused, since another process may have served it meanwhile. Revocation
 in this process evicts at once; every process also polls the store twice a second
-for the sessions revoked lately and evicts exactly those, so a logout, a deactivation
-or a membership change (all of which revoke) ends the session everywhere within a
-second. The cache's own lifetime is only a backstop.
+for the sessions revoked lately and evicts exactly those (on PostgreSQL the change feed
+wakes that poll as soon as the revocation commits), so a logout, a deactivation or a
+membership change (all of which revoke) ends the session everywhere within a second.
+The cache's own lifetime is only a backstop.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from dataclasses import dataclass
 from cachetools import TTLCache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.revocations import Revocations, evict_revoked
+from gateway.auth.revocations import Revocations, Woken, evict_revoked
 from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
+from gateway.store.notify import ChangeFeed
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 SIGN_INS = frozenset({AuthMethod.MAGIC_LINK, AuthMethod.OIDC})
@@ -74,6 +76,11 @@ class SessionManager:
         self._poller: asyncio.Task[None] | None = None
         self.revocations = Revocations()
         """Told the hashes of sessions revoked here or by other processes."""
+        self._woken = Woken(session_store.REVOKED)
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Poll for revocations as soon as ``feed`` hears of one."""
+        self._woken.follow(feed)
 
     async def start(self, *, poll_seconds: float = 0.5) -> None:
         """Watch for revocations made by other processes and evict those sessions."""
@@ -85,6 +92,7 @@ class SessionManager:
                 clock=self._clock,
                 after_each=self._write_seen_safely,
                 on_revoked=self.revocations.notify,
+                woken=self._woken,
             )
         )
 

@@ -414,6 +414,12 @@ class LimitsSettings(_Section):
 
 class StoreSettings(_Section):
     dsn: str | None = None
+    listen: bool = Field(
+        True,
+        description="PostgreSQL: hear other replicas' changes (revocations, rules, registry) "
+        "at once through LISTEN/NOTIFY. false: poll for them twice a second instead (e.g. "
+        "behind a pooler in transaction mode, which cannot LISTEN).",
+    )
 
 
 class AccessRequestSettings(_Section):

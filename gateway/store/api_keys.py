@@ -13,9 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
 from gateway.store.engine import reading, writing
+from gateway.store.notify import REVOCATIONS, notify
 from gateway.store.tenants import inactive_tenants
 
 PREFIX = "ghk_"
+REVOKED = "api-keys"
+"""The ``gatehold_revocations`` payload of a key revocation."""
 
 
 def key_hash(key: str) -> str:
@@ -110,6 +113,8 @@ async def revoke_key(engine: AsyncEngine, key_id: int, now: float) -> bool:
             .where(c.id == key_id, c.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if result.rowcount:
+            await notify(conn, REVOCATIONS, REVOKED)
     return result.rowcount > 0
 
 

@@ -1,46 +1,165 @@
-"""PostgreSQL notifications for processes sharing the store (SQLite has none: poll).
+"""The change feed: how one process hears what other processes changed in the store.
 
-``listen`` opens one plain asyncpg connection beside the engine's pool (a pooled
-connection would go back to the pool and drop its LISTEN) and calls ``wake`` on every
-notification on ``channel``.
+Writers call ``notify`` inside their transaction (``pg_notify``, delivered at commit;
+nothing on SQLite). Each process holds ONE ``ChangeFeed``: one plain asyncpg connection
+beside the engine's pool (a pooled connection would go back to the pool and drop its
+LISTEN) that listens on every channel its subscribers asked for.
+
+Subscribers are woken, never trusted with the whole truth: each keeps its own poll,
+fast (``POLL_SECONDS``) while the feed is not ``listening`` (SQLite, LISTEN disabled,
+the connection lost) and slow while it is. When the connection is lost or comes back,
+every subscriber is woken with ``RESYNC``, so nothing changed meanwhile is missed. The
+feed reconnects with a growing back-off, and says so once per outage, not per attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 
 import asyncpg  # type: ignore[import-untyped]
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 log = logging.getLogger("gatehold")
+LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+"""What asyncpg raises when it cannot connect, or the connection is gone."""
+
+RULES = "gatehold_rules"
+REVOCATIONS = "gatehold_revocations"
+REGISTRY = "gatehold_registry"
+RESYNC = ""
+"""The payload subscribers get when notifications may have been missed: read the store."""
+POLL_SECONDS = 0.5
+"""How often subscribers read the store while no notification can wake them."""
+RETRY_FIRST, RETRY_LAST = 0.2, 10.0
+"""Reconnection back-off: doubles from the first delay up to the last."""
+CHECK_SECONDS = 5.0
+"""How often a quiet LISTEN connection is asked whether it still answers."""
+
+Wake = Callable[[str], None]
+"""Called with a notification's payload (``RESYNC`` after a gap)."""
 
 
-class Listener:
-    """One LISTEN connection; ``alive`` until the server or network drops it."""
+async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:
+    """Notify ``channel`` when ``conn``'s transaction commits (PostgreSQL; SQLite polls)."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": payload}
+        )
 
-    def __init__(self, connection: asyncpg.Connection) -> None:
-        self._connection = connection
+
+class ChangeFeed:
+    """One LISTEN connection for every channel of one process, kept open while it runs."""
+
+    def __init__(self, engine: AsyncEngine, *, enabled: bool = True) -> None:
+        """``enabled=False`` never listens: every subscriber polls (``store.listen``)."""
+        self._engine = engine
+        self._enabled = enabled and engine.dialect.name == "postgresql"
+        self._subscribers: dict[str, list[Wake]] = defaultdict(list)
+        self._connection: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, channel: str, wake: Wake) -> None:
+        """Call ``wake`` on every notification on ``channel`` (subscribe before ``start``)."""
+        self._subscribers[channel].append(wake)
 
     @property
-    def alive(self) -> bool:
-        return not self._connection.is_closed()
+    def listening(self) -> bool:
+        """Whether notifications reach this process now (else subscribers poll fast)."""
+        return self._connection is not None and not self._connection.is_closed()
+
+    def poll_seconds(self, notified: float) -> float:
+        """A subscriber's poll period: ``notified`` while listening, else ``POLL_SECONDS``."""
+        return notified if self.listening else POLL_SECONDS
+
+    async def start(self) -> None:
+        """Listen now if possible (so a started process hears at once), then keep at it."""
+        if not self._enabled:
+            return
+        if not await self._connect():
+            log.warning("change feed: cannot LISTEN yet; polling until it can")
+        self._task = asyncio.get_running_loop().create_task(self._keep_listening())
 
     async def close(self) -> None:
-        with contextlib.suppress(OSError, asyncpg.PostgresError):
-            await self._connection.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._drop()
 
+    async def _connect(self) -> bool:
+        dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            connection = await asyncpg.connect(dsn, timeout=5)
+        except LOST:
+            return False
+        try:
+            for channel in self._subscribers:
+                await connection.add_listener(channel, self._deliver)
+        except LOST:
+            connection.terminate()
+            return False
+        self._lost.clear()
+        connection.add_termination_listener(lambda *_: self._lost.set())
+        self._connection = connection
+        return True
 
-async def listen(engine: AsyncEngine, channel: str, wake: Callable[[], None]) -> Listener | None:
-    """LISTEN on ``channel``; ``None`` (logged) on SQLite or when it cannot connect."""
-    if engine.dialect.name != "postgresql":
-        return None
-    dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    try:
-        connection = await asyncpg.connect(dsn)
-        await connection.add_listener(channel, lambda *_: wake())
-    except (OSError, asyncpg.PostgresError) as error:
-        log.warning("cannot LISTEN on %s (%s); polling instead", channel, error)
-        return None
-    return Listener(connection)
+    def _deliver(self, _connection: object, _pid: int, channel: str, payload: str) -> None:
+        for wake in self._subscribers.get(channel, ()):
+            wake(payload)
+
+    def _wake_all(self) -> None:
+        for wakes in self._subscribers.values():
+            for wake in wakes:
+                wake(RESYNC)
+
+    async def _keep_listening(self) -> None:
+        while True:
+            try:
+                await self._listen_once()
+            except Exception:  # never leave the process deaf: its subscribers poll meanwhile
+                log.exception("change feed: unexpected error; trying again")
+                await self._drop()
+                await asyncio.sleep(RETRY_LAST)
+
+    async def _listen_once(self) -> None:
+        """Watch the connection until it is lost, then reconnect (one outage)."""
+        if self.listening:
+            await self._watch()
+            log.warning("change feed: the LISTEN connection was lost; polling meanwhile")
+            await self._drop()
+            self._wake_all()  # poll now, at the fast period
+        delay = RETRY_FIRST
+        while not await self._connect():
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_LAST)
+        log.info("change feed: listening again")
+        self._wake_all()  # whatever changed while nothing was heard
+
+    async def _watch(self) -> None:
+        """Return once the connection is lost (closed, or silent when asked)."""
+        while self.listening:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), CHECK_SECONDS)
+                return
+            connection = self._connection
+            if connection is None:
+                return
+            try:
+                await asyncio.wait_for(connection.fetchval("SELECT 1"), CHECK_SECONDS)
+            except LOST:
+                return
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None and not connection.is_closed():
+            try:
+                await asyncio.wait_for(connection.close(), 2)
+            except LOST:
+                connection.terminate()

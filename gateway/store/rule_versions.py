@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables
 from gateway.store.engine import reading, upsert, writing
+from gateway.store.notify import RULES, notify
 
-CHANNEL = "gatehold_rules"
+CHANNEL = RULES
 """The PostgreSQL channel an activation notifies, with the active version id as payload."""
 RULES_LOCK_KEY = 0x72756C6573  # "rules"; a fixed PostgreSQL advisory lock key
 
@@ -171,11 +172,7 @@ async def _make_active(
         .where(tables.rule_versions.c.id == version.id)
         .values(activated_at=now)
     )
-    if conn.dialect.name == "postgresql":
-        await conn.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": str(version.id)},
-        )
+    await notify(conn, CHANNEL, str(version.id))
     fresh = await _get(conn, version.id)
     return Activation(fresh or version, previous, changed=True)
 

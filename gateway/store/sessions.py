@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.model import Membership
 from gateway.store import tables
 from gateway.store.engine import reading, writing
+from gateway.store.notify import REVOCATIONS, notify
 from gateway.store.tenants import inactive_tenants
 from gateway.store.users import UserRow
 
 TOKEN_BYTES = 32
 """256 random bits per session id."""
+REVOKED = "sessions"
+"""The ``gatehold_revocations`` payload of a session revocation."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,8 @@ async def revoke_session(engine: AsyncEngine, id_hash: str, now: float) -> bool:
             .where(s.id_hash == id_hash, s.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if result.rowcount:
+            await notify(conn, REVOCATIONS, REVOKED)
     return result.rowcount > 0
 
 
@@ -212,6 +217,8 @@ async def revoke_user_sessions(engine: AsyncEngine, user_id: int, now: float) ->
             .where(s.user_id == user_id, s.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if result.rowcount:
+            await notify(conn, REVOCATIONS, REVOKED)
     return result.rowcount
 
 

@@ -286,3 +286,16 @@ enumeration_blocks = Table(
     Column("blocked_until", Float, nullable=False, index=True),
 )
 """Principals blocked for probing object ids, until when; every replica polls these."""
+
+registry_changes = Table(
+    "registry_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("resource_type", Text, nullable=False),
+    Column("object_id", Text, nullable=True),
+    Column("changed_at", Float, nullable=False, index=True),
+    sqlite_autoincrement=True,
+)
+"""Recent registry writes (``object_id`` NULL: the whole type), read by replicas that
+poll instead of hearing ``NOTIFY gatehold_registry``; swept after an hour. ``seq`` only
+grows (SQLite too: AUTOINCREMENT never reuses a swept one), so pollers keep a cursor."""

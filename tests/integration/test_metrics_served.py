@@ -10,24 +10,25 @@ answers ``/metrics`` like any other unknown path; the admin port serves the coun
 from __future__ import annotations
 
 import asyncio
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from gateway.demo.ledger import seed
 from tests.integration.test_cli import gatehold
-from tests.integration.test_rules_reload_on_sighup import _wait_for_port
-from tests.integration.test_serve_logs import BIND, LINK, NONCE, SESSION_COOKIE, _mail_text
+from tests.support.served import (
+    BIND,
+    SESSION_COOKIE,
+    Ledger,
+    ledger_process,
+    magic_link_sign_in,
+    serving,
+    settings_file,
+)
 from tests.support.servers_base import free_port
-from tests.support.stack import DEMO_RULES
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -37,98 +38,22 @@ class Served:
     port: int
     admin_port: int
     tmp: Path
-    log: Path
-    ledger: subprocess.Popen[bytes]
+    ledger: Ledger
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    seed(tmp_path / "ledger.db")
-    ledger_port, port, admin_port = free_port(), free_port(), free_port()
-    config = tmp_path / "gatehold.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": ".",
-                "rules": str(DEMO_RULES),
-                "server": {
-                    "port": port,
-                    "admin_port": admin_port,
-                    "public_url": f"http://127.0.0.1:{port}",
-                },
-                "rules_env": {
-                    "LEDGER_URL": f"http://127.0.0.1:{ledger_port}",
-                    "LEDGER_DB_DSN": f"sqlite:///{tmp_path / 'ledger.db'}",
-                },
-            }
-        )
-    )
-    assert gatehold("tenants", "add", "acme", config=config).returncode == 0
-    added = gatehold(
-        "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard",
-        config=config,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    log = tmp_path / "serve.log"
-    ledger_command = [
-        sys.executable, "-m", "gateway.demo.ledger",
-        "--port", str(ledger_port), "--db", str(tmp_path / "ledger.db"),
-    ]  # fmt: skip
-    with (
-        log.open("w") as errors,
-        subprocess.Popen(
-            ledger_command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        ) as ledger,
-        subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        ) as server,
-    ):
-        try:
-            _wait_for_port(ledger_port, ledger, log)
-            _wait_for_port(port, server, log)
-            _wait_for_port(admin_port, server, log)
-            yield Served(port, admin_port, tmp_path, log, ledger)
-        finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                server.wait(30)
-            if ledger.poll() is None:
-                ledger.terminate()
-                ledger.wait(10)
-
-
-async def _sign_in(client: aiohttp.ClientSession, outbox: Path) -> str:
-    """A magic-link sign-in as alice; returns the session cookie's value."""
-    asked = await client.post(
-        "/.gatehold/login/magic",
-        data={"email": "alice@acme.test", "rd": "/"},
-        headers={"Cookie": BIND},
-    )
-    assert asked.status == 200
-    token = ""
-    for _ in range(100):
-        mails = list(outbox.glob("*.eml"))
-        found = LINK.search(_mail_text(mails[0])) if mails else None
-        if found:
-            token = found.group(1)
-            break
-        await asyncio.sleep(0.05)
-    assert token, "no magic link in the outbox"
-    page = await client.get(f"/.gatehold/login/magic/confirm?token={token}")
-    assert page.status == 200
-    nonce = NONCE.search(await page.text())
-    assert nonce
-    confirm = page.cookies["__Host-gatehold-confirm"].value
-    signed_in = await client.post(
-        "/.gatehold/login/magic/confirm",
-        data={"token": token, "nonce": nonce.group(1)},
-        headers={"Cookie": f"__Host-gatehold-confirm={confirm}; {BIND}"},
-        allow_redirects=False,
-    )
-    assert signed_in.status in (302, 303), await signed_in.text()
-    return signed_in.cookies[SESSION_COOKIE].value
+    with ledger_process(tmp_path) as ledger:
+        port, admin_port = free_port(), free_port()
+        config = settings_file(tmp_path / "gatehold.yaml", ledger, port=port, admin_port=admin_port)
+        assert gatehold("tenants", "add", "acme", config=config).returncode == 0
+        added = gatehold(
+            "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard",
+            config=config,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        with serving(config, tmp_path / "serve.log"):
+            yield Served(port, admin_port, tmp_path, ledger)
 
 
 async def _traffic(served: Served) -> tuple[int, str, Samples]:
@@ -144,13 +69,13 @@ async def _traffic(served: Served) -> tuple[int, str, Samples]:
             allow_redirects=False,
         )
         assert forged.status == 400
-        session = await _sign_in(client, served.tmp / "outbox")
+        session = await magic_link_sign_in(client, served.tmp / "outbox", "alice@acme.test")
         cookie = {"Cookie": f"{SESSION_COOKIE}={session}"}
         for _ in range(2):  # the first asks Ledger who owns invoice 1, the second the cache
             read = await client.get("/api/invoices/1", headers=cookie)
             assert read.status == 200, await read.text()
-        served.ledger.terminate()
-        served.ledger.wait(10)
+        served.ledger.process.terminate()
+        served.ledger.process.wait(10)
         down = await client.get("/api/invoices", headers=cookie)
         assert down.status == 502, await down.text()
     async with aiohttp.ClientSession() as admin:

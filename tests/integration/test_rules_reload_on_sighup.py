@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import yaml
 
 from gateway.demo.ledger import seed
 from tests.integration.test_cli import gatehold, listening_pids
+from tests.support.served import wait_for_port as _wait_for_port
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
@@ -78,17 +78,6 @@ class Served:
 
     def hang_up(self) -> None:
         self.process.send_signal(signal.SIGHUP)
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on {port}: {log.read_text()}")
 
 
 def _eventually(check: Any, within: float = 1.0) -> Any:

@@ -11,7 +11,6 @@ each secret the run used.
 from __future__ import annotations
 
 import asyncio
-import email
 import hashlib
 import json
 import re
@@ -33,14 +32,10 @@ from gateway.demo.ledger import seed
 from tests.integration.test_cli import gatehold
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
 from tests.support.rawhttp import raw_request
+from tests.support.served import BIND, CSRF, LINK, NONCE, SESSION_COOKIE, mail_text
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
-BIND = "__Host-gatehold-bind=the-browser-this-test-signs-in-with"
-SESSION_COOKIE = "__Host-gatehold"
-NONCE = re.compile(r'name="nonce" value="([^"]+)"')
-CSRF = re.compile(r'name="csrf" value="([^"]+)"')
-LINK = re.compile(r"/\.gatehold/login/magic/confirm\?token=([A-Za-z0-9_\-.~%]+)")
 ACCESS_FIELDS = {
     "request_id",
     "client",
@@ -158,7 +153,7 @@ async def _traffic(run: Run) -> None:
         token = ""
         for _ in range(100):
             mails = list((run.tmp / "outbox").glob("*.eml"))
-            found = LINK.search(_mail_text(mails[0])) if mails else None
+            found = LINK.search(mail_text(mails[0])) if mails else None
             if found:
                 token = found.group(1)
                 break
@@ -231,16 +226,6 @@ def _get(run: Run, path: str, headers: dict[str, str]) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return error.code
-
-
-def _mail_text(path: Path) -> str:
-    mail = email.message_from_bytes(path.read_bytes())
-    parts = mail.walk() if mail.is_multipart() else [mail]
-    return "".join(
-        payload.decode()
-        for part in parts
-        if isinstance(payload := part.get_payload(decode=True), bytes)
-    )
 
 
 def _lines(log: Path) -> list[dict[str, Any]]:

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,3 +39,24 @@ async def fresh_pg_engine(label: str) -> AsyncIterator[AsyncEngine]:
         await engine.dispose()
         await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         await admin.close()
+
+
+@contextmanager
+def fresh_pg_dsn(label: str) -> Iterator[str]:
+    """The DSN of a new, empty database ``gatehold_<label>_<random>``, dropped after
+    (for processes a test starts, which migrate it themselves)."""
+    dsn = server_dsn()
+    name = f"gatehold_{label}_{secrets.token_hex(6)}"
+
+    async def run(statement: str) -> None:
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield dsn.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -1,6 +1,6 @@
 """Rate limits every replica shares: counted hits and enumeration blocks.
 
-Revision ID: 0016l
+Revision ID: 0016
 Revises: 0015
 Create Date: 2026-11-29
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016l"
+revision = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | None = None
 depends_on: str | None = None
