@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreUnavailable
 from gateway.model import Decision, Principal, Reason
+from gateway.outage import OutageNotice
 from gateway.store import rate_limits
 from gateway.store.rate_limits import Denials, SweepTimer
 
@@ -81,6 +82,11 @@ class EnumerationGuard:
             maxsize=max_principals, ttl=window, timer=clock
         )
         """Denials counted in this process alone: without a store, or while it is down."""
+        self._outage = OutageNotice(
+            log,
+            "enumeration defence counts in this process only",
+            "enumeration defence counts in the shared store again",
+        )
         self._sweeps = SweepTimer()
         self._poller: asyncio.Task[None] | None = None
 
@@ -112,7 +118,7 @@ class EnumerationGuard:
         if self._engine is None:
             return self._count_here(user_id, object_key, now)
         try:
-            return await rate_limits.note_denial(
+            denials = await rate_limits.note_denial(
                 self._engine,
                 principal=user_id,
                 item=rate_limits.digest("object", object_key),
@@ -123,8 +129,10 @@ class EnumerationGuard:
                 sweep=self._sweeps.due(now),
             )
         except StoreUnavailable as error:
-            log.warning("enumeration defence counts in this process only: %s", error)
+            self._outage.failed(error)
             return self._count_here(user_id, object_key, now)
+        self._outage.worked()
+        return denials
 
     def _count_here(self, user_id: str, object_key: str, now: float) -> Denials:
         seen = self._local.get(user_id) or {}

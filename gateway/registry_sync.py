@@ -26,8 +26,9 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreUnavailable
+from gateway.outage import OutageNotice
 from gateway.store import registry as registry_store
-from gateway.store.notify import REGISTRY, ChangeFeed
+from gateway.store.notify import REGISTRY, ChangeFeed, woken
 
 log = logging.getLogger("gatehold")
 
@@ -86,16 +87,20 @@ class RegistryFollower:
             self._task = None
 
     async def _follow(self) -> None:
+        outage = OutageNotice(
+            log,
+            "registry: cannot read the recent changes",
+            "registry: the recent changes can be read again",
+        )
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), self._feed.poll_seconds(self._notified_poll)
-                )
+            await woken(self._wake, self._feed.poll_seconds(self._notified_poll))
             self._wake.clear()
             try:
                 await self.catch_up()
             except StoreUnavailable as error:  # the next poll reads again
-                log.warning("registry: cannot read the recent changes: %s", error)
+                outage.failed(error)
+                continue
+            outage.worked()
 
     async def catch_up(self) -> int:
         """Evict every change not evicted yet; returns how many. The first call only

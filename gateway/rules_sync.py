@@ -35,10 +35,11 @@ from gateway.context import Gateway
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.live import LIVE, LiveRules, Rebuild
 from gateway.model import AuditEntry, RuleSet
+from gateway.outage import OutageNotice
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed
+from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed, woken
 from gateway.store.rule_versions import Activation
 
 log = logging.getLogger("gatehold")
@@ -197,24 +198,23 @@ class RulesFollower:
             self._task = None
 
     async def _follow(self) -> None:
-        unreachable = False  # warn once per outage, not at every poll
+        outage = OutageNotice(
+            log,
+            "rules: cannot read the active version",
+            "rules: the active version can be read again",
+        )
         while True:
             interval = NOTIFIED_POLL_SECONDS if self.listening else self._poll
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            await woken(self._wake, interval)
             self._wake.clear()
             try:
                 active = await version_store.active_id(self._engine)
                 if active is not None and active not in (self.applied, self._failed):
                     await self.apply(active)
             except StoreUnavailable as error:  # the next poll tries again
-                if not unreachable:
-                    log.warning("rules: cannot read the active version: %s", error)
-                unreachable = True
+                outage.failed(error)
                 continue
-            if unreachable:
-                log.info("rules: the active version can be read again")
-                unreachable = False
+            outage.worked()
 
     @property
     def listening(self) -> bool:

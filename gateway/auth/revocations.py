@@ -14,12 +14,11 @@ against the newest time seen would miss a revocation stamped by a slower clock.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from gateway.errors import StoreUnavailable
-from gateway.store.notify import RESYNC, REVOCATIONS, ChangeFeed
+from gateway.store.notify import RESYNC, REVOCATIONS, ChangeFeed, woken
 
 LOOKBACK = 120.0
 """Seconds of revocations every poll re-reads."""
@@ -66,8 +65,7 @@ class Woken:
 
     async def wait(self, seconds: float) -> None:
         """Until woken, or ``seconds`` at most."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.event.wait(), seconds)
+        await woken(self.event, seconds)
         self.event.clear()
 
 

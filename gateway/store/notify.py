@@ -44,6 +44,21 @@ Wake = Callable[[str], None]
 """Called with a notification's payload (``RESYNC`` after a gap)."""
 
 
+async def woken(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set (True) or ``seconds`` have passed (False).
+
+    Not ``asyncio.wait_for``: on Python 3.11 it returns normally when a cancellation
+    arrives just as the event is set, and the cancelled poller then polls on while the
+    ``close()`` awaiting it waits forever. ``asyncio.timeout`` never loses one.
+    """
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:
     """Notify ``channel`` when ``conn``'s transaction commits (PostgreSQL; SQLite polls)."""
     if conn.dialect.name == "postgresql":
@@ -145,8 +160,7 @@ class ChangeFeed:
     async def _watch(self) -> None:
         """Return once the connection is lost (closed, or silent when asked)."""
         while self.listening:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), CHECK_SECONDS)
+            if await woken(self._lost, CHECK_SECONDS):
                 return
             connection = self._connection
             if connection is None:

@@ -27,7 +27,7 @@ from gateway.store import api_keys as key_store
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.engine import open_engine
-from gateway.store.notify import REGISTRY, RESYNC, RULES, ChangeFeed, notify
+from gateway.store.notify import REGISTRY, RESYNC, RULES, ChangeFeed, notify, woken
 from tests.support.postgres import fresh_pg_engine, server_dsn
 
 
@@ -169,3 +169,32 @@ async def test_revocations_on_another_process_are_evicted_at_once_not_at_the_pol
         finally:
             await there.close()
             await keys_there.close()
+
+
+async def test_a_poller_cancelled_as_it_is_woken_stops() -> None:
+    """``asyncio.wait_for`` (3.11) loses a cancellation that arrives with the wake: the
+    poller would poll on and the ``close()`` awaiting it would wait forever."""
+    event = asyncio.Event()
+    rounds = 0
+
+    async def poller() -> None:
+        nonlocal rounds
+        while True:
+            await woken(event, 30)
+            event.clear()
+            rounds += 1
+
+    task = asyncio.create_task(poller())
+    await asyncio.sleep(0.01)
+    event.set()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 2)
+    assert rounds <= 1
+
+
+async def test_woken_says_whether_the_event_came() -> None:
+    event = asyncio.Event()
+    assert not await woken(event, 0.01)
+    event.set()
+    assert await woken(event, 5)
