@@ -1133,6 +1133,7 @@ def audit_verify(
             err=True,
         )
     click.echo(f"audit chain intact ({check.checkpoints} checkpoint(s) matched)")
+    click.echo(f"{check.records} record(s) checked")
 
 
 @audit.command(name="export")

@@ -25,10 +25,12 @@ from gateway.store.migrate import migrate
 
 @dataclass(frozen=True, slots=True)
 class TrailCheck:
-    """What ``verify_trail`` found: every problem (empty: intact) and checkpoints read."""
+    """What ``verify_trail`` found: every problem (empty: intact), checkpoints read and
+    the records the log holds (its last seq)."""
 
     problems: list[str]
     checkpoints: int
+    records: int = 0
 
 
 @asynccontextmanager
@@ -63,9 +65,9 @@ async def verify_trail(
         broken = await audit_log.verify_chain(
             engine, key=key.chain, checkpoints=checkpoints, unkeyed_until=unkeyed_until
         )
-        empty = await audit_log.last_seq(engine) == 0
+        records = await audit_log.last_seq(engine)
     # A log nothing was ever written to has no checkpoint file yet; any other log has.
-    return TrailCheck(problems + broken + ([] if empty else missing), len(checkpoints))
+    return TrailCheck(problems + broken + (missing if records else []), len(checkpoints), records)
 
 
 @asynccontextmanager
