@@ -46,14 +46,6 @@ KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
 async def writer(engine: AsyncEngine) -> AsyncIterator[AuditWriter]:
     writer = AuditWriter(engine, key=KEY)
     await writer.start()

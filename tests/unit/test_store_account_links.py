@@ -3,32 +3,13 @@ on both backends (SQLite, and PostgreSQL when GATEHOLD_TEST_PG_DSN names a serve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
 from gateway.store import external_accounts, sso_invites, users
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
-from tests.support.postgres import fresh_pg_engine
 
 ADMIN = Membership("acme", "admin")
 READ = Membership("acme", "readonly")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-        await migrate(engine)
-        yield engine
-        await engine.dispose()
-        return
-    async with fresh_pg_engine("links") as engine:
-        yield engine
 
 
 async def test_creating_a_person_never_returns_an_existing_one(engine: AsyncEngine) -> None:
