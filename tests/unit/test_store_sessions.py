@@ -169,6 +169,8 @@ async def test_ended_sessions_are_purged(engine: AsyncEngine, alice: int) -> Non
 
 
 async def test_an_unreachable_store_raises_store_unavailable(tmp_path: Path) -> None:
+    """SQLite only: a file in a missing folder (PostgreSQL's outage is in the readiness
+    tests, which stop a real server)."""
     engine = open_engine(f"sqlite:///{tmp_path / 'gone' / 'gatehold.db'}")
     try:
         with pytest.raises(StoreUnavailable):
