@@ -1,12 +1,15 @@
 """Creating people and tying provider accounts to them never takes over someone else,
-on both backends (SQLite, and PostgreSQL when GATEHOLD_TEST_PG_DSN names a server)."""
+on both backends (SQLite, and PostgreSQL on the server GATEHOLD_TEST_PG_DSN names)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
 from gateway.store import external_accounts, sso_invites, users
+from tests.support.store_backends import StoreUnderTest
 
 ADMIN = Membership("acme", "admin")
 READ = Membership("acme", "readonly")
@@ -46,3 +49,30 @@ async def test_an_invite_is_used_once_before_it_expires(engine: AsyncEngine) -> 
     assert await sso_invites.pending_for(engine, "a@example.test", 2050.0) == ["corp"]
     late = {"email": "a@example.test", "now": 2101.0}
     assert await sso_invites.consume(engine, provider="corp", **late) is None  # expired
+
+
+async def test_first_sign_ins_racing_on_two_replicas_make_one_person_and_one_tie(
+    engine: AsyncEngine, store_under_test: StoreUnderTest
+) -> None:
+    """Two engines, as two replicas have: the duplicate-ignoring inserts let exactly one
+    of them create the person and tie the provider account."""
+    other = store_under_test.open_engine()
+    try:
+        created = await asyncio.gather(
+            *(users.create_user(e, "new@example.test", memberships=[READ]) for e in (engine, other))
+        )
+        people = [
+            await users.add_user(engine, f"p{n}@example.test", memberships=[]) for n in (1, 2)
+        ]
+        tied = await asyncio.gather(
+            *(
+                external_accounts.link_account(
+                    e, issuer="https://idp.test", subject="s-1", user_id=p, provider="idp", now=1.0
+                )
+                for e, p in zip((engine, other), people, strict=True)
+            )
+        )
+    finally:
+        await other.dispose()
+    assert sum(user_id is not None for user_id in created) == 1
+    assert sorted(tied) == [False, True]
