@@ -1256,6 +1256,7 @@ def report_trail(check: TrailCheck, *, unkeyed_until: int = 0) -> None:
             err=True,
         )
     click.echo(f"audit chain intact ({check.checkpoints} checkpoint(s) matched)")
+    click.echo(f"{check.records} record(s) checked")
 
 
 @audit.command(name="export")

@@ -12,7 +12,7 @@ from collections.abc import Generator
 import pytest
 
 REQUIRE_ALL = os.environ.get("GATEHOLD_REQUIRE_ALL") == "1"
-pytest_plugins = ["tests.support.smtp"]
+pytest_plugins = ["tests.support.smtp", "tests.support.store_backends"]
 
 
 @pytest.hookimpl(wrapper=True)

@@ -26,7 +26,8 @@ from gateway.store.migrate import migrate
 
 @dataclass(frozen=True, slots=True)
 class TrailCheck:
-    """What ``verify_trail`` found: every problem (empty: intact) and checkpoints read."""
+    """What ``verify_trail`` found: every problem (empty: intact), checkpoints read and
+    the records the log holds (its last seq)."""
 
     problems: list[str]
     checkpoints: int

@@ -24,39 +24,50 @@ def server_dsn() -> str:
     return str(dsn)
 
 
+def database_dsn(name: str) -> str:
+    """The DSN of database ``name`` on the test server."""
+    return server_dsn().rsplit("/", 1)[0] + f"/{name}"
+
+
+async def create_database(label: str) -> str:
+    """Create the empty database ``gatehold_<label>_<random>``; its name."""
+    name = f"gatehold_{label}_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(server_dsn())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    """Drop database ``name``, ending any session still connected to it."""
+    admin = await asyncpg.connect(server_dsn())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 @asynccontextmanager
 async def fresh_pg_engine(label: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a new, migrated database ``gatehold_<label>_<random>``, dropped after."""
-    dsn = server_dsn()
-    name = f"gatehold_{label}_{secrets.token_hex(6)}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    engine = open_engine(dsn.rsplit("/", 1)[0] + f"/{name}")
+    name = await create_database(label)
+    engine = open_engine(database_dsn(name))
     try:
         await migrate(engine)
         yield engine
     finally:
         await engine.dispose()
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(name)
 
 
 @contextmanager
 def fresh_pg_dsn(label: str) -> Iterator[str]:
     """The DSN of a new, empty database ``gatehold_<label>_<random>``, dropped after
     (for processes a test starts, which migrate it themselves)."""
-    dsn = server_dsn()
-    name = f"gatehold_{label}_{secrets.token_hex(6)}"
-
-    async def run(statement: str) -> None:
-        admin = await asyncpg.connect(dsn)
-        try:
-            await admin.execute(statement)
-        finally:
-            await admin.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    name = asyncio.run(create_database(label))
     try:
-        yield dsn.rsplit("/", 1)[0] + f"/{name}"
+        yield database_dsn(name)
     finally:
-        asyncio.run(run(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(name))

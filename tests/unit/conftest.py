@@ -1,4 +1,9 @@
-"""Fixtures shared by the unit tests."""
+"""Fixtures shared by the unit tests.
+
+``engine`` is the migrated store of ``store_engine`` (``tests/support/store_backends``):
+every test that takes it runs on SQLite and on PostgreSQL. A module whose tests are
+inherently one backend defines its own ``engine`` and says why.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,13 @@ import threading
 from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@pytest.fixture
+def engine(store_engine: AsyncEngine) -> AsyncEngine:
+    """A migrated store of the test's own, on each backend in turn."""
+    return store_engine
 
 
 @pytest.fixture(autouse=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import access
 from gateway.admin import service as admin
@@ -22,8 +22,6 @@ from gateway.config.settings import AccessRequestSettings, MailSettings
 from gateway.model import Membership
 from gateway.store import users as user_store
 from gateway.store.access_requests import AccessRequestRow
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 from tests.support.smtp import Inbox
 from tests.unit.test_admin_service import KEY, ROLES, events, live_sessions, signed_in
 
@@ -39,10 +37,8 @@ class Clock:
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path, smtp_server: tuple[Inbox, int]) -> AsyncIterator[AdminContext]:
+async def ctx(engine: AsyncEngine, smtp_server: tuple[Inbox, int]) -> AsyncIterator[AdminContext]:
     _, port = smtp_server
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
     context = AdminContext(
@@ -67,7 +63,6 @@ async def ctx(tmp_path: Path, smtp_server: tuple[Inbox, int]) -> AsyncIterator[A
         yield context
     finally:
         await writer.close()
-        await engine.dispose()
 
 
 def as_(ctx: AdminContext, actor: Admin) -> AdminContext:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,17 +21,13 @@ from gateway.model import Membership
 from gateway.store import api_keys as key_store
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 
 KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
 ROLES = frozenset({"readonly", "standard", "admin", "operator"})
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
+async def ctx(engine: AsyncEngine) -> AsyncIterator[AdminContext]:
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
     context = AdminContext(engine, writer, admin.CLI_ADMIN, ROLES)
@@ -42,7 +37,6 @@ async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
         yield context
     finally:
         await writer.close()
-        await engine.dispose()
 
 
 async def events(engine: AsyncEngine, kind: str) -> list[dict[str, Any]]:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.api_clients import ApiKeys
 from gateway.store import api_keys as key_store
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 
 
 class Clock:
@@ -23,16 +18,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def count_use_writes(engine: AsyncEngine) -> list[int]:

@@ -42,16 +42,9 @@ from gateway.store import audit_log
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.tables import GENESIS_HASH
+from tests.support.store_backends import StoreUnderTest
 
 KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.fixture
@@ -111,10 +104,12 @@ async def test_a_receipt_names_the_committed_row(engine: AsyncEngine, writer: Au
     )
 
 
-async def test_two_writers_on_one_store_extend_a_single_chain(tmp_path: Path) -> None:
-    dsn = f"sqlite:///{tmp_path / 'shared.db'}"
-    engines = [open_engine(dsn), open_engine(dsn)]
-    await migrate(engines[0])
+async def test_two_writers_on_one_store_extend_a_single_chain(
+    store_under_test: StoreUnderTest,
+) -> None:
+    """Two engines, as two processes have: on PostgreSQL the chain head's row lock makes
+    them take turns (without it both would write the same seq)."""
+    engines = [store_under_test.engine, store_under_test.open_engine()]
     writers = [AuditWriter(e, key=KEY, max_batch=16) for e in engines]
     for w in writers:
         await w.start()
@@ -123,10 +118,9 @@ async def test_two_writers_on_one_store_extend_a_single_chain(tmp_path: Path) ->
     finally:
         for w in writers:
             await w.close()
+        await engines[1].dispose()
     assert sorted(r.seq for r in receipts) == list(range(1, 201))
     assert await audit_log.verify_chain(engines[0], key=KEY.chain) == []
-    for e in engines:
-        await e.dispose()
 
 
 async def test_a_cancelled_waiter_leaves_the_writer_working(
@@ -149,14 +143,18 @@ async def drop_audit_table(engine: AsyncEngine, tmp_path: Path) -> AsyncEngine:
     return engine
 
 
-async def store_in_missing_directory(engine: AsyncEngine, tmp_path: Path) -> AsyncEngine:
-    return open_engine(f"sqlite:///{tmp_path / 'gone' / 'gatehold.db'}")
+async def store_out_of_reach(engine: AsyncEngine, tmp_path: Path) -> AsyncEngine:
+    """SQLite: a file in a folder that does not exist; PostgreSQL: a database that does not."""
+    if engine.dialect.name == "sqlite":
+        return open_engine(f"sqlite:///{tmp_path / 'gone' / 'gatehold.db'}")
+    gone = engine.url.set(database=f"{engine.url.database}_gone")
+    return open_engine(gone.render_as_string(hide_password=False))
 
 
 @pytest.mark.parametrize(
     "break_store",
-    [drop_audit_table, store_in_missing_directory],
-    ids=["when the audit table was dropped", "when the database directory does not exist"],
+    [drop_audit_table, store_out_of_reach],
+    ids=["when the audit table was dropped", "when the store is out of reach"],
 )
 async def test_begin_raises_store_unavailable(
     engine: AsyncEngine, tmp_path: Path, break_store: object
@@ -179,6 +177,8 @@ async def test_begin_raises_store_unavailable(
 
 
 async def test_the_writer_commits_again_once_the_store_is_back(tmp_path: Path) -> None:
+    """SQLite only: the store comes back when its folder is made (PostgreSQL's outage
+    and return are in the readiness tests, which stop and start a real server)."""
     engine = open_engine(f"sqlite:///{tmp_path / 'later' / 'gatehold.db'}")
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
@@ -220,6 +220,7 @@ async def test_an_outage_is_logged_when_it_starts_and_ends_not_per_batch(
 
 
 async def test_failed_records_are_counted_not_raised(tmp_path: Path) -> None:
+    """On SQLite only: what is checked is the writer's accounting, the same on both."""
     engine = open_engine(f"sqlite:///{tmp_path / 'gone' / 'gatehold.db'}")
     writer = AuditWriter(engine, key=KEY)
     await writer.start()

@@ -3,10 +3,6 @@ SQLite and PostgreSQL (the latter when ``GATEHOLD_TEST_PG_DSN`` names a server).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin.activity import activity_summary, window_start
@@ -16,25 +12,11 @@ from gateway.audit_keys import AuditKey
 from gateway.model import AuditEntry
 from gateway.store import audit_log
 from gateway.store.audit_log import AuditFilter, HourlyCount, ValueCount
-from gateway.store.engine import open_engine, writing
-from gateway.store.migrate import migrate
-from tests.support.postgres import fresh_pg_engine
+from gateway.store.engine import writing
 
 KEY = AuditKey.from_secret(b"activity test audit secret, 32+ bytes")
 START = 1_800_000_000.0 - 1_800_000_000.0 % 3600
 """On the hour."""
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-        await migrate(engine)
-        yield engine
-        await engine.dispose()
-        return
-    async with fresh_pg_engine("activity") as engine:
-        yield engine
 
 
 async def write(engine: AsyncEngine, ts: float, *entries: AuditEntry) -> None:

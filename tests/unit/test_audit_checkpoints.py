@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,8 @@ from gateway.audit_keys import AuditKey
 from gateway.metrics import Metrics
 from gateway.model import AuditEntry
 from gateway.store import audit_log
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 
 KEY = AuditKey.from_secret(b"checkpoint unit-test secret, 32+ bytes")
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 def entry(n: int) -> AuditEntry:

@@ -1,4 +1,7 @@
-"""The direct SQLite append path writes exactly what the portable path writes."""
+"""The direct SQLite append path writes exactly what the portable path writes.
+
+SQLite only: the direct path is the SQLite backend's own (PostgreSQL always appends
+through ``audit_log.insert_batch``; ``test_audit_postgres`` pins the two alike)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""The SQLite store's folder is made owner-only by whatever opens the store."""
+"""The SQLite store's folder is made owner-only by whatever opens the store.
+
+SQLite only: a PostgreSQL store has no folder of the gateway's."""
 
 from __future__ import annotations
 

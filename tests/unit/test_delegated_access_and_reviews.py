@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import access, reviews
 from gateway.admin import service as admin
@@ -25,8 +25,6 @@ from gateway.demo.run import seed_gateway
 from gateway.model import AuthMethod, Principal
 from gateway.store import users as user_store
 from gateway.store.access_requests import AccessRequestRow
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 from tests.unit.test_admin_service import events
 from tests.unit.test_delegated_admin import KEY, ROLES
 
@@ -34,9 +32,7 @@ CAROL = "carol@acme.test"
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
+async def ctx(engine: AsyncEngine) -> AsyncIterator[AdminContext]:
     await seed_gateway(engine)
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
@@ -50,7 +46,6 @@ async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
         )
     finally:
         await writer.close()
-        await engine.dispose()
 
 
 async def carol(ctx: AdminContext) -> AdminContext:

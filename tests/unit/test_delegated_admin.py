@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.admin import service as admin
 from gateway.admin.actors import acting_admin
@@ -24,8 +24,6 @@ from gateway.demo.run import seed_gateway
 from gateway.model import AuthMethod, Membership, Principal, RoleDef
 from gateway.store import sessions as session_store
 from gateway.store import users as user_store
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 from tests.support.stack import DEMO_RULES
 
 KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
@@ -37,9 +35,7 @@ ROLES: dict[str, RoleDef] = dict(
 
 
 @pytest.fixture
-async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
+async def ctx(engine: AsyncEngine) -> AsyncIterator[AdminContext]:
     await seed_gateway(engine)
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
@@ -47,7 +43,6 @@ async def ctx(tmp_path: Path) -> AsyncIterator[AdminContext]:
         yield AdminContext(engine, writer, admin.CLI_ADMIN, frozenset(ROLES))
     finally:
         await writer.close()
-        await engine.dispose()
 
 
 async def signed_in(

@@ -18,6 +18,7 @@ from gateway.errors import ConfigError, StoreUnavailable
 from gateway.store.engine import CONNECT_TIMEOUT_SECONDS, open_engine, reading
 from gateway.store.migrate import SCHEMA_REVISION, alembic_config, migrate
 from gateway.store.tables import GENESIS_HASH, metadata
+from tests.support.store_backends import StoreUnderTest
 
 
 def schema_differences(conn: Connection) -> list[object]:
@@ -25,23 +26,41 @@ def schema_differences(conn: Connection) -> list[object]:
     return list(compare_metadata(context, metadata))
 
 
-async def test_migrating_a_fresh_sqlite_file_yields_exactly_tables_py(tmp_path: Path) -> None:
-    engine = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
-    try:
-        await migrate(engine)
-        await migrate(engine)
-        async with engine.connect() as conn:
-            assert await conn.run_sync(schema_differences) == []
-            head = (await conn.execute(text("SELECT id, seq, hash FROM audit_head"))).all()
-            version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    finally:
-        await engine.dispose()
+async def test_migrating_a_fresh_store_yields_exactly_tables_py(
+    empty_store: StoreUnderTest,
+) -> None:
+    engine = empty_store.engine
+    await migrate(engine)
+    await migrate(engine)
+    async with engine.connect() as conn:
+        assert await conn.run_sync(schema_differences) == []
+        head = (await conn.execute(text("SELECT id, seq, hash FROM audit_head"))).all()
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     assert head == [(1, 0, GENESIS_HASH)]
     heads = ScriptDirectory.from_config(alembic_config()).get_heads()
     assert sorted(v for (v,) in version) == sorted(heads) == [SCHEMA_REVISION]
 
 
+async def test_processes_migrating_a_fresh_store_at_once_take_turns(
+    empty_store: StoreUnderTest,
+) -> None:
+    """Replicas starting together all migrate the new store: the migration lock (an
+    advisory lock on PostgreSQL, the write lock on SQLite) lets one create the tables
+    and the others find them made. Without it the others fail on existing tables."""
+    engines = [empty_store.engine, *(empty_store.open_engine() for _ in range(3))]
+    try:
+        await asyncio.gather(*(migrate(engine) for engine in engines))
+    finally:
+        for other in engines[1:]:
+            await other.dispose()
+    async with empty_store.engine.connect() as conn:
+        assert await conn.run_sync(schema_differences) == []
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
+    assert version == [(SCHEMA_REVISION,)]
+
+
 async def test_the_sqlite_store_is_opened_for_durability(tmp_path: Path) -> None:
+    """SQLite only: the pragmas are how the SQLite store gets its durability."""
     engine = open_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
     try:
         async with engine.connect() as conn:
@@ -75,6 +94,8 @@ def test_an_unsupported_dsn_is_a_config_error_that_says_what_to_use() -> None:
 
 
 async def test_migrating_an_unreachable_store_raises_store_unavailable(tmp_path: Path) -> None:
+    """SQLite only: a file where the folder should be (PostgreSQL's outage is in the
+    readiness tests, which stop a real server)."""
     (tmp_path / "blocked").write_text("a file where the store's folder should be\n")
     engine = open_engine(f"sqlite:///{tmp_path / 'blocked' / 'fresh.db'}")
     try:
@@ -85,6 +106,8 @@ async def test_migrating_an_unreachable_store_raises_store_unavailable(tmp_path:
 
 
 def test_a_current_store_is_opened_without_loading_alembic(tmp_path: Path) -> None:
+    """On SQLite only: what is checked is the import of Alembic, which does not depend
+    on the backend (``migrate`` asks both with the same query)."""
     script = (
         "import asyncio, sys\n"
         "from gateway.store.engine import open_engine\n"

@@ -15,8 +15,10 @@ from gateway.store.migrate import migrate
 from gateway.store.sessions import get_session, token_hash
 
 
-def _settings(tmp_path: Path) -> Settings:
-    return Settings.model_validate({"data_dir": str(tmp_path), "base_dir": str(tmp_path)})
+def _settings(tmp_path: Path, store_dsn: str) -> Settings:
+    return Settings.model_validate(
+        {"data_dir": str(tmp_path), "base_dir": str(tmp_path), "store": {"dsn": store_dsn}}
+    )
 
 
 async def _minted_events(settings: Settings) -> list[dict[str, object]]:
@@ -28,8 +30,8 @@ async def _minted_events(settings: Settings) -> list[dict[str, object]]:
         await engine.dispose()
 
 
-async def test_a_minted_cookie_is_a_live_audited_session(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+async def test_a_minted_cookie_is_a_live_audited_session(tmp_path: Path, store_dsn: str) -> None:
+    settings = _settings(tmp_path, store_dsn)
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)
@@ -51,8 +53,8 @@ async def test_a_minted_cookie_is_a_live_audited_session(tmp_path: Path) -> None
     assert events == [{"actor": "cli", "subject": "alice@acme.test", "session": session.id_hash}]
 
 
-async def test_no_session_for_an_unknown_or_inactive_person(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
+async def test_no_session_for_an_unknown_or_inactive_person(tmp_path: Path, store_dsn: str) -> None:
+    settings = _settings(tmp_path, store_dsn)
     engine = open_engine(settings.store_dsn)
     try:
         await migrate(engine)

@@ -19,8 +19,6 @@ from gateway.audit_keys import AuditKey
 from gateway.config.settings import Settings
 from gateway.model import Membership
 from gateway.store import rule_versions as version_store
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 from gateway.store.rule_versions import VersionRow
 
 KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
@@ -69,16 +67,13 @@ def settings_for(tmp_path: Path, managed_by: str) -> Settings:
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[tuple[AsyncEngine, AuditWriter]]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
+async def store(engine: AsyncEngine) -> AsyncIterator[tuple[AsyncEngine, AuditWriter]]:
     writer = AuditWriter(engine, key=KEY)
     await writer.start()
     try:
         yield engine, writer
     finally:
         await writer.close()
-        await engine.dispose()
 
 
 def context(

@@ -30,11 +30,12 @@ CHANGED = RULES.replace("[read]", "[read, list]")
 INVALID = RULES.replace("upstream: app", "upstream: nowhere")
 
 
-def settings_for(tmp_path: Path, managed_by: str) -> Settings:
+def settings_for(tmp_path: Path, store_dsn: str, managed_by: str) -> Settings:
     return Settings.model_validate(
         {
             "data_dir": str(tmp_path),
             "base_dir": str(tmp_path),
+            "store": {"dsn": store_dsn},
             "rules": {"path": "rules.yaml", "managed_by": managed_by},
         }
     )
@@ -57,9 +58,9 @@ async def stored(settings: Settings) -> tuple[list[str], int | None, list[dict[s
 
 
 async def test_file_mode_stores_a_changed_file_once_and_refuses_an_invalid_one(
-    tmp_path: Path,
+    tmp_path: Path, store_dsn: str
 ) -> None:
-    settings = settings_for(tmp_path, "file")
+    settings = settings_for(tmp_path, store_dsn, "file")
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     first, ruleset = await initial_rules(settings, {})
@@ -82,8 +83,10 @@ async def test_file_mode_stores_a_changed_file_once_and_refuses_an_invalid_one(
     ]
 
 
-async def test_admin_mode_seeds_an_empty_store_and_then_ignores_the_file(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, "admin")
+async def test_admin_mode_seeds_an_empty_store_and_then_ignores_the_file(
+    tmp_path: Path, store_dsn: str
+) -> None:
+    settings = settings_for(tmp_path, store_dsn, "admin")
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     seeded, _ = await initial_rules(settings, {})
@@ -95,8 +98,10 @@ async def test_admin_mode_seeds_an_empty_store_and_then_ignores_the_file(tmp_pat
     assert len(events) == 1 and events[0]["comment"] == f"seeded from {rules}"
 
 
-async def test_admin_mode_with_an_empty_store_needs_a_valid_file(tmp_path: Path) -> None:
-    settings = settings_for(tmp_path, "admin")
+async def test_admin_mode_with_an_empty_store_needs_a_valid_file(
+    tmp_path: Path, store_dsn: str
+) -> None:
+    settings = settings_for(tmp_path, store_dsn, "admin")
     (tmp_path / "rules.yaml").write_text(INVALID)
     with pytest.raises(ConfigError):
         await initial_rules(settings, {})

@@ -1,34 +1,18 @@
 """Creating people and tying provider accounts to them never takes over someone else,
-on both backends (SQLite, and PostgreSQL when GATEHOLD_TEST_PG_DSN names a server)."""
+on both backends (SQLite, and PostgreSQL on the server GATEHOLD_TEST_PG_DSN names)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
+import asyncio
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
 from gateway.store import external_accounts, sso_invites, users
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
-from tests.support.postgres import fresh_pg_engine
+from tests.support.store_backends import StoreUnderTest
 
 ADMIN = Membership("acme", "admin")
 READ = Membership("acme", "readonly")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "sqlite":
-        engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-        await migrate(engine)
-        yield engine
-        await engine.dispose()
-        return
-    async with fresh_pg_engine("links") as engine:
-        yield engine
 
 
 async def test_creating_a_person_never_returns_an_existing_one(engine: AsyncEngine) -> None:
@@ -65,3 +49,30 @@ async def test_an_invite_is_used_once_before_it_expires(engine: AsyncEngine) -> 
     assert await sso_invites.pending_for(engine, "a@example.test", 2050.0) == ["corp"]
     late = {"email": "a@example.test", "now": 2101.0}
     assert await sso_invites.consume(engine, provider="corp", **late) is None  # expired
+
+
+async def test_first_sign_ins_racing_on_two_replicas_make_one_person_and_one_tie(
+    engine: AsyncEngine, store_under_test: StoreUnderTest
+) -> None:
+    """Two engines, as two replicas have: the duplicate-ignoring inserts let exactly one
+    of them create the person and tie the provider account."""
+    other = store_under_test.open_engine()
+    try:
+        created = await asyncio.gather(
+            *(users.create_user(e, "new@example.test", memberships=[READ]) for e in (engine, other))
+        )
+        people = [
+            await users.add_user(engine, f"p{n}@example.test", memberships=[]) for n in (1, 2)
+        ]
+        tied = await asyncio.gather(
+            *(
+                external_accounts.link_account(
+                    e, issuer="https://idp.test", subject="s-1", user_id=p, provider="idp", now=1.0
+                )
+                for e, p in zip((engine, other), people, strict=True)
+            )
+        )
+    finally:
+        await other.dispose()
+    assert sum(user_id is not None for user_id in created) == 1
+    assert sorted(tied) == [False, True]

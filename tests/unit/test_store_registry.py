@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import registry
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_an_unknown_object_has_no_owner(engine: AsyncEngine) -> None:

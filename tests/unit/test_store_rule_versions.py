@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import rule_versions as store
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    opened = open_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    await migrate(opened)
-    try:
-        yield opened
-    finally:
-        await opened.dispose()
+from tests.support.store_backends import StoreUnderTest
 
 
 async def test_a_new_store_has_no_active_version(engine: AsyncEngine) -> None:
@@ -60,9 +46,9 @@ async def test_activating_names_the_previous_version(engine: AsyncEngine) -> Non
 
 
 async def test_a_file_synced_by_many_processes_at_once_is_one_version(
-    engine: AsyncEngine, tmp_path: Path
+    engine: AsyncEngine, store_under_test: StoreUnderTest
 ) -> None:
-    others = [open_engine(f"sqlite:///{tmp_path / 'store.db'}") for _ in range(4)]
+    others = [store_under_test.open_engine() for _ in range(4)]
     try:
         results = await asyncio.gather(
             *(

@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.model import Membership
 from gateway.store import sessions, users
-from gateway.store.engine import open_engine
-from gateway.store.migrate import migrate
 
 ACME_STANDARD = Membership("acme", "standard")
 GLOBEX_ADMIN = Membership("globex", "admin")
-
-
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_a_new_user_reads_back_with_memberships_in_grant_order(engine: AsyncEngine) -> None:
