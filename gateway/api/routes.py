@@ -7,13 +7,22 @@ listed here); it is served, audited and documented with no other change.
 from __future__ import annotations
 
 from gateway.admin.parts import ServiceParts
-from gateway.api import access, audit_trail, keys, people, rule_versions, simulate, tenants
+from gateway.api import (
+    access,
+    audit_trail,
+    keys,
+    people,
+    rule_versions,
+    shares,
+    simulate,
+    tenants,
+)
 from gateway.api.openapi import openapi_document
 from gateway.api.operations import API
 from gateway.api.serve import AdminApi
 from gateway.auth.keys import CsrfTokens
 
-ENDPOINT_MODULES = (people, tenants, keys, simulate, rule_versions, access, audit_trail)
+ENDPOINT_MODULES = (people, tenants, keys, simulate, rule_versions, access, audit_trail, shares)
 
 
 def admin_api(csrf: CsrfTokens, parts: ServiceParts) -> AdminApi:

@@ -1,0 +1,184 @@
+"""Share links of files through the whole stack (SPEC §7): minted by a person who may
+download the file, opened only by the person it is for after signing in by email, and
+dead (404) when expired, changed, revoked, opened by someone else, or when its minter
+lost access. Every open is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import ClientResponse
+
+from gateway.app import ENGINE
+from gateway.auth.handlers import AUTH_PAGES
+from gateway.model import Membership
+from gateway.store import users as user_store
+from tests.integration.test_magic_link import BROWSER, cookies_set, follow_link
+from tests.support.admin_api import AdminClient
+from tests.support.stack import Stack, replica, running_stack
+
+PARTNER = "bob@partner.test"
+HTML = {"Accept": "text/html"}
+
+
+async def person_client(stack: Stack, email_address: str) -> AdminClient:
+    """A signed-in person at ``/shares``, holding the CSRF token its listing returns."""
+    client = AdminClient(stack, headers=stack.cookie(email_address))
+    listing = await client.get("/shares")
+    assert listing.status == 200, listing.body
+    client.csrf = listing.body["csrf_token"]
+    return client
+
+
+async def mint(stack: Stack, minter: str, path: str, **extra: Any) -> tuple[int, Any]:
+    client = await person_client(stack, minter)
+    reply = await client.call("POST", "/shares", {"path": path, "email": PARTNER, **extra})
+    return reply.status, reply.body
+
+
+def share_path(url: str) -> str:
+    return urlsplit(url).path
+
+
+async def outbox_link(stack: Stack, outbox: Path, to: str) -> str:
+    """The sign-in link of the newest mail to ``to`` in the outbox."""
+    await stack.app[AUTH_PAGES].magic_links.wait_sent()
+    for mail in sorted(outbox.glob("*.eml"), reverse=True):
+        message = email.message_from_bytes(mail.read_bytes())
+        if message["To"] == to:
+            body = message.get_payload(decode=True)
+            assert isinstance(body, bytes)
+            (line,) = [x for x in body.decode().split() if "/magic/confirm?token=" in x]
+            return line
+    raise AssertionError(f"no mail to {to}")
+
+
+async def sign_in_through_the_link(stack: Stack, path: str, outbox: Path) -> dict[str, str]:
+    """Not signed in: the page offers a link, the mail comes, the person signs in and
+    is sent back to the share link. Returns their cookie header."""
+    offered = await stack.client.get(path, headers={**HTML, "Cookie": BROWSER})
+    page = await offered.text()
+    assert offered.status == 200, page
+    assert "b***@p***.test" in page and PARTNER not in page, "only a hint of the address"
+    asked = await stack.client.post(path, headers={"Cookie": BROWSER})
+    sent = await asked.text()
+    assert asked.status == 200 and "b***@p***.test" in sent and PARTNER not in sent
+    signed_in = await follow_link(stack, await outbox_link(stack, outbox, PARTNER))
+    assert signed_in.status == 303
+    assert signed_in.headers["Location"] == path, "back to the share link after sign-in"
+    return {"Cookie": f"__Host-gatehold={cookies_set(signed_in)['__Host-gatehold']}"}
+
+
+async def opened(stack: Stack, path: str, headers: dict[str, str]) -> ClientResponse:
+    response = await stack.client.get(path, headers=headers)
+    await response.read()
+    return response
+
+
+async def share_events(stack: Stack) -> list[tuple[str, str, str]]:
+    return [(e["actor"], e["decision"], e["reason"]) for e in await stack.events("share-open")]
+
+
+async def test_the_partner_signs_in_by_email_and_gets_the_file_once(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        status, created = await mint(stack, "alice@acme.test", "/files/1")
+        assert status == 201, created
+        assert created["url"].startswith("http://gatehold.test/.gatehold/share/")
+        assert created["share"]["email"] == PARTNER and created["share"]["tenant"] == "acme"
+        path = share_path(created["url"])
+        bob = await sign_in_through_the_link(stack, path, tmp_path / "outbox")
+
+        got = await opened(stack, path, bob)
+        assert got.status == 200
+        assert await got.read() == b"Document 1 of acme\n"
+        assert got.headers["Content-Disposition"].startswith("attachment")
+        assert got.headers["X-Content-Type-Options"] == "nosniff"
+        assert got.headers["Cache-Control"] == "private, no-store"
+        request_id = got.headers["X-Request-Id"]
+        assert (await stack.ledger_hits()).get(request_id) == 1, "the upstream saw one GET"
+        (record, *_) = await stack.audit_rows(request_id)
+        assert (record["actor"], record["decision"], record["path"]) == (
+            PARTNER,
+            "allow",
+            "/files/1",
+        )
+        granted = json.loads(record["data"])["share"]
+        assert granted["minter"] == "alice@acme.test" and granted["recipient"] == PARTNER
+        assert granted["id"] == created["share"]["id"]
+        head = await stack.client.head(path, headers=bob)
+        assert head.status == 200
+
+        events = await share_events(stack)
+        assert ("anonymous", "deny", "share-sign-in-offered") in events
+        assert ("anonymous", "allow", "share-sign-in-mailed") in events
+
+
+async def test_a_dead_or_foreign_link_answers_404_and_is_audited(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        _, created = await mint(stack, "alice@acme.test", "/files/1")
+        path = share_path(created["url"])
+        tampered = path[:-1] + ("A" if path[-1] != "A" else "B")
+        carol = stack.cookie("carol@acme.test")  # may download it herself: not her link
+        for target, headers in ((path, carol), (tampered, {}), (tampered, carol)):
+            refused = await opened(stack, target, headers)
+            assert refused.status == 404, target
+            assert (await stack.ledger_total()) == 0
+        listing = await (await person_client(stack, "alice@acme.test")).get("/shares")
+        assert [s["id"] for s in listing.body["items"]] == [created["share"]["id"]]
+
+        events = await share_events(stack)
+        assert ("carol@acme.test", "deny", "share-foreign-person") in events
+        assert ("anonymous", "deny", "share-unknown") in events
+
+
+async def test_revoked_expired_and_lost_access_kill_the_link_at_once(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        outbox = tmp_path / "outbox"
+        _, first = await mint(stack, "alice@acme.test", "/files/1")
+        _, second = await mint(stack, "alice@acme.test", "/files/3")
+        _, short = await mint(stack, "alice@acme.test", "/files/5", expires_in=1)
+        bob = await sign_in_through_the_link(stack, share_path(first["url"]), outbox)
+        for created in (first, second, short):
+            assert (await opened(stack, share_path(created["url"]), bob)).status == 200
+
+        async with replica(stack) as other:
+            assert (await opened(other, share_path(first["url"]), bob)).status == 200
+            alice = await person_client(stack, "alice@acme.test")
+            revoked = await alice.call("DELETE", f"/shares/{first['share']['id']}")
+            assert revoked.status == 200 and revoked.body["revoked_by"] == "alice@acme.test"
+            for gateway in (stack, other):  # at once, on every replica: no cache to wait for
+                assert (await opened(gateway, share_path(first["url"]), bob)).status == 404
+
+        await asyncio.sleep(1.1)
+        assert (await opened(stack, share_path(short["url"]), bob)).status == 404
+
+        engine = stack.app[ENGINE]
+        alice_row = await user_store.get_user_by_email(engine, "alice@acme.test")
+        assert alice_row is not None
+        await user_store.remove_membership(engine, alice_row.id, Membership("acme", "standard"))
+        assert (await opened(stack, share_path(second["url"]), bob)).status == 404
+
+        reasons = {reason for _, _, reason in await share_events(stack)}
+        assert {"share-revoked", "share-expired", "share-minter-lost-access"} <= reasons
+
+
+async def test_only_someone_who_may_download_the_file_mints_a_link(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        for minter, path in (
+            ("rita@acme.test", "/files/1"),  # readonly: no download
+            ("alice@acme.test", "/files/2"),  # globex's file
+            ("alice@acme.test", "/files/999"),  # no such file
+            ("alice@acme.test", "/api/invoices/7"),  # not a file route
+            ("alice@acme.test", "/files/1?x=1"),  # a query is not part of a file's path
+        ):
+            status, body = await mint(stack, minter, path)
+            assert status == 404, (minter, path, body)
+        status, body = await mint(stack, "alice@acme.test", "/files/1", expires_in="25h")
+        assert status == 422 and "share_max_ttl" in body["detail"]
+        reasons = {e["reason"] for e in await stack.events("share-refused")}
+        assert {"role-forbidden", "tenant-foreign", "share-not-a-download"} <= reasons
