@@ -107,6 +107,8 @@ class SharePages:
         if isinstance(found, ShareRefusal):
             return _Judged(admitted, caller, share, found)
         recipient = verdict.recipient if isinstance(verdict, Opens) else None
+        if recipient is not None and _sign_in_too_old(found, recipient, now=gw.clock()):
+            recipient = None  # a step-up route: the recipient signs in again, as anyone would
         return _Judged(admitted, caller, share, _Live(share, found, recipient))
 
     async def _open(self, gw: Gateway, request: web.Request) -> web.StreamResponse:
@@ -207,6 +209,13 @@ class SharePages:
                 **data,
             )
         )
+
+
+def _sign_in_too_old(found: Download, recipient: Principal, *, now: float) -> bool:
+    """Whether the route asks for a recent sign-in (``step_up``) that the recipient's is
+    not: the minter's decision was made as of now, the recipient's sign-in is their own."""
+    limit = found.match.route.step_up_seconds
+    return limit is not None and now - recipient.auth_time > limit
 
 
 def _share_data(share: ShareRow) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from gateway.model import Membership
 from gateway.store import users as user_store
 from tests.integration.test_magic_link import BROWSER, cookies_set, follow_link
 from tests.support.admin_api import AdminClient
-from tests.support.stack import Stack, replica, running_stack
+from tests.support.stack import DEMO_RULES, Stack, replica, running_stack
 
 PARTNER = "bob@partner.test"
 HTML = {"Accept": "text/html"}
@@ -182,3 +182,23 @@ async def test_only_someone_who_may_download_the_file_mints_a_link(tmp_path: Pat
         assert status == 422 and "share_max_ttl" in body["detail"]
         reasons = {e["reason"] for e in await stack.events("share-refused")}
         assert {"role-forbidden", "tenant-foreign", "share-not-a-download"} <= reasons
+
+
+async def test_a_step_up_file_needs_a_recent_sign_in_of_the_recipient_too(
+    tmp_path: Path,
+) -> None:
+    rules = DEMO_RULES.read_text().replace(
+        "    file: {disposition: attachment}\n",
+        "    file: {disposition: attachment}\n    step_up: 10m\n",
+    )
+    async with running_stack(tmp_path, rules_text=rules) as stack:
+        _, created = await mint(stack, "alice@acme.test", "/files/1")
+        path = share_path(created["url"])
+        await user_store.add_user(stack.app[ENGINE], PARTNER, memberships=[])
+        stale = {"Cookie": f"__Host-gatehold={await stack.mint(PARTNER, auth_age=3600)}"}
+        offered = await opened(stack, path, {**stale, **HTML})
+        assert offered.status == 200 and "Email me a sign-in link" in await offered.text()
+        assert await stack.ledger_total() == 0
+        fresh = {"Cookie": f"__Host-gatehold={await stack.mint(PARTNER)}"}
+        got = await opened(stack, path, fresh)
+        assert got.status == 200 and await got.read() == b"Document 1 of acme\n"
