@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import email
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -202,3 +203,22 @@ async def test_a_step_up_file_needs_a_recent_sign_in_of_the_recipient_too(
         fresh = {"Cookie": f"__Host-gatehold={await stack.mint(PARTNER)}"}
         got = await opened(stack, path, fresh)
         assert got.status == 200 and await got.read() == b"Document 1 of acme\n"
+
+
+async def test_a_file_moved_to_another_tenant_kills_the_link(tmp_path: Path) -> None:
+    # Owners are looked up as for live traffic: with the resource's cache (none here).
+    rules = DEMO_RULES.read_text().replace(
+        "  document:\n    id_type: int\n", "  document:\n    id_type: int\n    cache: 0s\n"
+    )
+    assert "cache: 0s" in rules
+    async with running_stack(tmp_path, rules_text=rules) as stack:
+        # admin@example.test may download in acme and in globex: only the move tells.
+        _, created = await mint(stack, "admin@example.test", "/files/1")
+        path = share_path(created["url"])
+        await user_store.add_user(stack.app[ENGINE], PARTNER, memberships=[])
+        bob = {"Cookie": f"__Host-gatehold={await stack.mint(PARTNER)}"}
+        assert (await opened(stack, path, bob)).status == 200
+        with sqlite3.connect(tmp_path / "ledger.db") as ledger:
+            ledger.execute("UPDATE documents SET tenant = 'globex' WHERE id = 1")
+        assert (await opened(stack, path, bob)).status == 404
+        assert (PARTNER, "deny", "share-object-moved") in await share_events(stack)

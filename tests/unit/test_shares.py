@@ -20,6 +20,7 @@ from gateway.store import share_links as share_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.share_links import NewShare, ShareRow
+from tests.support.postgres import fresh_pg_engine
 
 NOW = 1_000_000.0
 BOB = "bob@partner.test"
@@ -134,8 +135,13 @@ def test_settings_refuse_a_cap_past_a_day_or_a_default_past_the_cap(
         Settings.model_validate({"files": files})
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    """The store on both backends (PostgreSQL: a database of this test's own)."""
+    if request.param == "postgresql":
+        async with fresh_pg_engine("shares") as store:
+            yield store
+        return
     store = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
     await migrate(store)
     try:
