@@ -15,6 +15,7 @@ Every open, allowed or refused, leaves an audit record with its reason.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -74,20 +75,12 @@ class SharePages:
         self._auth = auth
 
     async def open(self, request: web.Request) -> web.StreamResponse:
-        live = request.app[LIVE]
-        gw = live.enter()
-        try:
-            return await self._open(gw, request)
-        finally:
-            live.leave(gw)
+        """``GET``/``HEAD``: the file, the sign-in offer, or 404."""
+        return await _under_rules_in_force(request, self._open)
 
     async def mail(self, request: web.Request) -> web.StreamResponse:
-        live = request.app[LIVE]
-        gw = live.enter()
-        try:
-            return await self._mail(gw, request)
-        finally:
-            live.leave(gw)
+        """``POST``: mail the recipient a sign-in link that leads back here."""
+        return await _under_rules_in_force(request, self._mail)
 
     async def _judged(self, gw: Gateway, request: web.Request) -> _Judged | Rejection:
         """The link a request names and whether it opens for its caller; the minter's
@@ -209,6 +202,18 @@ class SharePages:
                 **data,
             )
         )
+
+
+async def _under_rules_in_force(
+    request: web.Request, work: Callable[[Gateway, web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Run ``work`` with the gateway of the rules in force when the request arrived."""
+    live = request.app[LIVE]
+    gw = live.enter()
+    try:
+        return await work(gw, request)
+    finally:
+        live.leave(gw)
 
 
 def _sign_in_too_old(found: Download, recipient: Principal, *, now: float) -> bool:
