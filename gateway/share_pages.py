@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -29,6 +30,7 @@ from gateway.live import LIVE
 from gateway.model import Admitted, Anonymous, Principal, Reason, Rejection
 from gateway.pipeline import deliver
 from gateway.refusals import reject_unadmitted
+from gateway.responses import LOGIN_PATH
 from gateway.shares import (
     SHARE_PATH,
     Download,
@@ -114,8 +116,13 @@ class SharePages:
             return self._refuse(gw, request, judged, live)
         if live.recipient is None:
             self._record(gw, judged, "deny", "share-sign-in-offered")
-            hint = masked(live.share.recipient)
-            return self._auth.page("share_sign_in.html", hint=hint, action=request.path)
+            return self._auth.page(
+                "share_sign_in.html",
+                hint=masked(live.share.recipient),
+                action=request.path,
+                magic=self._auth.magic_links.settings.enabled,
+                login=f"{LOGIN_PATH}?rd={quote(request.path, safe='/')}",
+            )
         if request.body_exists or "Upgrade" in request.headers:
             return self._refuse(gw, request, judged, ShareRefusal.NOT_A_DOWNLOAD)
         return await self._serve(gw, request, judged.admitted, live, live.recipient, started)
@@ -129,6 +136,8 @@ class SharePages:
             return self._refuse(gw, request, judged, live)
         if live.recipient is not None:  # signed in as the recipient already
             return see_other(request.path)
+        if not self._auth.magic_links.settings.enabled:
+            return see_other(f"{LOGIN_PATH}?rd={quote(request.path, safe='/')}")
         self._record(gw, judged, "allow", "share-sign-in-mailed")
         recipient = live.share.recipient
         return await self._auth.mail_link(

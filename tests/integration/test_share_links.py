@@ -222,3 +222,17 @@ async def test_a_file_moved_to_another_tenant_kills_the_link(tmp_path: Path) -> 
             ledger.execute("UPDATE documents SET tenant = 'globex' WHERE id = 1")
         assert (await opened(stack, path, bob)).status == 404
         assert (PARTNER, "deny", "share-object-moved") in await share_events(stack)
+
+
+async def test_without_magic_links_the_page_sends_the_recipient_to_sign_in(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, auth={"magic_link": {"enabled": False}}) as stack:
+        _, created = await mint(stack, "alice@acme.test", "/files/1")
+        path = share_path(created["url"])
+        offered = await stack.client.get(path, headers=HTML)
+        page = await offered.text()
+        assert offered.status == 200 and "Email me a sign-in link" not in page
+        assert f'href="/.gatehold/login?rd={path}"' in page
+        asked = await stack.client.post(path, allow_redirects=False)
+        assert asked.status == 303 and asked.headers["Location"] == f"/.gatehold/login?rd={path}"
+        await stack.app[AUTH_PAGES].magic_links.wait_sent()
+        assert not (tmp_path / "outbox").exists(), "no mail goes out"
