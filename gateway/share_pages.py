@@ -29,7 +29,7 @@ from gateway.identity import unless_store_down
 from gateway.live import LIVE
 from gateway.model import Admitted, Anonymous, Principal, Reason, Rejection
 from gateway.pipeline import deliver
-from gateway.refusals import reject_unadmitted
+from gateway.refusals import refuse, reject_unadmitted
 from gateway.responses import LOGIN_PATH
 from gateway.shares import (
     SHARE_PATH,
@@ -125,6 +125,10 @@ class SharePages:
             )
         if request.body_exists or "Upgrade" in request.headers:
             return self._refuse(gw, request, judged, ShareRefusal.NOT_A_DOWNLOAD)
+        busy = gw.in_flight.enter(request, live.recipient, judged.admitted)
+        if busy is not None:  # counted as any request of theirs; released by app.guarded
+            self._record(gw, judged, "deny", busy.reason.value)
+            return refuse(gw, request, judged.admitted, busy, receipt=None)
         return await self._serve(gw, request, judged.admitted, live, live.recipient, started)
 
     async def _mail(self, gw: Gateway, request: web.Request) -> web.StreamResponse:

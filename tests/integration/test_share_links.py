@@ -14,10 +14,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import ClientResponse
+from aiohttp.test_utils import make_mocked_request
 
+from gateway.admin.explain import principal_for
 from gateway.app import ENGINE
 from gateway.auth.handlers import AUTH_PAGES
-from gateway.model import Membership
+from gateway.context import GATEWAY
+from gateway.model import Admitted, Membership, Target
 from gateway.store import users as user_store
 from tests.integration.test_magic_link import BROWSER, cookies_set, follow_link
 from tests.support.admin_api import AdminClient
@@ -236,3 +239,25 @@ async def test_without_magic_links_the_page_sends_the_recipient_to_sign_in(tmp_p
         assert asked.status == 303 and asked.headers["Location"] == f"/.gatehold/login?rd={path}"
         await stack.app[AUTH_PAGES].magic_links.wait_sent()
         assert not (tmp_path / "outbox").exists(), "no mail goes out"
+
+
+async def test_share_downloads_count_against_the_recipients_in_flight_cap(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, limits={"in_flight_per_principal": 1}) as stack:
+        _, created = await mint(stack, "alice@acme.test", "/files/1")
+        path = share_path(created["url"])
+        gw = stack.app[GATEWAY]
+        await user_store.add_user(stack.app[ENGINE], PARTNER, memberships=[])
+        bob = {"Cookie": f"__Host-gatehold={await stack.mint(PARTNER)}"}
+        recipient = await principal_for(gw, PARTNER)
+        assert recipient is not None
+        elsewhere = make_mocked_request("GET", "/static/app.js")  # bob's one request in progress
+        assert (
+            gw.in_flight.enter(elsewhere, recipient, Admitted(Target("/", ""), "x", "::1", "http"))
+            is None
+        )
+        busy = await opened(stack, path, bob)
+        assert busy.status == 429 and await stack.ledger_total() == 0
+        assert (PARTNER, "deny", "in-flight-limit") in await share_events(stack)
+        gw.in_flight.leave(elsewhere)
+        for _ in range(2):  # each download's slot is given back when its answer is done
+            assert (await opened(stack, path, bob)).status == 200
