@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import fields, replace
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -43,7 +44,9 @@ from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.registry_sync import RegistryFollower
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
 from gateway.server import CONNECTIONS, ConnectionGuard
+from gateway.share_pages import SharePages, mount_shares
 from gateway.sockets import OpenSockets
+from gateway.store import share_links as share_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.notify import ChangeFeed
@@ -159,6 +162,7 @@ def build_auth_pages(
             key=limit_key(csrf_secret),
             audit=gateway.audit,
         ),
+        guests=partial(share_store.live_for, engine),
     )
     return AuthPages(
         templates=pages,
@@ -225,6 +229,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
             limits=settings.access_requests,
         ),
     )
+    mount_shares(app, SharePages(auth_pages))
     links = auth_pages.magic_links
     parts = ServiceParts(settings, mailer=links.mailer, send_invite=links.invite)
     admin_api(auth_pages.csrf, parts).mount(app)

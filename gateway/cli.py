@@ -1338,3 +1338,72 @@ def restore(config_path: Path | None, src: Path, force: bool) -> None:
     for note in restored.notes:
         click.echo(f"note: {note}", err=True)
     report_trail(run(verify_and_record(settings, src, forced=force, actor="cli")))
+
+
+# ---------------------------------------------------------------- share links
+
+
+@main.group()
+def share() -> None:
+    """Share links of files: one path, one person, a life of at most a day."""
+
+
+@share.command(name="create")
+@config_option
+@click.option("--for", "recipient", required=True, help="Whom the link is for (their email).")
+@click.option("--as", "minter", required=True, help="Who shares: a user who may download PATH now.")
+@click.option(
+    "--expires",
+    default=None,
+    help="Lifetime, e.g. 2h (default files.share_default_ttl, at most files.share_max_ttl).",
+)
+@click.argument("path")
+def share_create(
+    config_path: Path | None, recipient: str, minter: str, expires: str | None, path: str
+) -> None:
+    """Mint a link to the file at PATH; the link is printed once."""
+    from gateway.admin.shares import mint_share_as, share_ttl
+
+    settings = settings_from(config_path)
+    ttl = share_ttl(settings, expires)
+    if isinstance(ttl, AdminError):
+        fail([ttl.message.replace("expires:", "--expires:", 1)])
+    minted = admin_run(
+        settings,
+        lambda ctx: mint_share_as(
+            ctx, settings, minter=minter, path=path, recipient=recipient, ttl=ttl
+        ),
+    )
+    row = minted.share
+    click.echo(
+        f"share link {row.id}: {row.path} for {row.recipient}, until {stamp(row.expires_at)}; "
+        "it is shown only now:",
+        err=True,
+    )
+    click.echo(minted.url)
+
+
+@share.command(name="list")
+@config_option
+def share_list(config_path: Path | None) -> None:
+    """List live links: id, path, for whom, minted by, expiry."""
+    from gateway.admin.shares import list_shares
+
+    settings = settings_from(config_path)
+    for row in admin_run(settings, list_shares):
+        click.echo(
+            f"{row.id}\t{row.path}\tfor {row.recipient}\tby {row.created_by}"
+            f"\texpires {stamp(row.expires_at)}"
+        )
+
+
+@share.command(name="revoke")
+@config_option
+@click.argument("share_id", type=int)
+def share_revoke(config_path: Path | None, share_id: int) -> None:
+    """Revoke a link now, on every replica."""
+    from gateway.admin.shares import revoke_share
+
+    settings = settings_from(config_path)
+    admin_run(settings, lambda ctx: revoke_share(ctx, share_id))
+    click.echo(f"share link {share_id} revoked")

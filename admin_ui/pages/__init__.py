@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from admin_ui.pages import access, audit, dashboard, reviews, rule_versions, rules, tenants, users
+from admin_ui.pages import (
+    access,
+    audit,
+    dashboard,
+    reviews,
+    rule_versions,
+    rules,
+    shares,
+    tenants,
+    users,
+)
 
 ALL_PAGES = (
     dashboard.PAGES,
@@ -13,4 +23,5 @@ ALL_PAGES = (
     audit.PAGES,
     access.PAGES,
     reviews.PAGES,
+    shares.PAGES,
 )

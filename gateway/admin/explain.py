@@ -84,10 +84,15 @@ def simulated_request(
     )
 
 
-async def principal_for(gw: Deciders, email: str, *, tenant: str | None = None) -> Principal | None:
-    """The principal a user would be right after signing in (auth time = now)."""
+async def principal_for(
+    gw: Deciders, email: str, *, tenant: str | None = None, active_only: bool = False
+) -> Principal | None:
+    """The principal a user would be right after signing in (auth time = now).
+
+    ``active_only``: ``None`` for a deactivated user too (who cannot sign in at all).
+    """
     user = await user_store.get_user_by_email(gw.sessions.engine, email)
-    if user is None:
+    if user is None or (active_only and not user.active):
         return None
     inactive = await tenant_store.inactive_tenant_ids(gw.sessions.engine)
     granting = tuple(m for m in user.memberships if m.tenant not in inactive)

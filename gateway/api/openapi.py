@@ -70,7 +70,8 @@ def _operation(op: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
                 "name": CSRF_HEADER,
                 "in": "header",
                 "required": False,
-                "description": "Required with the session cookie: the csrf_token of GET /me.",
+                "description": "Required with the session cookie: the csrf_token of GET /me"
+                + (" (or of GET /shares, open to every signed-in person)." if op.people else "."),
                 "schema": {"type": "string"},
             }
         )

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gateway.admin.service import AdminContext, AdminError
 from gateway.context import Gateway
+from gateway.model import Principal
 
 PREFIX = "/.gatehold/api"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -65,6 +66,8 @@ class Caller:
     """The audit actor: an email, or ``apikey:<id>``."""
     session_hash: str | None
     """Set when a session cookie carried the call: state changes then need the CSRF token."""
+    principal: Principal | None = None
+    """The signed-in person, when a session carried the call (``None`` for API keys)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,9 @@ class Operation:
     """Statuses beyond those every operation may give (400, 401, 403, 422)."""
     streams: Mapping[str, str] = field(default_factory=dict)
     """For a streamed answer: media type -> what it is (documented instead of a model)."""
+    people: bool = False
+    """Open to every signed-in person, not only admins: the handler judges what each
+    may do (share links: a person shares what they may download)."""
 
     @property
     def changes(self) -> bool:

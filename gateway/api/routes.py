@@ -14,6 +14,7 @@ from gateway.api import (
     people,
     registry,
     rule_versions,
+    shares,
     simulate,
     tenants,
 )
@@ -31,6 +32,7 @@ ENDPOINT_MODULES = (
     access,
     audit_trail,
     registry,
+    shares,
 )
 
 

@@ -123,7 +123,7 @@ class AdminApi:
         gw = live.enter()
         actor = ""
         try:
-            caller = await self.authenticate(request, gw)
+            caller = await self.authenticate(request, gw, people=op.people)
             if isinstance(caller, Refused):
                 answer: web.StreamResponse = problem(caller, request_id)
                 actor, outcome = caller.actor, caller.code
@@ -184,9 +184,13 @@ class AdminApi:
         )
 
     async def authenticate(
-        self, request: web.Request, gw: Gateway
+        self, request: web.Request, gw: Gateway, *, people: bool = False
     ) -> tuple[Caller, Admin] | Refused:
-        """The caller and the admin they act as, or why the call is refused (401/403)."""
+        """The caller and the admin they act as, or why the call is refused (401/403).
+
+        With ``people`` (an operation open to every signed-in person) someone who
+        administers nothing acts as an ``Admin`` of no tenant.
+        """
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         credential = credential.strip()
         if scheme.lower() == "bearer" and credential.startswith(API_KEY_PREFIX):
@@ -201,9 +205,11 @@ class AdminApi:
                 "sign in (session cookie) or send an admin API key as Authorization: Bearer",
             )
         admin = acting_admin(principal, gw.policy.roles)
+        if isinstance(admin, AdminError) and people and principal.session_hash is not None:
+            admin = Admin(principal.email)
         if isinstance(admin, AdminError):
             return Refused(403, "forbidden", admin.message, actor=principal.email)
-        return Caller(principal.email, principal.session_hash), admin
+        return Caller(principal.email, principal.session_hash, principal), admin
 
     async def _audit(
         self,

@@ -108,6 +108,16 @@ class AuthPages:
                 error="Enter an email address like name@example.com.",
                 email=email,
             )
+        return await self.mail_link(request, email, rd=rd, shown=email)
+
+    async def mail_link(
+        self, request: web.Request, email: str, *, rd: str, shown: str
+    ) -> web.Response:
+        """Answer a request for a sign-in link to ``email`` (valid), then mail it.
+
+        The answer is the same whether or not ``email`` may sign in; ``shown`` is how
+        the page names the address (a share link's page shows only a hint of it).
+        """
         binding = (
             request.cookies.get(BIND_COOKIE) if self.magic_links.settings.bind_browser else None
         )
@@ -123,7 +133,7 @@ class AuthPages:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
             response.headers["Retry-After"] = str(wait)
             return response
-        response = self.page("magic_sent.html", email=email)
+        response = self.page("magic_sent.html", email=shown)
         if binding is not None:
             response.set_cookie(
                 BIND_COOKIE,

@@ -14,7 +14,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -82,6 +82,7 @@ class MagicLinks:
         sender: str,
         limits: SignInLimits | None = None,
         clock: Callable[[], float] = time.time,
+        guests: Callable[[str, float], Awaitable[bool]] | None = None,
     ) -> None:
         self._engine = engine
         self._mailer = mailer
@@ -92,6 +93,9 @@ class MagicLinks:
         self._sender = sender
         self._clock = clock
         self._limits = limits
+        self._guests = guests
+        """Whether an address without an account may sign in now (a live share link
+        names it as its recipient); such a person gets an account with no membership."""
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -142,7 +146,7 @@ class MagicLinks:
         try:
             user = await user_store.get_user_by_email(self._engine, email)
             known = user is not None and user.active
-            if not known and not self._signup_grant(email):
+            if not known and not self._signup_grant(email) and not await self._guest(email):
                 self._audit.record(event_entry("magic-link-unknown", actor=email, client=client_ip))
                 return
             token = await login_links.create_link(
@@ -187,6 +191,9 @@ class MagicLinks:
         )
         await self._mailer.send(message)
 
+    async def _guest(self, email: str) -> bool:
+        return self._guests is not None and await self._guests(email, self._clock())
+
     def _signup_grant(self, email: str) -> Membership | None:
         grant = self.settings.self_signup.get(email.rsplit("@", 1)[-1])
         return Membership(grant.tenant, grant.role) if grant else None
@@ -208,10 +215,13 @@ class MagicLinks:
         user = await user_store.get_user_by_email(self._engine, link.email)
         if user is None:
             grant = self._signup_grant(link.email)
-            if grant is None:
+            if grant is None and not await self._guest(link.email):
                 return "not-invited"
-            user_id = await user_store.add_user(self._engine, link.email, memberships=[grant])
+            granted = [grant] if grant is not None else []
+            user_id = await user_store.add_user(self._engine, link.email, memberships=granted)
             user = await user_store.get_user(self._engine, user_id)
+            if grant is None:
+                self._audit.record(event_entry("guest-added", actor=link.email, via="share-link"))
         if user is None or not user.active:
             return "user-inactive"
         return SignIn(user.id, user.email, link.rd)

@@ -340,6 +340,36 @@ class HeaderSettings(_Section):
         return HeaderStrip.build(strip=self.strip, passed=self.pass_)
 
 
+SHARE_TTL_CEILING = 24 * 3600.0
+"""No share link lives longer than a day, whatever the settings say (SPEC §7)."""
+SHARE_DEFAULT_TTL = 3600.0
+
+
+class FilesSettings(_Section):
+    """Files routes: how long a share link may live."""
+
+    share_max_ttl: Duration = Field(
+        "24h",
+        description="The longest expiry a share link may be minted with; at most 24h.",
+    )
+    share_default_ttl: Duration | None = Field(
+        None,
+        description="The expiry of a share link minted without one (default: 1h, or "
+        "share_max_ttl when that is shorter).",
+    )
+
+    @model_validator(mode="after")
+    def _ttls_in_range(self) -> FilesSettings:
+        longest = parse_duration(self.share_max_ttl)
+        if not 0 < longest <= SHARE_TTL_CEILING:
+            raise ValueError("share_max_ttl must be more than 0s and at most 24h")
+        if self.share_default_ttl is None:
+            return self
+        if not 0 < parse_duration(self.share_default_ttl) <= longest:
+            raise ValueError("share_default_ttl must be more than 0s and at most share_max_ttl")
+        return self
+
+
 class LimitsSettings(_Section):
     """What one slow or greedy client may hold: connections, bodies, upstream capacity.
 
@@ -488,6 +518,7 @@ class Settings(_Section):
     access_requests: AccessRequestSettings = AccessRequestSettings()
     reviews: ReviewSettings = ReviewSettings()
     logging: LoggingSettings = LoggingSettings()
+    files: FilesSettings = FilesSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:
@@ -574,6 +605,17 @@ class Settings(_Section):
     @property
     def assertion_reuse(self) -> float:
         return parse_duration(self.assertion.reuse)
+
+    @property
+    def share_max_ttl(self) -> float:
+        return parse_duration(self.files.share_max_ttl)
+
+    @property
+    def share_default_ttl(self) -> float:
+        chosen = self.files.share_default_ttl
+        if chosen is None:
+            return min(SHARE_DEFAULT_TTL, self.share_max_ttl)
+        return parse_duration(chosen)
 
 
 def syslog_address(text: str) -> tuple[str, int] | str:

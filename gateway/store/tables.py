@@ -299,3 +299,24 @@ registry_changes = Table(
 """Recent registry writes (``object_id`` NULL: the whole type), read by replicas that
 poll instead of hearing ``NOTIFY gatehold_registry``; swept after an hour. ``seq`` only
 grows (SQLite too: AUTOINCREMENT never reuses a swept one), so pollers keep a cursor."""
+
+share_links = Table(
+    "share_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("route", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("object_type", Text, nullable=False, server_default=""),
+    Column("object_id", Text, nullable=False, server_default=""),
+    Column("tenant", Text, nullable=False, index=True),
+    Column("recipient", Text, nullable=False, index=True),
+    Column("created_by", Text, nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
+    Column("revoked_by", Text, nullable=True),
+)
+"""Share links of files (``gateway/shares.py``): a random token, stored as its SHA-256,
+bound to one canonical download path, the object and owner it named when minted, the
+person it is for (``recipient``, a normalized email) and an expiry. Read on every open."""
