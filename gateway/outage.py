@@ -7,7 +7,12 @@ logs the first failure, stays quiet while it lasts and logs once when it is over
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable, Callable
+
+from gateway.errors import StoreUnavailable
+from gateway.store.notify import woken
 
 
 class OutageNotice:
@@ -28,3 +33,26 @@ class OutageNotice:
         if self.ongoing:
             self._log.info(self._recovered)
         self.ongoing = False
+
+
+async def poll_store(
+    step: Callable[[], Awaitable[object]],
+    *,
+    wake: asyncio.Event,
+    interval: Callable[[], float],
+    outage: OutageNotice,
+) -> None:
+    """Run ``step`` whenever ``wake`` is set or ``interval()`` seconds have passed, forever.
+
+    A step the store cannot serve is tried again at the next wake or poll; ``outage``
+    says so once.
+    """
+    while True:
+        await woken(wake, interval())
+        wake.clear()
+        try:
+            await step()
+        except StoreUnavailable as error:
+            outage.failed(error)
+            continue
+        outage.worked()

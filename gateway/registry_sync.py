@@ -26,9 +26,9 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreUnavailable
-from gateway.outage import OutageNotice
+from gateway.outage import OutageNotice, poll_store
 from gateway.store import registry as registry_store
-from gateway.store.notify import REGISTRY, ChangeFeed, woken
+from gateway.store.notify import REGISTRY, ChangeFeed
 
 log = logging.getLogger("gatehold")
 
@@ -87,20 +87,16 @@ class RegistryFollower:
             self._task = None
 
     async def _follow(self) -> None:
-        outage = OutageNotice(
-            log,
-            "registry: cannot read the recent changes",
-            "registry: the recent changes can be read again",
+        await poll_store(
+            self.catch_up,
+            wake=self._wake,
+            interval=lambda: self._feed.poll_seconds(self._notified_poll),
+            outage=OutageNotice(
+                log,
+                "registry: cannot read the recent changes",
+                "registry: the recent changes can be read again",
+            ),
         )
-        while True:
-            await woken(self._wake, self._feed.poll_seconds(self._notified_poll))
-            self._wake.clear()
-            try:
-                await self.catch_up()
-            except StoreUnavailable as error:  # the next poll reads again
-                outage.failed(error)
-                continue
-            outage.worked()
 
     async def catch_up(self) -> int:
         """Evict every change not evicted yet; returns how many. The first call only

@@ -35,11 +35,11 @@ from gateway.context import Gateway
 from gateway.errors import ConfigError, StoreUnavailable
 from gateway.live import LIVE, LiveRules, Rebuild
 from gateway.model import AuditEntry, RuleSet
-from gateway.outage import OutageNotice
+from gateway.outage import OutageNotice, poll_store
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed, woken
+from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed
 from gateway.store.rule_versions import Activation
 
 log = logging.getLogger("gatehold")
@@ -198,23 +198,21 @@ class RulesFollower:
             self._task = None
 
     async def _follow(self) -> None:
-        outage = OutageNotice(
-            log,
-            "rules: cannot read the active version",
-            "rules: the active version can be read again",
+        await poll_store(
+            self._step,
+            wake=self._wake,
+            interval=lambda: NOTIFIED_POLL_SECONDS if self.listening else self._poll,
+            outage=OutageNotice(
+                log,
+                "rules: cannot read the active version",
+                "rules: the active version can be read again",
+            ),
         )
-        while True:
-            interval = NOTIFIED_POLL_SECONDS if self.listening else self._poll
-            await woken(self._wake, interval)
-            self._wake.clear()
-            try:
-                active = await version_store.active_id(self._engine)
-                if active is not None and active not in (self.applied, self._failed):
-                    await self.apply(active)
-            except StoreUnavailable as error:  # the next poll tries again
-                outage.failed(error)
-                continue
-            outage.worked()
+
+    async def _step(self) -> None:
+        active = await version_store.active_id(self._engine)
+        if active is not None and active not in (self.applied, self._failed):
+            await self.apply(active)
 
     @property
     def listening(self) -> bool:
