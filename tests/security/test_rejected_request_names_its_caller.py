@@ -81,4 +81,4 @@ async def test_a_failing_identity_lookup_does_not_change_the_answer(tmp_path: Pa
     assert response.status == 400
     assert response.json()["type"] == "/.gatehold/problems/target-ambiguous"
     assert row["actor"] == "anonymous"
-    assert row["data"]["identity"] == "unresolved"
+    assert row["data"]["identity"] == "store-unavailable"  # the lookup failed, and says why
