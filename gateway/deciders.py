@@ -25,6 +25,7 @@ from gateway.ownership import Ownership
 from gateway.policy import Policy
 from gateway.routing import Router
 from gateway.store import registry as registry_store
+from gateway.uploads import UploadInspector
 
 
 class StoreRegistry:
@@ -72,6 +73,10 @@ def build_deciders(
         ),
         identity=Identity(sessions=sessions, api_keys=api_keys, bearer=bearer),
         objects=ObjectExtractor(
+            body_idle_timeout=limits.body_idle_timeout,
+            body_total_timeout=limits.request_total_timeout,
+        ),
+        uploads=UploadInspector(
             body_idle_timeout=limits.body_idle_timeout,
             body_total_timeout=limits.request_total_timeout,
         ),
