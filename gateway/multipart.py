@@ -150,11 +150,19 @@ def _disposition(value: str) -> tuple[str, bool] | Rejection:
     return read if isinstance(read, Rejection) else (read[0], read[1] is not None)
 
 
-def read_disposition(value: str) -> tuple[str, str | None] | Rejection:
+def read_disposition(
+    value: str, *, literal_backslashes: bool = False
+) -> tuple[str, str | None] | Rejection:
     """The field name and the file name (``None``: not a file) of ``form-data; name="x"``.
 
-    The file name is read as an RFC 9110 quoted-string; readers differ on its escapes,
-    so a gateway that passes it on writes it anew (``upload_form``)."""
+    Values are read as RFC 9110 quoted-strings; with ``literal_backslashes`` as HTML
+    forms write them (a backslash is itself: browsers escape nothing but ``"``, CR and
+    LF, as ``%22``, ``%0D``, ``%0A``), so ``..\\x.png`` is a path, and a ``\\"`` that
+    some readers take for an escaped quote ends the value instead. Readers differ on
+    these escapes: a gateway that passes a file name on writes it anew (``upload_form``).
+    """
+    if literal_backslashes:
+        value = value.replace("\\", "\\\\")
     head = _DISPOSITION.match(value)
     parsed = parse_media_type("x/y" + value[head.end() :]) if head else None
     if head is None or parsed is None:

@@ -35,7 +35,8 @@ from gateway.svg_check import SvgCheck
 
 OCTET_STREAM = "application/octet-stream"
 UNNAMED = "upload"
-"""The name given to a file sent with an empty name (``filename: sanitize``)."""
+"""The name given to a file with content sent with an empty name (``filename: sanitize``);
+an empty name stays empty on an empty file (a file input left blank)."""
 _CSV_DECLARED = frozenset({"text/csv", "application/csv", "application/vnd.ms-excel"})
 _PERCENT_ESCAPE = re.compile(r"%(?=[0-9A-Fa-f]{2})")
 """``%22``, ``%0A``: HTML5 form readers decode these in a file name, others do not."""
@@ -57,7 +58,8 @@ def escaped(name: str) -> str:
 
 
 def forwarded_name(original: str, *, refuse: bool, boundary: bytes) -> str | Rejection:
-    """The file name the app gets for ``original``, or why it is refused."""
+    """The file name the app gets for ``original``, or why it is refused (``""`` when
+    nothing of it is left: the form reader names the file or refuses it)."""
     name = _PERCENT_ESCAPE.sub("_", sanitize_filename(original, default=""))
     if refuse and name != original:
         shown = escaped(original)[:80]
@@ -69,7 +71,7 @@ def forwarded_name(original: str, *, refuse: bool, boundary: bytes) -> str | Rej
         )
     if boundary in name.encode():
         return _name_refused("the file name holds the form's boundary")
-    return name or UNNAMED
+    return name
 
 
 def _name_refused(detail: str) -> Rejection:

@@ -23,7 +23,7 @@ import multipart as push_multipart
 from gateway.bodies import MediaType, Spool, invalid, parse_media_type
 from gateway.model import Reason, Rejection, UploadedFile, UploadRules
 from gateway.multipart import form_delimiter, header_problem, read_disposition
-from gateway.upload_files import FileInspector, escaped, forwarded_name
+from gateway.upload_files import UNNAMED, FileInspector, escaped, forwarded_name
 
 _CRLF = b"\r\n"
 
@@ -162,6 +162,8 @@ class FormUpload:
         if event is None:
             return self._end(part)
         if part.start < 0:
+            if part.name == "" and (refused := self._name_unnamed(part)):
+                return refused
             self._write_header(part, empty=False)
         self.spool.write(event)
         if part.file is not None:
@@ -183,7 +185,7 @@ class FormUpload:
         if size > self._rules.max_part_header:
             return self._limit("header")
         headers = {name.lower(): value for name, value in segment.headerlist}
-        read = read_disposition(headers.get("content-disposition", ""))
+        read = read_disposition(headers.get("content-disposition", ""), literal_backslashes=True)
         if isinstance(read, Rejection):
             return read
         field, filename = read
@@ -205,14 +207,19 @@ class FormUpload:
         self._part = _Part(field, raw_type, filename, inspector, name)
         return None
 
+    def _name_unnamed(self, part: _Part) -> Rejection | None:
+        """A file with content and an empty name: named ``UNNAMED``, or refused."""
+        if self._rules.refuse_bad_names:
+            return Rejection(Reason.FILE_NAME_REFUSED, "a file came without a name; rename it")
+        part.name = UNNAMED
+        return None
+
     def _write_header(self, part: _Part, *, empty: bool) -> None:
         """Write the part's delimiter and headers, with the name the file is forwarded as.
 
         An empty file with an empty name is a file input left blank: it stays so."""
         disposition = f'form-data; name="{part.field}"'
         if part.name is not None:
-            if empty and part.original == "":
-                part.name = ""
             disposition += f'; filename="{part.name}"'
         lines = [f"Content-Disposition: {disposition}"]
         if part.content_type is not None:
@@ -224,14 +231,13 @@ class FormUpload:
     def _end(self, part: _Part) -> Rejection | None:
         if part.start < 0:
             self._write_header(part, empty=True)
+        if part.file is not None:
+            end = self.spool.size
+            kind = part.file.finish(lambda: self.spool.window(part.start, end))
+            if isinstance(kind, Rejection):
+                return kind
+            self.files.append(_uploaded(part, kind))
         self._part = None
-        if part.file is None:
-            return None
-        end = self.spool.size
-        kind = part.file.finish(lambda: self.spool.window(part.start, end))
-        if isinstance(kind, Rejection):
-            return kind
-        self.files.append(_uploaded(part, kind))
         return None
 
     def in_progress(self) -> UploadedFile | None:
