@@ -67,6 +67,8 @@ class Reason(StrEnum):
     FILE_TYPE_REFUSED = "file-type-refused"
     FILE_NAME_REFUSED = "file-name-refused"
     UPLOAD_LIMIT = "upload-limit"
+    FILE_INFECTED = "file-infected"
+    SCANNER_UNAVAILABLE = "scanner-unavailable"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
@@ -417,6 +419,11 @@ class UploadRules:
     """Bytes of one part's header block."""
     refuse_bad_names: bool = False
     """``filename: refuse``: a name sanitizing would change is refused, not rewritten."""
+    scan: bool = False
+    """Every file is scanned by ``clamd`` before anything is forwarded."""
+    scan_unavailable_allow: bool = False
+    """``scan.on_unavailable: allow``: a file the scanner gives no verdict on passes
+    (recorded as unscanned); by default such an upload is refused (503)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +450,9 @@ class UploadReport:
     files: tuple[UploadedFile, ...] = ()
     refused: str = ""
     """Why the upload was refused; empty when it was let through."""
+    scan: str = ""
+    """The virus scan: ``clean``, ``unscanned`` (scanner unavailable, let through), or
+    empty when the route does not scan or the upload was refused before the verdict."""
 
     def as_data(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -460,6 +470,8 @@ class UploadReport:
         }
         if self.refused:
             data["refused"] = self.refused
+        if self.scan:
+            data["scan"] = self.scan
         return data
 
 

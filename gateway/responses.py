@@ -68,6 +68,8 @@ _STATUS: dict[Reason, int] = {
     Reason.FILE_TYPE_REFUSED: 415,
     Reason.FILE_NAME_REFUSED: 400,
     Reason.UPLOAD_LIMIT: 413,
+    Reason.FILE_INFECTED: 422,
+    Reason.SCANNER_UNAVAILABLE: 503,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -110,6 +112,8 @@ _TITLE: dict[Reason, str] = {
     Reason.FILE_TYPE_REFUSED: "A file in the upload is not of an accepted type",
     Reason.FILE_NAME_REFUSED: "A file name in the upload is not accepted",
     Reason.UPLOAD_LIMIT: "The upload form is larger than this address accepts",
+    Reason.FILE_INFECTED: "A file in the upload carries malware",
+    Reason.SCANNER_UNAVAILABLE: "Uploads cannot be checked for malware right now",
 }
 
 # Reasons a person can do something about by asking an admin for access.

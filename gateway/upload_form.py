@@ -24,6 +24,7 @@ from gateway.bodies import MediaType, Spool, invalid, parse_media_type
 from gateway.model import Reason, Rejection, UploadedFile, UploadRules
 from gateway.multipart import form_delimiter, header_problem, read_disposition
 from gateway.upload_files import UNNAMED, FileInspector, escaped, forwarded_name
+from gateway.upload_scan import ScanEvent
 
 _CRLF = b"\r\n"
 
@@ -97,6 +98,8 @@ class _Part:
     file: FileInspector | None
     name: str | None
     """The name forwarded (``forwarded_name``); ``None`` for a field."""
+    index: int = -1
+    """Which file of the form it is (``ScanEvent.file``)."""
     start: int = -1
     """Where its content starts in the spool; ``-1`` until its header is written."""
 
@@ -116,7 +119,11 @@ class FormUpload:
         )
         self.spool = Spool()
         self.files: list[UploadedFile] = []
+        self.scanning = False
+        """Note each file's bytes in ``scan_events`` for the virus scan."""
+        self.scan_events: list[ScanEvent] = []
         self._part: _Part | None = None
+        self._file_count = 0
 
     @classmethod
     def open(cls, media: MediaType, rules: UploadRules) -> FormUpload | Rejection:
@@ -167,6 +174,8 @@ class FormUpload:
             self._write_header(part, empty=False)
         self.spool.write(event)
         if part.file is not None:
+            if self.scanning:
+                self.scan_events.append(ScanEvent(part.index, part.file.what, event))
             return part.file.feed(event)
         if self.spool.size - part.start > self._rules.max_file:
             return Rejection(
@@ -204,7 +213,8 @@ class FormUpload:
             if isinstance(name, Rejection):
                 return name
             inspector = FileInspector(rules=self._rules, name=name, declared=declared)
-        self._part = _Part(field, raw_type, filename, inspector, name)
+            self._file_count += 1
+        self._part = _Part(field, raw_type, filename, inspector, name, self._file_count - 1)
         return None
 
     def _name_unnamed(self, part: _Part) -> Rejection | None:
@@ -237,6 +247,8 @@ class FormUpload:
             if isinstance(kind, Rejection):
                 return kind
             self.files.append(_uploaded(part, kind))
+            if self.scanning:
+                self.scan_events.append(ScanEvent(part.index, part.file.what, b""))
         self._part = None
         return None
 

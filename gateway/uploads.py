@@ -22,6 +22,7 @@ from typing import IO
 
 from gateway.bodies import BodyKind, Spool, limit_refusal, request_media_type
 from gateway.body_stream import CHUNK, RequestBody
+from gateway.clamd import Clamd
 from gateway.errors import BodyStalled, BodyTooLarge
 from gateway.model import (
     IncomingRequest,
@@ -33,6 +34,7 @@ from gateway.model import (
 )
 from gateway.upload_files import FileInspector
 from gateway.upload_form import FormUpload
+from gateway.upload_scan import ScanEvent, ScanRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,16 +58,22 @@ class RawUpload:
         self.spool = Spool()
         self._file = FileInspector(rules=rules, name=None, declared=declared)
         self.files: list[UploadedFile] = []
+        self.scanning = False
+        self.scan_events: list[ScanEvent] = []
 
     def feed(self, chunk: bytes) -> Rejection | None:
         if chunk:
             self.spool.write(chunk)
+            if self.scanning:
+                self.scan_events.append(ScanEvent(0, self._file.what, chunk))
             return self._file.feed(chunk)
         size = self.spool.size
         kind = self._file.finish(lambda: self.spool.window(0, size))
         if isinstance(kind, Rejection):
             return kind
         self.files.append(self._facts(kind))
+        if self.scanning:
+            self.scan_events.append(ScanEvent(0, self._file.what, b""))
         return None
 
     def in_progress(self) -> UploadedFile | None:
@@ -79,9 +87,16 @@ class RawUpload:
 class UploadInspector:
     """Checks the files of requests on upload routes (built once, shared by requests)."""
 
-    def __init__(self, *, body_idle_timeout: float = 10.0, body_total_timeout: float = 120.0):
+    def __init__(
+        self,
+        *,
+        body_idle_timeout: float = 10.0,
+        body_total_timeout: float = 120.0,
+        scanner: Clamd | None = None,
+    ) -> None:
         self._idle = body_idle_timeout
         self._total = body_total_timeout
+        self._scanner = scanner
 
     async def check(
         self, request: IncomingRequest, route: Route, body: bytes | IO[bytes] | None
@@ -106,25 +121,34 @@ class UploadInspector:
             reader = RawUpload(rules, media.type if media is not None else None)
         if isinstance(reader, Rejection):
             return _refused(reader, [])
-        return await self._read(reader, self._chunks(request, route, body))
+        scan = None
+        if rules.scan:
+            scan = ScanRun(self._scanner, allow_unavailable=rules.scan_unavailable_allow)
+            reader.scanning = True
+        try:
+            return await self._read(reader, self._chunks(request, route, body), scan)
+        finally:
+            if scan is not None:
+                scan.close()
 
     async def _read(
-        self, reader: FormUpload | RawUpload, chunks: AsyncIterator[bytes]
+        self, reader: FormUpload | RawUpload, chunks: AsyncIterator[bytes], scan: ScanRun | None
     ) -> UploadChecked:
         refused: Rejection | None = None
         try:
             async for chunk in chunks:
-                if (refused := reader.feed(chunk)) is not None:
+                if (refused := await _feed(reader, chunk, scan)) is not None:
                     break
             else:
-                refused = reader.feed(b"")
+                refused = await _feed(reader, b"", scan)
         except (BodyTooLarge, BodyStalled) as failure:
             refused = limit_refusal(failure)
         if refused is not None:
             reader.spool.discard()
             current = reader.in_progress()
             return _refused(refused, [*reader.files, *([current] if current else [])])
-        return UploadChecked(reader.spool.forwardable(), UploadReport(tuple(reader.files)))
+        report = UploadReport(tuple(reader.files), scan=scan.summary if scan else "")
+        return UploadChecked(reader.spool.forwardable(), report)
 
     def _chunks(
         self, request: IncomingRequest, route: Route, body: bytes | IO[bytes] | None
@@ -136,6 +160,17 @@ class UploadInspector:
             request, limit=route.max_body_bytes, idle=self._idle, deadline=deadline
         )
         return reader.stream()
+
+
+async def _feed(
+    reader: FormUpload | RawUpload, chunk: bytes, scan: ScanRun | None
+) -> Rejection | None:
+    """The next bytes to the reader, and the file bytes it noted on to the scan."""
+    refused = reader.feed(chunk)
+    if refused is None and scan is not None and reader.scan_events:
+        refused = await scan.take(reader.scan_events)
+    reader.scan_events.clear()
+    return refused
 
 
 async def _pieces(body: bytes | IO[bytes]) -> AsyncIterator[bytes]:

@@ -368,6 +368,8 @@ def _upload_rules(r: RouteModel, max_body: int, problem: Any) -> UploadRules | N
         max_parts=upload.max_parts,
         max_part_header=header,
         refuse_bad_names=upload.filename == "refuse",
+        scan=upload.scan is not None,
+        scan_unavailable_allow=upload.scan is not None and upload.scan.on_unavailable == "allow",
     )
 
 

@@ -194,6 +194,14 @@ UploadType = Literal[
 ]
 
 
+class ScanModel(Strict):
+    on_unavailable: Literal["refuse", "allow"] = Field(
+        default="refuse",
+        description="When clamd gives no verdict: refuse (503, the default) or let the "
+        "upload through, recorded as unscanned.",
+    )
+
+
 class UploadModel(Strict):
     types: list[UploadType] = Field(
         min_length=1,
@@ -209,6 +217,11 @@ class UploadModel(Strict):
         default="sanitize",
         description="sanitize: the app gets a safe name (no path, controls, reserved "
         "names); refuse: a name that would need it is refused.",
+    )
+    scan: ScanModel | None = Field(
+        default=None,
+        description="Scan every file with ClamAV (clamd, settings scanner.clamd_socket) "
+        "before anything is forwarded.",
     )
 
 

@@ -138,7 +138,7 @@ def _file(answer: Answer, path: Path) -> web.FileResponse:
 async def scripted_upstream(name: str, **state: Any) -> AsyncIterator[Scripted]:
     """A scripted upstream on a free loopback port; yields its state (``url`` set)."""
     scripted = Scripted(name, **state)
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are read whole
     app[STATE] = scripted
     app.router.add_get("/internal/owners/{id}", _lookup)
     app.router.add_route("*", "/{tail:.*}", _answer)

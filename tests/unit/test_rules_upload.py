@@ -42,7 +42,7 @@ def test_the_block_compiles() -> None:
     upstream: app
     max_body: 30MiB
     upload: {types: [pdf, png], max_file: 20MiB, max_parts: 3, max_part_header: 2KiB,
-             filename: refuse}
+             filename: refuse, scan: {on_unavailable: allow}}
 """
     )
     assert upload == UploadRules(
@@ -51,7 +51,16 @@ def test_the_block_compiles() -> None:
         max_parts=3,
         max_part_header=2048,
         refuse_bad_names=True,
+        scan=True,
+        scan_unavailable_allow=True,
     )
+
+
+def test_a_scan_fails_closed_unless_told_otherwise() -> None:
+    upload = compiled(
+        "  - {name: f, match: {path: /f}, upstream: app, upload: {types: [txt], scan: {}}}\n"
+    )
+    assert upload is not None and upload.scan and not upload.scan_unavailable_allow
 
 
 def test_defaults() -> None:
@@ -80,6 +89,10 @@ MISTAKES = {
         "a WebSocket route carries no uploads",
     ),
     "no parts allowed": ("upload: {types: [pdf], max_parts: 0}", "max_parts"),
+    "an unknown scan fallback": (
+        "upload: {types: [pdf], scan: {on_unavailable: maybe}}",
+        "routes[0].upload.scan.on_unavailable",
+    ),
 }
 
 
