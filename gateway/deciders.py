@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.sessions import SessionManager
 from gateway.clamd import Clamd
+from gateway.config.durations import parse_duration
 from gateway.config.settings import Settings
 from gateway.context import Deciders
 from gateway.enumeration import EnumerationGuard
@@ -80,7 +81,9 @@ def build_deciders(
         uploads=UploadInspector(
             body_idle_timeout=limits.body_idle_timeout,
             body_total_timeout=limits.request_total_timeout,
-            scanner=Clamd(settings.scanner.clamd_socket, timeout=float(settings.scanner.timeout)),
+            scanner=Clamd(
+                settings.scanner.clamd_socket, timeout=parse_duration(settings.scanner.timeout)
+            ),
         ),
         enumeration=EnumerationGuard(
             window=enumeration.window_seconds,
