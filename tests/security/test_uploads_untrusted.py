@@ -28,6 +28,9 @@ from typing import Any
 import multipart as push_multipart
 import pytest
 
+from gateway.admin.explain import explain, principal_for
+from gateway.context import GATEWAY
+from gateway.model import Reason
 from tests.support import upload_samples as s
 from tests.support.scripted_upstream import Scripted, scripted_upstream
 from tests.support.stack import Stack, running_stack
@@ -256,3 +259,28 @@ class TestLimits:
             status, _, rid = await post(stack, *body)
             assert status == 413
             await assert_refused_unseen(stack, app, rid, "upload-limit")
+
+
+class TestSimulateJudgesUploadsAsLiveTraffic:
+    @pytest.mark.parametrize(
+        ("name", "data", "reason"),
+        [
+            ("invoice.pdf", s.HTML, Reason.FILE_TYPE_REFUSED),
+            ("../../x.png", s.png(), Reason.ROLE_ALLOWED),
+        ],
+        ids=["HTML posing as a PDF is refused", "a PNG with a path for a name is allowed"],
+    )
+    async def test_rules_simulate(
+        self, tmp_path: Path, name: str, data: bytes, reason: Reason
+    ) -> None:
+        body, content_type = s.one_file(name, "application/octet-stream", data)
+        async with upload_stack(tmp_path) as (stack, app):
+            gw = stack.app[GATEWAY]
+            alice = await principal_for(gw, ALICE)
+            assert alice is not None
+            explained = await explain(
+                gw, principal=alice, method="POST", target="/api/files", body=body,
+                content_type=content_type,
+            )  # fmt: skip
+            assert explained.decision.reason is reason, explained.steps
+            assert app.total_hits == 0
