@@ -274,17 +274,11 @@ class Spool:
 
     def body(self) -> Body:
         """What was written, as a ``Body``; the spool is handed over with it."""
+        if self._file is not None:
+            self._file.flush()
         if self._file is None:
             return Body(bytes(self._memory), None, self.size)
         return Body(None, self._file, self.size)
-
-    def forwardable(self) -> bytes | IO[bytes]:
-        """What was written, to send on: the bytes, or the file (closed when dropped)."""
-        if self._file is None:
-            return bytes(self._memory)
-        self._file.flush()
-        self._file.seek(0)
-        return self._file
 
     def discard(self) -> None:
         if self._file is not None:

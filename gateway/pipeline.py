@@ -86,6 +86,8 @@ class Verdict(NamedTuple):
     """Why the gate stopped the request before its body was read, if it did."""
     upload: UploadReport | None = None
     """What the upload check saw of the files (routes with ``upload`` rules)."""
+    spooled: Body | None = None
+    """The checked upload ``body`` is read from; its temporary file goes with it."""
 
 
 async def decide(
@@ -129,12 +131,22 @@ async def decide(
         admitted, decision, body = await _bind(
             gw, request, admitted, match, method, decision, objects
         )
-    upload = None
+    upload, spooled = None, None
     if decision.allowed and isinstance(match, RouteMatch) and match.route.upload is not None:
-        decision, body, upload = await _check_upload(gw, request, match.route, decision, body)
+        decision, spooled, upload = await _check_upload(gw, request, match.route, decision, body)
+        body = spooled.forwardable() if spooled is not None else body
     _lap(stage.decide, lap)
     return Verdict(
-        admitted, caller, method, prepared, match, objects.owners, decision, body, upload=upload
+        admitted,
+        caller,
+        method,
+        prepared,
+        match,
+        objects.owners,
+        decision,
+        body,
+        upload=upload,
+        spooled=spooled,
     )
 
 
@@ -416,13 +428,14 @@ async def _check_upload(
     route: Route,
     decision: Decision,
     body: bytes | IO[bytes] | None,
-) -> tuple[Decision, bytes | IO[bytes] | None, UploadReport | None]:
-    """Judge the files of an allowed request (``uploads``): the body to forward, or the
-    refusal that replaces the decision (same action and tenant, like a binding's)."""
+) -> tuple[Decision, Body | None, UploadReport | None]:
+    """Judge the files of an allowed request (``uploads``): the checked body to forward
+    (``None``: the request had none), or the refusal that replaces the decision (same
+    action and tenant, like a binding's)."""
     checked = await gw.uploads.check(request, route, body)
     if checked.refusal is not None:
         return refused_binding(decision, checked.refusal), None, checked.report
-    return decision, checked.body if checked.report is not None else body, checked.report
+    return decision, checked.body, checked.report
 
 
 def _is_websocket(request: IncomingRequest) -> bool:

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import IO
 
-from gateway.bodies import BodyKind, Spool, limit_refusal, request_media_type
+from gateway.bodies import Body, BodyKind, Spool, limit_refusal, request_media_type
 from gateway.body_stream import CHUNK, RequestBody
 from gateway.clamd import Clamd
 from gateway.errors import BodyStalled, BodyTooLarge
@@ -41,7 +41,7 @@ from gateway.upload_scan import ScanEvent, ScanRun
 class UploadChecked:
     """The result of the upload check: what to forward, or why not, and what was seen."""
 
-    body: bytes | IO[bytes] | None
+    body: Body | None
     """The body to forward (a form written out anew); ``None`` when refused or absent."""
     report: UploadReport | None
     """The files seen; ``None`` when the request carried no body."""
@@ -148,7 +148,7 @@ class UploadInspector:
             current = reader.in_progress()
             return _refused(refused, [*reader.files, *([current] if current else [])])
         report = UploadReport(tuple(reader.files), scan=scan.summary if scan else "")
-        return UploadChecked(reader.spool.forwardable(), report)
+        return UploadChecked(reader.spool.body(), report)
 
     def _chunks(
         self, request: IncomingRequest, route: Route, body: bytes | IO[bytes] | None

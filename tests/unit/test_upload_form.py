@@ -43,8 +43,7 @@ def read(
 
 def forwarded(reader: FormUpload, content_type: str) -> list[tuple[str, str | None, bytes]]:
     """The passed-on form as an app's parser reads it: (field, filename, content)."""
-    data = reader.spool.forwardable()
-    raw = data if isinstance(data, bytes) else data.read()
+    raw = reader.spool.body().content()
     boundary = content_type.split("boundary=", 1)[1]
     parser = push_multipart.MultipartParser(io.BytesIO(raw), boundary, strict=True)
     read = []
