@@ -154,7 +154,7 @@ class FormUpload:
         return None
 
     def _limit(self, message: str) -> Rejection:
-        if "count" in message:
+        if "segment count" in message:
             detail = f"the form has more than {self._rules.max_parts} parts"
         else:
             detail = f"a part's headers are longer than {self._rules.max_part_header} bytes"

@@ -318,6 +318,13 @@ class TestLimits:
         assert refused is not None and refused.reason is Reason.UPLOAD_LIMIT
         assert "1024 bytes" in refused.detail
 
+    def test_many_header_lines_in_a_part(self) -> None:
+        lines = "".join(f"X-Filler-{n}: x\r\n" for n in range(12))
+        body, content_type = raw_form("--{b}\r\n" + lines + FILE_PART + "\r\n--{b}--\r\n")
+        _, refused = read(body, content_type)
+        assert refused is not None and refused.reason is Reason.UPLOAD_LIMIT
+        assert "headers" in refused.detail
+
     def test_a_file_over_max_file(self) -> None:
         data = b"a,b\n" * (RULES.max_file // 4 + 1)
         reader, refused = read(*s.one_file("big.csv", "text/csv", data))
