@@ -11,6 +11,7 @@ where entities live (expansion bombs, external files), and no drawing needs one.
 from __future__ import annotations
 
 import re
+from typing import NoReturn
 from xml.parsers import expat
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -19,6 +20,10 @@ _ACTIVE_ELEMENTS = frozenset(
 )
 _ACTIVE_VALUE = re.compile(r"(?:java|vb)script:|data:\s*text/html|expression\(|@import", re.I)
 _IGNORED_IN_VALUES = re.compile(r"[\x00-\x20]+")
+
+
+class _Refused(Exception):
+    """Raised by a handler to end parsing: the file is refused."""
 
 
 class SvgCheck:
@@ -42,17 +47,19 @@ class SvgCheck:
             return self.problem
         try:
             self._parser.Parse(data, final)
+        except _Refused:
+            return self.problem
         except expat.ExpatError as error:
-            self._refuse(f"it is not well-formed XML ({expat.ErrorString(error.code)})")
-        if final and not self._root_seen:
-            self._refuse("it has no <svg> element")
+            self.problem = f"it is not well-formed XML ({expat.ErrorString(error.code)})"
+        if final and not self._root_seen and self.problem is None:
+            self.problem = "it has no <svg> element"
         return self.problem
 
-    def _refuse(self, why: str) -> None:
-        if self.problem is None:
-            self.problem = why
-        self._parser.StartElementHandler = None
-        self._parser.CharacterDataHandler = None
+    def _refuse(self, why: str) -> NoReturn:
+        """Stop parsing at once (an exception from a handler ends ``Parse``): nothing
+        after a DOCTYPE is read, so no entity is ever expanded."""
+        self.problem = why
+        raise _Refused
 
     def _doctype(self, *_: object) -> None:
         self._refuse("it declares a DOCTYPE")
@@ -62,7 +69,6 @@ class SvgCheck:
 
     def _external(self, *_: object) -> int:
         self._refuse("it refers to an external entity")
-        return 0
 
     def _instruction(self, target: str, _data: str) -> None:
         self._refuse(f"it carries a processing instruction <?{target[:30]}?>")
@@ -73,18 +79,14 @@ class SvgCheck:
             self._root_seen = True
             if (namespace, local) != (SVG_NS, "svg"):
                 self._refuse("its root element is not an SVG <svg>")
-                return
         if local.lower() in _ACTIVE_ELEMENTS:
             self._refuse(f"it holds a <{local[:30]}> element, which can run script")
-            return
         for attribute, value in attributes.items():
             bare = attribute.rpartition(" ")[2].lower()
             if bare.startswith("on"):
                 self._refuse(f"it has an event handler attribute ({bare[:30]})")
-                return
             if _ACTIVE_VALUE.search(_IGNORED_IN_VALUES.sub("", value)):
                 self._refuse(f"its {bare[:30]!r} attribute holds a script link")
-                return
 
     def _text(self, data: str) -> None:
         if _ACTIVE_VALUE.search(_IGNORED_IN_VALUES.sub("", data)):

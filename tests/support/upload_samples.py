@@ -122,6 +122,13 @@ SVG_ENTITY = (
     b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "aaaa">]>'
     b'<svg xmlns="http://www.w3.org/2000/svg">&a;</svg>'
 )
+SVG_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE svg [<!ENTITY a "ha"><!ENTITY b "&a;&a;&a;&a;&a;&a;">'
+    + b"".join(
+        f'<!ENTITY {chr(99 + n)} "{("&" + chr(98 + n) + ";") * 10}">'.encode() for n in range(8)
+    )
+    + b']><svg xmlns="http://www.w3.org/2000/svg"><text>&j;</text></svg>'
+)
 TEXT = "name;amount\nÄrger GmbH;12\n".encode()
 CSV = b"name,amount\nacme,12\nglobex,7\n"
 

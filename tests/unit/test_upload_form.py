@@ -167,6 +167,7 @@ SVGS = {
     "a javascript: link spelled with a character reference": (s.SVG_ENCODED_LINK, "script"),
     "a script under another namespace prefix": (s.SVG_PREFIXED_SCRIPT, "<script>"),
     "an entity declaration": (s.SVG_ENTITY, "DOCTYPE"),
+    "an entity expansion bomb": (s.SVG_LAUGHS, "DOCTYPE"),
 }
 
 
