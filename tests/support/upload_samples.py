@@ -55,10 +55,12 @@ def pdf() -> bytes:
 
 
 def zip_of(entries: dict[str, bytes]) -> bytes:
+    """A ZIP of ``entries``, the same bytes on every call (fixed timestamps)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in entries.items():
-            archive.writestr(name, data)
+            info = zipfile.ZipInfo(name, date_time=(2026, 1, 1, 0, 0, 0))
+            archive.writestr(info, data, compress_type=zipfile.ZIP_DEFLATED)
     return out.getvalue()
 
 
