@@ -59,11 +59,27 @@ def gatehold_bin() -> str:
     return str(Path(sys.executable).with_name("gatehold"))
 
 
-def prepare(folder: Path, *, upstream_url: str, port: int, many_sessions: int) -> GateholdSetup:
-    """Write the settings and rules, add the user, mint its cookie and extra sessions."""
+def prepare(
+    folder: Path,
+    *,
+    upstream_url: str,
+    port: int,
+    many_sessions: int,
+    extra_routes: list[dict[str, object]] | None = None,
+    extra_settings: dict[str, object] | None = None,
+) -> GateholdSetup:
+    """Write the settings and rules, add the user, mint its cookie and extra sessions.
+
+    ``extra_routes`` are added to the rules (the user may then also write), and
+    ``extra_settings`` to the settings (``upload_scan_rss.py``'s upload route and
+    scanner)."""
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
-    (folder / "rules.yaml").write_text(yaml.safe_dump(rules(upstream_url), sort_keys=False))
+    ruleset = rules(upstream_url)
+    if extra_routes:
+        ruleset["routes"] = [*ruleset["routes"], *extra_routes]  # type: ignore[misc]
+        ruleset["roles"] = {"reader": {"can": ["read", "write"]}}
+    (folder / "rules.yaml").write_text(yaml.safe_dump(ruleset, sort_keys=False))
     settings = {
         "data_dir": "./data",
         "rules": "rules.yaml",
@@ -74,6 +90,7 @@ def prepare(folder: Path, *, upstream_url: str, port: int, many_sessions: int) -
             "workers": 1,
         },
         "sessions": {"cookie_secure": False},
+        **(extra_settings or {}),
     }
     config = folder / "gatehold.yaml"
     config.write_text(yaml.safe_dump(settings, sort_keys=False))

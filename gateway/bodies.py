@@ -12,6 +12,7 @@ the app another.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import mmap
 import re
@@ -227,29 +228,100 @@ async def read_body(
     if request.content_length is not None and request.content_length > limit:
         return _too_large()
     reader = RequestBody(request, limit=limit, idle=idle, deadline=time.monotonic() + total)
-    memory = bytearray()
-    spool: IO[bytes] | None = None
-    size = 0
+    spool = Spool()
     try:
         async for chunk in reader.stream():
-            size += len(chunk)
-            if spool is None and size > SPOOL_AFTER:
-                spool = tempfile.TemporaryFile()
-                spool.write(memory)
-                memory = bytearray()
-            if spool is not None:
-                spool.write(chunk)
-            else:
-                memory += chunk
+            spool.write(chunk)
     except (BodyTooLarge, BodyStalled) as failure:
-        if spool is not None:
-            spool.close()
-        if isinstance(failure, BodyTooLarge):
-            return _too_large()
-        return Rejection(Reason.BODY_TIMEOUT, "the request body did not arrive in time")
-    if spool is None:
-        return Body(bytes(memory), None, size)
-    return Body(None, spool, size)
+        spool.discard()
+        return limit_refusal(failure)
+    return spool.body()
+
+
+def limit_refusal(failure: BodyTooLarge | BodyStalled) -> Rejection:
+    """The refusal of a body a limit stopped (413 too large, 408 too slow)."""
+    if isinstance(failure, BodyTooLarge):
+        return _too_large()
+    return Rejection(Reason.BODY_TIMEOUT, "the request body did not arrive in time")
+
+
+class Spool:
+    """Bytes written in order, kept in memory up to ``SPOOL_AFTER``, then in a temporary
+    file: a body of any size costs bounded memory."""
+
+    def __init__(self) -> None:
+        self._memory = bytearray()
+        self._file: IO[bytes] | None = None
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self._file is None and self.size > SPOOL_AFTER:
+            self._file = tempfile.TemporaryFile()
+            self._file.write(self._memory)
+            self._memory = bytearray()
+        if self._file is not None:
+            self._file.write(chunk)
+        else:
+            self._memory += chunk
+
+    def window(self, start: int, end: int) -> IO[bytes]:
+        """The bytes written from offset ``start`` to ``end``, to read as a file."""
+        if self._file is None:
+            return io.BytesIO(bytes(self._memory[start:end]))
+        self._file.flush()
+        return io.BufferedReader(FileWindow(self._file, start, end))
+
+    def body(self) -> Body:
+        """What was written, as a ``Body``; the spool is handed over with it."""
+        if self._file is not None:
+            self._file.flush()
+        if self._file is None:
+            return Body(bytes(self._memory), None, self.size)
+        return Body(None, self._file, self.size)
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class FileWindow(io.RawIOBase):
+    """Read-only, seekable view of ``[start, end)`` of an open file (its own position)."""
+
+    def __init__(self, file: IO[bytes], start: int, end: int) -> None:
+        super().__init__()
+        self._file = file
+        self._start = start
+        self._end = end
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self._length}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    @property
+    def _length(self) -> int:
+        return self._end - self._start
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self._length - self._position)
+        if wanted <= 0:
+            return 0
+        self._file.seek(self._start + self._position)
+        data = self._file.read(wanted)
+        buffer[: len(data)] = data
+        self._position += len(data)
+        return len(data)
 
 
 def _too_large() -> Rejection:

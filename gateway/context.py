@@ -31,6 +31,7 @@ from gateway.ownership import Ownership
 from gateway.policy import Policy
 from gateway.responses import Renderer
 from gateway.routing import Router
+from gateway.uploads import UploadInspector
 
 
 @dataclass(kw_only=True)
@@ -48,6 +49,7 @@ class Deciders:
     sessions: SessionManager
     api_keys: ApiKeys
     bearer: BearerTokens | None = None
+    uploads: UploadInspector = field(default_factory=UploadInspector)
     metrics: Metrics = field(default_factory=Metrics)
     clock: Callable[[], float] = time.time
 

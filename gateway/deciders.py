@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.api_clients import ApiKeys, BearerTokens
 from gateway.auth.sessions import SessionManager
+from gateway.clamd import Clamd
+from gateway.config.durations import parse_duration
 from gateway.config.settings import Settings
 from gateway.context import Deciders
 from gateway.enumeration import EnumerationGuard
@@ -25,6 +27,7 @@ from gateway.ownership import Ownership
 from gateway.policy import Policy
 from gateway.routing import Router
 from gateway.store import registry as registry_store
+from gateway.uploads import UploadInspector
 
 
 class StoreRegistry:
@@ -74,6 +77,13 @@ def build_deciders(
         objects=ObjectExtractor(
             body_idle_timeout=limits.body_idle_timeout,
             body_total_timeout=limits.request_total_timeout,
+        ),
+        uploads=UploadInspector(
+            body_idle_timeout=limits.body_idle_timeout,
+            body_total_timeout=limits.request_total_timeout,
+            scanner=Clamd(
+                settings.scanner.clamd_socket, timeout=parse_duration(settings.scanner.timeout)
+            ),
         ),
         enumeration=EnumerationGuard(
             window=enumeration.window_seconds,

@@ -8,6 +8,7 @@ in the middle of a body stream, where no value can be returned::
     ├── ConfigError          settings or rules are invalid (lists every problem)
     ├── StoreUnavailable     the database cannot read or commit        → 503
     ├── UpstreamFailed       the app behind did not answer properly    → 502 / 504
+    ├── ScannerUnavailable   the virus scanner gave no verdict          → 503 (or let through)
     └── BodyLimit            a request body broke its route's limits
         ├── BodyTooLarge     more bytes than the route's ``max_body``   → 413
         └── BodyStalled      it paused too long or missed its deadline → 408
@@ -44,6 +45,10 @@ class UpstreamFailed(GateholdError):
         self.upstream = upstream
         self.timeout = timeout
         super().__init__(f"upstream {upstream!r} {'timed out' if timeout else 'failed'}: {detail}")
+
+
+class ScannerUnavailable(GateholdError):
+    """The virus scanner could not be reached or gave no verdict on a file."""
 
 
 class BodyLimit(GateholdError):

@@ -62,6 +62,13 @@ class Reason(StrEnum):
     PARAM_FORBIDDEN = "param-forbidden"
     PARAM_MISSING = "param-missing"
     TENANT_MISMATCH = "tenant-mismatch"
+    # uploads (``uploads.py``)
+    FILE_TOO_LARGE = "file-too-large"
+    FILE_TYPE_REFUSED = "file-type-refused"
+    FILE_NAME_REFUSED = "file-name-refused"
+    UPLOAD_LIMIT = "upload-limit"
+    FILE_INFECTED = "file-infected"
+    SCANNER_UNAVAILABLE = "scanner-unavailable"
 
 
 ALLOWING_REASONS = frozenset({Reason.PUBLIC_ROUTE, Reason.ROLE_ALLOWED})
@@ -399,6 +406,76 @@ class BodyTenant:
 
 
 @dataclass(frozen=True, slots=True)
+class UploadRules:
+    """A route's ``upload:`` block: what files its requests may carry (``uploads.py``)."""
+
+    types: frozenset[str]
+    """Allowed types by content (``filetypes.TYPES`` names: ``pdf``, ``png``, …)."""
+    max_file: int = 10 * 1024 * 1024
+    """Bytes one file (or form field) may hold."""
+    max_parts: int = 10
+    """Parts a multipart form may have, files and fields together."""
+    max_part_header: int = 4 * 1024
+    """Bytes of one part's header block."""
+    refuse_bad_names: bool = False
+    """``filename: refuse``: a name sanitizing would change is refused, not rewritten."""
+    scan: bool = False
+    """Every file is scanned by ``clamd`` before anything is forwarded."""
+    scan_unavailable_allow: bool = False
+    """``scan.on_unavailable: allow``: a file the scanner gives no verdict on passes
+    (recorded as unscanned); by default such an upload is refused (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """One file (or the raw body) of an upload, as checked."""
+
+    field: str
+    """The form field it came in (``""`` for a raw body)."""
+    original: str | None
+    """The file name as sent, control and format characters escaped; ``None``: none."""
+    name: str | None
+    """The name forwarded to the app (sanitized); ``None`` when none was sent."""
+    declared: str | None
+    """The Content-Type the client declared for it."""
+    kind: str
+    """The type its content was found to be (``png``; ``empty``)."""
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class UploadReport:
+    """What the upload check saw of a request's files, for its audit record."""
+
+    files: tuple[UploadedFile, ...] = ()
+    refused: str = ""
+    """Why the upload was refused; empty when it was let through."""
+    scan: str = ""
+    """The virus scan: ``clean``, ``unscanned`` (scanner unavailable, let through), or
+    empty when the route does not scan or the upload was refused before the verdict."""
+
+    def as_data(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "files": [
+                {
+                    "field": f.field,
+                    "original_name": f.original,
+                    "name": f.name,
+                    "declared": f.declared,
+                    "type": f.kind,
+                    "size": f.size,
+                }
+                for f in self.files
+            ]
+        }
+        if self.refused:
+            data["refused"] = self.refused
+        if self.scan:
+            data["scan"] = self.scan
+        return data
+
+
+@dataclass(frozen=True, slots=True)
 class RoleDef:
     """A role of the RBAC matrix."""
 
@@ -449,6 +526,8 @@ class Route:
     """Query parameters and headers set to the request's tenant (``tenant_binding``)."""
     body_tenant: BodyTenant | None = None
     """The body field that must name the request's tenant (``body_tenant``)."""
+    upload: UploadRules | None = None
+    """Files its requests carry are checked (type by content, size, names): ``uploads``."""
     required_params: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
     """Every parameter the query string must carry (``query.require`` and the required
     ``query_ids``): derived once here, not on every request."""

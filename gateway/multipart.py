@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import mmap
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from gateway.bodies import MediaType, invalid, parse_media_type, unsupported
 from gateway.model import Rejection
 
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")
 _DISPOSITION = re.compile(r"form-data(?=[ \t]*;|[ \t]*$)", re.IGNORECASE)
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ALLOWED_HEADERS = frozenset({"content-disposition", "content-type"})
 MAX_PART_HEADERS = 8 * 1024
 Buffer = bytes | mmap.mmap
@@ -30,14 +31,9 @@ def parse_fields(
 ) -> list[tuple[str, str]] | Rejection:
     """(name, value) of every part in order. Only ``relevant`` names are decoded (strict
     UTF-8); others, and every file part, get ``FILE`` or ``""`` so uploads stay unread."""
-    boundary = media.params.get("boundary", "")
-    if not _BOUNDARY.fullmatch(boundary):
-        return invalid("the multipart body has no usable boundary")
-    if set(media.params) - {"boundary", "charset"} or media.params.get(
-        "charset", "utf-8"
-    ).lower() not in ("utf-8", "utf8"):
-        return unsupported("the multipart Content-Type has unexpected parameters")
-    delimiter = b"--" + boundary.encode()
+    delimiter = form_delimiter(media)
+    if isinstance(delimiter, Rejection):
+        return delimiter
     problem = _delimiter_problem(data, delimiter)
     if problem:
         return invalid(problem)
@@ -53,6 +49,18 @@ def parse_fields(
         if data[after : after + 2] == b"--":
             return fields
         start = after + 2
+
+
+def form_delimiter(media: MediaType) -> bytes | Rejection:
+    """``--boundary`` of a form, or why its Content-Type is not one this reader accepts."""
+    boundary = media.params.get("boundary", "")
+    if not _BOUNDARY.fullmatch(boundary):
+        return invalid("the multipart body has no usable boundary")
+    if set(media.params) - {"boundary", "charset"} or media.params.get(
+        "charset", "utf-8"
+    ).lower() not in ("utf-8", "utf8"):
+        return unsupported("the multipart Content-Type has unexpected parameters")
+    return b"--" + boundary.encode()
 
 
 def _delimiter_problem(data: Buffer, delimiter: bytes) -> str:
@@ -119,20 +127,49 @@ def _headers(head: bytes) -> dict[str, str] | Rejection:
         name = name.lower()
         if not colon or name != name.strip() or "\n" in line or "\r" in line:
             return invalid("a multipart part header is malformed")
-        if name not in _ALLOWED_HEADERS or name in headers:
-            return invalid(
-                "a multipart part may carry one Content-Disposition and one Content-Type "
-                f"header and nothing else ({name[:40]})"
-            )
+        if (refused := header_problem(name, headers)) is not None:
+            return refused
         headers[name] = value.strip()
     return headers
 
 
+def header_problem(name: str, seen: Collection[str]) -> Rejection | None:
+    """A part header ``name`` (lower case) is refused unless it is one of the two a form
+    part may carry, once: ``seen`` holds the names before it."""
+    if name not in _ALLOWED_HEADERS or name in seen:
+        return invalid(
+            "a multipart part may carry one Content-Disposition and one Content-Type "
+            f"header and nothing else ({name[:40]})"
+        )
+    return None
+
+
 def _disposition(value: str) -> tuple[str, bool] | Rejection:
     """The field name and whether the part is a file, from ``form-data; name="x"``."""
+    read = read_disposition(value)
+    return read if isinstance(read, Rejection) else (read[0], read[1] is not None)
+
+
+def read_disposition(
+    value: str, *, literal_backslashes: bool = False
+) -> tuple[str, str | None] | Rejection:
+    """The field name and the file name (``None``: not a file) of ``form-data; name="x"``.
+
+    Values are read as RFC 9110 quoted-strings; with ``literal_backslashes`` as HTML
+    forms write them (a backslash is itself: browsers escape nothing but ``"``, CR and
+    LF, as ``%22``, ``%0D``, ``%0A``), so ``..\\x.png`` is a path, and a ``\\"`` that
+    some readers take for an escaped quote ends the value instead. Readers differ on
+    these escapes: a gateway that passes a file name on writes it anew (``upload_form``).
+    """
+    if literal_backslashes:
+        value = value.replace("\\", "\\\\")
     head = _DISPOSITION.match(value)
     parsed = parse_media_type("x/y" + value[head.end() :]) if head else None
     if head is None or parsed is None:
+        if _CONTROL.search(value):
+            return invalid(
+                "a multipart part's name or file name holds control characters; rename the file"
+            )
         return invalid("a multipart part lacks a readable Content-Disposition: form-data")
     params = parsed.params
     if set(params) - {"name", "filename"} or "name" not in params:
@@ -140,4 +177,4 @@ def _disposition(value: str) -> tuple[str, bool] | Rejection:
     name = params["name"]
     if "\\" in name or '"' in name:
         return invalid("a multipart field name holds quotes or backslashes")
-    return name, "filename" in params
+    return name, params.get("filename")

@@ -47,7 +47,9 @@ from gateway.model import (
     Reason,
     Rejection,
     ResolvedRef,
+    Route,
     RouteMatch,
+    UploadReport,
 )
 from gateway.override import Prepared, with_override
 from gateway.policy import refused
@@ -82,6 +84,10 @@ class Verdict(NamedTuple):
     """The body as inspected, to forward as it was read; ``None`` when none was read."""
     held: Rejection | None = None
     """Why the gate stopped the request before its body was read, if it did."""
+    upload: UploadReport | None = None
+    """What the upload check saw of the files (routes with ``upload`` rules)."""
+    spooled: Body | None = None
+    """The checked upload ``body`` is read from; its temporary file goes with it."""
 
 
 async def decide(
@@ -125,8 +131,23 @@ async def decide(
         admitted, decision, body = await _bind(
             gw, request, admitted, match, method, decision, objects
         )
+    upload, spooled = None, None
+    if decision.allowed and isinstance(match, RouteMatch) and match.route.upload is not None:
+        decision, spooled, upload = await _check_upload(gw, request, match.route, decision, body)
+        body = spooled.forwardable() if spooled is not None else body
     _lap(stage.decide, lap)
-    return Verdict(admitted, caller, method, prepared, match, objects.owners, decision, body)
+    return Verdict(
+        admitted,
+        caller,
+        method,
+        prepared,
+        match,
+        objects.owners,
+        decision,
+        body,
+        upload=upload,
+        spooled=spooled,
+    )
 
 
 async def handle(request: web.Request) -> web.StreamResponse:
@@ -155,18 +176,19 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
     lap = time.perf_counter()
     route = match.route.name if isinstance(match, RouteMatch) else ""
     try:
-        receipt = await gw.audit.begin(
-            with_override(
-                verdict.prepared,
-                admitted=admitted,
-                method=verdict.method,
-                user_agent=request.headers.get("User-Agent", ""),
-                principal=principal,
-                match=match,
-                decision=decision,
-                upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
-            )
+        entry = with_override(
+            verdict.prepared,
+            admitted=admitted,
+            method=verdict.method,
+            user_agent=request.headers.get("User-Agent", ""),
+            principal=principal,
+            match=match,
+            decision=decision,
+            upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
         )
+        if verdict.upload is not None:
+            entry.data["upload"] = verdict.upload.as_data()
+        receipt = await gw.audit.begin(entry)
     except StoreUnavailable:
         refusal = Rejection(Reason.AUDIT_UNAVAILABLE)
         note_refused(refusal.reason.value)
@@ -398,6 +420,22 @@ async def _bind(
     if isinstance(bound, Rejection):
         return admitted, refused_binding(decision, bound), None
     return bound.admitted, bound.decision, bound.body
+
+
+async def _check_upload(
+    gw: Deciders,
+    request: IncomingRequest,
+    route: Route,
+    decision: Decision,
+    body: bytes | IO[bytes] | None,
+) -> tuple[Decision, Body | None, UploadReport | None]:
+    """Judge the files of an allowed request (``uploads``): the checked body to forward
+    (``None``: the request had none), or the refusal that replaces the decision (same
+    action and tenant, like a binding's)."""
+    checked = await gw.uploads.check(request, route, body)
+    if checked.refusal is not None:
+        return refused_binding(decision, checked.refusal), None, checked.report
+    return decision, checked.body, checked.report
 
 
 def _is_websocket(request: IncomingRequest) -> bool:

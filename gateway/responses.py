@@ -64,6 +64,12 @@ _STATUS: dict[Reason, int] = {
     Reason.PARAM_FORBIDDEN: 403,
     Reason.PARAM_MISSING: 400,
     Reason.TENANT_MISMATCH: 403,
+    Reason.FILE_TOO_LARGE: 413,
+    Reason.FILE_TYPE_REFUSED: 415,
+    Reason.FILE_NAME_REFUSED: 400,
+    Reason.UPLOAD_LIMIT: 413,
+    Reason.FILE_INFECTED: 422,
+    Reason.SCANNER_UNAVAILABLE: 503,
 }
 
 _TITLE: dict[Reason, str] = {
@@ -102,6 +108,12 @@ _TITLE: dict[Reason, str] = {
     Reason.PARAM_FORBIDDEN: "A parameter in the request is not allowed here",
     Reason.PARAM_MISSING: "A required parameter is missing",
     Reason.TENANT_MISMATCH: "The request names another organisation",
+    Reason.FILE_TOO_LARGE: "A file in the upload is too large",
+    Reason.FILE_TYPE_REFUSED: "A file in the upload is not of an accepted type",
+    Reason.FILE_NAME_REFUSED: "A file name in the upload is not accepted",
+    Reason.UPLOAD_LIMIT: "The upload form is larger than this address accepts",
+    Reason.FILE_INFECTED: "A file in the upload carries malware",
+    Reason.SCANNER_UNAVAILABLE: "Uploads cannot be checked for malware right now",
 }
 
 # Reasons a person can do something about by asking an admin for access.

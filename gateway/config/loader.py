@@ -51,6 +51,7 @@ from gateway.model import (
     RuleSet,
     SqlOwner,
     TenantBinding,
+    UploadRules,
     UpstreamDef,
 )
 from gateway.query_rules import refused_name
@@ -330,6 +331,48 @@ def _query_and_tenant_fields(r: RouteModel) -> dict[str, Any]:
     return fields
 
 
+MIN_PART_HEADER = 256
+MAX_PART_HEADER = 64 * 1024
+
+
+def _upload_rules(r: RouteModel, max_body: int, problem: Any) -> UploadRules | None:
+    """The compiled ``upload`` block of a route; its problems go to ``problem``."""
+    upload = r.upload
+    if upload is None:
+        return None
+    sizes: dict[str, int] = {}
+    for key, value in (("max_file", upload.max_file), ("max_part_header", upload.max_part_header)):
+        try:
+            sizes[key] = parse_size(value)
+        except ValueError as error:
+            problem(("upload", key), str(error))
+    if len(sizes) < 2:
+        return None
+    max_file, header = sizes["max_file"], sizes["max_part_header"]
+    if max_file > max_body > 0:
+        problem(
+            ("upload", "max_file"),
+            f"{upload.max_file} is more than the route's max_body ({r.max_body}) — raise "
+            "max_body or lower max_file",
+        )
+    if not MIN_PART_HEADER <= header <= MAX_PART_HEADER:
+        problem(
+            ("upload", "max_part_header"),
+            f"{upload.max_part_header} is out of range — write between 256 and 64KiB",
+        )
+    if r.websocket:
+        problem(("upload",), "a WebSocket route carries no uploads — remove upload or websocket")
+    return UploadRules(
+        types=frozenset(upload.types),
+        max_file=max_file,
+        max_parts=upload.max_parts,
+        max_part_header=header,
+        refuse_bad_names=upload.filename == "refuse",
+        scan=upload.scan is not None,
+        scan_unavailable_allow=upload.scan is not None and upload.scan.on_unavailable == "allow",
+    )
+
+
 class _Compiler:
     """Cross-reference checks and compilation into ``model`` values."""
 
@@ -466,6 +509,7 @@ class _Compiler:
             problem(("creates",), bad_creates)
         for where, message in _query_and_tenant_problems(r):
             problem(where, message)
+        upload = _upload_rules(r, max_body, problem) if r.upload is not None else None
         if not ok:
             return None
         sensitive = r.sensitive
@@ -488,6 +532,7 @@ class _Compiler:
             sensitive=sensitive,
             creates=r.creates,
             ignored_lints=frozenset(r.ignore_lints),
+            upload=upload,
             **_query_and_tenant_fields(r),
         )
 

@@ -189,6 +189,42 @@ class FileModel(Strict):
     disposition: Literal["attachment", "inline"] = "attachment"
 
 
+UploadType = Literal[
+    "pdf", "png", "jpeg", "gif", "webp", "txt", "csv", "zip", "docx", "xlsx", "svg"
+]
+
+
+class ScanModel(Strict):
+    on_unavailable: Literal["refuse", "allow"] = Field(
+        default="refuse",
+        description="When clamd gives no verdict: refuse (503, the default) or let the "
+        "upload through, recorded as unscanned.",
+    )
+
+
+class UploadModel(Strict):
+    types: list[UploadType] = Field(
+        min_length=1,
+        description="Types accepted, judged by content (magic bytes), not by name or "
+        "declared type. svg only when listed, and an SVG with script is refused anyway.",
+    )
+    max_file: Size = Field(default="10MiB", description="Largest file (or form field).")
+    max_parts: int = Field(
+        default=10, ge=1, le=1000, description="Most parts (files and fields) in a form."
+    )
+    max_part_header: Size = Field(default="4KiB", description="Largest header block of a part.")
+    filename: Literal["sanitize", "refuse"] = Field(
+        default="sanitize",
+        description="sanitize: the app gets a safe name (no path, controls, reserved "
+        "names); refuse: a name that would need it is refused.",
+    )
+    scan: ScanModel | None = Field(
+        default=None,
+        description="Scan every file with ClamAV (clamd, settings scanner.clamd_socket) "
+        "before anything is forwarded.",
+    )
+
+
 class RouteModel(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     match: MatchModel
@@ -220,6 +256,11 @@ class RouteModel(Strict):
     query: QueryRulesModel | None = None
     bind: BindModel | None = None
     body_tenant: BodyTenantModel | None = None
+    upload: UploadModel | None = Field(
+        default=None,
+        description="Requests carry untrusted files: checked by content, size and name "
+        "before anything is forwarded.",
+    )
 
 
 class RulesModel(Strict):

@@ -494,6 +494,19 @@ class LoggingSettings(_Section):
     )
 
 
+class ScannerSettings(_Section):
+    """The virus scanner of routes with ``upload.scan`` (ClamAV's ``clamd``)."""
+
+    clamd_socket: str = Field(
+        "/run/clamav/clamd.ctl",
+        description="clamd's local socket (LocalSocket in clamd.conf); its "
+        "StreamMaxLength must be at least the largest upload.max_file.",
+    )
+    timeout: Duration = Field(
+        "30s", description="Longest wait for clamd to take a piece or give a verdict."
+    )
+
+
 class Settings(_Section):
     """Everything a gateway process needs besides its rules."""
 
@@ -519,6 +532,7 @@ class Settings(_Section):
     reviews: ReviewSettings = ReviewSettings()
     logging: LoggingSettings = LoggingSettings()
     files: FilesSettings = FilesSettings()
+    scanner: ScannerSettings = ScannerSettings()
     base_dir: str = Field(".", exclude=True, description="Folder of the settings file.")
 
     def _path(self, value: str) -> Path:

@@ -7,7 +7,8 @@ It runs on a loopback port (aiohttp AppRunner) and records what reached it:
   of lookups being answered at the same moment is kept (``max_concurrent``); ``delay``
   holds each lookup open so that concurrency becomes visible.
 * every other path: answered by ``answers[path]`` (status, headers, body chunks), and
-  counted per ``X-Request-Id`` so a test can prove a refused request never arrived.
+  counted per ``X-Request-Id`` so a test can prove a refused request never arrived;
+  the body and headers each one delivered are kept too.
   An answer with a ``file`` serves it as aiohttp's ``FileResponse`` does, honouring
   ``Range``, ``If-Range``, ``If-None-Match`` and ``If-Modified-Since`` (206, 304, 416).
 """
@@ -56,6 +57,10 @@ class Scripted:
     delay: float = 0.0
     lookups: list[str] = field(default_factory=list)
     hits: dict[str, int] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    """The request body each request id delivered (the last, if one came twice)."""
+    request_headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The request headers each request id arrived with (lower-case names)."""
     in_flight: int = 0
     max_concurrent: int = 0
     url: str = ""
@@ -92,7 +97,8 @@ async def _answer(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     request_id = request.headers.get("X-Request-Id", "-")
     state.hits[request_id] = state.hits.get(request_id, 0) + 1
-    await request.read()
+    state.request_headers[request_id] = {k.lower(): v for k, v in request.headers.items()}
+    state.bodies[request_id] = await request.read()
     answer = state.answers.get(request.path)
     if answer is None:
         return web.json_response({"path": request.path, "served_by": state.name})
@@ -132,7 +138,7 @@ def _file(answer: Answer, path: Path) -> web.FileResponse:
 async def scripted_upstream(name: str, **state: Any) -> AsyncIterator[Scripted]:
     """A scripted upstream on a free loopback port; yields its state (``url`` set)."""
     scripted = Scripted(name, **state)
-    app = web.Application()
+    app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are read whole
     app[STATE] = scripted
     app.router.add_get("/internal/owners/{id}", _lookup)
     app.router.add_route("*", "/{tail:.*}", _answer)
