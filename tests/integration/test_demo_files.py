@@ -55,7 +55,8 @@ async def test_an_acme_person_downloads_acme_files_and_gets_404_for_globex_ones(
         assert mine.status == 200
         assert (await mine.read()).startswith(b"%PDF-")
         assert mine.headers["Content-Disposition"] == (
-            "attachment; filename=\"Ubersicht 2026.pdf\"; filename*=UTF-8''%C3%9Cbersicht%202026.pdf"
+            'attachment; filename="Ubersicht 2026.pdf"; '
+            "filename*=UTF-8''%C3%9Cbersicht%202026.pdf"
         )
         assert mine.headers["X-Content-Type-Options"] == "nosniff"
         assert mine.headers["Cache-Control"] == "private, no-store"
