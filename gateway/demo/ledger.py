@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from gateway.demo.ledger_browser import browser_routes
+from gateway.demo.ledger_documents import document_routes, seed_documents
 
 DB = web.AppKey("db", Path)
 
@@ -63,6 +64,7 @@ def seed(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(db_path) as db:
         db.executescript(SCHEMA)
+        seed_documents(db)
         if db.execute("SELECT COUNT(*) FROM invoices").fetchone()[0]:
             return
         for i in range(1, 13):
@@ -75,7 +77,9 @@ def seed(db_path: Path) -> None:
             tenant = TENANTS[(i + 1) % 2]
             body = f"Document {i} of {tenant}\n".encode()
             db.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, 'text/plain', ?)", (i, tenant, name, body)
+                "INSERT OR IGNORE INTO documents (id, tenant, filename, content_type, body, title)"
+                " VALUES (?, ?, ?, 'text/plain', ?, ?)",
+                (i, tenant, name, body, f"Document {i}"),
             )
         for tenant in TENANTS:
             db.execute(
@@ -324,6 +328,7 @@ def build_ledger_app(db_path: Path) -> web.Application:
     app[HITS] = HitCounter()
     r = app.router
     r.add_routes(browser_routes(str(db_path)))
+    r.add_routes(document_routes(str(db_path)))
     r.add_get("/", index)
     r.add_get("/api/invoices", list_invoices)
     r.add_post("/api/invoices", create_invoice)

@@ -75,6 +75,9 @@ BANNER_COMMANDS = (
 )
 """Commands the banner suggests, each printed with the executable and ``--config``."""
 
+SHARE_COMMAND = "share create /files/7 --for bob@globex.test --as alice@acme.test"
+"""The banner's share link: alice (acme) shares acme's "Übersicht 2026.pdf" with bob (globex)."""
+
 
 def demo_rules_path() -> Path:
     """``rules/demo.yaml`` from a source checkout, else the copy shipped in the package."""
@@ -191,4 +194,13 @@ def _print_banner(
         click.echo(f"  {person.email:<20} {person.note}")
         click.echo(f"    curl -H 'Cookie: {cookies[person.email]}' {url}/api/invoices")
     click.echo("\nTry alice on invoice 7 (acme, allowed) and 8 (globex, refused with 404).")
+    _print_files(url, config_path)
     click.echo("Press Ctrl-C to stop.\n")
+
+
+def _print_files(url: str, config_path: Path) -> None:
+    """The files walkthrough (README "Files in the demo"): documents, downloads, a share."""
+    click.echo(f"\nFiles: open {url}/documents as alice: acme's documents, a download link each")
+    click.echo("and an upload form (rita, readonly, is refused). Share file 7 with bob (globex):")
+    click.echo(f"  {gatehold_command(SHARE_COMMAND, config=config_path)}")
+    click.echo('and open the printed link as bob; see "Files in the demo" in README.md.')

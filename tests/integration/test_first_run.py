@@ -290,7 +290,7 @@ def test_the_demo_banner_commands_run_as_typed_from_the_repository_root(
     commands = [
         line.strip() for line in banner.splitlines() if line.strip().startswith(".venv/bin/")
     ]
-    assert len(commands) == 3, banner
+    assert len(commands) == 4, banner
     for command in commands:
         assert command.startswith(".venv/bin/gatehold ")
         assert command.endswith(" --config var/demo/gatehold.yaml")
@@ -312,6 +312,9 @@ def test_the_demo_banner_commands_run_as_typed_from_the_repository_root(
     assert outputs["rules"].returncode == 1
     assert outputs["rules"].stdout.startswith("DENY tenant-foreign")
     assert outputs["audit"].returncode == 0, outputs["audit"].stdout
+    # the files walkthrough's share link: alice may download file 7, so she may share it
+    assert outputs["share"].returncode == 0, outputs["share"].stderr
+    assert "/.gatehold/share/" in outputs["share"].stdout
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ PEOPLE: dict[str | None, list[tuple[str, str]]] = {
 
 # Ledger's seed: odd ids belong to acme, even ids to globex.
 INVOICES = {i: ("acme" if i % 2 else "globex") for i in range(1, 13)}
-DOCUMENTS = {i: ("acme" if i % 2 else "globex") for i in range(1, 7)}
+DOCUMENTS = {i: ("acme" if i % 2 else "globex") for i in range(1, 11)}
 REPORTS = {"r-acme-1": "acme", "r-globex-1": "globex"}
 MISSING = None
 
@@ -107,6 +107,8 @@ def matrix() -> list[Case]:
         Case("POST", "/api/invoices/export", "export"),
         Case("GET", "/api/reports/recent", "read"),
         Case("POST", "/api/reports", "write", body={"title": "matrix"}),
+        Case("GET", "/documents", "read"),
+        Case("POST", "/files", "write", body={"title": "matrix"}),  # Ledger: 400, not a form
         Case("GET", "/static/ledger.css", "read", public=True),
     ]
     # Deletes last: they change what exists, and the matrix judges the seed.

@@ -31,10 +31,10 @@ APP_ADDRESS = "http://127.0.0.1:5000"
 GATEWAY_ADDRESS = "http://127.0.0.1:8080"
 
 
-def marked_block(text: str, marker: str) -> str:
-    """The fenced block right after ``<!-- first-run: MARKER -->``."""
-    found = re.search(rf"<!-- first-run: {marker} -->\n```sh\n(.*?)\n```", text, flags=re.DOTALL)
-    assert found is not None, f"README.md has no '{marker}' block"
+def marked_block(text: str, marker: str, *, kind: str = "first-run") -> str:
+    """The fenced block right after ``<!-- KIND: MARKER -->``."""
+    found = re.search(rf"<!-- {kind}: {marker} -->\n```sh\n(.*?)\n```", text, flags=re.DOTALL)
+    assert found is not None, f"README.md has no '{kind}: {marker}' block"
     return found.group(1)
 
 
