@@ -11,8 +11,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import yaml
 
+from gateway.demo.ledger_documents import minimal_pdf
 from tests.support.stack import DEMO_RULES, running_stack
 
 RULES = yaml.safe_load(DEMO_RULES.read_text())
@@ -44,6 +46,8 @@ class Case:
     """Owning tenant of each object named (None: does not exist)."""
     path_tenant: str | None = None
     body: dict[str, object] | None = None
+    upload: bytes | None = None
+    """A file sent as the form the route's upload checks accept."""
     public: bool = False
 
 
@@ -108,7 +112,7 @@ def matrix() -> list[Case]:
         Case("GET", "/api/reports/recent", "read"),
         Case("POST", "/api/reports", "write", body={"title": "matrix"}),
         Case("GET", "/documents", "read"),
-        Case("POST", "/files", "write", body={"title": "matrix"}),  # Ledger: 400, not a form
+        Case("POST", "/files", "write", upload=minimal_pdf("matrix")),
         Case("GET", "/static/ledger.css", "read", public=True),
     ]
     # Deletes last: they change what exists, and the matrix judges the seed.
@@ -128,9 +132,15 @@ async def test_every_user_object_and_method_gets_the_answer_the_rules_give(
                 headers = {"Accept": "application/json"}
                 if person is not None:
                     headers |= stack.cookie(person)
-                data = json.dumps(case.body) if case.body is not None else None
-                if data is not None:
+                data: str | aiohttp.FormData | None = None
+                if case.body is not None:
+                    data = json.dumps(case.body)
                     headers["Content-Type"] = "application/json"
+                if case.upload is not None:
+                    data = aiohttp.FormData({"title": "matrix"})
+                    data.add_field(
+                        "file", case.upload, filename="m.pdf", content_type="application/pdf"
+                    )
                 response = await stack.client.request(
                     case.method, case.path, headers=headers, data=data
                 )
