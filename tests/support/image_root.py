@@ -91,6 +91,7 @@ class ImageRoot:
         os.chown(self.volume, self.uid, self.gid)
         self.tmp.mkdir()
         self.tmp.chmod(0o1777)
+        self.kept = self._mount_points_in_tmp()
         self.copied = self._copy_build_context()
         self.copied[self.site_packages] = self.site
 
@@ -151,10 +152,30 @@ class ImageRoot:
         commands += [
             f"mount --bind {q(self.volume)} {q(volume)}",
             "mount -o remount,ro,bind /",
-            # Last: every folder bound above may be under this machine's /tmp.
-            f"mount --bind {q(self.tmp)} /tmp",
         ]
+        for kept, point in self.kept.items():  # carried into the new /tmp by --rbind
+            commands += [f"mount --bind {q(kept)} {q(point)}"]
+            commands += [f"mount -o remount,ro,bind {q(point)}"]
+        # Last: every folder bound above may be under this machine's /tmp.
+        commands += [f"mount --rbind {q(self.tmp)} /tmp"]
         return commands
+
+    def _mount_points_in_tmp(self) -> dict[Path, Path]:
+        """The virtual environment, when it lies under this machine's ``/tmp`` (a checkout
+        there): the scratch ``/tmp`` gets a mount point for it, so it stays in reach."""
+        prefix = Path(sys.prefix)
+        if Path("/tmp") not in prefix.parents:
+            return {}
+        point = self.tmp / prefix.relative_to("/tmp")
+        point.mkdir(parents=True)
+        for folder in (point, *point.relative_to(self.tmp).parents):
+            (self.tmp / folder).chmod(0o755 if folder != Path(".") else 0o1777)
+        return {prefix: point}
+
+    def written_to_tmp(self) -> list[Path]:
+        """What the image's processes left in ``/tmp`` (not the mount points made here)."""
+        points = {folder for point in self.kept.values() for folder in (point, *point.parents)}
+        return [path for path in self.tmp.rglob("*") if path not in points]
 
     def _make_places(self, places: Sequence[str]) -> list[str]:
         """Overlays that make each missing folder of ``places`` exist, read-only."""
