@@ -52,7 +52,7 @@ check: $(STAMP)
 
 # Two workers, whole files each: most tests wait on sockets, browsers and subprocesses.
 test: $(STAMP) system-deps $(NODE_TOOLS) check
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
