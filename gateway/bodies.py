@@ -372,7 +372,7 @@ class SpooledBytes:
 
     def _read(self, start: int, count: int) -> bytes:
         self._file.seek(start)
-        return self._file.read(min(count, self._size - start))
+        return self._file.read(max(0, min(count, self._size - start)))
 
 
 def _too_large() -> Rejection:
