@@ -11,14 +11,11 @@ the app another.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import mmap
 import re
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import IO, Any
@@ -193,15 +190,11 @@ class Body:
         self._spool.seek(0)
         return self._spool.read()
 
-    @contextlib.contextmanager
-    def view(self) -> Iterator[bytes | mmap.mmap]:
-        """The body to scan without copying it: the bytes, or the spool file mapped."""
+    def view(self) -> bytes | SpooledBytes:
+        """The body to scan: its bytes, or a spooled body read a window at a time."""
         if self._spool is None:
-            yield self.content()
-            return
-        self._spool.flush()
-        with mmap.mmap(self._spool.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-            yield mapped
+            return self.content()
+        return SpooledBytes(self._spool, self.size)
 
     def forwardable(self) -> bytes | IO[bytes]:
         """What to send upstream: the same bytes that were inspected."""
@@ -322,6 +315,64 @@ class FileWindow(io.RawIOBase):
         buffer[: len(data)] = data
         self._position += len(data)
         return len(data)
+
+
+class SpooledBytes:
+    """A spooled body scanned as ``bytes`` are (``len``, ``find``, slices), in windows.
+
+    A scan of a large body must not cost its size in memory. A memory map would not copy
+    it, but every page a scan touches counts in the process's RSS while it is mapped, so
+    a 200 MiB form read for a ``_method`` would add 200 MiB. This keeps one window of
+    ``window`` bytes (the last one read); ``find`` and slices answer what the same calls
+    on the whole body's bytes answer, so a parser written for ``bytes`` runs unchanged.
+    """
+
+    def __init__(self, file: IO[bytes], size: int, window: int = CHUNK) -> None:
+        self._file = file
+        self._size = size
+        self._window = window
+        self._start = 0
+        """Body offset of ``_data[0]``."""
+        self._data = b""
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: slice) -> bytes:
+        start, stop, step = key.indices(self._size)
+        if step != 1:
+            raise ValueError("only contiguous slices are read")
+        if stop <= start:
+            return b""
+        if self._start <= start and stop <= self._start + len(self._data):
+            return self._data[start - self._start : stop - self._start]
+        return self._read(start, stop - start)
+
+    def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
+        """``bytes.find``: the lowest offset of ``sub`` within ``[start, end)``, or -1."""
+        if not sub:
+            raise ValueError("an empty pattern is not searched for")
+        position, end, _ = slice(start, end).indices(self._size)
+        while end - position >= len(sub):
+            covered = self._start + len(self._data)
+            if not self._start <= position <= covered - len(sub):
+                self._data = b""  # one window at a time
+                self._data = self._read(position, max(self._window, len(sub)))
+                self._start = position
+                covered = position + len(self._data)
+                if covered - position < len(sub):  # the file ended before ``size``
+                    return -1
+            found = self._data.find(sub, position - self._start, end - self._start)
+            if found != -1:
+                return self._start + found
+            if covered >= end:
+                return -1
+            position = covered - len(sub) + 1  # a match may start in the window's tail
+        return -1
+
+    def _read(self, start: int, count: int) -> bytes:
+        self._file.seek(start)
+        return self._file.read(max(0, min(count, self._size - start)))
 
 
 def _too_large() -> Rejection:

@@ -9,11 +9,10 @@ rest, so what it reads is what every framework reads.
 
 from __future__ import annotations
 
-import mmap
 import re
 from collections.abc import Callable, Collection
 
-from gateway.bodies import MediaType, invalid, parse_media_type, unsupported
+from gateway.bodies import MediaType, SpooledBytes, invalid, parse_media_type, unsupported
 from gateway.model import Rejection
 
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")
@@ -21,7 +20,8 @@ _DISPOSITION = re.compile(r"form-data(?=[ \t]*;|[ \t]*$)", re.IGNORECASE)
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _ALLOWED_HEADERS = frozenset({"content-disposition", "content-type"})
 MAX_PART_HEADERS = 8 * 1024
-Buffer = bytes | mmap.mmap
+Buffer = bytes | SpooledBytes
+"""A body in memory, or a spooled one read a window at a time."""
 FILE = "\0file"
 """The value given to a file part (its content is not a parameter value)."""
 

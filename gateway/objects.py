@@ -213,8 +213,7 @@ def _ids_in(
                 return document
             return _json_ids(document, names)
         case BodyKind.MULTIPART:
-            with body.view() as view:
-                fields = multipart.parse_fields(view, media, _relevant(names))
+            fields = multipart.parse_fields(body.view(), media, _relevant(names))
             if isinstance(fields, Rejection):
                 return fields
             return _field_ids(fields, names, "form")

@@ -137,8 +137,7 @@ def _override_values(body: Body, media: MediaType | None) -> list[str] | Rejecti
         return []
     kind = media.kind if media is not None else BodyKind.FORM
     if kind is BodyKind.MULTIPART and media is not None:
-        with body.view() as view:
-            fields = multipart.parse_fields(view, media, lambda name: related(name, _NAME))
+        fields = multipart.parse_fields(body.view(), media, lambda name: related(name, _NAME))
         return fields if isinstance(fields, Rejection) else _field_values(fields)
     if kind is BodyKind.JSON:
         document = bodies.parse_json(body.content(), media)
