@@ -34,6 +34,6 @@ EXPOSE 8080 9090
 # Asks /ready on the admin listener the settings name (server.admin_port, after
 # GATEHOLD_* overrides): healthy while the store answers and the audit writer runs.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["gatehold", "health", "--ready"]
+  CMD ["python", "-m", "gateway.healthcheck", "--ready"]
 ENTRYPOINT ["gatehold"]
 CMD ["serve", "--config", "/etc/gatehold/gatehold.yaml"]

@@ -6,16 +6,26 @@ the settings name, not a port written into the image: the address comes from
 ``server.admin_port`` (readiness, ``/ready``), after ``GATEHOLD_*`` overrides. The
 answer is one line and a verdict, never a traceback: Docker shows the line in
 ``docker inspect`` and counts only the exit status.
+
+``python -m gateway.healthcheck [--config FILE] [--ready]`` is the same check as
+``gatehold health`` without loading the whole command line: a container runs it every
+few seconds, and importing only the settings costs a fifth of the CPU.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
+import sys
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from gateway.config.settings import ServerSettings
+from gateway.config.settings import ServerSettings, load_settings
+from gateway.errors import ConfigError
 
 LIVENESS_PATH = "/.gatehold/health"
 READINESS_PATH = "/ready"
@@ -88,3 +98,38 @@ def _why(reason: object) -> str:
     if isinstance(reason, OSError) and reason.strerror:
         return reason.strerror.lower()
     return str(reason)
+
+
+def report(config_path: Path | None, *, ready: bool, timeout: float) -> int:
+    """Check the gateway ``config_path`` describes, print one line, return the exit
+    status: 0 healthy, 1 not (never 2: a health check's 2 means something else)."""
+    try:
+        settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
+    except ConfigError as error:
+        first, *more = error.problems or ["not valid"]
+        extra = f" (and {len(more)} more; run gatehold check)" if more else ""
+        print(f"unhealthy: settings: {first}{extra}", file=sys.stderr)
+        return 1
+    verdict = check(settings.server, ready=ready, timeout=timeout)
+    if not verdict.healthy:
+        print(f"unhealthy: {verdict.line}", file=sys.stderr)
+        return 1
+    print(f"healthy: {verdict.line}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.healthcheck", description="gatehold health, light"
+    )
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--ready", action="store_true")
+    parser.add_argument("--timeout", type=float, default=4.0)
+    args = parser.parse_args(argv)
+    if not 0.1 <= args.timeout <= 60:
+        parser.error("--timeout must be between 0.1 and 60 seconds")
+    return report(args.config, ready=args.ready, timeout=args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

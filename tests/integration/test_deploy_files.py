@@ -33,7 +33,7 @@ from gateway.model import Reason
 from gateway.responses import _STATUS as STATUS_BY_REASON
 from tests.integration.test_cli import gatehold
 from tests.integration.test_rules_reload_on_sighup import _wait_for_port
-from tests.support.dockerfile import final_stage
+from tests.support.dockerfile import final_stage, local_argv
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
 
@@ -228,8 +228,11 @@ def test_every_command_the_deployments_run_is_a_real_gatehold_command() -> None:
     ]
     commands += [container("Deployment")["args"], container("Job")["args"]]
     for check in (IMAGE.healthcheck, compose()["services"]["gatehold"]["healthcheck"]["test"][1:]):
-        assert check[0] == IMAGE.entrypoint[0], check
-        commands.append(check[1:])
+        assert check[:3] == ["python", "-m", "gateway.healthcheck"], check
+        light = subprocess.run(
+            [*local_argv(check[:3]), "--help"], capture_output=True, text=True, timeout=60
+        )
+        assert light.returncode == 0 and "--ready" in light.stdout, light.stderr
     assert ["migrate", "--config", "/etc/gatehold/gatehold.yaml"] in commands
     assert container("Job")["args"][0] == "migrate"
     assert sum(c[0] == "serve" for c in commands) == 2
@@ -345,12 +348,12 @@ def test_every_probe_path_answers_200_on_the_port_the_manifests_name(running: Ru
 def test_the_images_health_check_finds_the_gateway_through_the_settings(
     running: Running,
 ) -> None:
-    """``gatehold health`` (the image's HEALTHCHECK, compose's health check) asks the
-    listeners the settings name; here, the loopback ports the test moved them to."""
+    """The image's HEALTHCHECK (compose's too) and ``gatehold health`` ask the listeners
+    the settings name; here, the loopback ports the test moved them to."""
     server = yaml.safe_load(configmap_file("gatehold.yaml"))["server"]
-    for check in (IMAGE.healthcheck, [*IMAGE.healthcheck[:2]]):
+    for check in (IMAGE.healthcheck, ["gatehold", "health"], ["gatehold", "health", "--ready"]):
         done = subprocess.run(
-            [sys.executable, "-m", "gateway", *check[1:], "--config", str(running.config)],
+            [*local_argv(check), "--config", str(running.config)],
             env=running.env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr

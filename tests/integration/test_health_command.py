@@ -79,3 +79,30 @@ def test_settings_that_do_not_load_are_unhealthy_not_exit_2(tmp_path: Path) -> N
     done = health(config, "--ready")
     assert_one_line_unhealthy(done, f"settings: {config}:")
     assert "(and 2 more; run gatehold check)" in done.stderr
+
+
+def test_the_light_check_and_gatehold_health_say_the_same(tmp_path: Path) -> None:
+    """``python -m gateway.healthcheck`` (the image's HEALTHCHECK) is ``gatehold health``
+    without the rest of the command line: same lines, same exit statuses."""
+    config = tmp_path / "gatehold.yaml"
+    config.write_text("server: {port: 9, admin_port: 10}\n")
+    for ready in ([], ["--ready"]):
+        full = subprocess.run(
+            [sys.executable, "-m", "gateway", "health", "--config", str(config), *ready],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        light = subprocess.run(
+            [sys.executable, "-m", "gateway.healthcheck", "--config", str(config), *ready],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert (light.returncode, light.stderr) == (full.returncode, full.stderr)
+        assert light.returncode == 1
+        assert light.stderr.startswith("unhealthy: nothing answers at http://127.0.0.1:")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("server: {port: nope}\n")
+    light = subprocess.run(
+        [sys.executable, "-m", "gateway.healthcheck", "--config", str(broken)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert light.returncode == 1 and light.stderr.startswith("unhealthy: settings:")
+    assert "Traceback" not in light.stderr

@@ -135,3 +135,16 @@ def final_stage(dockerfile: Path) -> Image:
         elif keyword == "COPY":
             image.copies.append(_copy(arguments))
     return image
+
+
+def local_argv(argv: list[str]) -> list[str]:
+    """An image command line as this test run can start it: the image's ``gatehold`` and
+    ``python`` are this interpreter's."""
+    import sys
+
+    program, *rest = argv
+    if program == "gatehold":
+        return [sys.executable, "-m", "gateway", *rest]
+    if program == "python":
+        return [sys.executable, *rest]
+    raise AssertionError(f"{program}: not a command the image has")
