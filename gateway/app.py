@@ -207,6 +207,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     feed = app[FEED] = ChangeFeed(engine, enabled=settings.store.listen)
     gateway.sessions.follow(feed)
     gateway.api_keys.follow(feed)
+    gateway.enumeration.follow(feed)
     app[REGISTRY_FOLLOWER] = RegistryFollower(
         engine, feed, lambda kind, oid: live.current.ownership.invalidate(kind, oid)
     )

@@ -34,8 +34,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.errors import StoreUnavailable
 from gateway.model import Decision, Principal, Reason
-from gateway.outage import OutageNotice
+from gateway.outage import OutageNotice, poll_store
 from gateway.store import rate_limits
+from gateway.store.notify import ENUMERATION, ChangeFeed
 from gateway.store.rate_limits import Denials, SweepTimer
 
 log = logging.getLogger("gatehold")
@@ -43,6 +44,8 @@ COUNTED = frozenset({Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND})
 MAX_DELAY = 2.0
 POLL_SECONDS = 0.5
 """How often each process reads the blocks other processes made."""
+NOTIFIED_POLL = 5.0
+"""The fallback poll for blocks made elsewhere while notifications arrive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,8 @@ class EnumerationGuard:
         )
         self._sweeps = SweepTimer()
         self._poller: asyncio.Task[None] | None = None
+        self._feed: ChangeFeed | None = None
+        self._wake = asyncio.Event()
 
     def blocked(self, principal: object) -> bool:
         """Whether this principal is blocked right now (memory only: the hot path)."""
@@ -157,8 +162,14 @@ class EnumerationGuard:
         kept = {user: until for user, until in self._blocked.items() if until > now}
         self._blocked = {**kept, **stored}
 
+    def follow(self, feed: ChangeFeed) -> None:
+        """Read the blocks at once when another process stores one (PostgreSQL)."""
+        self._feed = feed
+        feed.subscribe(ENUMERATION, lambda _payload: self._wake.set())
+
     async def start(self, *, poll_seconds: float = POLL_SECONDS) -> None:
-        """Poll the store for blocks made elsewhere (nothing to do without a store)."""
+        """Poll the store for blocks made elsewhere (nothing to do without a store);
+        while notifications arrive, the poll is only a fallback."""
         if self._engine is not None:
             self._poller = asyncio.create_task(self._poll(poll_seconds))
 
@@ -169,7 +180,10 @@ class EnumerationGuard:
                 await self._poller
 
     async def _poll(self, poll_seconds: float) -> None:
-        while True:
-            with contextlib.suppress(StoreUnavailable):  # the next poll tries again
-                await self.refresh()
-            await asyncio.sleep(poll_seconds)
+        feed = self._feed
+        await poll_store(
+            self.refresh,
+            wake=self._wake,
+            interval=lambda: NOTIFIED_POLL if feed is not None and feed.listening else poll_seconds,
+            outage=self._outage,
+        )

@@ -31,6 +31,7 @@ LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 RULES = "gatehold_rules"
 REVOCATIONS = "gatehold_revocations"
 REGISTRY = "gatehold_registry"
+ENUMERATION = "gatehold_enumeration"
 RESYNC = ""
 """The payload subscribers get when notifications may have been missed: read the store."""
 POLL_SECONDS = 0.5

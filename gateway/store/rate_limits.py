@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables
 from gateway.store.engine import lock_name, reading, upsert, writing
+from gateway.store.notify import ENUMERATION, notify
 
 SWEEP_SECONDS = 60.0
 """How often one limiter deletes the expired rows of every limiter."""
@@ -140,6 +141,7 @@ async def note_denial(
             return Denials(distinct, newly_blocked=False)
         block = {"principal": principal, "blocked_until": now + block_for}
         await conn.execute(upsert(conn, _blocks, ("principal",), block, update=("blocked_until",)))
+        await notify(conn, ENUMERATION)  # every replica reads the blocks at once
     return Denials(distinct, newly_blocked=True)
 
 

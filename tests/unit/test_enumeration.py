@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.enumeration import EnumerationGuard, Verdict
+from gateway.enumeration import NOTIFIED_POLL, EnumerationGuard, Verdict
 from gateway.model import (
     AuthMethod,
     Decision,
@@ -28,6 +28,7 @@ from gateway.model import (
     ResolvedRef,
 )
 from gateway.store.engine import open_engine
+from gateway.store.notify import ChangeFeed
 from gateway.store.rate_limits import SWEEP_SECONDS
 from tests.support.shared_store import BACKENDS, two_replicas
 
@@ -225,3 +226,30 @@ async def test_blocked_and_allowed_traffic_never_touch_the_store(
     per_call = (time.perf_counter() - started) / 10_000
     print(f"blocked() x2 + observe(allowed): {per_call * 1e6:.2f} µs per request")
     assert statements == []
+
+
+async def test_on_postgresql_a_block_reaches_the_other_replica_by_notification(
+    tmp_path: Path,
+) -> None:
+    """The other replica polls only every NOTIFIED_POLL seconds while it listens, so
+    learning the block within a second shows the notification did it."""
+    assert NOTIFIED_POLL >= 5
+    async with two_replicas("postgresql", tmp_path) as (one, two):
+        clock = Clock()
+        a, b = guard(clock, one), guard(clock, two)
+        feed = ChangeFeed(two)
+        b.follow(feed)
+        await feed.start()
+        await b.start()
+        try:
+            assert feed.listening
+            for i in range(6):
+                await a.observe(ALICE, denial(str(i)))
+            began = time.monotonic()
+            while not b.blocked(ALICE):
+                assert time.monotonic() - began < 1.0, "not within a second"
+                await asyncio.sleep(0.01)
+            assert not b.blocked(BOB)
+        finally:
+            await b.close()
+            await feed.close()
