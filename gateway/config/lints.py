@@ -27,6 +27,7 @@ WRITES_UNCHECKED = "writes-unchecked"
 FILTER_WITHOUT_WILDCARD = "guard-filters-nothing"
 RESOURCE_UNUSED = "resource-unused"
 GUARD_WITHOUT_QUERY_ALLOW = "guard-without-query-allow"
+DOWNLOAD_WITHOUT_FILE = "download-without-file"
 UNKNOWN_CODE = "lint-unknown"
 CODES = frozenset(
     {
@@ -35,6 +36,7 @@ CODES = frozenset(
         FILTER_WITHOUT_WILDCARD,
         RESOURCE_UNUSED,
         GUARD_WITHOUT_QUERY_ALLOW,
+        DOWNLOAD_WITHOUT_FILE,
     }
 )
 
@@ -155,6 +157,24 @@ def guard_without_query_allow(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]
                 "(bind: {query: {tenant: caller.tenant}})",
                 route.name,
             )
+
+
+def download_without_file(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
+    """A ``download`` route without ``file:`` relays the app's own file headers: its
+    file name (a path, a script-bearing name), its type (HTML a browser renders on the
+    gateway's origin) and its caching (a shared cache keeps a tenant's file)."""
+    for route in ruleset.routes:
+        if route.public or route.action != "download" or route.file_disposition is not None:
+            continue
+        yield Lint(
+            lines.route(ruleset, route),
+            DOWNLOAD_WITHOUT_FILE,
+            f"route {route.name!r} downloads files without a file: block, so the app's own "
+            "Content-Disposition, type and caching reach the browser — add "
+            "file: {disposition: attachment} (the gateway then sets a sanitized name, "
+            "nosniff, no-store and a sandbox policy)",
+            route.name,
+        )
 
 
 def unused_resources(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
@@ -307,6 +327,7 @@ _LINTS: tuple[Callable[[RuleSet, _Lines], Iterator[Lint]], ...] = (
     filter_guard_without_wildcard,
     unused_resources,
     guard_without_query_allow,
+    download_without_file,
     # A `query_ids` parameter that `query` refuses is a rules error, not a lint
     # (``loader._query_and_tenant_problems``): the id could never be sent.
 )

@@ -9,6 +9,7 @@ import pytest
 
 from gateway.config import yamlsource
 from gateway.config.lints import (
+    DOWNLOAD_WITHOUT_FILE,
     FILTER_WITHOUT_WILDCARD,
     RESOURCE_UNUSED,
     SHADOWED,
@@ -270,3 +271,36 @@ def test_a_guarded_route_without_a_query_allow_list_is_reported() -> None:
     assert ("guard-without-query-allow", "rows") in found
     allowed = guarded + "    query: {allow: [page]}\n"
     assert "guard-without-query-allow" not in [item.code for item in lints_of(allowed)]
+
+
+DOWNLOAD = """\
+  - name: invoice-pdf
+    match: {path: "/api/invoices/{id:int}/pdf", methods: [GET]}
+    upstream: app
+    action: download
+    resource: {type: invoice, id: path.id}
+"""
+
+
+def test_a_download_route_without_a_file_block_is_reported() -> None:
+    found = lints_of(DOWNLOAD + INVOICE_READ)
+    assert codes(found) == [(11, DOWNLOAD_WITHOUT_FILE)]
+    assert "file: {disposition: attachment}" in found[0].message
+    assert found[0].route == "invoice-pdf"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "    file: {disposition: attachment}\n",
+        "    file: {disposition: inline}\n",
+        "    ignore_lints: [download-without-file]\n",
+    ],
+)
+def test_a_download_route_with_a_file_block_or_accepted_is_not_reported(extra: str) -> None:
+    assert lints_of(DOWNLOAD + extra + INVOICE_READ) == []
+
+
+def test_only_the_download_action_needs_a_file_block() -> None:
+    export = DOWNLOAD.replace("action: download", "action: export")
+    assert lints_of(export + INVOICE_READ) == []
