@@ -187,7 +187,7 @@ def build_auth_pages(
 
 def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     """The gateway's aiohttp application: internal pages, then one catch-all pipeline route."""
-    engine = open_engine(settings.store_dsn)
+    engine = open_engine(settings.store_dsn, statement_timeout=settings.store_statement_timeout)
     pages = templates()
     gateway = build_gateway(settings, ruleset, engine, pages)
     # The keep-alive timeout is also the deadline for a request's headers: aiohttp

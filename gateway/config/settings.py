@@ -450,6 +450,12 @@ class StoreSettings(_Section):
         "at once through LISTEN/NOTIFY. false: poll for them twice a second instead (e.g. "
         "behind a pooler in transaction mode, which cannot LISTEN).",
     )
+    statement_timeout: Duration = Field(
+        "30s",
+        description="PostgreSQL: the longest a serving gateway waits for one statement "
+        "(a database host gone quiet mid-query would otherwise hold requests until TCP "
+        "gives up, hours later); such a request is answered 503. 0 = no limit.",
+    )
 
 
 class AccessRequestSettings(_Section):
@@ -571,6 +577,10 @@ class Settings(_Section):
         if self.assertion.key_file:
             return self._path(self.assertion.key_file)
         return self.data_path / "keys" / ASSERTION_KEY
+
+    @property
+    def store_statement_timeout(self) -> float:
+        return parse_duration(self.store.statement_timeout)
 
     @property
     def session_idle_timeout(self) -> float:

@@ -47,8 +47,13 @@ DRIVER_ERRORS = (SQLAlchemyError, OSError)
 """What a driver raises when it cannot connect, read or commit (timeouts are OSErrors)."""
 
 
-def open_engine(dsn: str) -> AsyncEngine:
-    """An async engine for ``sqlite:///path`` or ``postgresql://user@host/db``."""
+def open_engine(dsn: str, *, statement_timeout: float = 0.0) -> AsyncEngine:
+    """An async engine for ``sqlite:///path`` or ``postgresql://user@host/db``.
+
+    ``statement_timeout`` (PostgreSQL, seconds, 0 = none) bounds each statement, so a
+    server that stops answering mid-query fails the statement (``StoreUnavailable``)
+    instead of holding the connection until TCP gives up.
+    """
     url = _async_url(dsn)
     if url.get_backend_name() == "sqlite":
         # Every connection is used through a Connection that commits or rolls back, so the
@@ -62,7 +67,10 @@ def open_engine(dsn: str) -> AsyncEngine:
         pool_size=10,
         max_overflow=20,
         pool_pre_ping=True,
-        connect_args={"timeout": CONNECT_TIMEOUT_SECONDS},
+        connect_args={
+            "timeout": CONNECT_TIMEOUT_SECONDS,
+            "command_timeout": statement_timeout or None,
+        },
     )
 
 
