@@ -26,15 +26,22 @@ from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 
-from gateway.demo.ledger import seed
 from tests.integration.test_cli import gatehold
-from tests.integration.test_rules_reload_on_sighup import _wait_for_port
 from tests.support.rawhttp import raw_request
-from tests.support.served import BIND, CSRF, LINK, NONCE, SESSION_COOKIE, mail_text
+from tests.support.served import (
+    BIND,
+    CSRF,
+    LINK,
+    NONCE,
+    SESSION_COOKIE,
+    ledger_process,
+    mail_text,
+    serving,
+    settings_file,
+    wait_for_port,
+)
 from tests.support.servers_base import free_port
-from tests.support.stack import DEMO_RULES
 
 ACCESS_FIELDS = {
     "request_id",
@@ -72,62 +79,23 @@ class Served:
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
-    seed(tmp_path / "ledger.db")
-    ledger_port, port = free_port(), free_port()
-    config = tmp_path / "gatehold.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "data_dir": ".",
-                "rules": str(DEMO_RULES),
-                "server": {"port": port, "public_url": f"http://127.0.0.1:{port}"},
-                "logging": {"format": "json", "level": "info"},
-                "rules_env": {
-                    "LEDGER_URL": f"http://127.0.0.1:{ledger_port}",
-                    "LEDGER_DB_DSN": f"sqlite:///{tmp_path / 'ledger.db'}",
-                },
-            }
+    with ledger_process(tmp_path) as ledger:
+        config = settings_file(
+            tmp_path / "gatehold.yaml",
+            ledger,
+            port=free_port(),
+            logging={"format": "json", "level": "info"},
         )
-    )
-    assert gatehold("tenants", "add", "acme", config=config).returncode == 0
-    added = gatehold(
-        "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard",
-        config=config,
-    )  # fmt: skip
-    assert added.returncode == 0, added.stderr
-    log = tmp_path / "serve.log"
-    with (
-        log.open("w") as errors,
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.demo.ledger",
-                "--port",
-                str(ledger_port),
-                "--db",
-                str(tmp_path / "ledger.db"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        ) as ledger,  # fmt: skip
-        subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--config", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=errors,
-        ) as server,
-    ):
-        try:
-            _wait_for_port(ledger_port, ledger, log)
-            _wait_for_port(port, server, log)
-            yield Served(Run(port, config, tmp_path), log, server, ledger)
-        finally:
-            if server.poll() is None:
-                server.send_signal(signal.SIGTERM)
-                server.wait(30)
-            if ledger.poll() is None:
-                ledger.terminate()
-                ledger.wait(10)
+        assert gatehold("tenants", "add", "acme", config=config).returncode == 0
+        added = gatehold(
+            "users", "add", "alice@acme.test", "--tenant", "acme", "--role", "standard",
+            config=config,
+        )  # fmt: skip
+        assert added.returncode == 0, added.stderr
+        with serving(config, tmp_path / "serve.log") as server:
+            yield Served(
+                Run(server.port, config, tmp_path), server.log, server.process, ledger.process
+            )
 
 
 async def _traffic(run: Run) -> None:
@@ -324,7 +292,7 @@ def test_the_demo_logs_text_lines_each_about_its_own_request(tmp_path: Path) -> 
         ) as demo,  # fmt: skip
     ):
         try:
-            _wait_for_port(port, demo, log)
+            wait_for_port(port, demo, log)
             run = Run(port, tmp_path / "demo" / "gatehold.yaml", tmp_path)
             assert _get(run, "/api/invoices", {"Accept": "application/json"}) == 401
             assert _get(run, "/.gatehold/health", {}) == 200
