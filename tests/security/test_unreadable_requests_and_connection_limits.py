@@ -9,7 +9,6 @@ open connections without limit.
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 
 from gateway.runtime import start_gateway
 from tests.support.rawhttp import parse_response
+from tests.support.servers_base import free_port
 from tests.support.stack import Stack, demo_settings, ledger_server, running_stack
 
 SECRET = "s3cr3t-session-value-"
@@ -162,12 +162,6 @@ async def test_trusted_proxies_are_not_capped(tmp_path: Path) -> None:
     async with running_stack(tmp_path, **overrides) as stack:
         held = await open_idle(stack, 5)
         assert [await health_on(c) for c in held] == [200] * 5
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_the_production_runner_applies_the_same_protections(tmp_path: Path) -> None:
