@@ -23,7 +23,6 @@ internal number), which every replica must match against; a block is audited any
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +35,7 @@ from gateway.errors import StoreUnavailable
 from gateway.model import Decision, Principal, Reason
 from gateway.outage import OutageNotice, poll_store
 from gateway.store import rate_limits
-from gateway.store.notify import ENUMERATION, ChangeFeed
+from gateway.store.notify import ENUMERATION, ChangeFeed, stop_task
 from gateway.store.rate_limits import Denials, SweepTimer
 
 log = logging.getLogger("gatehold")
@@ -174,10 +173,7 @@ class EnumerationGuard:
             self._poller = asyncio.create_task(self._poll(poll_seconds))
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await stop_task(self._poller)
 
     async def _poll(self, poll_seconds: float) -> None:
         feed = self._feed

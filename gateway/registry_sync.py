@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.errors import StoreUnavailable
 from gateway.outage import OutageNotice, poll_store
 from gateway.store import registry as registry_store
-from gateway.store.notify import REGISTRY, ChangeFeed
+from gateway.store.notify import REGISTRY, ChangeFeed, stop_task
 
 log = logging.getLogger("gatehold")
 
@@ -80,11 +80,8 @@ class RegistryFollower:
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _follow(self) -> None:
         await poll_store(

@@ -18,7 +18,6 @@ problem and is audited as ``rules-rejected``; the process never stops for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -39,7 +38,7 @@ from gateway.outage import OutageNotice, poll_store
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
-from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed
+from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed, stop_task
 from gateway.store.rule_versions import Activation
 
 log = logging.getLogger("gatehold")
@@ -191,11 +190,8 @@ class RulesFollower:
         self._task = asyncio.get_running_loop().create_task(self._follow())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
 
     async def _follow(self) -> None:
         await poll_store(

@@ -25,7 +25,7 @@ from gateway.config.settings import BearerSettings
 from gateway.errors import StoreUnavailable
 from gateway.model import AuthMethod, Membership, Principal
 from gateway.store import api_keys as key_store
-from gateway.store.notify import ChangeFeed
+from gateway.store.notify import ChangeFeed, stop_task
 
 log = logging.getLogger("gatehold.api_clients")
 
@@ -81,10 +81,7 @@ class ApiKeys:
         )
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await stop_task(self._poller)
         await self._write_used_safely()
 
     async def principal(self, key: str) -> Principal | None:

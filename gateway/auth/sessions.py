@@ -31,7 +31,7 @@ from gateway.auth.revocations import Revocations, Woken, evict_revoked
 from gateway.errors import StoreUnavailable
 from gateway.model import GLOBAL_TENANT, AuthMethod, Principal
 from gateway.store import sessions as session_store
-from gateway.store.notify import ChangeFeed
+from gateway.store.notify import ChangeFeed, stop_task
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 SIGN_INS = frozenset({AuthMethod.MAGIC_LINK, AuthMethod.OIDC})
@@ -97,10 +97,7 @@ class SessionManager:
         )
 
     async def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
+        await stop_task(self._poller)
         await self._write_seen_safely()
 
     async def _write_seen(self) -> None:

@@ -60,6 +60,14 @@ async def woken(event: asyncio.Event, seconds: float) -> bool:
     return True
 
 
+async def stop_task(task: asyncio.Task[None] | None) -> None:
+    """Cancel a background task and wait until it has ended (``None``: nothing to stop)."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def notify(conn: AsyncConnection, channel: str, payload: str = "") -> None:
     """Notify ``channel`` when ``conn``'s transaction commits (PostgreSQL; SQLite polls)."""
     if conn.dialect.name == "postgresql":
@@ -102,11 +110,8 @@ class ChangeFeed:
         self._task = asyncio.get_running_loop().create_task(self._keep_listening())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_task(self._task)
+        self._task = None
         await self._drop()
 
     async def _connect(self) -> bool:
