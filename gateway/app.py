@@ -174,6 +174,7 @@ def build_auth_pages(
         cookie_secure=settings.sessions.cookie_secure,
         client_address=gateway.ingress.client_address,
         metrics=gateway.metrics,
+        mfa=settings.auth.mfa,
         oidc=OidcLogins(
             settings.auth.oidc,
             engine=engine,

@@ -80,6 +80,9 @@ class AuthMethod(StrEnum):
     SESSION = "session"
     MAGIC_LINK = "magic-link"
     OIDC = "oidc"
+    PASSWORD = "password"  # noqa: S105 - the method's name, not a secret
+    PASSKEY = "passkey"
+    """A passkey alone (password-less): possession and a local PIN or biometric."""
     BEARER_JWT = "bearer-jwt"
     API_KEY = "api-key"
     CLI_MINT = "cli-mint"
@@ -159,6 +162,9 @@ class Principal:
     expires_at: float | None = None
     """Unix time the credential ends at the latest (session absolute expiry, key or
     token expiry); what outlives a request (a WebSocket) is closed then."""
+    mfa_time: float | None = None
+    """Unix time a second factor (TOTP, recovery code, passkey) was last shown in this
+    session; ``None`` when the session rests on one factor."""
 
     def roles_in(self, tenant: str) -> tuple[str, ...]:
         """Roles held in ``tenant`` itself (global grants are not included)."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,15 +18,25 @@ from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
+from gateway.config.settings import MfaSettings
 from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
-from gateway.model import AuthMethod, Principal
+from gateway.model import AuthMethod, Membership, Principal
 from gateway.store import external_accounts as account_store
+from gateway.store import pending_sign_ins as pending_store
 from gateway.store import sessions as session_store
+from gateway.store import users as user_store
+from gateway.store.factors import Factors, factors_of
+from gateway.store.pending_sign_ins import PendingSignIn
 
 CONFIRM_COOKIE = "__Host-gatehold-confirm"
 BIND_COOKIE = "__Host-gatehold-bind"
 OIDC_FLOW_COOKIE = "__Host-gatehold-oidc"
+PENDING_COOKIE = "__Host-gatehold-pending"
+"""A sign-in that has shown its first factor and waits for the second."""
+VERIFY_PATH = "/.gatehold/login/verify"
+ENROL_PATH = "/.gatehold/login/enrol"
+ACCOUNT_PATH = "/.gatehold/account"
 PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -53,6 +64,11 @@ class AuthPages:
     oidc: OidcLogins | None = None
     metrics: Metrics = field(default_factory=Metrics)
     """Counts sign-ins (``gatehold_logins``); the gateway's own in ``build_auth_pages``."""
+    mfa: MfaSettings = field(default_factory=MfaSettings)
+    mfa_required: Callable[[Sequence[Membership]], bool] = field(default=lambda _: False)
+    """Whether the rules ask a person holding these memberships for a second factor
+    (a tenant or role with ``mfa: required``), enrolled or not."""
+    clock: Callable[[], float] = time.time
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -184,13 +200,15 @@ class AuthPages:
         return await self._sign_in(request, outcome)
 
     async def _sign_in(self, request: web.Request, who: SignIn) -> web.StreamResponse:
-        response = await self._start_session(
+        response = await self.first_factor_done(
             request, user_id=who.user_id, email=who.email, rd=who.rd, method=AuthMethod.MAGIC_LINK
         )
         response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response
 
-    async def _start_session(
+    # ------------------------------------------------------------ two factors
+
+    async def first_factor_done(
         self,
         request: web.Request,
         *,
@@ -201,7 +219,175 @@ class AuthPages:
         auth_time: float | None = None,
         **details: str,
     ) -> web.StreamResponse:
-        """A fresh session id for a person who just proved who they are (I7)."""
+        """A person has shown one factor: a session now, or first a second factor.
+
+        A second factor is asked whenever the person has one enrolled, and whenever the
+        rules require one of them (then, with none enrolled, they enrol first).
+        """
+        factors = await factors_of(self.sessions.engine, user_id)
+        if not factors.second_factor and not await self._mfa_required_of(user_id):
+            return await self.start_session(
+                request,
+                user_id=user_id,
+                email=email,
+                rd=rd,
+                method=method,
+                auth_time=auth_time,
+                details=details,
+            )
+        kept: dict[str, Any] = dict(details)
+        if auth_time is not None:
+            kept["auth_time"] = auth_time
+        token = await pending_store.create_pending(
+            self.sessions.engine,
+            user_id=user_id,
+            method=method.value,
+            purpose=pending_store.SIGN_IN,
+            rd=safe_next(rd),
+            details=kept,
+            now=self.clock(),
+            ttl=float(self.mfa.pending_timeout),
+        )
+        self.audit.record(
+            event_entry(
+                "login-first-factor",
+                actor=email,
+                method=method.value,
+                client=self.client_address(request),
+                next="verify" if factors.second_factor else "enrol",
+            )
+        )
+        response = see_other(VERIFY_PATH if factors.second_factor else ENROL_PATH)
+        self.set_pending_cookie(response, token)
+        return response
+
+    async def _mfa_required_of(self, user_id: int) -> bool:
+        user = await user_store.get_user(self.sessions.engine, user_id)
+        return user is not None and self.mfa_required(user.memberships)
+
+    def set_pending_cookie(self, response: web.StreamResponse, token: str) -> None:
+        response.set_cookie(
+            PENDING_COOKIE,
+            token,
+            path="/",
+            secure=self.cookie_secure,
+            httponly=True,
+            samesite="Lax",  # set on an SSO provider's redirect back, read on the next page
+            max_age=int(float(self.mfa.pending_timeout)),
+        )
+
+    async def pending_of(self, request: web.Request) -> PendingSignIn | None:
+        """The sign-in this browser has begun and not finished, if it is still live."""
+        token = request.cookies.get(PENDING_COOKIE, "")
+        if not token or len(token) > 64:
+            return None
+        return await pending_store.get_pending(self.sessions.engine, token, self.clock())
+
+    async def pending_factors(self, pending: PendingSignIn) -> Factors:
+        return await factors_of(self.sessions.engine, pending.user_id)
+
+    async def second_factor_done(
+        self, request: web.Request, pending: PendingSignIn, *, factor: str
+    ) -> web.StreamResponse:
+        """The second factor (``totp``, ``recovery-code``, ``passkey``) was shown: the
+        session starts, its second factor recorded. A pending sign-in serves once."""
+        now = self.clock()
+        if not await pending_store.consume_pending(self.sessions.engine, pending.id_hash, now):
+            return await self._failed(request, "second-factor-expired", method=pending.method)
+        user = await user_store.get_user(self.sessions.engine, pending.user_id)
+        if user is None or not user.active:
+            return await self._failed(request, "user-inactive", method=pending.method)
+        details = {k: str(v) for k, v in pending.details.items() if k != "auth_time"}
+        auth_time = pending.details.get("auth_time")
+        if pending.purpose == pending_store.STEP_UP:
+            auth_time = now  # the second factor is the fresh proof a step-up asks for
+        response = await self.start_session(
+            request,
+            user_id=user.id,
+            email=user.email,
+            rd=pending.rd,
+            method=AuthMethod(pending.method),
+            auth_time=None if auth_time is None else float(auth_time),
+            mfa_time=now,
+            details={**details, "factor": factor},
+        )
+        response.del_cookie(PENDING_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
+        return response
+
+    async def second_factor_failed(
+        self, request: web.Request, pending: PendingSignIn, *, factor: str, reason: str
+    ) -> bool:
+        """Audit a wrong second factor; ``False`` once the pending sign-in is used up."""
+        alive = await pending_store.note_failure(
+            self.sessions.engine, pending.id_hash, max_attempts=self.mfa.max_attempts
+        )
+        user = await user_store.get_user(self.sessions.engine, pending.user_id)
+        self.metrics.logged_in(pending.method, succeeded=False)
+        self.audit.record(
+            event_entry(
+                "login-failed",
+                actor=user.email if user else "unknown",
+                method=pending.method,
+                factor=factor,
+                decision="deny",
+                reason=reason,
+                client=self.client_address(request),
+                attempts_left="yes" if alive else "no",
+            )
+        )
+        return alive
+
+    async def verify_page(self, request: web.Request) -> web.Response:
+        """Choose and show the second factor for the sign-in this browser has begun."""
+        pending = await self.pending_of(request)
+        if pending is None:
+            return self.page("auth_error.html", status=400, reason="second-factor-expired")
+        factors = await self.pending_factors(pending)
+        if not factors.second_factor:
+            raise web.HTTPSeeOther(location=ENROL_PATH, headers=PAGE_HEADERS)
+        return self.page(
+            "verify.html", pending=pending, factors=factors, error=request.query.get("error")
+        )
+
+    async def enrol_page(self, request: web.Request) -> web.Response:
+        """A person the rules ask for a second factor and who has none sets one up."""
+        pending = await self.pending_of(request)
+        if pending is None:
+            return self.page("auth_error.html", status=400, reason="second-factor-expired")
+        factors = await self.pending_factors(pending)
+        if factors.second_factor:
+            raise web.HTTPSeeOther(location=VERIFY_PATH, headers=PAGE_HEADERS)
+        return self.page("enrol.html", pending=pending, factors=factors)
+
+    async def account_page(self, request: web.Request) -> web.Response:
+        """The signed-in person's own credentials: password, authenticator app, passkeys."""
+        principal = await self.signed_in(request)
+        if principal is None or principal.session_hash is None:
+            raise web.HTTPSeeOther(location=f"/.gatehold/login?rd={ACCOUNT_PATH}")
+        factors = await factors_of(self.sessions.engine, int(principal.user_id))
+        return self.page(
+            "account.html",
+            principal=principal,
+            factors=factors,
+            csrf=self.csrf.token(principal.session_hash),
+            notice=request.query.get("notice"),
+        )
+
+    async def start_session(
+        self,
+        request: web.Request,
+        *,
+        user_id: int,
+        email: str,
+        rd: str,
+        method: AuthMethod,
+        auth_time: float | None = None,
+        mfa_time: float | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> web.StreamResponse:
+        """A fresh session id for a person who just proved who they are (I7).
+
+        ``details`` go into the login's audit record (provider, subject, factor)."""
         old = await self.signed_in(request)
         token, id_hash = await self.sessions.create(
             user_id=user_id,
@@ -209,6 +395,7 @@ class AuthPages:
             client_ip=self.client_address(request),
             user_agent=request.headers.get("User-Agent", ""),
             auth_time=auth_time,
+            mfa_time=mfa_time,
         )
         if old is not None and old.session_hash:
             await self.sessions.revoke(old.session_hash)  # a login never keeps an old id
@@ -220,7 +407,8 @@ class AuthPages:
                 method=method.value,
                 session=id_hash,
                 client=self.client_address(request),
-                **details,
+                mfa="yes" if mfa_time is not None else "no",
+                **(details or {}),
             )
         )
         response = see_other(safe_next(rd))
@@ -332,7 +520,7 @@ class AuthPages:
                     "memberships-changed", actor=signed.email, provider=name, sessions=ended
                 )
             )
-        response = await self._start_session(
+        response = await self.first_factor_done(
             request,
             user_id=signed.user_id,
             email=signed.email,
@@ -445,6 +633,9 @@ def mount_auth(app: web.Application, pages: AuthPages) -> None:
     app.router.add_post("/.gatehold/login/magic/confirm", pages.confirm)
     app.router.add_get("/.gatehold/oidc/{provider}/start", pages.oidc_start)
     app.router.add_get("/.gatehold/oidc/{provider}/callback", pages.oidc_callback)
+    app.router.add_get(VERIFY_PATH, pages.verify_page)
+    app.router.add_get(ENROL_PATH, pages.enrol_page)
+    app.router.add_get(ACCOUNT_PATH, pages.account_page)
     app.router.add_get("/.gatehold/sessions", pages.my_sessions)
     app.router.add_post("/.gatehold/sessions/end", pages.end_session)
     app.router.add_post("/.gatehold/logout", pages.logout)

@@ -34,7 +34,9 @@ from gateway.store import sessions as session_store
 from gateway.store.notify import ChangeFeed, stop_task
 
 TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
-SIGN_INS = frozenset({AuthMethod.MAGIC_LINK, AuthMethod.OIDC})
+SIGN_INS = frozenset(
+    {AuthMethod.MAGIC_LINK, AuthMethod.OIDC, AuthMethod.PASSWORD, AuthMethod.PASSKEY}
+)
 """How a person proves who they are interactively; a minted session proves nothing."""
 
 
@@ -182,6 +184,7 @@ class SessionManager:
             active_tenant=active or (tenants[0] if tenants else None),
             superadmin=user.superadmin,
             expires_at=row.absolute_expiry,
+            mfa_time=row.mfa_time,
         )
         return _Cached(principal, row.idle_timeout, row.absolute_expiry, row.last_seen)
 
@@ -194,6 +197,7 @@ class SessionManager:
         user_agent: str,
         active_tenant: str | None = None,
         auth_time: float | None = None,
+        mfa_time: float | None = None,
     ) -> tuple[str, str]:
         """A new session (a new id at every login, I7). Returns (token, id hash).
 
@@ -213,6 +217,7 @@ class SessionManager:
             active_tenant=active_tenant,
             now=now,
             signs_in=auth_method in SIGN_INS,
+            mfa_time=mfa_time,
         )
 
     async def revoke(self, id_hash: str) -> None:

@@ -282,8 +282,78 @@ class BearerSettings(_Section):
     )
 
 
+class Argon2Settings(_Section):
+    """Argon2id cost; a stored hash made with other values is redone at the next sign-in."""
+
+    time_cost: int = Field(3, ge=1, le=20, description="Passes over the memory.")
+    memory_cost: int = Field(
+        65536, ge=8192, le=4_194_304, description="KiB of memory per hash (64 MiB default)."
+    )
+    parallelism: int = Field(1, ge=1, le=16, description="Lanes (threads) per hash.")
+
+
+class PasswordSettings(_Section):
+    """Local passwords (NIST SP 800-63B): off unless a deployment turns them on."""
+
+    enabled: bool = False
+    min_length: int = Field(12, ge=8, le=64, description="Fewest characters (after NFKC).")
+    max_length: int = Field(256, ge=128, le=4096, description="Most characters accepted.")
+    min_score: int = Field(
+        3, ge=0, le=4, description="Lowest zxcvbn strength score (0-4) a new password needs."
+    )
+    site_names: list[str] = Field(
+        default_factory=list,
+        description="Words a password may not contain, besides the public URL's host "
+        "and 'gatehold' (the company's or portal's name).",
+    )
+    argon2: Argon2Settings = Argon2Settings()
+    free_failures: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="Wrong passwords per account or per client before each further try "
+        "must wait; the wait doubles with every failure.",
+    )
+    backoff_base: Duration = Field("1s", description="The first wait after the free failures.")
+    backoff_max: Duration = Field("15m", description="The longest wait (never a hard lock).")
+
+
+class TotpSettings(_Section):
+    """Authenticator-app codes (RFC 6238) as a second factor."""
+
+    enabled: bool = True
+    issuer: str = Field(
+        "Gatehold", min_length=1, max_length=64, description="The name authenticator apps show."
+    )
+
+
+class PasskeySettings(_Section):
+    """WebAuthn passkeys: a second factor, or a password-less sign-in."""
+
+    enabled: bool = True
+    rp_id: str | None = Field(
+        None,
+        description="The WebAuthn relying-party id; by default the public URL's host. "
+        "Changing it later makes every registered passkey useless.",
+    )
+    rp_name: str = Field("Gatehold", min_length=1, max_length=64)
+
+
+class MfaSettings(_Section):
+    max_attempts: int = Field(
+        5, ge=1, le=20, description="Wrong second-factor codes before the sign-in starts over."
+    )
+    pending_timeout: Duration = Field(
+        "10m", description="How long a sign-in may wait for its second factor."
+    )
+
+
 class AuthSettings(_Section):
     magic_link: MagicLinkSettings = MagicLinkSettings()
+    passwords: PasswordSettings = PasswordSettings()
+    totp: TotpSettings = TotpSettings()
+    passkeys: PasskeySettings = PasskeySettings()
+    mfa: MfaSettings = MfaSettings()
     oidc: list[OidcProviderSettings] = []
 
     @field_validator("oidc")

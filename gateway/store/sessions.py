@@ -43,6 +43,8 @@ class SessionRow:
     client_ip: str
     user_agent: str
     revoked_at: float | None
+    mfa_time: float | None = None
+    """When a second factor was last shown in this session (``None``: one factor)."""
 
 
 def token_hash(token: str) -> str:
@@ -72,6 +74,7 @@ async def create_session(
     active_tenant: str | None = None,
     now: float,
     signs_in: bool = False,
+    mfa_time: float | None = None,
 ) -> tuple[str, str]:
     """Store a new session; returns ``(token, id_hash)``. The token goes in the cookie only.
 
@@ -94,6 +97,7 @@ async def create_session(
                 active_tenant=active_tenant,
                 client_ip=client_ip,
                 user_agent=user_agent[:512],
+                mfa_time=mfa_time,
             )
         )
         if signs_in:
@@ -268,4 +272,5 @@ def _session_row(row: Row[Any]) -> SessionRow:
         client_ip=row.client_ip,
         user_agent=row.user_agent,
         revoked_at=None if row.revoked_at is None else float(row.revoked_at),
+        mfa_time=None if row.mfa_time is None else float(row.mfa_time),
     )

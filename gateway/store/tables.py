@@ -14,6 +14,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -86,6 +87,7 @@ sessions = Table(
     Column("client_ip", Text, nullable=False, server_default=""),
     Column("user_agent", Text, nullable=False, server_default=""),
     Column("revoked_at", Float, nullable=True, index=True),
+    Column("mfa_time", Float, nullable=True),
 )
 
 registry = Table(
@@ -320,3 +322,90 @@ share_links = Table(
 """Share links of files (``gateway/shares.py``): a random token, stored as its SHA-256,
 bound to one canonical download path, the object and owner it named when minted, the
 person it is for (``recipient``, a normalized email) and an expiry. Read on every open."""
+
+
+def _user_fk(*, index: bool = True, nullable: bool = False) -> Column[int]:
+    return Column(
+        "user_id",
+        Integer,
+        ForeignKey("users.id", ondelete="CASCADE"),
+        nullable=nullable,
+        index=index,
+    )
+
+
+passwords = Table(
+    "passwords",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # The Argon2id hash in PHC form (``$argon2id$v=19$m=…``): its parameters with it.
+    Column("hash", Text, nullable=False),
+    Column("set_at", Float, nullable=False),
+)
+
+totp_factors = Table(
+    "totp_factors",
+    metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    # The shared secret, sealed (Fernet) with a key kept outside the database.
+    Column("secret", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    # ``None`` while enrolment waits for its first code: not yet a factor.
+    Column("confirmed_at", Float, nullable=True),
+    # The newest time step a code was accepted for: that code and older ones are refused.
+    Column("last_step", Integer, nullable=True),
+)
+
+recovery_codes = Table(
+    "recovery_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _user_fk(),
+    Column("code_hash", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("used_at", Float, nullable=True),
+)
+
+passkeys = Table(
+    "passkeys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    _user_fk(),
+    # base64url of the authenticator's credential id.
+    Column("credential_id", Text, nullable=False, unique=True),
+    # The COSE public key the authenticator registered.
+    Column("public_key", LargeBinary, nullable=False),
+    Column("sign_count", Integer, nullable=False, server_default="0"),
+    Column("transports", Text, nullable=False, server_default="[]"),
+    Column("name", Text, nullable=False, server_default=""),
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+)
+
+pending_sign_ins = Table(
+    "pending_sign_ins",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    _user_fk(),
+    # The first factor already shown (``AuthMethod`` value).
+    Column("method", Text, nullable=False),
+    # ``sign-in`` (no session yet) or ``step-up`` (a live session asks again).
+    Column("purpose", Text, nullable=False),
+    Column("rd", Text, nullable=False),
+    # JSON: what the first factor adds to the login's audit record, its auth time.
+    Column("details", Text, nullable=False, server_default="{}"),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+)
+
+webauthn_challenges = Table(
+    "webauthn_challenges",
+    metadata,
+    Column("challenge_hash", String(64), primary_key=True),
+    # ``None`` for a password-less sign-in: the passkey names its owner.
+    _user_fk(nullable=True),
+    # ``register`` or ``authenticate``.
+    Column("purpose", Text, nullable=False),
+    Column("expires_at", Float, nullable=False, index=True),
+)
