@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,8 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -69,6 +70,10 @@ class AuthPages:
     """Whether the rules ask a person holding these memberships for a second factor
     (a tenant or role with ``mfa: required``), enrolled or not."""
     clock: Callable[[], float] = time.time
+    account_parts: list[Callable[[Principal], Awaitable[Mapping[str, Any]]]] = field(
+        default_factory=list
+    )
+    """What the account page's partials need beyond ``factors`` (e.g. the passkey list)."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -365,8 +370,12 @@ class AuthPages:
         if principal is None or principal.session_hash is None:
             raise web.HTTPSeeOther(location=f"/.gatehold/login?rd={ACCOUNT_PATH}")
         factors = await factors_of(self.sessions.engine, int(principal.user_id))
+        extra: dict[str, Any] = {}
+        for part in self.account_parts:
+            extra.update(await part(principal))
         return self.page(
             "account.html",
+            **extra,
             principal=principal,
             factors=factors,
             csrf=self.csrf.token(principal.session_hash),
