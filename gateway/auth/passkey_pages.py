@@ -16,6 +16,7 @@ gateway's own. Every refusal is audited as ``passkey-refused`` with its reason.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,7 @@ from gateway.store import passkeys as store
 from gateway.store import users as user_store
 from gateway.store.pending_sign_ins import PendingSignIn
 
+log = logging.getLogger("gatehold")
 RECENT_SIGN_IN = 600.0
 """Adding or removing a passkey needs a sign-in or second factor this recent (seconds):
 a stolen session cookie alone must not turn into a lasting credential."""
@@ -385,7 +387,11 @@ def _as_json(answer: web.StreamResponse) -> web.Response:
 
 
 def mount_passkeys(app: web.Application, pages: AuthPages, passkeys: Passkeys) -> None:
-    """Add the passkey routes, and tell the templates passkeys are offered."""
+    """Add the passkey routes, and tell the templates passkeys are offered — unless
+    browsers would refuse the RP id (the default ``http://127.0.0.1:8080``, say)."""
+    if passkeys.problem is not None:
+        log.warning("passkeys are off: %s", passkeys.problem)
+        return
     pages.templates.globals["passkeys_enabled"] = True
     routes = PasskeyPages(pages, passkeys)
     pages.account_parts.append(routes.account_context)

@@ -16,6 +16,7 @@ py_webauthn verifies it as a whole, so a refusal names its reason (``origin-mism
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -90,6 +91,20 @@ def rp_id_of(settings: PasskeySettings, public_url: str) -> str:
     return settings.rp_id or (urlsplit(public_url).hostname or "")
 
 
+def rp_id_problem(rp_id: str, public_url: str) -> str | None:
+    """Why browsers would refuse every ceremony with this RP id, or ``None``."""
+    host = urlsplit(public_url).hostname or ""
+    try:
+        ipaddress.ip_address(rp_id)
+    except ValueError:
+        pass
+    else:
+        return f"the RP id {rp_id!r} is an IP address; browsers need a domain name"
+    if not rp_id or not (host == rp_id or host.endswith(f".{rp_id}")):
+        return f"the RP id {rp_id!r} is not the host of server.public_url ({host}) or a parent"
+    return None
+
+
 class Passkeys:
     """Builds options and checks answers; keeps passkeys and challenges in the store."""
 
@@ -106,6 +121,8 @@ class Passkeys:
         self.origin = public_url.rstrip("/")
         self.rp_id = rp_id_of(settings, public_url)
         self.clock = clock
+        self.problem = rp_id_problem(self.rp_id, public_url)
+        """Why passkeys cannot work with these settings (then they are not offered)."""
 
     # ------------------------------------------------------------ registration
 

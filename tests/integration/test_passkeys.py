@@ -182,3 +182,25 @@ async def test_a_person_removes_a_passkey_and_it_signs_in_no_more(tmp_path: Path
         refused = await password_less(stack, key)
         assert refused.status == 403
         assert (await refused.json())["type"] == "credential-unknown"
+
+
+async def test_passkeys_are_not_offered_where_browsers_would_refuse_them(tmp_path: Path) -> None:
+    """An IP address is no RP id: no button that can only fail, no routes."""
+    async with running_stack(tmp_path, server={"public_url": "http://127.0.0.1:8080"}) as stack:
+        login = await (await stack.client.get("/.gatehold/login")).text()
+        assert "Sign in with a passkey" not in login
+        answer = await stack.client.post(
+            "/.gatehold/login/passkey/options", json={}, headers={"Origin": "http://127.0.0.1:8080"}
+        )
+        assert answer.status != 200 and "challenge" not in await answer.text()
+
+
+async def test_passkeys_switched_off_are_not_offered(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, auth={"passkeys": {"enabled": False}}) as stack:
+        login = await (await stack.client.get("/.gatehold/login")).text()
+        assert "Sign in with a passkey" not in login
+        session = stack.cookies["alice@acme.test"]
+        account = await stack.client.get(
+            "/.gatehold/account", headers={"Cookie": f"__Host-gatehold={session}"}
+        )
+        assert "Add a passkey" not in await account.text()

@@ -9,7 +9,15 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.auth.passkeys import Asserted, Passkeys, Refused, Registered, rp_id_of, user_handle
+from gateway.auth.passkeys import (
+    Asserted,
+    Passkeys,
+    Refused,
+    Registered,
+    rp_id_of,
+    rp_id_problem,
+    user_handle,
+)
 from gateway.config.settings import PasskeySettings
 from gateway.store import passkeys as store
 from gateway.store.users import add_user
@@ -219,3 +227,29 @@ async def test_what_is_not_a_credential_is_refused_as_malformed(
     refused = Refused("passkey-malformed", malformed=True)
     assert await passkeys.authenticate(answer, user_id=user) == refused
     assert await passkeys.register(answer, user_id=user, name="x") == refused
+
+
+@pytest.mark.parametrize(
+    ("rp_id", "public_url", "problem"),
+    [
+        ("gate.acme.test", "https://gate.acme.test", None),
+        ("acme.test", "https://gate.acme.test", None),
+        ("localhost", "http://localhost:8080", None),
+        ("127.0.0.1", "http://127.0.0.1:8080", "is an IP address"),
+        ("evil.test", "https://gate.acme.test", "is not the host"),
+        ("cme.test", "https://gate.acme.test", "is not the host"),
+    ],
+    ids=[
+        "the public host",
+        "a parent domain",
+        "localhost",
+        "an IP address",
+        "another domain",
+        "a suffix that is no parent domain",
+    ],
+)
+def test_an_rp_id_browsers_would_refuse_is_named(
+    rp_id: str, public_url: str, problem: str | None
+) -> None:
+    found = rp_id_problem(rp_id, public_url)
+    assert (found is None) if problem is None else (found is not None and problem in found)
