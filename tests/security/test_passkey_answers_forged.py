@@ -319,3 +319,31 @@ async def passkeys_of(stack: Stack, email: str) -> list[passkey_store.Passkey]:
     user = await user_store.get_user_by_email(engine, email)
     assert user is not None
     return await passkey_store.passkeys_of(engine, user.id)
+
+
+async def test_wrong_passkeys_use_up_a_waiting_sign_in(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    """Guessing is bounded: after ``auth.mfa.max_attempts`` refusals the sign-in is gone,
+    and even the right passkey then finishes nothing."""
+    inbox, port = smtp_server
+    settings = {**mail_settings(port)}
+    settings["auth"]["mfa"] = {"max_attempts": 2}
+    async with running_stack(tmp_path, **settings) as stack:
+        alices = device()
+        await add_passkey(stack, "alice@acme.test", alices)
+        pending = await pending_by_email_link(stack, inbox, "alice@acme.test")
+        path = "/.gatehold/login/verify/passkey"
+        answers = []
+        for _ in range(2):
+            options = await post_json(stack, f"{path}/options", {}, cookie=pending)
+            forged = alices.sign_in(await options.json(), origin="http://evil.example")
+            answers.append(await post_json(stack, path, {"credential": forged}, cookie=pending))
+        assert [a.status for a in answers] == [403, 400]
+        last = await answers[-1].json()
+        assert last["type"] == "sign-in-expired" and last["redirect"] == "/.gatehold/login"
+        options = await post_json(stack, f"{path}/options", {}, cookie=pending)
+        assert options.status == 400 and (await options.json())["type"] == "sign-in-expired"
+        failed = await stack.events("login-failed")
+        assert [f["data"]["attempts_left"] for f in failed] == ["yes", "no"]
+        assert await stack.events("login") == []
