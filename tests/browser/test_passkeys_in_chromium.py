@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from gateway.auth.handlers import AUTH_PAGES
 from tests.browser.conftest import ARGS, CHROMIUM, accessibility_problems
 from tests.integration.test_magic_link import mail_settings
 from tests.support.servers_base import free_port
@@ -136,4 +137,30 @@ async def test_add_a_passkey_then_sign_in_with_it_alone_and_as_second_step(
         used = await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
         assert used["credentials"][0]["signCount"] >= 2
         assert not [m for m in blocked if "Content Security Policy" in m], blocked
+        await context.close()
+
+
+async def test_set_up_a_passkey_when_the_rules_ask_for_a_second_step(
+    tmp_path: Path, smtp_server: tuple[Inbox, int], localhost_browser: Browser, shots: Path
+) -> None:
+    inbox, smtp_port = smtp_server
+    port = free_port()
+    base = f"http://localhost:{port}"
+    settings = {**mail_settings(smtp_port), "server": {"public_url": base}}
+    async with running_stack(tmp_path, port=port, **settings) as stack:
+        stack.app[AUTH_PAGES].mfa_required = lambda _: True
+        context = await localhost_browser.new_context(viewport={"width": 1280, "height": 800})
+        page = await context.new_page()
+        await with_authenticator(context, page)
+        await email_link_sign_in(page, inbox, base, "/api/invoices/7")
+        await page.wait_for_url(f"{base}/.gatehold/login/enrol")
+        await page.get_by_role("heading", name="A passkey").wait_for()
+        await both_widths(page, shots, "passkeys-enrol")
+        await page.get_by_label("Name for this passkey").fill("Phone")
+        await page.get_by_role("button", name="Set up a passkey").click()
+        await page.wait_for_url(f"{base}/api/invoices/7")
+        (added,) = await stack.events("passkey-registered")
+        assert added["data"]["via"] == "enrol" and added["data"]["passkey"] == "Phone"
+        (login,) = await stack.events("login")
+        assert login["data"]["factor"] == "passkey" and login["data"]["mfa"] == "yes"
         await context.close()
