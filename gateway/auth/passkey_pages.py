@@ -106,7 +106,7 @@ class PasskeyPages:
                 user_id=int(principal.user_id),
                 passkey_id=int(passkey_id),
             )
-            if passkey_id.isdigit() and len(passkey_id) < 12
+            if passkey_id.isascii() and passkey_id.isdigit() and len(passkey_id) < 12
             else None
         )
         if removed is None:

@@ -256,6 +256,14 @@ async def test_another_persons_passkey_cannot_be_removed(tmp_path: Path) -> None
             allow_redirects=False,
         )
         assert answer.headers["Location"].endswith("notice=passkey-not-found")
+        for odd in ("²", "-1", "1e3", "9" * 40, ""):
+            answer = await stack.client.post(
+                "/.gatehold/account/passkeys/remove",
+                data={"csrf": await account_csrf(stack, session), "passkey": odd},
+                headers={"Cookie": f"__Host-gatehold={session}"},
+                allow_redirects=False,
+            )
+            assert answer.headers["Location"].endswith("notice=passkey-not-found"), odd
         assert len(await passkeys_of(stack, "alice@acme.test")) == 1
 
 
