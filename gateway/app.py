@@ -27,6 +27,8 @@ from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_creat
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
+from gateway.auth.passkey_pages import mount_passkeys
+from gateway.auth.passkeys import Passkeys
 from gateway.auth.sign_in_limits import SignInLimits, limit_key
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
@@ -222,6 +224,14 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.router.add_get("/.gatehold/jwks.json", jwks)
     auth_pages = build_auth_pages(settings, gateway, engine, pages)
     mount_auth(app, auth_pages)
+    if settings.auth.passkeys.enabled:
+        passkeys = Passkeys(
+            settings.auth.passkeys,
+            engine=engine,
+            public_url=settings.server.public_url,
+            clock=auth_pages.clock,
+        )
+        mount_passkeys(app, auth_pages, passkeys)
     mount_access(
         app,
         AccessPages(

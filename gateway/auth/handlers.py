@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
+from gateway.config.durations import parse_duration
 from gateway.config.settings import MfaSettings
 from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
@@ -43,7 +44,8 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": (
-        "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'"
+        "default-src 'none'; style-src 'self'; script-src 'self'; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'"
     ),
 }
 
@@ -69,6 +71,10 @@ class AuthPages:
     """Whether the rules ask a person holding these memberships for a second factor
     (a tenant or role with ``mfa: required``), enrolled or not."""
     clock: Callable[[], float] = time.time
+    account_parts: list[Callable[[Principal], Awaitable[Mapping[str, Any]]]] = field(
+        default_factory=list
+    )
+    """What the account page's partials need beyond ``factors`` (e.g. the passkey list)."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -246,7 +252,7 @@ class AuthPages:
             rd=safe_next(rd),
             details=kept,
             now=self.clock(),
-            ttl=float(self.mfa.pending_timeout),
+            ttl=parse_duration(self.mfa.pending_timeout),
         )
         self.audit.record(
             event_entry(
@@ -273,7 +279,7 @@ class AuthPages:
             secure=self.cookie_secure,
             httponly=True,
             samesite="Lax",  # set on an SSO provider's redirect back, read on the next page
-            max_age=int(float(self.mfa.pending_timeout)),
+            max_age=int(parse_duration(self.mfa.pending_timeout)),
         )
 
     async def pending_of(self, request: web.Request) -> PendingSignIn | None:
@@ -365,8 +371,12 @@ class AuthPages:
         if principal is None or principal.session_hash is None:
             raise web.HTTPSeeOther(location=f"/.gatehold/login?rd={ACCOUNT_PATH}")
         factors = await factors_of(self.sessions.engine, int(principal.user_id))
+        extra: dict[str, Any] = {}
+        for part in self.account_parts:
+            extra.update(await part(principal))
         return self.page(
             "account.html",
+            **extra,
             principal=principal,
             factors=factors,
             csrf=self.csrf.token(principal.session_hash),
