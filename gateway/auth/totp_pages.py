@@ -65,8 +65,16 @@ class TotpPages:
     # ------------------------------------------------------------ shared checks
 
     def _same_origin(self, request: web.Request) -> bool:
+        """Whether the browser says the form came from our own pages, or says nothing.
+
+        Our pages send ``Referrer-Policy: no-referrer``, under which browsers send
+        ``Origin: null`` with a form; the pending cookie (SameSite=Lax) is what binds
+        such a POST. An origin that names another site, or a cross-site fetch, is refused.
+        """
         sent = request.headers.get("Origin")
-        return sent is None or sent.lower() == origin_of(self.public_url)
+        if sent is not None and sent != "null" and sent.lower() != origin_of(self.public_url):
+            return False
+        return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
 
     def _fresh(self, principal: Principal) -> bool:
         last = max(principal.auth_time, principal.mfa_time or 0.0)

@@ -140,8 +140,16 @@ async def test_a_code_posted_from_another_site_is_refused_and_not_counted(
         assert forged.status == 403 and SESSION not in cookies_of(forged)
         for _ in range(3):  # more than max_attempts: none of them counts
             await sign_ins.send_code(pending, "000000", origin="https://evil.test")
+        cross_site = await stack.client.post(
+            "/.gatehold/login/verify/totp",
+            data={"code": code_now(secret)},
+            headers={"Cookie": f"{PENDING}={pending}", "Sec-Fetch-Site": "cross-site"},
+            allow_redirects=False,
+        )
+        assert cross_site.status == 403 and SESSION not in cookies_of(cross_site)
         assert await refused_attempts(stack) == []
-        answer = await sign_ins.send_code(pending, code_now(secret))
+        # Our pages say no-referrer, so browsers send "Origin: null": the cookie binds it.
+        answer = await sign_ins.send_code(pending, code_now(secret), origin="null")
         assert answer.status == 303 and SESSION in cookies_of(answer)
 
 
