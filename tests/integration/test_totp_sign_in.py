@@ -258,3 +258,23 @@ async def test_a_person_the_rules_ask_for_a_second_factor_enrols_during_sign_in(
             allow_redirects=False,
         )
         assert again.status == 400, "Continue finishes one sign-in, once"
+
+
+async def test_with_set_up_turned_off_no_new_app_can_be_added_but_existing_ones_are_asked_for(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    settings = mfa_settings(port)
+    settings["auth"]["totp"] = {"enabled": False}
+    async with running_stack(tmp_path, **settings) as stack:
+        cookie = stack.cookie("bob@globex.test")
+        account = await stack.client.get("/.gatehold/account", headers=cookie)
+        assert "Set up an authenticator app" not in await account.text()
+        setup = await stack.client.get("/.gatehold/account/totp", headers=cookie)
+        assert setup.status == 404
+        secret = await enrol(stack, "alice@acme.test")
+        sign_ins = SignIns(stack, inbox)
+        answer = await sign_ins.send_code(
+            await sign_ins.pending("alice@acme.test"), code_now(secret)
+        )
+        assert answer.status == 303 and SESSION in cookies_of(answer)
