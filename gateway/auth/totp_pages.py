@@ -2,9 +2,10 @@
 
 Three ways in, each bound to what proves the person:
 
-* the account page (a session: its CSRF token on every POST; replacing or removing an
-  app, or making new recovery codes, needs a sign-in or second factor in the last
-  ``FRESH_AUTH`` seconds, else the person signs in again first);
+* the account page (a session: its CSRF token on every POST; setting up, replacing or
+  removing an app, or making new recovery codes, needs a sign-in or second factor in
+  the last ``FRESH_AUTH`` seconds, else the person signs in again first: a stolen
+  session alone cannot add its thief's app and lock the person out);
 * the enrol page of a pending sign-in (the pending cookie, SameSite=Lax, and the
   Origin header when the browser sends one) for a person who has no second factor yet;
 * the verify page of a pending sign-in (same binding), for a person who has the factor.
@@ -28,7 +29,7 @@ from gateway.auth.handlers import (
     see_other,
 )
 from gateway.auth.recovery_codes import RecoveryCodes
-from gateway.auth.totp import Authenticators
+from gateway.auth.totp import Authenticators, Setup
 from gateway.model import Principal
 from gateway.store import recovery_codes as code_store
 from gateway.store import users as user_store
@@ -38,12 +39,22 @@ from gateway.store.pending_sign_ins import PendingSignIn
 ACCOUNT_TOTP_PATH = f"{ACCOUNT_PATH}/totp"
 ENROL_TOTP_PATH = f"{ENROL_PATH}/totp"
 FRESH_AUTH = 600.0
-"""Seconds since the last sign-in or second factor within which a person may replace
-or remove their authenticator app or make new recovery codes."""
+"""Seconds since the last sign-in or second factor within which a person may set up,
+replace or remove their authenticator app or make new recovery codes."""
 ACCOUNT_SETUP = "totp-setup-account"
 SIGN_IN_SETUP = "totp-setup-sign-in"
 ENROLLED = "totp-enrolled-in-sign-in"
 """Purposes of sealed form values: one form's value is refused by another."""
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """Whose set-up a form confirms, what for, and where its page posts."""
+
+    user_id: int
+    email: str
+    purpose: str
+    action: str
 
 
 def origin_of(url: str) -> str:
@@ -117,7 +128,7 @@ class TotpPages:
             return self._refused(404, "totp-disabled")
         user_id = int(principal.user_id)
         factors = await factors_of(self.pages.sessions.engine, user_id)
-        if factors.totp and not self._fresh(principal):
+        if not self._fresh(principal):  # adding a factor changes how one signs in
             return self._step_up(ACCOUNT_TOTP_PATH)
         setup = self.authenticators.setup(
             user_id=user_id, email=principal.email, purpose=ACCOUNT_SETUP
@@ -139,27 +150,17 @@ class TotpPages:
         assert principal.session_hash is not None  # noqa: S101 - checked in _signed_in_post
         user_id = int(principal.user_id)
         factors = await factors_of(self.pages.sessions.engine, user_id)
-        if factors.totp and not self._fresh(principal):
+        if not self._fresh(principal):  # adding a factor changes how one signs in
             return self._step_up(ACCOUNT_TOTP_PATH)
-        secret = self.authenticators.candidate(
-            str(form.get("setup", "")), user_id=user_id, purpose=ACCOUNT_SETUP
+        refused = await self._confirm_setup(
+            request,
+            form,
+            Setting(user_id, principal.email, ACCOUNT_SETUP, ACCOUNT_TOTP_PATH),
+            csrf=self.pages.csrf.token(principal.session_hash),
+            replacing=factors.totp,
         )
-        if secret is None:
-            self._audit(request, "totp-enrol-failed", principal.email, reason="setup-expired")
-            return see_other(f"{ACCOUNT_TOTP_PATH}?error=setup-expired")
-        if not await self.authenticators.confirm(user_id, secret, str(form.get("code", ""))):
-            self._audit(request, "totp-enrol-failed", principal.email, reason="code-wrong")
-            setup = self.authenticators.setup(
-                user_id=user_id, email=principal.email, purpose=ACCOUNT_SETUP, secret=secret
-            )
-            return self._setup_page(
-                setup,
-                action=ACCOUNT_TOTP_PATH,
-                status=400,
-                error="code-wrong",
-                csrf=self.pages.csrf.token(principal.session_hash),
-                replacing=factors.totp,
-            )
+        if refused is not None:
+            return refused
         self._audit(
             request,
             "totp-enrolled",
@@ -206,10 +207,32 @@ class TotpPages:
         return codes
 
     def _setup_page(
-        self, setup: Any, *, action: str, status: int = 200, **context: Any
+        self, setup: Setup, *, action: str, status: int = 200, **context: Any
     ) -> web.Response:
         return self.pages.page(
             "totp_setup.html", status=status, setup=setup, action=action, **context
+        )
+
+    async def _confirm_setup(
+        self, request: web.Request, form: Any, setting: Setting, **page: Any
+    ) -> web.Response | None:
+        """Confirm the set-up ``form`` carries with its code; ``None`` once confirmed,
+        else the answer (the same secret shown again after a wrong code)."""
+        secret = self.authenticators.candidate(
+            str(form.get("setup", "")), user_id=setting.user_id, purpose=setting.purpose
+        )
+        if secret is None:
+            self._audit(request, "totp-enrol-failed", setting.email, reason="setup-expired")
+            return see_other(f"{setting.action}?error=setup-expired")
+        code = str(form.get("code", ""))
+        if await self.authenticators.confirm(setting.user_id, secret, code):
+            return None
+        self._audit(request, "totp-enrol-failed", setting.email, reason="code-wrong")
+        setup = self.authenticators.setup(
+            user_id=setting.user_id, email=setting.email, purpose=setting.purpose, secret=secret
+        )
+        return self._setup_page(
+            setup, action=setting.action, status=400, error="code-wrong", **page
         )
 
     # ------------------------------------------------------------ enrolment in a sign-in
@@ -253,20 +276,10 @@ class TotpPages:
             return found
         pending, email = found
         form = await request.post()
-        secret = self.authenticators.candidate(
-            str(form.get("setup", "")), user_id=pending.user_id, purpose=SIGN_IN_SETUP
-        )
-        if secret is None:
-            self._audit(request, "totp-enrol-failed", email, reason="setup-expired")
-            return see_other(f"{ENROL_TOTP_PATH}?error=setup-expired")
-        if not await self.authenticators.confirm(
-            pending.user_id, secret, str(form.get("code", ""))
-        ):
-            self._audit(request, "totp-enrol-failed", email, reason="code-wrong")
-            setup = self.authenticators.setup(
-                user_id=pending.user_id, email=email, purpose=SIGN_IN_SETUP, secret=secret
-            )
-            return self._setup_page(setup, action=ENROL_TOTP_PATH, status=400, error="code-wrong")
+        setting = Setting(pending.user_id, email, SIGN_IN_SETUP, ENROL_TOTP_PATH)
+        refused = await self._confirm_setup(request, form, setting)
+        if refused is not None:
+            return refused
         self._audit(request, "totp-enrolled", email, via="sign-in", replaced="no")
         codes = await self._make_codes(request, email, pending.user_id)
         enrolled = self.authenticators.seal.seal_for(

@@ -188,7 +188,7 @@ SETUP = re.compile(r'name="setup" value="([^"]+)"')
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-async def test_replacing_or_removing_an_app_needs_a_recent_sign_in_and_the_csrf_token(
+async def test_adding_replacing_or_removing_an_app_needs_a_recent_sign_in_and_the_csrf_token(
     tmp_path: Path, smtp_server: tuple[Inbox, int]
 ) -> None:
     _, port = smtp_server
@@ -204,11 +204,22 @@ async def test_replacing_or_removing_an_app_needs_a_recent_sign_in_and_the_csrf_
         )
         step_up = "/.gatehold/login?rd=/.gatehold/account/totp&step_up=1"
         assert setup.status == 303 and setup.headers["Location"] == step_up
-        for path in ("/.gatehold/account/totp/remove", "/.gatehold/account/recovery-codes"):
+        for path in (
+            "/.gatehold/account/totp",
+            "/.gatehold/account/totp/remove",
+            "/.gatehold/account/recovery-codes",
+        ):
             answer = await stack.client.post(
                 path, data={"csrf": csrf.group(1)}, headers=stale, allow_redirects=False
             )
             assert answer.status == 303 and "step_up=1" in answer.headers["Location"]
+        bob = {"Cookie": f"{SESSION}={await stack.mint('bob@globex.test', auth_age=1200)}"}
+        first = await stack.client.get(
+            "/.gatehold/account/totp", headers=bob, allow_redirects=False
+        )
+        assert first.status == 303 and first.headers["Location"] == step_up, (
+            "a stolen session alone cannot add its thief's app either"
+        )
         fresh = {"Cookie": f"{SESSION}={await stack.mint(ALICE)}"}
         forged = await stack.client.post(
             "/.gatehold/account/totp/remove", data={"csrf": "forged"}, headers=fresh
