@@ -278,3 +278,25 @@ async def test_with_set_up_turned_off_no_new_app_can_be_added_but_existing_ones_
             await sign_ins.pending("alice@acme.test"), code_now(secret)
         )
         assert answer.status == 303 and SESSION in cookies_of(answer)
+
+
+async def test_an_older_session_signs_in_again_with_its_app_to_replace_it(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    inbox, port = smtp_server
+    async with running_stack(tmp_path, **mfa_settings(port)) as stack:
+        secret = await enrol(stack, "alice@acme.test")
+        stale = {"Cookie": f"{SESSION}={await stack.mint('alice@acme.test', auth_age=1200)}"}
+        asked = await stack.client.get(
+            "/.gatehold/account/totp", headers=stale, allow_redirects=False
+        )
+        target = "/.gatehold/account/totp"
+        assert asked.headers["Location"] == f"/.gatehold/login?rd={target}&step_up=1"
+        sign_ins = SignIns(stack, inbox)
+        pending = await sign_ins.pending("alice@acme.test", rd=target)
+        answer = await sign_ins.send_code(pending, code_now(secret))
+        assert answer.status == 303 and answer.headers["Location"] == target
+        fresh = {"Cookie": f"{SESSION}={cookies_of(answer)[SESSION]}"}
+        page = await stack.client.get(target, headers=fresh)
+        assert page.status == 200
+        assert "Replace your authenticator app" in await page.text()

@@ -7,9 +7,15 @@ cookie, nothing forwarded to Ledger, and the audit row that records it.
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
+from sqlalchemy import insert
+
 from gateway.app import ENGINE
+from gateway.auth.totp import new_secret
+from gateway.store import tables
+from gateway.store.engine import writing
 from gateway.store.factors import factors_of
 from tests.support.smtp import Inbox
 from tests.support.stack import Stack, running_stack
@@ -17,6 +23,7 @@ from tests.support.totp import (
     PENDING,
     SESSION,
     SignIns,
+    authenticators_of,
     code_now,
     cookies_of,
     enrol,
@@ -269,3 +276,39 @@ async def test_a_set_up_form_of_one_person_cannot_enrol_another(
         assert not (await factors_of(stack.app[ENGINE], await user_id_of(stack, ALICE))).totp
         failed = await stack.events("totp-enrol-failed")
         assert [(e["actor"], e["reason"]) for e in failed] == [(ALICE, "setup-expired")]
+
+
+async def test_an_unconfirmed_app_is_no_factor_at_sign_in(
+    tmp_path: Path, smtp_server: tuple[Inbox, int]
+) -> None:
+    """A person whose second factor is a passkey, with an app set up but never confirmed
+    (a row written by an older version, or by hand): its codes must not pass."""
+    inbox, port = smtp_server
+    async with running_stack(tmp_path, **mfa_settings(port)) as stack:
+        user = await user_id_of(stack, ALICE)
+        secret = new_secret()
+        seal = authenticators_of(stack).seal
+        async with writing(stack.app[ENGINE]) as conn:
+            await conn.execute(
+                insert(tables.passkeys).values(
+                    user_id=user, credential_id="cred", public_key=b"k", created_at=time.time()
+                )
+            )
+            await conn.execute(
+                insert(tables.totp_factors).values(
+                    user_id=user, secret=seal.seal(secret), created_at=time.time()
+                )
+            )
+        sign_ins = SignIns(stack, inbox)
+        pending = await sign_ins.pending(ALICE)
+        page = await stack.client.get(
+            "/.gatehold/login/verify", headers={"Cookie": f"{PENDING}={pending}"}
+        )
+        assert "Code from your authenticator app" not in await page.text()
+        hits = await stack.ledger_total()
+        answer = await sign_ins.send_code(pending, code_now(secret))
+        assert answer.headers["Location"] == WRONG_PAGE and SESSION not in cookies_of(answer)
+        assert await stack.ledger_total() == hits
+        assert [(a["factor"], a["reason"]) for a in await refused_attempts(stack)] == [
+            ("totp", "code-wrong")
+        ]
