@@ -23,13 +23,22 @@ from gateway.api.routes import admin_api
 from gateway.assertion import AssertionSigner
 from gateway.audit import writer_for
 from gateway.auth.handlers import AUTH_PAGES, AuthPages, mount_auth
-from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_create_secret
+from gateway.auth.keys import (
+    CSRF_KEY,
+    OIDC_FLOW_KEY,
+    TOTP_KEY,
+    CsrfTokens,
+    load_or_create_secret,
+)
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
 from gateway.auth.passkey_pages import mount_passkeys
 from gateway.auth.passkeys import Passkeys
+from gateway.auth.recovery_codes import RecoveryCodes
 from gateway.auth.sign_in_limits import SignInLimits, limit_key
+from gateway.auth.totp import Authenticators, SecretSeal
+from gateway.auth.totp_pages import TotpPages, mount_totp
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
 from gateway.deciders import build_deciders, rule_deciders
@@ -188,6 +197,18 @@ def build_auth_pages(
     )
 
 
+def build_totp_pages(settings: Settings, engine: AsyncEngine, pages: AuthPages) -> TotpPages:
+    """Authenticator apps and recovery codes; the secrets sealed with ``keys/totp.key``."""
+    seal = SecretSeal(load_or_create_secret(settings.data_path / "keys" / TOTP_KEY))
+    return TotpPages(
+        pages,
+        Authenticators(engine, seal, issuer=settings.auth.totp.issuer, clock=pages.clock),
+        RecoveryCodes(engine, clock=pages.clock),
+        public_url=settings.server.public_url,
+        enrolment=settings.auth.totp.enabled,
+    )
+
+
 def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     """The gateway's aiohttp application: internal pages, then one catch-all pipeline route."""
     engine = open_engine(settings.store_dsn, statement_timeout=settings.store_statement_timeout)
@@ -232,6 +253,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
             clock=auth_pages.clock,
         )
         mount_passkeys(app, auth_pages, passkeys)
+    mount_totp(app, build_totp_pages(settings, engine, auth_pages))
     mount_access(
         app,
         AccessPages(

@@ -20,7 +20,9 @@ from gateway.errors import ConfigError
 ASSERTION_KEY = "assertion-es256.pem"
 CSRF_KEY = "csrf.key"
 OIDC_FLOW_KEY = "oidc-flow.key"
-SECRET_FILES = (CSRF_KEY, OIDC_FLOW_KEY)
+TOTP_KEY = "totp.key"
+"""Seals authenticator-app secrets in the store: lose it and every app must be set up again."""
+SECRET_FILES = (CSRF_KEY, OIDC_FLOW_KEY, TOTP_KEY)
 """Files under ``<data_dir>/keys``: the assertion signing key (unless
 ``assertion.key_file`` names another) and these secrets. All are created once, by
 ``load_or_create_key_file``."""
