@@ -342,6 +342,13 @@ def rules_schema() -> None:
 )
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
 @click.option(
+    "--mfa/--one-factor",
+    "mfa",
+    default=None,
+    help="The user's sign-in showed a second factor, or not (default: as it would have: "
+    "yes with one enrolled or asked for by the rules).",
+)
+@click.option(
     "--version",
     "version_id",
     type=int,
@@ -364,6 +371,7 @@ def rules_simulate(
     email: str | None,
     key_id: int | None,
     tenant: str | None,
+    mfa: bool | None,
     version_id: int | None,
     body_file: Any,
     content_type: str,
@@ -384,6 +392,8 @@ def rules_simulate(
         fail(["give exactly one of --user EMAIL or --api-key ID"])
     if key_id is not None and tenant is not None:
         fail(["an API key acts in its own tenant; leave out --tenant"])
+    if key_id is not None and mfa is not None:
+        fail(["an API key never shows a second factor; leave out --mfa/--one-factor"])
     settings = settings_from(config_path)
     body = body_file.read() if body_file else b""
     headers = parsed_headers(header_lines)
@@ -408,7 +418,7 @@ def rules_simulate(
                     click.echo(f"error: {principal}", err=True)
                     return 2
             else:
-                found = await principal_for(deciders, email or "", tenant=tenant)
+                found = await principal_for(deciders, email or "", tenant=tenant, mfa=mfa)
                 if found is None:
                     click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
                     return 2
