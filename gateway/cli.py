@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import access, invites, registry, reviews
+from gateway.admin import access, factors, invites, registry, reviews
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit_keys import audit_key
@@ -823,6 +823,23 @@ def users_reactivate(config_path: Path | None, email: str) -> None:
     settings = settings_from(config_path)
     admin_run(settings, lambda ctx: admin.set_user_active(ctx, email, True))
     click.echo(f"{email.lower()} reactivated")
+
+
+@users.command(name="reset-factors")
+@config_option
+@click.argument("email")
+def users_reset_factors(config_path: Path | None, email: str) -> None:
+    """Remove a user's second factors (authenticator app, recovery codes, passkeys) for a
+    lost device; the password stays. Their sessions end now; the next sign-in enrols a
+    new second factor where the rules require one."""
+    settings = settings_from(config_path)
+    done = admin_run(settings, lambda ctx: factors.reset_second_factors(ctx, email))
+    removed = done.removed
+    click.echo(
+        f"{done.email}: removed authenticator app: {'yes' if removed.totp else 'no'}, "
+        f"{removed.recovery_codes_left} recovery code(s), {removed.passkeys} passkey(s); "
+        f"{done.sessions} session(s) ended" + ("; password kept" if removed.password else "")
+    )
 
 
 def membership_options(command: F) -> F:

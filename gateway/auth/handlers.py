@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +48,10 @@ PAGE_HEADERS = {
 }
 
 
+async def _no_offer(request: web.Request) -> None:
+    return None
+
+
 @dataclass
 class AuthPages:
     """Everything the sign-in pages need; built by ``app.py``."""
@@ -69,6 +73,8 @@ class AuthPages:
     """Whether the rules ask a person holding these memberships for a second factor
     (a tenant or role with ``mfa: required``), enrolled or not."""
     clock: Callable[[], float] = time.time
+    step_up_offer: Callable[[web.Request], Awaitable[object | None]] = field(default=_no_offer)
+    """What the login page offers a signed-in person a step-up sent back (``step_up.py``)."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -108,6 +114,7 @@ class AuthPages:
             step_up=request.query.get("step_up") == "1",
             providers=self.providers,
             magic=self.magic_links.settings.enabled,
+            second_step=await self.step_up_offer(request),
         )
 
     async def request_link(self, request: web.Request) -> web.Response:
