@@ -21,6 +21,7 @@ from aiohttp import web
 from gateway.audit import event_entry
 from gateway.auth.handlers import ENROL_PATH, VERIFY_PATH, AuthPages, see_other
 from gateway.auth.redirects import safe_next
+from gateway.config.durations import parse_duration
 from gateway.context import GATEWAY
 from gateway.model import Principal
 from gateway.store import pending_sign_ins as pending_store
@@ -88,7 +89,7 @@ class StepUpPages:
             rd=safe_next(str(form.get("rd", "/"))),
             details={"step_up": "second-factor"},
             now=pages.clock(),
-            ttl=float(pages.mfa.pending_timeout),
+            ttl=parse_duration(pages.mfa.pending_timeout),
         )
         pages.audit.record(
             event_entry(
