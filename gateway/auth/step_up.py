@@ -4,7 +4,7 @@ A route with ``step_up`` sends a session whose sign-in is too old back to the lo
 page; a route (role, tenant) with ``mfa: required`` does the same for a session that
 has shown no second factor. When the person has a second factor enrolled, the login
 page then also offers "Confirm with your second factor": a POST here (the session's
-CSRF token; the Origin, when sent, must be the gateway's own) opens a pending sign-in
+CSRF token; an Origin naming another site is refused) opens a pending sign-in
 with purpose ``step-up`` for them and leads to the verify page. Once the factor is
 shown, ``AuthPages.second_factor_done`` replaces the session with a new one whose
 auth time and second-factor time are now. A person with no second factor, refused by
@@ -113,8 +113,11 @@ class StepUpPages:
         return principal if principal.user_id.isdigit() else None
 
     def _same_origin(self, request: web.Request) -> bool:
+        """No other site's page sent the form. Our pages' ``Referrer-Policy: no-referrer``
+        makes browsers send ``Origin: null`` on their own forms, so ``null`` (like no
+        header) proves nothing either way: the session's CSRF token decides then."""
         origin = request.headers.get("Origin")
-        return origin is None or origin == self._origin
+        return origin in (None, "null") or origin == self._origin
 
     async def _refused(
         self, request: web.Request, principal: Principal | None, reason: str, *, status: int
