@@ -87,7 +87,7 @@ class StepUpPages:
             method=principal.auth_method.value,
             purpose=pending_store.STEP_UP,
             rd=safe_next(str(form.get("rd", "/"))),
-            details={"step_up": "second-factor"},
+            details={"step_up": "second-factor", "replaces": principal.session_hash},
             now=pages.clock(),
             ttl=parse_duration(pages.mfa.pending_timeout),
         )

@@ -118,6 +118,8 @@ async def test_a_person_with_a_factor_confirms_it_and_gets_a_new_session(tmp_pat
         assert row.auth_time >= before, "the second factor is the fresh proof"
         logins = [e for e in await stack.events("login") if e["actor"] == "alice@acme.test"]
         assert logins[-1]["data"]["factor"] == "totp" and logins[-1]["data"]["mfa"] == "yes"
+        assert logins[-1]["data"]["step_up"] == "second-factor"
+        assert logins[-1]["data"]["replaces"] == event["data"]["session"], "names the old one"
         again = await pages.second_factor_done(request, pending, factor="totp")
         assert again.status == 400, "a pending step-up serves once"
 
