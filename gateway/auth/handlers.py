@@ -305,6 +305,10 @@ class AuthPages:
         user = await user_store.get_user(self.sessions.engine, pending.user_id)
         if user is None or not user.active:
             return await self._failed(request, "user-inactive", method=pending.method)
+        if pending.purpose == pending_store.STEP_UP and not await self._stepping_up(
+            request, pending
+        ):
+            return await self._failed(request, "step-up-session-ended", method=pending.method)
         details = {k: str(v) for k, v in pending.details.items() if k != "auth_time"}
         auth_time = pending.details.get("auth_time")
         if pending.purpose == pending_store.STEP_UP:
@@ -321,6 +325,12 @@ class AuthPages:
         )
         response.del_cookie(PENDING_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response
+
+    async def _stepping_up(self, request: web.Request, pending: PendingSignIn) -> bool:
+        """A step-up ends in the very session that began it, still live (``step_up.py``)."""
+        current = await self.signed_in(request)
+        replaces = pending.details.get("replaces")
+        return current is not None and replaces is not None and current.session_hash == replaces
 
     async def second_factor_failed(
         self, request: web.Request, pending: PendingSignIn, *, factor: str, reason: str

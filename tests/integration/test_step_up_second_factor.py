@@ -124,6 +124,42 @@ async def test_a_person_with_a_factor_confirms_it_and_gets_a_new_session(tmp_pat
         assert again.status == 400, "a pending step-up serves once"
 
 
+async def test_a_step_up_ends_only_in_the_session_that_began_it(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, rules_text=mfa_rules()) as stack:
+        await enrol(stack.app[ENGINE], "alice@acme.test")
+        alice = stack.cookie("alice@acme.test")
+        token = CSRF.search(await login_page(stack, alice))
+        assert token is not None
+        started = await start_step_up(stack, alice, token.group(1))
+        pending_cookie = f"{PENDING_COOKIE}={set_cookies(started)[PENDING_COOKIE]}"
+        pages = stack.app[AUTH_PAGES]
+
+        # Another browser that got hold of the pending cookie, without the session.
+        elsewhere = make_mocked_request(
+            "POST",
+            "/.gatehold/login/verify/totp",
+            headers={"Cookie": pending_cookie},
+            app=stack.app,
+        )
+        pending = await pages.pending_of(elsewhere)
+        assert pending is not None
+        refused = await pages.second_factor_done(elsewhere, pending, factor="totp")
+        assert refused.status == 400 and COOKIE_NAME not in refused.cookies
+        (failed,) = await stack.events("login-failed")
+        assert failed["reason"] == "step-up-session-ended"
+
+        # The session was ended meanwhile (logout, an admin): the step-up dies with it.
+        started = await start_step_up(stack, alice, token.group(1))
+        pending_cookie = f"{PENDING_COOKIE}={set_cookies(started)[PENDING_COOKIE]}"
+        both = {"Cookie": f"{alice['Cookie']}; {pending_cookie}"}
+        request = make_mocked_request("POST", "/x", headers=both, app=stack.app)
+        pending = await pages.pending_of(request)
+        assert pending is not None
+        await stack.app[AUTH_PAGES].sessions.revoke_user(pending.user_id)
+        ended = await pages.second_factor_done(request, pending, factor="totp")
+        assert ended.status == 400 and COOKIE_NAME not in ended.cookies
+
+
 async def test_a_person_without_a_factor_is_led_to_enrol(tmp_path: Path) -> None:
     async with running_stack(tmp_path, rules_text=mfa_rules()) as stack:
         alice = stack.cookie("alice@acme.test")
