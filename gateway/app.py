@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import fields, replace
 from functools import partial
@@ -37,6 +37,7 @@ from gateway.auth.passkey_pages import mount_passkeys
 from gateway.auth.passkeys import Passkeys
 from gateway.auth.recovery_codes import RecoveryCodes
 from gateway.auth.sign_in_limits import SignInLimits, limit_key
+from gateway.auth.step_up import mount_step_up
 from gateway.auth.totp import Authenticators, SecretSeal
 from gateway.auth.totp_pages import TotpPages, mount_totp
 from gateway.config.settings import Settings
@@ -49,7 +50,7 @@ from gateway.inflight import InFlight
 from gateway.ingress import canonicalize, new_request_id
 from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
-from gateway.model import Reason, Rejection, RuleSet, Target
+from gateway.model import Membership, Reason, Rejection, RuleSet, Target
 from gateway.pipeline import handle
 from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.registry_sync import RegistryFollower
@@ -244,6 +245,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
     auth_pages = build_auth_pages(settings, gateway, engine, pages)
+    auth_pages.mfa_required = partial(_mfa_required, live)
     mount_auth(app, auth_pages)
     if settings.auth.passkeys.enabled:
         passkeys = Passkeys(
@@ -254,6 +256,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         )
         mount_passkeys(app, auth_pages, passkeys)
     mount_totp(app, build_totp_pages(settings, engine, auth_pages))
+    mount_step_up(app, auth_pages)
     mount_access(
         app,
         AccessPages(
@@ -271,6 +274,12 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app
+
+
+def _mfa_required(live: LiveRules, memberships: Sequence[Membership]) -> bool:
+    """Whether the rules in force now (reloads included) ask these memberships for a
+    second factor at sign-in."""
+    return live.current.policy.requires_mfa(memberships)
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.admin import access, invites, registry, reviews
+from gateway.admin import access, factors, invites, registry, reviews
 from gateway.admin import service as admin
 from gateway.admin.service import AdminContext, AdminError, admin_context
 from gateway.audit_keys import audit_key
@@ -342,6 +342,13 @@ def rules_schema() -> None:
 )
 @click.option("--tenant", default=None, help="Active tenant (default: the user's first).")
 @click.option(
+    "--mfa/--one-factor",
+    "mfa",
+    default=None,
+    help="The user's sign-in showed a second factor, or not (default: as it would have: "
+    "yes with one enrolled or asked for by the rules).",
+)
+@click.option(
     "--version",
     "version_id",
     type=int,
@@ -364,6 +371,7 @@ def rules_simulate(
     email: str | None,
     key_id: int | None,
     tenant: str | None,
+    mfa: bool | None,
     version_id: int | None,
     body_file: Any,
     content_type: str,
@@ -384,6 +392,8 @@ def rules_simulate(
         fail(["give exactly one of --user EMAIL or --api-key ID"])
     if key_id is not None and tenant is not None:
         fail(["an API key acts in its own tenant; leave out --tenant"])
+    if key_id is not None and mfa is not None:
+        fail(["an API key never shows a second factor; leave out --mfa/--one-factor"])
     settings = settings_from(config_path)
     body = body_file.read() if body_file else b""
     headers = parsed_headers(header_lines)
@@ -408,7 +418,7 @@ def rules_simulate(
                     click.echo(f"error: {principal}", err=True)
                     return 2
             else:
-                found = await principal_for(deciders, email or "", tenant=tenant)
+                found = await principal_for(deciders, email or "", tenant=tenant, mfa=mfa)
                 if found is None:
                     click.echo(f"no user {email!r}; add one with `gatehold users add`", err=True)
                     return 2
@@ -813,6 +823,23 @@ def users_reactivate(config_path: Path | None, email: str) -> None:
     settings = settings_from(config_path)
     admin_run(settings, lambda ctx: admin.set_user_active(ctx, email, True))
     click.echo(f"{email.lower()} reactivated")
+
+
+@users.command(name="reset-factors")
+@config_option
+@click.argument("email")
+def users_reset_factors(config_path: Path | None, email: str) -> None:
+    """Remove a user's second factors (authenticator app, recovery codes, passkeys) for a
+    lost device; the password stays. Their sessions end now; the next sign-in enrols a
+    new second factor where the rules require one."""
+    settings = settings_from(config_path)
+    done = admin_run(settings, lambda ctx: factors.reset_second_factors(ctx, email))
+    removed = done.removed
+    click.echo(
+        f"{done.email}: removed authenticator app: {'yes' if removed.totp else 'no'}, "
+        f"{removed.recovery_codes_left} recovery code(s), {removed.passkeys} passkey(s); "
+        f"{done.sessions} session(s) ended" + ("; password kept" if removed.password else "")
+    )
 
 
 def membership_options(command: F) -> F:

@@ -126,7 +126,7 @@ def rule_deciders(
             base_dir=Path(settings.base_dir),
             calls=resolver_calls,
         ),
-        policy=Policy(ruleset.roles),
+        policy=Policy(ruleset.roles, mfa_tenants=ruleset.mfa_tenants),
         overrides=MethodOverrides(
             router,
             mode=settings.policy.method_override,

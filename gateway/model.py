@@ -41,6 +41,7 @@ class Reason(StrEnum):
     ID_INVALID = "id-invalid"
     RESOLVER_FAILED = "resolver-failed"
     STEP_UP_REQUIRED = "step-up-required"
+    MFA_REQUIRED = "mfa-required"
     ENUMERATION_BLOCKED = "enumeration-blocked"
     # infrastructure and response
     AUDIT_UNAVAILABLE = "audit-unavailable"
@@ -87,6 +88,10 @@ class AuthMethod(StrEnum):
     API_KEY = "api-key"
     CLI_MINT = "cli-mint"
     NONE = "none"
+
+
+MACHINE_METHODS = frozenset({AuthMethod.API_KEY, AuthMethod.BEARER_JWT})
+"""Credentials of programs, not people: they cannot show a second factor."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,6 +495,9 @@ class RoleDef:
     """Actions this role allows."""
     scope_global: bool = False
     """A global-scope role applies in every tenant."""
+    mfa_required: bool = False
+    """``mfa: required``: its holders sign in with a second factor, and a request this
+    role grants needs one in the session."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -534,6 +542,9 @@ class Route:
     """The body field that must name the request's tenant (``body_tenant``)."""
     upload: UploadRules | None = None
     """Files its requests carry are checked (type by content, size, names): ``uploads``."""
+    mfa_required: bool = False
+    """``mfa: required``: only a session that has shown a second factor passes; machine
+    credentials (API keys, bearer tokens) never do."""
     required_params: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
     """Every parameter the query string must carry (``query.require`` and the required
     ``query_ids``): derived once here, not on every request."""
@@ -661,6 +672,8 @@ class RuleSet:
     """File the rules came from (for messages)."""
     digest: str = ""
     """SHA-256 of the source text: identifies the active version."""
+    mfa_tenants: frozenset[str] = frozenset()
+    """``mfa: {tenants: […]}``: a person acting in one of these needs a second factor."""
 
 
 @dataclass

@@ -7,14 +7,17 @@ explicit grant below; every other path ends in a denial (I1, I4b).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
 from gateway.model import (
+    GLOBAL_TENANT,
+    MACHINE_METHODS,
     Anonymous,
     Decision,
     MatchResult,
+    Membership,
     MethodNotAllowed,
     NoRoute,
     NotFound,
@@ -63,8 +66,9 @@ class _Screened:
 class Policy:
     """Judges requests against the RBAC matrix of one rule set."""
 
-    def __init__(self, roles: Mapping[str, RoleDef]) -> None:
+    def __init__(self, roles: Mapping[str, RoleDef], *, mfa_tenants: Iterable[str] = ()) -> None:
         self._roles = dict(roles)
+        self._mfa_tenants = frozenset(mfa_tenants)
 
     @property
     def roles(self) -> Mapping[str, RoleDef]:
@@ -210,6 +214,8 @@ class Policy:
                 return _deny(reason, *steps, action=action, tenant=tenant, objects=objects)
             steps.append(f"{', '.join(grant.roles)} in {tenant!r} allows {action!r}")
             granted.extend(grant.roles)
+        if not self._second_factor_shown(principal, route, granted, [context, *tenants], steps):
+            return _deny(Reason.MFA_REQUIRED, *steps, action=action, tenant=context)
         if route.step_up_seconds is not None and now - principal.auth_time > route.step_up_seconds:
             steps.append(f"last sign-in is older than {route.step_up_seconds:.0f}s")
             return _deny(Reason.STEP_UP_REQUIRED, *steps, action=action, tenant=context)
@@ -222,6 +228,62 @@ class Policy:
             explain=tuple(steps),
             objects=tuple(objects),
         )
+
+    def _second_factor_shown(
+        self,
+        principal: Principal,
+        route: Route,
+        granted: list[str],
+        tenants: list[str],
+        steps: list[str],
+    ) -> bool:
+        """``False`` when the request needs a second factor its caller has not shown."""
+        demands = self._mfa_demands(principal, route, granted, tenants)
+        if not demands:
+            return True
+        steps.extend(demands)
+        if principal.auth_method in MACHINE_METHODS:
+            steps.append(f"a {principal.auth_method} credential cannot show a second factor")
+            return False
+        if principal.mfa_time is None:
+            steps.append("no second factor was shown in this session")
+            return False
+        steps.append("a second factor was shown in this session")
+        return True
+
+    def _mfa_demands(
+        self, principal: Principal, route: Route, granted: list[str], tenants: list[str]
+    ) -> list[str]:
+        """Why this request needs a second factor (empty: it does not).
+
+        A route's ``mfa`` binds every caller, so a machine credential is refused there;
+        a role's or tenant's binds people (machines act in a tenant by their key's grant,
+        and cannot sign in with a second factor at all).
+        """
+        demands = [f"route {route.name!r} requires a second factor"] if route.mfa_required else []
+        if principal.auth_method in MACHINE_METHODS:
+            return demands
+        for name in dict.fromkeys(granted):
+            if (role := self._roles.get(name)) is not None and role.mfa_required:
+                demands.append(f"role {name!r} requires a second factor")
+        for tenant in dict.fromkeys(tenants):
+            if tenant in self._mfa_tenants:
+                demands.append(f"tenant {tenant!r} requires a second factor")
+        return demands
+
+    def requires_mfa(self, memberships: Iterable[Membership]) -> bool:
+        """Whether a person holding ``memberships`` is asked for a second factor at sign-in:
+        one of them is in an MFA tenant (a global grant reaches every tenant, MFA ones
+        too), or grants a role with ``mfa: required``."""
+        for membership in memberships:
+            if membership.tenant in self._mfa_tenants:
+                return True
+            if membership.tenant == GLOBAL_TENANT and self._mfa_tenants:
+                return True
+            role = self._roles.get(membership.role)
+            if role is not None and role.mfa_required:
+                return True
+        return False
 
     def grant(self, principal: Principal, tenant: str, action: str) -> Grant:
         """Roles of ``principal`` that allow ``action`` in ``tenant`` (global-scope roles count)."""

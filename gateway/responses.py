@@ -41,6 +41,7 @@ _STATUS: dict[Reason, int] = {
     Reason.SESSION_INVALID: 401,
     Reason.CREDENTIAL_INVALID: 401,
     Reason.STEP_UP_REQUIRED: 401,
+    Reason.MFA_REQUIRED: 401,
     Reason.ROLE_FORBIDDEN: 403,
     Reason.TENANT_UNSELECTED: 403,
     Reason.ENUMERATION_BLOCKED: 429,
@@ -85,6 +86,7 @@ _TITLE: dict[Reason, str] = {
     Reason.SESSION_INVALID: "Your session has ended",
     Reason.CREDENTIAL_INVALID: "The credential was not accepted",
     Reason.STEP_UP_REQUIRED: "Please sign in again to continue",
+    Reason.MFA_REQUIRED: "Please confirm it is you with a second factor",
     Reason.ROLE_FORBIDDEN: "You do not have access to this",
     Reason.TENANT_UNSELECTED: "Choose an organisation first",
     Reason.ENUMERATION_BLOCKED: "Too many refused requests",
@@ -118,7 +120,9 @@ _TITLE: dict[Reason, str] = {
 
 # Reasons a person can do something about by asking an admin for access.
 _ACCESS_REQUESTABLE = frozenset({Reason.ROLE_FORBIDDEN, Reason.TENANT_UNSELECTED})
-_SIGN_IN = frozenset({Reason.AUTH_REQUIRED, Reason.SESSION_INVALID, Reason.STEP_UP_REQUIRED})
+_SIGN_IN = frozenset(
+    {Reason.AUTH_REQUIRED, Reason.SESSION_INVALID, Reason.STEP_UP_REQUIRED, Reason.MFA_REQUIRED}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,8 @@ class Renderer:
         login = f"{LOGIN_PATH}?rd={rd}" if shown in _SIGN_IN else None
         if shown is Reason.STEP_UP_REQUIRED:
             login = f"{LOGIN_PATH}?rd={rd}&step_up=1"
+        elif shown is Reason.MFA_REQUIRED:
+            login = f"{LOGIN_PATH}?rd={rd}&step_up=1&mfa=1"
         access = _access_link(target, tenant) if shown in _ACCESS_REQUESTABLE else None
         return Problem(shown, status, _TITLE[shown], detail, request_id, access, login)
 

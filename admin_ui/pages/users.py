@@ -17,7 +17,7 @@ from admin_ui.pages.people_shown import (
     shown,
 )
 from admin_ui.view import Page, View
-from gateway.admin import invites, service
+from gateway.admin import factors, invites, service
 from gateway.admin.service import AdminError
 from gateway.model import GLOBAL_TENANT, Membership
 
@@ -61,6 +61,7 @@ async def _person_page(
     tenants = await service.list_tenants(view.ctx)
     seen = shown(view.ctx)
     managed = seen["grants"](user)
+    enrolled = await factors.factors_of_person(view.ctx, user.email)
     return view.page(
         "users_person.html",
         status=error.status if error is not None else 200,
@@ -73,6 +74,7 @@ async def _person_page(
         error=error,
         typed=typed or {},
         elsewhere=len(user.memberships) - len(managed),
+        factors=None if isinstance(enrolled, AdminError) else enrolled,
         **seen,
     )
 
@@ -130,6 +132,13 @@ async def end_sessions(view: View) -> web.StreamResponse:
     return await _after(view, ended, f"{ended} session(s) ended.")
 
 
+async def reset_factors(view: View) -> web.StreamResponse:
+    """Remove the person's second factors (the password stays); their sessions end."""
+    done = await factors.reset_second_factors(view.ctx, _email(view))
+    notice = "Second factors removed; sessions ended. The next sign-in sets up a new one."
+    return await _after(view, done, notice)
+
+
 # ---------------------------------------------------------------- invite
 
 
@@ -179,4 +188,5 @@ PAGES = (
     Page("POST", "/users/{email}/deactivate", deactivate),
     Page("POST", "/users/{email}/reactivate", reactivate),
     Page("POST", "/users/{email}/sessions/end", end_sessions),
+    Page("POST", "/users/{email}/factors/reset", reset_factors),
 )

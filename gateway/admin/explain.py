@@ -22,6 +22,7 @@ from gateway.pipeline import decide
 from gateway.store import api_keys as key_store
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
+from gateway.store.factors import factors_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +86,18 @@ def simulated_request(
 
 
 async def principal_for(
-    gw: Deciders, email: str, *, tenant: str | None = None, active_only: bool = False
+    gw: Deciders,
+    email: str,
+    *,
+    tenant: str | None = None,
+    active_only: bool = False,
+    mfa: bool | None = None,
 ) -> Principal | None:
     """The principal a user would be right after signing in (auth time = now).
 
     ``active_only``: ``None`` for a deactivated user too (who cannot sign in at all).
+    ``mfa``: whether the sign-in showed a second factor; by default as it would have:
+    yes for a person with one enrolled or whom the rules ask for one (who enrols first).
     """
     user = await user_store.get_user_by_email(gw.sessions.engine, email)
     if user is None or (active_only and not user.active):
@@ -97,14 +105,19 @@ async def principal_for(
     inactive = await tenant_store.inactive_tenant_ids(gw.sessions.engine)
     granting = tuple(m for m in user.memberships if m.tenant not in inactive)
     tenants = [m.tenant for m in granting if m.tenant != GLOBAL_TENANT]
+    now = time.time()
+    if mfa is None:
+        enrolled = (await factors_of(gw.sessions.engine, user.id)).second_factor
+        mfa = enrolled or gw.policy.requires_mfa(granting)
     return Principal(
         user_id=str(user.id),
         email=user.email,
         memberships=granting,
         auth_method=AuthMethod.NONE,
-        auth_time=time.time(),
+        auth_time=now,
         active_tenant=tenant or (tenants[0] if tenants else None),
         superadmin=user.superadmin,
+        mfa_time=now if mfa else None,
     )
 
 

@@ -136,6 +136,23 @@ class Ended(BaseModel):
     sessions: int
 
 
+class FactorsReset(BaseModel):
+    """A reset of a person's second factors: what they had, and what it ended."""
+
+    totp: bool
+    """They had an authenticator app (now removed)."""
+    recovery_codes: int
+    """Unused recovery codes removed."""
+    passkeys: int
+    """Passkeys removed."""
+    password_kept: bool
+    """They have a password, which stays."""
+    sessions: int
+    """Sessions ended."""
+    pending_sign_ins: int
+    """Sign-ins begun and not finished, dropped."""
+
+
 # ---------------------------------------------------------------- tenants
 
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-from gateway.admin import service
+from gateway.admin import factors, service
 from gateway.admin.service import AdminError
-from gateway.api.models import Ended, Grant, Me, NewUser, RoleChange, Session, Sessions, User, Users
+from gateway.api.models import (
+    Ended,
+    FactorsReset,
+    Grant,
+    Me,
+    NewUser,
+    RoleChange,
+    Session,
+    Sessions,
+    User,
+    Users,
+)
 from gateway.api.operations import API, Call, Empty
 
 
@@ -85,6 +96,23 @@ async def list_sessions(call: Call[Empty, Empty]) -> Sessions | AdminError:
 async def end_sessions(call: Call[Empty, Empty]) -> Ended | AdminError:
     """End every session of a person now."""
     return _ended(await service.end_user_sessions(call.ctx, call.path["email"]))
+
+
+@API.post("/users/{email}/factors/reset", response=FactorsReset, errors=(404,))
+async def reset_factors(call: Call[Empty, Empty]) -> FactorsReset | AdminError:
+    """Remove a person's second factors (the password stays); their sessions end and
+    the next sign-in enrols a new one where the rules require it."""
+    done = await factors.reset_second_factors(call.ctx, call.path["email"])
+    if isinstance(done, AdminError):
+        return done
+    return FactorsReset(
+        totp=done.removed.totp,
+        recovery_codes=done.removed.recovery_codes_left,
+        passkeys=done.removed.passkeys,
+        password_kept=done.removed.password,
+        sessions=done.sessions,
+        pending_sign_ins=done.pending,
+    )
 
 
 def _ended(result: int | AdminError) -> Ended | AdminError:

@@ -50,6 +50,10 @@ PAGE_HEADERS = {
 }
 
 
+async def _no_offer(request: web.Request) -> None:
+    return None
+
+
 @dataclass
 class AuthPages:
     """Everything the sign-in pages need; built by ``app.py``."""
@@ -75,6 +79,8 @@ class AuthPages:
         default_factory=list
     )
     """What the account page's partials need beyond ``factors`` (e.g. the passkey list)."""
+    step_up_offer: Callable[[web.Request], Awaitable[object | None]] = field(default=_no_offer)
+    """What the login page offers a signed-in person a step-up sent back (``step_up.py``)."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -114,6 +120,7 @@ class AuthPages:
             step_up=request.query.get("step_up") == "1",
             providers=self.providers,
             magic=self.magic_links.settings.enabled,
+            second_step=await self.step_up_offer(request),
         )
 
     async def request_link(self, request: web.Request) -> web.Response:
@@ -303,6 +310,10 @@ class AuthPages:
         user = await user_store.get_user(self.sessions.engine, pending.user_id)
         if user is None or not user.active:
             return await self._failed(request, "user-inactive", method=pending.method)
+        if pending.purpose == pending_store.STEP_UP and not await self._stepping_up(
+            request, pending
+        ):
+            return await self._failed(request, "step-up-session-ended", method=pending.method)
         details = {k: str(v) for k, v in pending.details.items() if k != "auth_time"}
         auth_time = pending.details.get("auth_time")
         if pending.purpose == pending_store.STEP_UP:
@@ -319,6 +330,12 @@ class AuthPages:
         )
         response.del_cookie(PENDING_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response
+
+    async def _stepping_up(self, request: web.Request, pending: PendingSignIn) -> bool:
+        """A step-up ends in the very session that began it, still live (``step_up.py``)."""
+        current = await self.signed_in(request)
+        replaces = pending.details.get("replaces")
+        return current is not None and replaces is not None and current.session_hash == replaces
 
     async def second_factor_failed(
         self, request: web.Request, pending: PendingSignIn, *, factor: str, reason: str

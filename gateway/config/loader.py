@@ -135,6 +135,7 @@ def check_rules_text(
             routes=ruleset.routes,
             source=source,
             digest=hashlib.sha256(text.encode()).hexdigest(),
+            mfa_tenants=ruleset.mfa_tenants,
         ),
         [],
     )
@@ -401,7 +402,9 @@ class _Compiler:
             for name, u in self.model.upstreams.items()
         }
         roles = {
-            name: RoleDef(name, frozenset(r.can), r.scope == "global")
+            name: RoleDef(
+                name, frozenset(r.can), r.scope == "global", mfa_required=r.mfa == "required"
+            )
             for name, r in self.model.roles.items()
         }
         resources = {name: self._resource(name, r) for name, r in self.model.resources.items()}
@@ -411,7 +414,8 @@ class _Compiler:
         self._check_names(routes)
         for problem in overlap_problems(routes):
             self.problems.add(("routes",), problem)
-        return RuleSet(upstreams, roles, resources, routes)
+        mfa_tenants = frozenset(self.model.mfa.tenants) if self.model.mfa else frozenset()
+        return RuleSet(upstreams, roles, resources, routes, mfa_tenants=mfa_tenants)
 
     def _substitute(self, value: str, loc: Loc) -> str:
         result, missing = substitute(value, self.env)
@@ -489,6 +493,8 @@ class _Compiler:
             problem(("tenant",), f"{r.tenant} names no parameter of {r.match.path}")
         if r.public and (ids or r.step_up or r.tenant):
             problem(("public",), "a public route cannot carry object ids, step_up or tenant")
+        if r.public and r.mfa == "required":
+            problem(("mfa",), "a public route asks nobody for anything: drop 'mfa' or 'public'")
         if r.guard is not None and r.guard.tenant_field is not None:
             for guard_problem in _guard_problems(r.guard.tenant_field, r.guard.mode):
                 problem(("guard", "tenant_field"), guard_problem)
@@ -533,6 +539,7 @@ class _Compiler:
             creates=r.creates,
             ignored_lints=frozenset(r.ignore_lints),
             upload=upload,
+            mfa_required=r.mfa == "required",
             **_query_and_tenant_fields(r),
         )
 

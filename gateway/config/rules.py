@@ -46,9 +46,19 @@ class UpstreamModel(Strict):
     )
 
 
+MfaRequired = Literal["required"] | None
+"""``required``: a second factor (TOTP, recovery code, passkey) shown in the session."""
+TenantId = Annotated[str, Field(pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")]
+
+
 class RoleModel(Strict):
     can: list[str] = Field(min_length=1, description="Actions this role allows.")
     scope: Literal["tenant", "global"] = "tenant"
+    mfa: MfaRequired = Field(
+        default=None,
+        description="required: whoever holds this role signs in with a second factor, and "
+        "a request it grants needs one.",
+    )
 
 
 class HttpOwnerModel(Strict):
@@ -261,6 +271,19 @@ class RouteModel(Strict):
         description="Requests carry untrusted files: checked by content, size and name "
         "before anything is forwarded.",
     )
+    mfa: MfaRequired = Field(
+        default=None,
+        description="required: only a session that has shown a second factor passes; "
+        "API keys and bearer tokens are refused (they cannot show one).",
+    )
+
+
+class MfaModel(Strict):
+    tenants: list[TenantId] = Field(
+        min_length=1,
+        description="Tenants whose people sign in with a second factor; a person's "
+        "request acting in one needs it.",
+    )
 
 
 class RulesModel(Strict):
@@ -269,6 +292,7 @@ class RulesModel(Strict):
     roles: dict[str, RoleModel] = Field(min_length=1)
     resources: dict[str, ResourceModel] = {}
     routes: list[RouteModel] = Field(min_length=1)
+    mfa: MfaModel | None = None
 
 
 def rules_json_schema() -> dict[str, Any]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.store import tables
-from gateway.store.engine import reading
+from gateway.store.engine import reading, writing
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,3 +59,21 @@ async def factors_of(engine: AsyncEngine, user_id: int) -> Factors:
         recovery_codes_left=int(row.codes),
         passkeys=int(row.passkeys),
     )
+
+
+async def reset_second_factors(engine: AsyncEngine, user_id: int) -> None:
+    """Remove every second factor of ``user_id``: the authenticator app (enrolled or
+    half-enrolled), all recovery codes, every passkey and passkey challenge.
+
+    The password stays: it is a first factor. Whoever talked an admin into the reset
+    (the person who lost a phone, or someone pretending to be them) must still show it,
+    or a sign-in link from their mailbox, before enrolling a new second factor.
+    """
+    t = tables
+    async with writing(engine) as conn:
+        await conn.execute(delete(t.totp_factors).where(t.totp_factors.c.user_id == user_id))
+        await conn.execute(delete(t.recovery_codes).where(t.recovery_codes.c.user_id == user_id))
+        await conn.execute(delete(t.passkeys).where(t.passkeys.c.user_id == user_id))
+        await conn.execute(
+            delete(t.webauthn_challenges).where(t.webauthn_challenges.c.user_id == user_id)
+        )

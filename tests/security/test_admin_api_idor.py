@@ -39,9 +39,11 @@ ATTEMPTS: list[tuple[str, str, Any, int]] = [
     ("DELETE", f"/users/{BOB}/memberships/globex/standard", None, 404),
     ("POST", f"/users/{BOB}/deactivate", None, 404),
     ("DELETE", f"/users/{BOB}/sessions", None, 404),
+    ("POST", f"/users/{BOB}/factors/reset", None, 404),
     # a person who also belongs to globex (and is a superadmin)
     ("POST", f"/users/{SUPER}/deactivate", None, 403),
     ("DELETE", f"/users/{SUPER}/sessions", None, 403),
+    ("POST", f"/users/{SUPER}/factors/reset", None, 403),
     ("DELETE", f"/users/{SUPER}/memberships/globex/admin", None, 403),
     # grant or invite into globex by changing the tenant in the body or the path
     ("POST", "/users/alice@acme.test/memberships", {"tenant": "globex", "role": "admin"}, 422),

@@ -19,7 +19,13 @@ from gateway.model import ALLOWING_REASONS, Reason
 from gateway.responses import LOGIN_PATH, REQUEST_ACCESS_PATH, Renderer
 
 REFUSALS = [reason for reason in Reason if reason not in ALLOWING_REASONS]
-SIGN_IN = {Reason.AUTH_REQUIRED, Reason.SESSION_INVALID, Reason.STEP_UP_REQUIRED}
+SIGN_IN = {
+    Reason.AUTH_REQUIRED,
+    Reason.SESSION_INVALID,
+    Reason.STEP_UP_REQUIRED,
+    Reason.MFA_REQUIRED,
+}
+STEP_UPS = {Reason.STEP_UP_REQUIRED, Reason.MFA_REQUIRED}
 ACCESS_REQUESTABLE = {Reason.ROLE_FORBIDDEN, Reason.TENANT_UNSELECTED}
 HIDDEN = {Reason.TENANT_FOREIGN, Reason.OBJECT_NOT_FOUND}
 REQUEST_ID = "0f" * 16
@@ -151,7 +157,8 @@ def test_sign_in_and_request_access_links_only_where_they_help(reason: Reason) -
         assert login.path == LOGIN_PATH
         query = parse_qs(login.query)
         assert query["rd"] == [TARGET], "the sign-in returns to the refused address"
-        assert ("step_up" in query) is (reason is Reason.STEP_UP_REQUIRED)
+        assert ("step_up" in query) is (reason in STEP_UPS)
+        assert ("mfa" in query) is (reason is Reason.MFA_REQUIRED), "asks for the second factor"
         assert ">Sign in</a>" in page
     else:
         assert "login" not in body and ">Sign in</a>" not in page
