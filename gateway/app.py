@@ -27,6 +27,9 @@ from gateway.auth.keys import CSRF_KEY, OIDC_FLOW_KEY, CsrfTokens, load_or_creat
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
+from gateway.auth.password_pages import mount_passwords
+from gateway.auth.password_policy import PasswordPolicy
+from gateway.auth.passwords import PasswordHashing, Passwords, PasswordThrottle
 from gateway.auth.sign_in_limits import SignInLimits, limit_key
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY, Deciders, Gateway
@@ -183,6 +186,22 @@ def build_auth_pages(
         )
         if settings.auth.oidc
         else None,
+        passwords=_passwords(settings, engine, key=limit_key(csrf_secret)),
+    )
+
+
+def _passwords(settings: Settings, engine: AsyncEngine, *, key: bytes) -> Passwords | None:
+    """Local passwords, when turned on (making the dummy hash costs one Argon2 hash)."""
+    chosen = settings.auth.passwords
+    if not chosen.enabled:
+        return None
+    return Passwords(
+        engine,
+        chosen,
+        hashing=PasswordHashing(chosen.argon2),
+        throttle=PasswordThrottle(engine, chosen, key=key),
+        policy=PasswordPolicy(chosen, public_url=settings.server.public_url),
+        public_url=settings.server.public_url,
     )
 
 
@@ -222,6 +241,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     app.router.add_get("/.gatehold/jwks.json", jwks)
     auth_pages = build_auth_pages(settings, gateway, engine, pages)
     mount_auth(app, auth_pages)
+    mount_passwords(app, auth_pages)
     mount_access(
         app,
         AccessPages(
