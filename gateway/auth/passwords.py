@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.auth.magic_link import SignIn
 from gateway.auth.password_policy import PasswordPolicy, normalize
 from gateway.auth.sign_in_limits import Unavailable
+from gateway.config.durations import parse_duration
 from gateway.config.settings import Argon2Settings, PasswordSettings
 from gateway.errors import StoreUnavailable
 from gateway.store import password_attempts
@@ -138,8 +139,8 @@ class PasswordThrottle:
         self._sweeps = SweepTimer()
         self.backoff = Backoff(
             free=settings.free_failures,
-            base=float(settings.backoff_base),
-            cap=float(settings.backoff_max),
+            base=parse_duration(settings.backoff_base),
+            cap=parse_duration(settings.backoff_max),
             memory=FAILURE_MEMORY,
         )
 
