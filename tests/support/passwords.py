@@ -95,7 +95,7 @@ async def session_by(
 
 
 async def csrf_of(stack: Stack, cookie: dict[str, str]) -> str:
-    page = await stack.client.get("/.gatehold/account/password", headers=cookie)
+    page = await stack.client.get("/.gatehold/sessions", headers=cookie)
     assert page.status == 200, await page.text()
     found = CSRF.search(await page.text())
     assert found
