@@ -125,10 +125,16 @@ class PasswordPages:
         )
 
     def _same_origin(self, request: web.Request) -> bool:
-        """A sign-in form posted from this gateway's own page (or by a client that
-        sends no ``Origin``): another site cannot sign a browser into its account."""
+        """A sign-in form posted from this gateway's own page: another site cannot sign
+        a browser into its account. Browsers say so in ``Sec-Fetch-Site``; our pages'
+        ``no-referrer`` policy makes them send ``Origin: null``, so a real origin must
+        match and ``null`` defers to the fetch metadata. A client sending neither (a
+        script, no browser to protect) is let through."""
+        site = request.headers.get("Sec-Fetch-Site")
+        if site is not None and site not in ("same-origin", "none"):
+            return False
         origin = request.headers.get("Origin")
-        return origin is None or origin.lower() == self.origin
+        return origin is None or origin == "null" or origin.lower() == self.origin
 
     # ------------------------------------------------------------ forgot it
 

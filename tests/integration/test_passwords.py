@@ -254,8 +254,20 @@ async def test_a_form_posted_from_another_site_is_refused(tmp_path: Path) -> Non
             stack, "alice@acme.test", ALICE_PASSWORD, headers={"Origin": "https://evil.example"}
         )
         assert forged.status == 403 and session_cookie(forged) is None
+        cross = await sign_in(
+            stack,
+            "alice@acme.test",
+            ALICE_PASSWORD,
+            headers={"Origin": "null", "Sec-Fetch-Site": "cross-site"},
+        )
+        assert cross.status == 403 and session_cookie(cross) is None
+        reasons = [e["reason"] for e in await stack.events("login-failed")]
+        assert reasons == ["origin-mismatch", "origin-mismatch"]
         same = await sign_in(
-            stack, "alice@acme.test", ALICE_PASSWORD, headers={"Origin": "http://gatehold.test"}
+            stack,
+            "alice@acme.test",
+            ALICE_PASSWORD,
+            headers={"Origin": "null", "Sec-Fetch-Site": "same-origin"},
         )
         assert same.status == 303
 
