@@ -325,3 +325,34 @@ async def test_forgot_password_is_an_email_link_to_a_new_password(
             await sign_in(stack, "alice@acme.test", "Seven lanterns over the harbour")
         ).status == 303
         assert stack.app[AUTH_PAGES].passwords is not None
+
+
+async def test_the_account_page_changes_the_password_and_says_so(tmp_path: Path) -> None:
+    from gateway.model import AuthMethod
+    from tests.support.passwords import session_by
+
+    async with running_stack(tmp_path, **password_settings()) as stack:
+        await give_password(stack, "alice@acme.test")
+        cookie = await session_by(stack, "alice@acme.test", method=AuthMethod.PASSWORD)
+        page = await (await stack.client.get("/.gatehold/account", headers=cookie)).text()
+        assert 'action="/.gatehold/account/password"' in page
+        assert 'name="current_password"' in page, "a password sign-in must show the current one"
+        changed = await change_password(
+            stack,
+            cookie,
+            "Blue kettles argue quietly",
+            current=ALICE_PASSWORD,
+            rd="/.gatehold/account",
+        )
+        assert changed.headers["Location"] == "/.gatehold/account?notice=password-saved"
+        shown = await stack.client.get(changed.headers["Location"], headers=cookie)
+        assert "Your password is saved. Your other sessions have ended." in await shown.text()
+        fresh = await session_by(stack, "alice@acme.test", method=AuthMethod.MAGIC_LINK)
+        page = await (await stack.client.get("/.gatehold/account", headers=fresh)).text()
+        assert 'name="current_password"' not in page, "a fresh email link needs no current one"
+
+
+async def test_the_account_page_has_no_password_section_unless_enabled(tmp_path: Path) -> None:
+    async with running_stack(tmp_path) as stack:
+        page = await stack.client.get("/.gatehold/account", headers=stack.cookie("alice@acme.test"))
+        assert page.status == 200 and "/.gatehold/account/password" not in await page.text()
