@@ -41,6 +41,7 @@ from gateway.config.settings import Argon2Settings, PasswordSettings
 from gateway.errors import StoreUnavailable
 from gateway.store import password_attempts
 from gateway.store import passwords as password_store
+from gateway.store import users as user_store
 from gateway.store.password_attempts import Backoff
 from gateway.store.rate_limits import SweepTimer, digest
 
@@ -241,8 +242,14 @@ class Passwords:
 
     async def after_magic_link(self, who: SignIn) -> str:
         """Where a magic-link sign-in goes: first to choosing a password, for a person
-        who has none (they may skip it), else straight to where they were going."""
+        who has none (they may skip it), else straight to where they were going.
+
+        A guest (a share link's recipient, holding no membership) is not asked: a
+        password would outlive the one file they were sent."""
         if who.rd.startswith(SET_PASSWORD_PATH) or await self.has_password(who.user_id):
+            return who.rd
+        user = await user_store.get_user(self.engine, who.user_id)
+        if user is None or not (user.memberships or user.superadmin):
             return who.rd
         return f"{SET_PASSWORD_PATH}?rd={quote(who.rd, safe='')}"
 

@@ -356,3 +356,23 @@ async def test_the_account_page_has_no_password_section_unless_enabled(tmp_path:
     async with running_stack(tmp_path) as stack:
         page = await stack.client.get("/.gatehold/account", headers=stack.cookie("alice@acme.test"))
         assert page.status == 200 and "/.gatehold/account/password" not in await page.text()
+
+
+async def test_only_members_without_a_password_are_offered_one_after_an_email_link(
+    tmp_path: Path,
+) -> None:
+    from gateway.auth.magic_link import SignIn
+    from tests.support.passwords import passwords_of
+
+    async with running_stack(tmp_path, **password_settings()) as stack:
+        guest = await user_store.add_user(stack.app[ENGINE], "guest@else.test", memberships=[])
+        alice = await user_id_of(stack, "alice@acme.test")
+        offer = passwords_of(stack).after_magic_link
+        assert await offer(SignIn(guest, "guest@else.test", "/files/1")) == "/files/1"
+        assert await offer(SignIn(alice, "alice@acme.test", "/x?y=1")) == (
+            "/.gatehold/account/password?rd=%2Fx%3Fy%3D1"
+        )
+        forgot = "/.gatehold/account/password?rd=%2Fx"
+        assert await offer(SignIn(alice, "alice@acme.test", forgot)) == forgot
+        await give_password(stack, "alice@acme.test")
+        assert await offer(SignIn(alice, "alice@acme.test", "/x")) == "/x"
