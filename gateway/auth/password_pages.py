@@ -210,18 +210,22 @@ class PasswordPages:
         if refused is not None:
             reason, status, messages = refused
             self._audit_refused(request, principal, reason)
-            response = await self._form_page(principal, rd=rd, status=status, errors=messages)
+            response = await self._form_page(
+                principal, rd=rd, offered=rd != ACCOUNT_PATH, status=status, errors=messages
+            )
             if status in (429, 503):
                 response.headers["Retry-After"] = "60"
             return response
         await self.passwords.set_password(user_id, str(form.get("new_password", "")))
-        ended = await self.pages.sessions.revoke_user_except(user_id, principal.session_hash)
-        kind = (
-            "password-set"
-            if not has
-            else "password-changed"
-            if mode == "current"
-            else ("password-reset")
+        await self._saved(request, principal, kind=_event_of(had_one=has, mode=mode))
+        if rd == ACCOUNT_PATH:
+            return see_other(f"{ACCOUNT_PATH}?notice=password-saved")
+        return see_other(f"{SAVED_PATH}?rd={quote(rd, safe='')}")
+
+    async def _saved(self, request: web.Request, principal: Principal, *, kind: str) -> None:
+        """A new password ends every other session of the person; audited durably."""
+        ended = await self.pages.sessions.revoke_user_except(
+            int(principal.user_id), principal.session_hash
         )
         await self.pages.audit.begin(
             event_entry(
@@ -231,9 +235,6 @@ class PasswordPages:
                 client=self.pages.client_address(request),
             )
         )
-        if rd == ACCOUNT_PATH:
-            return see_other(f"{ACCOUNT_PATH}?notice=password-saved")
-        return see_other(f"{SAVED_PATH}?rd={quote(rd, safe='')}")
 
     async def _refusal(
         self, request: web.Request, principal: Principal, form: Any, mode: str
@@ -290,6 +291,14 @@ class PasswordPages:
 
     async def saved(self, request: web.Request) -> web.Response:
         return self.pages.page("password_saved.html", rd=safe_next(request.query.get("rd")))
+
+
+def _event_of(*, had_one: bool, mode: str) -> str:
+    """``password-set`` (a first one), ``password-changed`` (the current one shown) or
+    ``password-reset`` (replaced on the strength of a fresh email link)."""
+    if not had_one:
+        return "password-set"
+    return "password-changed" if mode == "current" else "password-reset"
 
 
 def mount_passwords(app: web.Application, pages: AuthPages) -> None:
