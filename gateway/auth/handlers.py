@@ -19,6 +19,7 @@ from gateway.auth.passwords import Passwords
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
+from gateway.config.durations import parse_duration
 from gateway.config.settings import MfaSettings
 from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
@@ -250,7 +251,7 @@ class AuthPages:
             rd=safe_next(rd),
             details=kept,
             now=self.clock(),
-            ttl=float(self.mfa.pending_timeout),
+            ttl=parse_duration(self.mfa.pending_timeout),
         )
         self.audit.record(
             event_entry(
@@ -277,7 +278,7 @@ class AuthPages:
             secure=self.cookie_secure,
             httponly=True,
             samesite="Lax",  # set on an SSO provider's redirect back, read on the next page
-            max_age=int(float(self.mfa.pending_timeout)),
+            max_age=int(parse_duration(self.mfa.pending_timeout)),
         )
 
     async def pending_of(self, request: web.Request) -> PendingSignIn | None:

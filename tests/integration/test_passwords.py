@@ -376,3 +376,29 @@ async def test_only_members_without_a_password_are_offered_one_after_an_email_li
         assert await offer(SignIn(alice, "alice@acme.test", forgot)) == forgot
         await give_password(stack, "alice@acme.test")
         assert await offer(SignIn(alice, "alice@acme.test", "/x")) == "/x"
+
+
+async def test_a_password_alone_does_not_open_an_account_with_a_second_factor(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy import insert
+
+    from gateway.store import tables
+
+    async with running_stack(tmp_path, **password_settings()) as stack:
+        user_id = await give_password(stack, "alice@acme.test")
+        async with stack.app[ENGINE].begin() as conn:
+            await conn.execute(
+                insert(tables.totp_factors).values(
+                    user_id=user_id,
+                    secret="sealed",
+                    created_at=time.time(),
+                    confirmed_at=time.time(),
+                )
+            )
+        answer = await sign_in(stack, "alice@acme.test", ALICE_PASSWORD, rd="/api/invoices/7")
+        assert answer.status == 303 and answer.headers["Location"] == "/.gatehold/login/verify"
+        assert session_cookie(answer) is None
+        assert "__Host-gatehold-pending=" in ",".join(answer.headers.getall("Set-Cookie"))
+        [first] = await stack.events("login-first-factor")
+        assert first["method"] == "password" and first["data"]["next"] == "verify"
