@@ -35,6 +35,9 @@ from gateway.auth.mailer import build_mailer
 from gateway.auth.oidc import FlowSeal, OidcLogins
 from gateway.auth.passkey_pages import mount_passkeys
 from gateway.auth.passkeys import Passkeys
+from gateway.auth.password_pages import mount_passwords
+from gateway.auth.password_policy import PasswordPolicy
+from gateway.auth.passwords import PasswordHashing, Passwords, PasswordThrottle
 from gateway.auth.recovery_codes import RecoveryCodes
 from gateway.auth.sign_in_limits import SignInLimits, limit_key
 from gateway.auth.step_up import mount_step_up
@@ -195,6 +198,22 @@ def build_auth_pages(
         )
         if settings.auth.oidc
         else None,
+        passwords=_passwords(settings, engine, key=limit_key(csrf_secret)),
+    )
+
+
+def _passwords(settings: Settings, engine: AsyncEngine, *, key: bytes) -> Passwords | None:
+    """Local passwords, when turned on (making the dummy hash costs one Argon2 hash)."""
+    chosen = settings.auth.passwords
+    if not chosen.enabled:
+        return None
+    return Passwords(
+        engine,
+        chosen,
+        hashing=PasswordHashing(chosen.argon2),
+        throttle=PasswordThrottle(engine, chosen, key=key),
+        policy=PasswordPolicy(chosen, public_url=settings.server.public_url),
+        public_url=settings.server.public_url,
     )
 
 
@@ -257,6 +276,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         mount_passkeys(app, auth_pages, passkeys)
     mount_totp(app, build_totp_pages(settings, engine, auth_pages))
     mount_step_up(app, auth_pages)
+    mount_passwords(app, auth_pages)
     mount_access(
         app,
         AccessPages(

@@ -15,6 +15,7 @@ from gateway.audit import AuditWriter, event_entry
 from gateway.auth.keys import CsrfTokens
 from gateway.auth.magic_link import MagicLinks, SignIn
 from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
+from gateway.auth.passwords import Passwords
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
@@ -81,6 +82,8 @@ class AuthPages:
     """What the account page's partials need beyond ``factors`` (e.g. the passkey list)."""
     step_up_offer: Callable[[web.Request], Awaitable[object | None]] = field(default=_no_offer)
     """What the login page offers a signed-in person a step-up sent back (``step_up.py``)."""
+    passwords: Passwords | None = None
+    """Local passwords (``auth.passwords.enabled``); their pages in ``password_pages``."""
 
     @property
     def providers(self) -> list[tuple[str, str]]:
@@ -213,8 +216,9 @@ class AuthPages:
         return await self._sign_in(request, outcome)
 
     async def _sign_in(self, request: web.Request, who: SignIn) -> web.StreamResponse:
+        rd = who.rd if self.passwords is None else await self.passwords.after_magic_link(who)
         response = await self.first_factor_done(
-            request, user_id=who.user_id, email=who.email, rd=who.rd, method=AuthMethod.MAGIC_LINK
+            request, user_id=who.user_id, email=who.email, rd=rd, method=AuthMethod.MAGIC_LINK
         )
         response.del_cookie(CONFIRM_COOKIE, path="/", secure=self.cookie_secure, httponly=True)
         return response

@@ -228,8 +228,16 @@ class SessionManager:
 
     async def revoke_user(self, user_id: int) -> int:
         """End every session of a user now (deactivation, role or tenant change)."""
-        count = await session_store.revoke_user_sessions(self.engine, user_id, self._clock())
-        ended = [k for k, v in self._cache.items() if v.principal.user_id == str(user_id)]
+        return await self.revoke_user_except(user_id, None)
+
+    async def revoke_user_except(self, user_id: int, keep: str | None) -> int:
+        """End every session of a user but ``keep`` (the one changing their password)."""
+        count = await session_store.revoke_user_sessions(
+            self.engine, user_id, self._clock(), keep=keep
+        )
+        ended = [
+            k for k, v in self._cache.items() if v.principal.user_id == str(user_id) and k != keep
+        ]
         for key in ended:
             self._cache.pop(key, None)
         self.revocations.notify(ended)

@@ -212,15 +212,17 @@ async def revoke_session(engine: AsyncEngine, id_hash: str, now: float) -> bool:
     return result.rowcount > 0
 
 
-async def revoke_user_sessions(engine: AsyncEngine, user_id: int, now: float) -> int:
-    """End every session of a user now; returns how many were still open."""
+async def revoke_user_sessions(
+    engine: AsyncEngine, user_id: int, now: float, *, keep: str | None = None
+) -> int:
+    """End every session of a user now but ``keep`` (an id hash); returns how many
+    were still open."""
     s = tables.sessions.c
+    ending = [s.user_id == user_id, s.revoked_at.is_(None)]
+    if keep is not None:
+        ending.append(s.id_hash != keep)
     async with writing(engine) as conn:
-        result = await conn.execute(
-            update(tables.sessions)
-            .where(s.user_id == user_id, s.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        result = await conn.execute(update(tables.sessions).where(*ending).values(revoked_at=now))
         if result.rowcount:
             await notify(conn, REVOCATIONS, REVOKED)
     return result.rowcount

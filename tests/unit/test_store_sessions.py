@@ -152,6 +152,24 @@ async def test_revoking_a_user_ends_all_their_sessions_and_no_one_elses(
     assert [s.id_hash for s in await sessions.list_user_sessions(engine, bob)] == [bobs]
 
 
+async def test_a_new_password_ends_every_session_of_the_person_but_the_one_that_set_it(
+    engine: AsyncEngine, alice: int
+) -> None:
+    manager = SessionManager(engine, idle_timeout=IDLE, absolute_timeout=ABSOLUTE)
+    tokens = []
+    for _ in range(3):
+        token, _ = await manager.create(
+            user_id=alice, auth_method=AuthMethod.PASSWORD, client_ip="192.0.2.1", user_agent="t"
+        )
+        assert await manager.principal(token) is not None  # now cached
+        tokens.append(token)
+    kept = hashlib.sha256(tokens[0].encode()).hexdigest()
+    assert await manager.revoke_user_except(alice, kept) == 2
+    assert await manager.principal(tokens[0]) is not None
+    assert [await manager.principal(t) for t in tokens[1:]] == [None, None]
+    assert [s.id_hash for s in await sessions.list_user_sessions(engine, alice)] == [kept]
+
+
 async def test_switching_the_active_tenant(engine: AsyncEngine, alice: int) -> None:
     _, id_hash = await new_session(engine, alice)
     assert await sessions.set_active_tenant(engine, id_hash, "globex")
