@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.audit import event_entry
+from gateway.auth.form_checks import from_own_pages, origin_of, proved_recently
 from gateway.auth.handlers import ACCOUNT_PATH, PAGE_HEADERS, AuthPages
 from gateway.auth.passkeys import Asserted, Passkeys, Refused, Registered
 from gateway.auth.redirects import safe_next
@@ -32,7 +33,6 @@ from gateway.store import users as user_store
 from gateway.store.pending_sign_ins import PendingSignIn
 
 log = logging.getLogger("gatehold")
-RECENT_SIGN_IN = 600.0
 """Adding or removing a passkey needs a sign-in or second factor this recent (seconds):
 a stolen session cookie alone must not turn into a lasting credential."""
 ACCOUNT_PASSKEYS = "/.gatehold/account/passkeys"
@@ -96,7 +96,7 @@ class PasskeyPages:
         if not self.pages.csrf.valid(principal.session_hash, str(form.get("csrf", ""))):
             self._audit_refused(request, "csrf-invalid", actor=principal.email, ceremony="remove")
             raise web.HTTPForbidden(text="The form expired. Reload the page and try again.")
-        if not self._recent(principal):
+        if not proved_recently(principal, self.pages.clock()):
             self._audit_refused(request, "sign-in-again", actor=principal.email, ceremony="remove")
             return _see_other(f"{ACCOUNT_PATH}?notice=passkey-sign-in-again")
         passkey_id = str(form.get("passkey", ""))
@@ -150,13 +150,9 @@ class PasskeyPages:
             return self._refusal(request, "csrf-invalid", status=403, actor=actor)
         if isinstance(body, str):
             return self._refusal(request, body, status=_status_of(body), actor=actor)
-        if not self._recent(principal):
+        if not proved_recently(principal, self.pages.clock()):
             return self._refusal(request, "sign-in-again", status=403, actor=actor)
         return principal
-
-    def _recent(self, principal: Principal) -> bool:
-        last = max(principal.auth_time, principal.mfa_time or 0.0)
-        return self.pages.clock() - last <= RECENT_SIGN_IN
 
     # ------------------------------------------------------------ enrolment (pending)
 
@@ -279,8 +275,7 @@ class PasskeyPages:
     async def _body(self, request: web.Request) -> dict[str, Any] | str:
         """The JSON object sent, or why there is none (``json-invalid``, or
         ``origin-header-mismatch`` for a request another site's page made)."""
-        origin = request.headers.get("Origin")
-        if origin is not None and origin != self.passkeys.origin:
+        if not from_own_pages(request, origin_of(self.passkeys.origin)):
             return "origin-header-mismatch"
         if request.content_type != "application/json":
             return "json-invalid"

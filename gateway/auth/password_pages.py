@@ -10,12 +10,13 @@ password ends every other session of the person.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from aiohttp import web
 
 from gateway.audit import event_entry
 from gateway.auth.emails import normalize_email
+from gateway.auth.form_checks import from_own_pages, origin_of
 from gateway.auth.handlers import ACCOUNT_PATH, PAGE_HEADERS, AuthPages, see_other
 from gateway.auth.passwords import (
     FRESH_MAGIC_LINK,
@@ -50,8 +51,7 @@ class PasswordPages:
     def __init__(self, pages: AuthPages, passwords: Passwords, *, public_url: str) -> None:
         self.pages = pages
         self.passwords = passwords
-        parts = urlsplit(public_url)
-        self.origin = f"{parts.scheme}://{parts.netloc}".lower()
+        self.origin = origin_of(public_url)
 
     # ------------------------------------------------------------ sign in
 
@@ -62,7 +62,7 @@ class PasswordPages:
         rd = safe_next(str(form.get("rd", "/")))
         client = self.pages.client_address(request)
         shown = str(form.get("email", ""))[:320]
-        if not self._same_origin(request):
+        if not from_own_pages(request, self.origin):
             self._failed(request, actor=email or "unknown", reason="origin-mismatch")
             return self._login(rd, shown, "This form came from another site.", status=403)
         if email is None or not password:
@@ -123,18 +123,6 @@ class PasswordPages:
                 client=self.pages.client_address(request),
             )
         )
-
-    def _same_origin(self, request: web.Request) -> bool:
-        """A sign-in form posted from this gateway's own page: another site cannot sign
-        a browser into its account. Browsers say so in ``Sec-Fetch-Site``; our pages'
-        ``no-referrer`` policy makes them send ``Origin: null``, so a real origin must
-        match and ``null`` defers to the fetch metadata. A client sending neither (a
-        script, no browser to protect) is let through."""
-        site = request.headers.get("Sec-Fetch-Site")
-        if site is not None and site not in ("same-origin", "none"):
-            return False
-        origin = request.headers.get("Origin")
-        return origin is None or origin == "null" or origin.lower() == self.origin
 
     # ------------------------------------------------------------ forgot it
 

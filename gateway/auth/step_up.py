@@ -14,11 +14,11 @@ an MFA route, is led to enrol one the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway.audit import event_entry
+from gateway.auth.form_checks import from_own_pages, origin_of
 from gateway.auth.handlers import ENROL_PATH, VERIFY_PATH, AuthPages, see_other
 from gateway.auth.redirects import safe_next
 from gateway.config.durations import parse_duration
@@ -47,8 +47,7 @@ class StepUpPages:
 
     def __init__(self, pages: AuthPages, *, public_url: str) -> None:
         self.pages = pages
-        parts = urlsplit(public_url)
-        self._origin = f"{parts.scheme}://{parts.netloc}"
+        self._origin = origin_of(public_url)
 
     async def offer(self, request: web.Request) -> StepUpOffer | None:
         """The login page's offer for ``?step_up=1`` (``&mfa=1``: an MFA route), if any.
@@ -71,7 +70,7 @@ class StepUpPages:
     async def start(self, request: web.Request) -> web.StreamResponse:
         """Open a step-up for the current session; on to verify (or enrol)."""
         form = await request.post()
-        if not self._same_origin(request):
+        if not from_own_pages(request, self._origin):
             return await self._refused(request, None, "origin-forbidden", status=403)
         principal = await self._session_person(request)
         if principal is None or principal.session_hash is None:
@@ -111,13 +110,6 @@ class StepUpPages:
         if principal is None or principal.session_hash is None:
             return None
         return principal if principal.user_id.isdigit() else None
-
-    def _same_origin(self, request: web.Request) -> bool:
-        """No other site's page sent the form. Our pages' ``Referrer-Policy: no-referrer``
-        makes browsers send ``Origin: null`` on their own forms, so ``null`` (like no
-        header) proves nothing either way: the session's CSRF token decides then."""
-        origin = request.headers.get("Origin")
-        return origin in (None, "null") or origin == self._origin
 
     async def _refused(
         self, request: web.Request, principal: Principal | None, reason: str, *, status: int

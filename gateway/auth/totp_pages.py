@@ -4,7 +4,7 @@ Three ways in, each bound to what proves the person:
 
 * the account page (a session: its CSRF token on every POST; setting up, replacing or
   removing an app, or making new recovery codes, needs a sign-in or second factor in
-  the last ``FRESH_AUTH`` seconds, else the person signs in again first: a stolen
+  the last ``RECENT_PROOF`` seconds, else the person signs in again first: a stolen
   session alone cannot add its thief's app and lock the person out);
 * the enrol page of a pending sign-in (the pending cookie, SameSite=Lax, and the
   Origin header when the browser sends one) for a person who has no second factor yet;
@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from gateway.audit import event_entry
+from gateway.auth.form_checks import from_own_pages, origin_of, proved_recently
 from gateway.auth.handlers import (
     ACCOUNT_PATH,
     ENROL_PATH,
@@ -38,7 +38,6 @@ from gateway.store.pending_sign_ins import PendingSignIn
 
 ACCOUNT_TOTP_PATH = f"{ACCOUNT_PATH}/totp"
 ENROL_TOTP_PATH = f"{ENROL_PATH}/totp"
-FRESH_AUTH = 600.0
 """Seconds since the last sign-in or second factor within which a person may set up,
 replace or remove their authenticator app or make new recovery codes."""
 ACCOUNT_SETUP = "totp-setup-account"
@@ -57,11 +56,6 @@ class Setting:
     action: str
 
 
-def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 @dataclass
 class TotpPages:
     """Handlers for ``/.gatehold/account/totp``, ``…/login/enrol/totp``, ``…/login/verify/*``."""
@@ -74,22 +68,6 @@ class TotpPages:
     """``auth.totp.enabled``: people may set up new apps (existing ones always verify)."""
 
     # ------------------------------------------------------------ shared checks
-
-    def _same_origin(self, request: web.Request) -> bool:
-        """Whether the browser says the form came from our own pages, or says nothing.
-
-        Our pages send ``Referrer-Policy: no-referrer``, under which browsers send
-        ``Origin: null`` with a form; the pending cookie (SameSite=Lax) is what binds
-        such a POST. An origin that names another site, or a cross-site fetch, is refused.
-        """
-        sent = request.headers.get("Origin")
-        if sent is not None and sent != "null" and sent.lower() != origin_of(self.public_url):
-            return False
-        return request.headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
-
-    def _fresh(self, principal: Principal) -> bool:
-        last = max(principal.auth_time, principal.mfa_time or 0.0)
-        return self.pages.clock() - last <= FRESH_AUTH
 
     def _audit(self, request: web.Request, kind: str, actor: str, **details: Any) -> None:
         self.pages.audit.record(
@@ -128,7 +106,9 @@ class TotpPages:
             return self._refused(404, "totp-disabled")
         user_id = int(principal.user_id)
         factors = await factors_of(self.pages.sessions.engine, user_id)
-        if not self._fresh(principal):  # adding a factor changes how one signs in
+        if not proved_recently(
+            principal, self.pages.clock()
+        ):  # adding a factor changes how one signs in
             return self._step_up(ACCOUNT_TOTP_PATH)
         setup = self.authenticators.setup(
             user_id=user_id, email=principal.email, purpose=ACCOUNT_SETUP
@@ -150,7 +130,9 @@ class TotpPages:
         assert principal.session_hash is not None  # noqa: S101 - checked in _signed_in_post
         user_id = int(principal.user_id)
         factors = await factors_of(self.pages.sessions.engine, user_id)
-        if not self._fresh(principal):  # adding a factor changes how one signs in
+        if not proved_recently(
+            principal, self.pages.clock()
+        ):  # adding a factor changes how one signs in
             return self._step_up(ACCOUNT_TOTP_PATH)
         refused = await self._confirm_setup(
             request,
@@ -178,7 +160,7 @@ class TotpPages:
         if isinstance(checked, web.StreamResponse):
             return checked
         principal, _ = checked
-        if not self._fresh(principal):
+        if not proved_recently(principal, self.pages.clock()):
             return self._step_up(ACCOUNT_PATH)
         user_id = int(principal.user_id)
         engine = self.pages.sessions.engine
@@ -193,7 +175,7 @@ class TotpPages:
         if isinstance(checked, web.StreamResponse):
             return checked
         principal, _ = checked
-        if not self._fresh(principal):
+        if not proved_recently(principal, self.pages.clock()):
             return self._step_up(ACCOUNT_PATH)
         user_id = int(principal.user_id)
         if not (await factors_of(self.pages.sessions.engine, user_id)).second_factor:
@@ -241,7 +223,7 @@ class TotpPages:
         self, request: web.Request
     ) -> tuple[PendingSignIn, str] | web.StreamResponse:
         """The pending sign-in of a person with no second factor yet, and their email."""
-        if not self._same_origin(request):
+        if not from_own_pages(request, origin_of(self.public_url)):
             return self._refused(403, "origin-mismatch")
         pending = await self.pages.pending_of(request)
         if pending is None:
@@ -289,7 +271,7 @@ class TotpPages:
 
     async def enrol_continue(self, request: web.Request) -> web.StreamResponse:
         """After the codes were shown: the sign-in that enrolled the app finishes."""
-        if not self._same_origin(request):
+        if not from_own_pages(request, origin_of(self.public_url)):
             return self._refused(403, "origin-mismatch")
         pending = await self.pages.pending_of(request)
         if pending is None:
@@ -315,7 +297,7 @@ class TotpPages:
         return await self._verify(request, factor="recovery-code")
 
     async def _verify(self, request: web.Request, *, factor: str) -> web.StreamResponse:
-        if not self._same_origin(request):
+        if not from_own_pages(request, origin_of(self.public_url)):
             return self._refused(403, "origin-mismatch")
         pending = await self.pages.pending_of(request)
         if pending is None:

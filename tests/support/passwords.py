@@ -14,8 +14,10 @@ from gateway.auth.passwords import Passwords
 from gateway.context import GATEWAY
 from gateway.model import AuthMethod
 from gateway.store import passwords as password_store
-from gateway.store import users as user_store
 from tests.support.stack import Stack
+from tests.support.totp import user_id_of
+
+__all__ = ["user_id_of"]
 
 CHEAP_ARGON2 = {"time_cost": 1, "memory_cost": 9216, "parallelism": 1}
 """Cheaper than production, the same for every case a test compares."""
@@ -40,12 +42,6 @@ def passwords_of(stack: Stack) -> Passwords:
     found = stack.app[AUTH_PAGES].passwords
     assert found is not None, "passwords are not enabled in this stack"
     return found
-
-
-async def user_id_of(stack: Stack, email: str) -> int:
-    user = await user_store.get_user_by_email(stack.app[ENGINE], email)
-    assert user is not None
-    return user.id
 
 
 async def give_password(stack: Stack, email: str, password: str = ALICE_PASSWORD) -> int:
