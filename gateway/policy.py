@@ -271,6 +271,12 @@ class Policy:
                 demands.append(f"tenant {tenant!r} requires a second factor")
         return demands
 
+    def shared_file_needs_mfa(self, route: Route, tenant: str | None) -> bool:
+        """Whether the recipient of a share link must have shown a second factor: the
+        route requires one, or the file's tenant does (a link grants no role, so no
+        role's requirement applies; the minter's own request met theirs)."""
+        return route.mfa_required or (tenant is not None and tenant in self._mfa_tenants)
+
     def requires_mfa(self, memberships: Iterable[Membership]) -> bool:
         """Whether a person holding ``memberships`` is asked for a second factor at sign-in:
         one of them is in an MFA tenant (a global grant reaches every tenant, MFA ones

@@ -58,6 +58,9 @@ class _Live:
     download: Download
     recipient: Principal | None
     """``None`` while nobody is signed in (then a sign-in link is offered)."""
+    second_factor: bool = False
+    """The recipient is signed in but the file needs a second factor they have not
+    shown in this session: they are offered to confirm with one (or set one up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,12 @@ class SharePages:
         recipient = verdict.recipient if isinstance(verdict, Opens) else None
         if recipient is not None and _sign_in_too_old(found, recipient, now=gw.clock()):
             recipient = None  # a step-up route: the recipient signs in again, as anyone would
+        if (
+            recipient is not None
+            and recipient.mfa_time is None
+            and gw.policy.shared_file_needs_mfa(found.match.route, found.tenant)
+        ):
+            return _Judged(admitted, caller, share, _Live(share, found, None, second_factor=True))
         return _Judged(admitted, caller, share, _Live(share, found, recipient))
 
     async def _open(self, gw: Gateway, request: web.Request) -> web.StreamResponse:
@@ -115,13 +124,19 @@ class SharePages:
         if isinstance(live, ShareRefusal):
             return self._refuse(gw, request, judged, live)
         if live.recipient is None:
+            login = f"{LOGIN_PATH}?rd={quote(request.path, safe='/')}"
+            if live.second_factor:
+                self._record(gw, judged, "deny", "share-second-factor-offered")
+                return self._auth.page(
+                    "share_sign_in.html", second_factor=True, login=f"{login}&step_up=1&mfa=1"
+                )
             self._record(gw, judged, "deny", "share-sign-in-offered")
             return self._auth.page(
                 "share_sign_in.html",
                 hint=masked(live.share.recipient),
                 action=request.path,
                 magic=self._auth.magic_links.settings.enabled,
-                login=f"{LOGIN_PATH}?rd={quote(request.path, safe='/')}",
+                login=login,
             )
         if request.body_exists or "Upgrade" in request.headers:
             return self._refuse(gw, request, judged, ShareRefusal.NOT_A_DOWNLOAD)

@@ -133,8 +133,13 @@ async def downloadable(gw: Deciders, principal: Principal, path: str) -> Downloa
 
 
 async def still_downloadable(gw: Deciders, share: ShareRow) -> Download | ShareRefusal:
-    """The minter's download of the link's path, asked again now; or why the link died."""
-    minter = await principal_for(gw, share.created_by, active_only=True)
+    """The minter's download of the link's path, asked again now; or why the link died.
+
+    What is asked is the minter's standing (memberships, roles, the object's owner), not
+    their session: a second factor they showed when minting counts as still shown, and
+    the recipient must show their own where the file needs one (``share_pages``).
+    """
+    minter = await principal_for(gw, share.created_by, active_only=True, mfa=True)
     if minter is None:
         return ShareRefusal.MINTER_LOST_ACCESS
     found = await downloadable(gw, minter, share.path)

@@ -103,8 +103,16 @@ class Stack:
             row["data"] = json.loads(row["data"])
         return found
 
-    async def mint(self, email: str, *, auth_age: float = 0.0, tenant: str | None = None) -> str:
-        """A fresh session for ``email`` whose last sign-in was ``auth_age`` seconds ago."""
+    async def mint(
+        self,
+        email: str,
+        *,
+        auth_age: float = 0.0,
+        tenant: str | None = None,
+        mfa: bool = False,
+    ) -> str:
+        """A fresh session for ``email`` whose last sign-in was ``auth_age`` seconds ago
+        (with a second factor shown then, if ``mfa``)."""
         engine = self.app[ENGINE]
         user = await user_store.get_user_by_email(engine, email)
         assert user is not None
@@ -116,6 +124,7 @@ class Stack:
             user_agent="tests",
             active_tenant=tenant,
             auth_time=time.time() - auth_age,
+            mfa_time=time.time() - auth_age if mfa else None,
         )
         return token
 
