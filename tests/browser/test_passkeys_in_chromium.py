@@ -49,10 +49,16 @@ async def localhost_browser() -> AsyncIterator[Browser]:
             await launched.close()
 
 
-async def with_authenticator(context: BrowserContext, page: Page) -> tuple[Any, str]:
+ROAMING = {**AUTHENTICATOR, "transport": "usb"}
+"""A security key on USB: a roaming authenticator, next to the platform one above."""
+
+
+async def with_authenticator(
+    context: BrowserContext, page: Page, options: dict[str, Any] = AUTHENTICATOR
+) -> tuple[Any, str]:
     cdp = await context.new_cdp_session(page)
     await cdp.send("WebAuthn.enable")
-    added = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": AUTHENTICATOR})
+    added = await cdp.send("WebAuthn.addVirtualAuthenticator", {"options": options})
     return cdp, str(added["authenticatorId"])
 
 
@@ -140,8 +146,13 @@ async def test_add_a_passkey_then_sign_in_with_it_alone_and_as_second_step(
         await context.close()
 
 
+@pytest.mark.parametrize("kind", ["platform", "roaming"])
 async def test_set_up_a_passkey_when_the_rules_ask_for_a_second_step(
-    tmp_path: Path, smtp_server: tuple[Inbox, int], localhost_browser: Browser, shots: Path
+    tmp_path: Path,
+    smtp_server: tuple[Inbox, int],
+    localhost_browser: Browser,
+    shots: Path,
+    kind: str,
 ) -> None:
     inbox, smtp_port = smtp_server
     port = free_port()
@@ -151,11 +162,13 @@ async def test_set_up_a_passkey_when_the_rules_ask_for_a_second_step(
         stack.app[AUTH_PAGES].mfa_required = lambda _: True
         context = await localhost_browser.new_context(viewport={"width": 1280, "height": 800})
         page = await context.new_page()
-        await with_authenticator(context, page)
+        cdp, authenticator = await with_authenticator(
+            context, page, ROAMING if kind == "roaming" else AUTHENTICATOR
+        )
         await email_link_sign_in(page, inbox, base, "/api/invoices/7")
         await page.wait_for_url(f"{base}/.gatehold/login/enrol")
         await page.get_by_role("heading", name="A passkey").wait_for()
-        await both_widths(page, shots, "passkeys-enrol")
+        await both_widths(page, shots, f"passkeys-enrol-{kind}")
         await page.get_by_label("Name for this passkey").fill("Phone")
         await page.get_by_role("button", name="Set up a passkey").click()
         await page.wait_for_url(f"{base}/api/invoices/7")
@@ -163,4 +176,6 @@ async def test_set_up_a_passkey_when_the_rules_ask_for_a_second_step(
         assert added["data"]["via"] == "enrol" and added["data"]["passkey"] == "Phone"
         (login,) = await stack.events("login")
         assert login["data"]["factor"] == "passkey" and login["data"]["mfa"] == "yes"
+        stored = await cdp.send("WebAuthn.getCredentials", {"authenticatorId": authenticator})
+        assert len(stored["credentials"]) == 1  # on this authenticator, platform or roaming
         await context.close()
