@@ -51,7 +51,10 @@ check: $(STAMP)
 	$(BIN)/mypy --strict gateway admin_ui
 
 # Two workers, whole files each: most tests wait on sockets, browsers and subprocesses.
+# Compiled once up front: the hundreds of processes the tests start (the CLI, serve)
+# then load bytecode, even where PYTHONDONTWRITEBYTECODE keeps them from writing it.
 test: $(STAMP) system-deps $(NODE_TOOLS) check
+	$(BIN)/python -m compileall -q gateway admin_ui tests bench > /dev/null
 	$(BIN)/pytest -n 2 --dist loadfile --durations=20
 
 unit: $(STAMP)
