@@ -92,6 +92,16 @@ class TotpPages:
             return self._refused(403, "form-expired")
         return principal, form
 
+    async def _recent_post(
+        self, request: web.Request, back_to: str
+    ) -> tuple[Principal, Any] | web.StreamResponse:
+        """A signed-in POST (``_signed_in_post``) by a person who proved who they are
+        lately: removing a factor or making new codes changes how they sign in."""
+        checked = await self._signed_in_post(request)
+        if isinstance(checked, tuple) and not proved_recently(checked[0], self.pages.clock()):
+            return self._step_up(back_to)
+        return checked
+
     def _step_up(self, rd: str) -> web.Response:
         return see_other(f"/.gatehold/login?rd={rd}&step_up=1")
 
@@ -105,11 +115,9 @@ class TotpPages:
         if not self.enrolment:
             return self._refused(404, "totp-disabled")
         user_id = int(principal.user_id)
-        factors = await factors_of(self.pages.sessions.engine, user_id)
-        if not proved_recently(
-            principal, self.pages.clock()
-        ):  # adding a factor changes how one signs in
+        if not proved_recently(principal, self.pages.clock()):  # a factor changes sign-in
             return self._step_up(ACCOUNT_TOTP_PATH)
+        factors = await factors_of(self.pages.sessions.engine, user_id)
         setup = self.authenticators.setup(
             user_id=user_id, email=principal.email, purpose=ACCOUNT_SETUP
         )
@@ -129,11 +137,9 @@ class TotpPages:
             return self._refused(404, "totp-disabled")
         assert principal.session_hash is not None  # noqa: S101 - checked in _signed_in_post
         user_id = int(principal.user_id)
-        factors = await factors_of(self.pages.sessions.engine, user_id)
-        if not proved_recently(
-            principal, self.pages.clock()
-        ):  # adding a factor changes how one signs in
+        if not proved_recently(principal, self.pages.clock()):  # a factor changes sign-in
             return self._step_up(ACCOUNT_TOTP_PATH)
+        factors = await factors_of(self.pages.sessions.engine, user_id)
         refused = await self._confirm_setup(
             request,
             form,
@@ -156,12 +162,10 @@ class TotpPages:
         )
 
     async def account_remove(self, request: web.Request) -> web.StreamResponse:
-        checked = await self._signed_in_post(request)
+        checked = await self._recent_post(request, ACCOUNT_PATH)
         if isinstance(checked, web.StreamResponse):
             return checked
         principal, _ = checked
-        if not proved_recently(principal, self.pages.clock()):
-            return self._step_up(ACCOUNT_PATH)
         user_id = int(principal.user_id)
         engine = self.pages.sessions.engine
         if await self.authenticators.remove(user_id):
@@ -171,12 +175,10 @@ class TotpPages:
         return see_other(f"{ACCOUNT_PATH}?notice=totp-removed")
 
     async def account_new_codes(self, request: web.Request) -> web.StreamResponse:
-        checked = await self._signed_in_post(request)
+        checked = await self._recent_post(request, ACCOUNT_PATH)
         if isinstance(checked, web.StreamResponse):
             return checked
         principal, _ = checked
-        if not proved_recently(principal, self.pages.clock()):
-            return self._step_up(ACCOUNT_PATH)
         user_id = int(principal.user_id)
         if not (await factors_of(self.pages.sessions.engine, user_id)).second_factor:
             return see_other(f"{ACCOUNT_PATH}?notice=recovery-codes-need-a-factor")
