@@ -19,7 +19,6 @@ from gateway.auth.passwords import Passwords
 from gateway.auth.redirects import safe_next
 from gateway.auth.sessions import SessionManager
 from gateway.auth.sign_in_limits import Unavailable
-from gateway.config.durations import parse_duration
 from gateway.config.settings import MfaSettings
 from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
@@ -263,7 +262,7 @@ class AuthPages:
             rd=safe_next(rd),
             details=kept,
             now=self.clock(),
-            ttl=parse_duration(self.mfa.pending_timeout),
+            ttl=self.mfa.pending_seconds,
         )
         self.audit.record(
             event_entry(
@@ -290,7 +289,7 @@ class AuthPages:
             secure=self.cookie_secure,
             httponly=True,
             samesite="Lax",  # set on an SSO provider's redirect back, read on the next page
-            max_age=int(parse_duration(self.mfa.pending_timeout)),
+            max_age=int(self.mfa.pending_seconds),
         )
 
     async def pending_of(self, request: web.Request) -> PendingSignIn | None:

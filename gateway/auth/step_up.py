@@ -21,7 +21,6 @@ from gateway.audit import event_entry
 from gateway.auth.form_checks import from_own_pages, origin_of
 from gateway.auth.handlers import ENROL_PATH, VERIFY_PATH, AuthPages, see_other
 from gateway.auth.redirects import safe_next
-from gateway.config.durations import parse_duration
 from gateway.context import GATEWAY
 from gateway.model import Principal
 from gateway.store import pending_sign_ins as pending_store
@@ -88,7 +87,7 @@ class StepUpPages:
             rd=safe_next(str(form.get("rd", "/"))),
             details={"step_up": "second-factor", "replaces": principal.session_hash},
             now=pages.clock(),
-            ttl=parse_duration(pages.mfa.pending_timeout),
+            ttl=pages.mfa.pending_seconds,
         )
         pages.audit.record(
             event_entry(

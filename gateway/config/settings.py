@@ -344,10 +344,13 @@ class MfaSettings(_Section):
         5, ge=1, le=20, description="Wrong second-factor codes before the sign-in starts over."
     )
     pending_timeout: Duration = Field(
-        "10m",
-        validate_default=True,  # read as seconds (float) by the sign-in pages
-        description="How long a sign-in may wait for its second factor.",
+        "10m", description="How long a sign-in may wait for its second factor."
     )
+
+    @property
+    def pending_seconds(self) -> float:
+        """``pending_timeout`` in seconds (a default is not run through its validator)."""
+        return parse_duration(self.pending_timeout)
 
 
 class AuthSettings(_Section):
