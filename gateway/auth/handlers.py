@@ -164,7 +164,9 @@ class AuthPages:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
             response.headers["Retry-After"] = str(wait)
             return response
-        response = self.page("magic_sent.html", email=shown)
+        # ``delayed`` is the same for every address: mail is failing for everyone.
+        delayed = self.magic_links.mail_delayed
+        response = self.page("magic_sent.html", email=shown, delayed=delayed)
         if binding is not None:
             response.set_cookie(
                 BIND_COOKIE,

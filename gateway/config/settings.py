@@ -189,6 +189,14 @@ class MailSettings(_Section):
     ca_file: str | None = Field(
         None, description="CA certificates to verify the SMTP server with (default: the system's)."
     )
+    retry_first: Duration = Field(
+        "10s",
+        description="Pause before the first retry of a message the mail server did not take; "
+        "it doubles with each failed try.",
+    )
+    retry_max: Duration = Field(
+        "5m", description="Longest pause between two tries of a message waiting in the outbox."
+    )
 
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> MailSettings:
