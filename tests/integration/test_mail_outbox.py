@@ -12,6 +12,7 @@ told that an invitation is queued rather than given an error.
 from __future__ import annotations
 
 import asyncio
+import email
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -221,4 +222,14 @@ async def test_an_invitation_while_smtp_is_down_is_queued_not_an_error(tmp_path:
             message = await inbox.wait_for("dora@acme.test", timeout=30)
         assert message["Subject"] == "You are invited to sign in"
         signed_in = await follow_link(stack, Inbox.link_in(message))
+        assert signed_in.status == 303
+
+
+async def test_the_outbox_folder_mode_still_writes_each_message_there(tmp_path: Path) -> None:
+    async with running_stack(tmp_path, mail={"mode": "outbox"}) as stack:
+        await ask_for_link(stack, "alice@acme.test")
+        assert await queued(stack) == 0, "written to the folder at once, nothing waits"
+        (written,) = list(stack.settings.outbox_path.glob("*.eml"))
+        link = Inbox.link_in(email.message_from_bytes(written.read_bytes()))
+        signed_in = await follow_link(stack, link)
         assert signed_in.status == 303

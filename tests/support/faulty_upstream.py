@@ -8,6 +8,7 @@ this far. Faults:
 ``/hang``        reads the request and never answers
 ``/reset``       sends the head and part of the body, then resets the connection (RST)
 ``/close``       sends the head and part of the body, then closes cleanly (FIN)
+``/stall``       sends the head and part of the body, then nothing more (held open)
 ``/garbage``     a status line that is not HTTP
 ``/bad-header``  a header line without a colon
 ``/ctl-header``  a header value with a NUL byte
@@ -62,11 +63,13 @@ class FaultyUpstream:
         if path == "/hang":
             self.hanging.add(writer)  # held open until the server stops
             return
-        if path in ("/reset", "/close"):
+        if path in ("/reset", "/close", "/stall"):
             writer.write(_CUT_HEAD.encode() + b"x" * SENT_BEFORE_CUT)
             await writer.drain()
             await asyncio.sleep(0.05)  # let the head reach the gateway before the cut
-            if path == "/reset":
+            if path == "/stall":
+                self.hanging.add(writer)
+            elif path == "/reset":
                 sock = writer.get_extra_info("socket")
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 writer.transport.abort()
