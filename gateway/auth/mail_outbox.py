@@ -119,6 +119,7 @@ class MailOutbox:
         return self._outage.ongoing
 
     async def start(self) -> None:
+        self._wake.set()  # messages left from before a restart go out at once
         self._task = asyncio.create_task(self._run(), name="mail-outbox")
 
     async def close(self) -> None:
@@ -169,7 +170,12 @@ class MailOutbox:
             await self._failed(mail, error)
             return False
         self._outage.worked()
-        await outbox_store.remove(self._engine, mail)
+        try:
+            await outbox_store.remove(self._engine, mail)
+        except StoreUnavailable as error:  # delivered: at worst sent again after the lease
+            log.warning(
+                "a delivered message stays in the outbox until the store is back: %s", error
+            )
         if mail.attempts:
             self._audit.record(
                 event_entry(
@@ -185,9 +191,12 @@ class MailOutbox:
     async def _failed(self, mail: QueuedMail, error: Exception) -> None:
         delay = min(self._retry_max, self._retry_first * 2**mail.attempts)
         described = f"{type(error).__name__}: {error}"
-        await outbox_store.reschedule(
-            self._engine, mail, next_attempt=self._clock() + delay, error=described
-        )
+        try:
+            await outbox_store.reschedule(
+                self._engine, mail, next_attempt=self._clock() + delay, error=described
+            )
+        except StoreUnavailable as store_error:  # it is tried again when the lease ends
+            log.warning("a failed message could not be rescheduled: %s", store_error)
         self._audit.record(
             event_entry(
                 "mail-queued" if mail.attempts == 0 else "mail-failed",

@@ -167,7 +167,7 @@ async def test_two_gateways_on_one_store_deliver_each_message_once(
     tmp_path: Path, kind: str
 ) -> None:
     port = free_port()
-    people = ["alice@acme.test", "rita@acme.test", "carol@acme.test", "bob@globex.test"]
+    people = ["alice@acme.test", "rita@acme.test", "carol@acme.test", "bob@globex.test"] * 3
     async with store_for(kind) as store:
         async with (
             running_stack(tmp_path, **outbox_settings(port, **store)) as first,
@@ -233,3 +233,20 @@ async def test_the_outbox_folder_mode_still_writes_each_message_there(tmp_path: 
         link = Inbox.link_in(email.message_from_bytes(written.read_bytes()))
         signed_in = await follow_link(stack, link)
         assert signed_in.status == 303
+
+
+async def test_messages_sealed_with_a_lost_key_are_dropped_and_audited_not_sent(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    async with running_stack(tmp_path, **outbox_settings(port)) as stack:
+        await ask_for_link(stack, "alice@acme.test")
+        assert await queued(stack) == 1
+        key = stack.settings.data_path / "keys" / "mail.key"
+    key.unlink()  # the key is lost (e.g. a store restored without its keys)
+    with smtp_on(port) as inbox:
+        async with running_stack(tmp_path, **outbox_settings(port)) as restarted:
+            await until(lambda: _empty(restarted))
+            (dropped,) = await restarted.events("mail-expired")
+            assert dropped["data"]["why"] == "unreadable"
+        assert inbox.messages == []
