@@ -32,7 +32,6 @@ import secrets
 import time
 from collections.abc import Callable
 from email.message import EmailMessage
-from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -57,25 +56,20 @@ POLL_CEILING = 30.0
 
 
 class MailSeal:
-    """Seals whole messages with ``<data_dir>/keys/mail.key`` (Fernet), made on first use."""
+    """Seals whole messages with one key (Fernet): ``<data_dir>/keys/mail.key``."""
 
-    def __init__(self, key_file: Path) -> None:
-        self._key_file = key_file
-        self._fernet: Fernet | None = None
-
-    def _key(self) -> Fernet:
-        if self._fernet is None:
-            key = load_or_create_secret(self._key_file)
-            self._fernet = Fernet(base64.urlsafe_b64encode(key[:32]))
-        return self._fernet
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 32:
+            raise ValueError("the mail sealing key must be at least 32 bytes")
+        self._fernet = Fernet(base64.urlsafe_b64encode(key[:32]))
 
     def seal(self, message: EmailMessage) -> str:
-        return self._key().encrypt(message.as_bytes()).decode()
+        return self._fernet.encrypt(message.as_bytes()).decode()
 
     def open(self, sealed: str) -> EmailMessage | None:
         """The message, or ``None`` if it was sealed with another key or altered."""
         try:
-            raw = self._key().decrypt(sealed.encode())
+            raw = self._fernet.decrypt(sealed.encode())
         except (InvalidToken, ValueError):
             return None
         return email.message_from_bytes(raw, policy=email.policy.default)
@@ -243,7 +237,7 @@ def build_outbox(settings: Settings, engine: AsyncEngine, audit: AuditWriter) ->
         engine,
         build_mailer(mail, settings.outbox_path, ca_file=settings.mail_ca_path),
         audit,
-        MailSeal(settings.data_path / "keys" / MAIL_KEY),
+        MailSeal(load_or_create_secret(settings.data_path / "keys" / MAIL_KEY)),
         retry_first=parse_duration(mail.retry_first),
         retry_max=parse_duration(mail.retry_max),
     )
