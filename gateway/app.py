@@ -31,7 +31,7 @@ from gateway.auth.keys import (
     load_or_create_secret,
 )
 from gateway.auth.magic_link import MagicLinks
-from gateway.auth.mailer import build_mailer
+from gateway.auth.mail_outbox import build_outbox
 from gateway.auth.oidc import FlowSeal, OidcLogins
 from gateway.auth.passkey_pages import mount_passkeys
 from gateway.auth.passkeys import Passkeys
@@ -165,7 +165,7 @@ def build_auth_pages(
     csrf_secret = load_or_create_secret(keys / CSRF_KEY)
     magic_links = MagicLinks(
         engine=engine,
-        mailer=build_mailer(settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path),
+        outbox=build_outbox(settings, engine, gateway.audit),
         audit=gateway.audit,
         settings=settings.auth.magic_link,
         ttl=settings.magic_link_ttl,
@@ -323,6 +323,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         for stage in first:
             await _open(opened, stage)
         opened.push_async_callback(pages.magic_links.close)
+        await _open(opened, pages.magic_links.outbox)  # mail waiting from before goes out
         for stage in (gateway.ownership, app[REGISTRY_FOLLOWER], gateway.forward, pages.oidc):
             await _open(opened, stage)
         opened.push_async_callback(app[LIVE].close)  # the versions reloads started

@@ -778,7 +778,8 @@ def users_invite(
             ctx, email, memberships, valid_for=valid_for, inviter=inviter
         ),
     )
-    click.echo(f"{user.email} invited with: {describe(memberships)}; a sign-in link was mailed")
+    mailed = f"{invites.QUEUED_NOTE}" if user.queued else "a sign-in link was mailed"
+    click.echo(f"{user.email} invited with: {describe(memberships)}; {mailed}")
 
 
 def parsed_grants(grants: Sequence[str]) -> list[Membership]:

@@ -39,11 +39,16 @@ class StoreUnavailable(GateholdError):
 
 
 class UpstreamFailed(GateholdError):
-    """The upstream refused the connection (``timeout=False``) or was too slow."""
+    """The upstream refused the connection (``timeout=False``), was too slow, or
+    answered with something that is not HTTP (``invalid``: a garbage status line, a
+    malformed or oversized header)."""
 
-    def __init__(self, upstream: str, *, timeout: bool, detail: str = "") -> None:
+    def __init__(
+        self, upstream: str, *, timeout: bool, detail: str = "", invalid: bool = False
+    ) -> None:
         self.upstream = upstream
         self.timeout = timeout
+        self.invalid = invalid
         super().__init__(f"upstream {upstream!r} {'timed out' if timeout else 'failed'}: {detail}")
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -54,6 +55,7 @@ from gateway.sockets import OpenSocket, OpenSockets
 from gateway.store.api_keys import key_hash
 from gateway.tenant_binding import bind_headers
 
+log = logging.getLogger("gatehold.forward")
 CHUNK = 64 * 1024
 _BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
 _DECODED_BY_SERVER = frozenset({"gzip", "deflate", "br", "zstd"})
@@ -250,6 +252,11 @@ class Forwarder:
             if reader is not None and not reader.complete and _past(deadline):
                 raise _stalled() from None  # the deadline passed with the body unfinished
             raise UpstreamFailed(upstream.name, timeout=True, detail=repr(error)) from None
+        except aiohttp.ClientResponseError as error:  # not HTTP: status line, header, size
+            _raise_body_failure(reader)
+            raise UpstreamFailed(
+                upstream.name, timeout=False, invalid=True, detail=repr(error)
+            ) from None
         except aiohttp.ClientError as error:
             _raise_body_failure(reader)
             raise UpstreamFailed(upstream.name, timeout=False, detail=repr(error)) from None
@@ -297,7 +304,11 @@ class Forwarder:
     async def relay(
         self, request: web.Request, reply: UpstreamReply, *, started: float
     ) -> tuple[web.StreamResponse, Outcome]:
-        """Stream the reply to the client; returns the response and what was sent."""
+        """Stream the reply to the client; returns the response and what was sent.
+
+        When the upstream breaks off the body, the client's connection is closed (so a
+        cut answer never passes for a whole one) and the outcome says ``cut``.
+        """
         response = web.StreamResponse(status=reply.status, reason=reply.reason or None)
         response.headers.extend(reply.headers)
         sent = 0
@@ -312,10 +323,13 @@ class Forwarder:
                     await response.write(reply.body)
                     sent = len(reply.body)
                 elif reply.response is not None:
-                    async for chunk in reply.response.content.iter_chunked(CHUNK):
-                        await response.write(chunk)
-                        sent += len(chunk)
+                    sent = await _copy_body(response, reply)
             await response.write_eof()
+        except _Cut as cut:
+            if request.transport is not None:
+                request.transport.close()
+            duration = (time.monotonic() - started) * 1000
+            return response, Outcome(reply.status, cut.sent, duration, cut=True)
         finally:
             if reply.response is not None:
                 reply.response.release()
@@ -414,6 +428,28 @@ class Forwarder:
             max_lifetime=self.limits.websocket_max_lifetime,
             expires_at=principal.expires_at if principal is not None else None,
         )
+
+
+class _Cut(Exception):
+    """The upstream broke off a body being relayed, after ``sent`` bytes."""
+
+    def __init__(self, sent: int) -> None:
+        super().__init__(sent)
+        self.sent = sent
+
+
+async def _copy_body(response: web.StreamResponse, reply: UpstreamReply) -> int:
+    """Copy the upstream's body to the client; the bytes copied, or ``_Cut``."""
+    assert reply.response is not None  # noqa: S101 (checked by the caller)
+    sent = 0
+    try:
+        async for chunk in reply.response.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+            sent += len(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
+        log.warning("upstream %s broke off its answer at byte %d: %r", reply.upstream, sent, error)
+        raise _Cut(sent) from None
+    return sent
 
 
 def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:

@@ -48,7 +48,9 @@ written; above it, none, and they cost nothing."""
 CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+/=-]{0,127}")
 """A client's ``X-Request-Id`` kept in the access line: short, printable, no spaces."""
 
-UPSTREAM_FAILURES = frozenset({"upstream-refused", "upstream-timeout"})
+UPSTREAM_FAILURES = frozenset(
+    {"upstream-refused", "upstream-timeout", "upstream-invalid", "upstream-reset"}
+)
 """Refusal reasons that mean the upstream failed: their access line is a warning too."""
 
 _STANDARD_ATTRIBUTES = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}

@@ -124,7 +124,8 @@ class Metrics:
             self.upstream_failed(upstream, "5xx")
 
     def upstream_failed(self, upstream: str, kind: str) -> None:
-        """``kind``: ``refused``, ``timeout`` or ``5xx``."""
+        """``kind``: ``refused``, ``timeout``, ``invalid`` (not HTTP), ``reset`` (cut mid-body)
+        or ``5xx``."""
         key = (upstream, kind)
         self.upstream_errors[key] = self.upstream_errors.get(key, 0) + 1
 

@@ -48,6 +48,8 @@ class Reason(StrEnum):
     STORE_UNAVAILABLE = "store-unavailable"
     UPSTREAM_REFUSED = "upstream-refused"
     UPSTREAM_TIMEOUT = "upstream-timeout"
+    UPSTREAM_INVALID = "upstream-invalid"
+    UPSTREAM_RESET = "upstream-reset"
     GUARD_BLOCKED = "guard-blocked"
     INTERNAL_ERROR = "internal-error"
     RATE_LIMITED = "rate-limited"
@@ -267,6 +269,9 @@ class Outcome:
     duration_ms: float
     guard: GuardReport | None = None
     """What the response guard did to the answer (guarded routes only)."""
+    cut: bool = False
+    """The upstream broke off the body midway (reset, closed early, stalled): the client's
+    connection was closed, and ``bytes_sent`` says how far the answer got."""
 
 
 @dataclass(slots=True)

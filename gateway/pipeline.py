@@ -43,6 +43,7 @@ from gateway.model import (
     IncomingRequest,
     MatchResult,
     NoRoute,
+    Outcome,
     Principal,
     Reason,
     Rejection,
@@ -239,8 +240,8 @@ async def deliver(
             request, admitted=admitted, principal=caller, match=match, decision=decision, body=body
         )
     except UpstreamFailed as failure:
-        reason = Reason.UPSTREAM_TIMEOUT if failure.timeout else Reason.UPSTREAM_REFUSED
-        gw.metrics.upstream_failed(failure.upstream, "timeout" if failure.timeout else "refused")
+        reason, kind = _failure_reason(failure)
+        gw.metrics.upstream_failed(failure.upstream, kind)
         return refuse(
             gw, request, admitted, Rejection(reason), receipt=receipt, started=started, route=name
         )
@@ -268,10 +269,33 @@ async def deliver(
         )
     await learn_created(gw, match, decision, checked)  # before the creator can ask for it
     response, outcome = await gw.forward.relay(request, checked, started=started)
+    if outcome.cut:
+        _cut_short(gw, receipt, outcome, upstream=match.route.upstream, route=name)
+        return response
     gw.audit.finish(receipt, replace(outcome, guard=guarded.report))
     _lap(stage.response, lap)
     gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
     return response
+
+
+def _failure_reason(failure: UpstreamFailed) -> tuple[Reason, str]:
+    """The refusal reason of an upstream failure, and its metrics kind."""
+    if failure.timeout:
+        return Reason.UPSTREAM_TIMEOUT, "timeout"
+    if failure.invalid:
+        return Reason.UPSTREAM_INVALID, "invalid"
+    return Reason.UPSTREAM_REFUSED, "refused"
+
+
+def _cut_short(
+    gw: Gateway, receipt: AuditReceipt, outcome: Outcome, *, upstream: str, route: str
+) -> None:
+    """Record an answer the upstream broke off mid-body (its head already went out, the
+    client's connection is closed); the outcome row says how far it got."""
+    gw.audit.finish(receipt, outcome, reason=Reason.UPSTREAM_RESET.value)
+    gw.metrics.upstream_failed(upstream, "reset")
+    gw.metrics.decided(route, "deny", Reason.UPSTREAM_RESET.value, outcome.duration_ms / 1000)
+    note_refused(Reason.UPSTREAM_RESET.value)
 
 
 def _refuse_busy(

@@ -174,6 +174,8 @@ async def invite(view: View) -> web.StreamResponse:
     if isinstance(invited, AdminError):
         return await _invite_page(view, typed=typed, error=invited)
     notice = f"Invited {invited.email}: a sign-in link is on its way."
+    if invited.queued:
+        notice = f"Invited {invited.email}: {invites.QUEUED_NOTE}."
     return view.see_other(person_path(invited.email), notice=notice)
 
 

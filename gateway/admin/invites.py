@@ -9,7 +9,9 @@ and mails nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from gateway.admin.service import (
     CLI_ADMIN,
@@ -37,6 +39,25 @@ MAX_VALID_FOR = 14 * DAY
 MAX_NAME = 200
 
 
+@dataclass(frozen=True, slots=True)
+class InvitedUser(UserRow):
+    """The invited person, and whether their mail waits in the outbox (the mail server
+    could not be reached; it is sent when it is back, while the link still works)."""
+
+    queued: bool = False
+
+    @classmethod
+    def of(cls, row: UserRow, *, queued: bool) -> InvitedUser:
+        fields = {f.name: getattr(row, f.name) for f in dataclasses.fields(UserRow)}
+        return cls(**fields, queued=queued)
+
+
+QUEUED_NOTE = (
+    "the mail server cannot be reached now: the invitation waits in the outbox "
+    "and is sent when it is back"
+)
+
+
 async def invite_user(
     ctx: AdminContext,
     email: str,
@@ -45,13 +66,15 @@ async def invite_user(
     valid_for: float = DEFAULT_VALID_FOR,
     inviter: str = "",
     display_name: str = "",
-) -> UserRow | AdminError:
+) -> InvitedUser | AdminError:
     """Grant ``memberships`` to ``email`` (created if new) and mail them a sign-in link.
 
     ``inviter`` is how the mail names who invited them (default: the acting admin); a
     non-empty ``display_name`` becomes the person's name.
-    Returns the person; if only the mail failed, an ``AdminError`` saying so (the
-    invite is stored and audited, and inviting again sends a new link).
+    Returns the person, ``queued`` when the mail server could not take the mail now
+    (it waits in the outbox and goes out when the server is back); if the mail could
+    not even be queued, an ``AdminError`` saying so (the invite is stored and audited,
+    and inviting again sends a new link).
     """
     address = _address(email)
     if isinstance(address, AdminError):
@@ -77,6 +100,7 @@ async def invite_user(
         valid_for=valid_for,
     )
     problem = await _mail(ctx, invitation)
+    queued = problem == _QUEUED
     tenants = {m.tenant for m in memberships}
     await ctx.audit_event(
         "user-invited",
@@ -85,17 +109,18 @@ async def invite_user(
         grants=_grants(memberships),
         valid_for=valid_for,
         mailed=problem is None,
+        queued=queued,
         before=None if before is None else _user_state(before),
         after=_user_state(after),
     )
     if before is not None and before.memberships != after.memberships:
         await _end_sessions(ctx, after, "membership-changed")
-    if problem is not None:
+    if problem is not None and not queued:
         return AdminError(
             f"{address} is invited, but the mail could not be sent ({problem}); "
             "check the mail settings and invite again"
         )
-    return after
+    return InvitedUser.of(after, queued=queued)
 
 
 async def _invitable(
@@ -110,16 +135,20 @@ async def _invitable(
     return await _check_grants(ctx, memberships)
 
 
+_QUEUED = "queued"
+
+
 async def _mail(ctx: AdminContext, invitation: Invitation) -> str | None:
-    """``None`` once the mail is handed to the mail server, else what went wrong."""
+    """``None`` once the mail is handed to the mail server, ``_QUEUED`` when it waits in
+    the outbox for the server to come back, else what went wrong."""
     assert ctx.send_invite is not None  # noqa: S101 (checked by _invitable)
     try:
-        await ctx.send_invite(invitation)
+        delivered = await ctx.send_invite(invitation)
     except StoreUnavailable:
         raise
-    except Exception as error:  # SMTP refusal, connection, TLS: reported to the admin
+    except Exception as error:  # the message could not even be queued: reported
         return f"{type(error).__name__}: {error}"
-    return None
+    return None if delivered else _QUEUED
 
 
 def _name(actor: Admin) -> str:

@@ -24,7 +24,7 @@ class ServiceParts:
 
     settings: Settings
     mailer: Mailer | None = None
-    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
+    send_invite: Callable[[Invitation], Awaitable[bool]] | None = None
 
     def context(self, gw: Gateway, admin: Admin) -> AdminContext:
         """The context ``admin`` acts in, inside the gateway ``gw`` (its rules in force)."""

@@ -21,7 +21,8 @@ from gateway.active_rules import active_ruleset
 from gateway.audit import AuditWriter, event_entry, writer_for
 from gateway.auth.emails import normalize_email
 from gateway.auth.magic_link import Invitation, MagicLinks
-from gateway.auth.mailer import Mailer, build_mailer
+from gateway.auth.mail_outbox import build_outbox
+from gateway.auth.mailer import Mailer
 from gateway.config.settings import AccessRequestSettings, ReviewSettings, Settings
 from gateway.model import GLOBAL_TENANT, Membership, RoleDef
 from gateway.store import api_keys as key_store
@@ -101,7 +102,7 @@ class AdminContext:
     sender: str = "Gatehold <gatehold@localhost>"
     access_requests: AccessRequestSettings = field(default_factory=AccessRequestSettings)
     reviews: ReviewSettings = field(default_factory=ReviewSettings)
-    send_invite: Callable[[Invitation], Awaitable[None]] | None = None
+    send_invite: Callable[[Invitation], Awaitable[bool]] | None = None
     """Stores a sign-in link for an invited person and mails it (``MagicLinks.invite``);
     without it, invites are refused."""
     settings: Settings | None = None
@@ -619,12 +620,11 @@ async def admin_context(
         writer = writer_for(settings, engine)
         await writer.start()
         try:
-            mailer = build_mailer(
-                settings.mail, settings.outbox_path, ca_file=settings.mail_ca_path
-            )
+            outbox = build_outbox(settings, engine, writer)
+            mailer = outbox.mailer
             links = MagicLinks(
                 engine=engine,
-                mailer=mailer,
+                outbox=outbox,
                 audit=writer,
                 settings=settings.auth.magic_link,
                 ttl=settings.magic_link_ttl,

@@ -23,6 +23,7 @@ from gateway.config.settings import MfaSettings
 from gateway.identity import COOKIE_NAME, Identity, unless_store_down
 from gateway.metrics import Metrics
 from gateway.model import AuthMethod, Membership, Principal
+from gateway.responses import RETRY_UNAVAILABLE_SECONDS
 from gateway.store import external_accounts as account_store
 from gateway.store import pending_sign_ins as pending_store
 from gateway.store import sessions as session_store
@@ -33,6 +34,8 @@ from gateway.store.pending_sign_ins import PendingSignIn
 CONFIRM_COOKIE = "__Host-gatehold-confirm"
 BIND_COOKIE = "__Host-gatehold-bind"
 OIDC_FLOW_COOKIE = "__Host-gatehold-oidc"
+PROVIDER_UNAVAILABLE = "provider-unavailable"
+"""Why a sign-in with a provider that cannot be reached now failed (a 503 page)."""
 PENDING_COOKIE = "__Host-gatehold-pending"
 """A sign-in that has shown its first factor and waits for the second."""
 VERIFY_PATH = "/.gatehold/login/verify"
@@ -164,7 +167,9 @@ class AuthPages:
             response = self.page("magic_throttled.html", status=429, minutes=max(1, wait // 60))
             response.headers["Retry-After"] = str(wait)
             return response
-        response = self.page("magic_sent.html", email=shown)
+        # ``delayed`` is the same for every address: mail is failing for everyone.
+        delayed = self.magic_links.mail_delayed
+        response = self.page("magic_sent.html", email=shown, delayed=delayed)
         if binding is not None:
             response.set_cookie(
                 BIND_COOKIE,
@@ -455,7 +460,11 @@ class AuthPages:
         shown: str = "",
         **details: str,
     ) -> web.Response:
-        """Audit the precise reason; the page shows ``shown`` instead when it is given."""
+        """Audit the precise reason; the page shows ``shown`` instead when it is given.
+
+        A sign-in service that cannot be reached is a 503 with ``Retry-After``: nothing
+        the person did was wrong, and trying again later (or another way) will do.
+        """
         self.metrics.logged_in(method, succeeded=False)
         self.audit.record(
             event_entry(
@@ -468,6 +477,10 @@ class AuthPages:
                 **details,
             )
         )
+        if reason == PROVIDER_UNAVAILABLE:
+            response = self.page("auth_error.html", status=503, reason=reason, method=method)
+            response.headers["Retry-After"] = RETRY_UNAVAILABLE_SECONDS
+            return response
         return self.page("auth_error.html", status=400, reason=shown or reason, method=method)
 
     # ------------------------------------------------------------ OIDC

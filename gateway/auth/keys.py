@@ -22,7 +22,10 @@ CSRF_KEY = "csrf.key"
 OIDC_FLOW_KEY = "oidc-flow.key"
 TOTP_KEY = "totp.key"
 """Seals authenticator-app secrets in the store: lose it and every app must be set up again."""
-SECRET_FILES = (CSRF_KEY, OIDC_FLOW_KEY, TOTP_KEY)
+MAIL_KEY = "mail.key"
+"""Seals messages waiting in the mail outbox (they hold sign-in links): lose it and the
+messages waiting then are dropped undelivered (people ask again)."""
+SECRET_FILES = (CSRF_KEY, OIDC_FLOW_KEY, TOTP_KEY, MAIL_KEY)
 """Files under ``<data_dir>/keys``: the assertion signing key (unless
 ``assertion.key_file`` names another) and these secrets. All are created once, by
 ``load_or_create_key_file``."""

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry
 from gateway.auth.emails import normalize_email
+from gateway.auth.mail_outbox import MailOutbox
 from gateway.auth.mailer import Mailer, invite_message, login_message
 from gateway.auth.sign_in_limits import SignInLimits, Unavailable
 from gateway.config.settings import MagicLinkSettings
@@ -74,7 +75,7 @@ class MagicLinks:
         self,
         *,
         engine: AsyncEngine,
-        mailer: Mailer,
+        outbox: MailOutbox,
         audit: AuditWriter,
         settings: MagicLinkSettings,
         ttl: float,
@@ -85,7 +86,7 @@ class MagicLinks:
         guests: Callable[[str, float], Awaitable[bool]] | None = None,
     ) -> None:
         self._engine = engine
-        self._mailer = mailer
+        self.outbox = outbox
         self._audit = audit
         self.settings = settings
         self._ttl = ttl
@@ -101,7 +102,12 @@ class MagicLinks:
     @property
     def mailer(self) -> Mailer:
         """The mailer links go out with (the admin service mails through it too)."""
-        return self._mailer
+        return self.outbox.mailer
+
+    @property
+    def mail_delayed(self) -> bool:
+        """Whether mail is failing for everyone now: links wait in the outbox."""
+        return self.outbox.delayed
 
     @staticmethod
     def valid_email(email: str) -> bool:
@@ -162,15 +168,18 @@ class MagicLinks:
             message = login_message(
                 sender=self._sender, to=email, link=link, minutes=int(self._ttl // 60)
             )
-            await self._mailer.send(message)
-            self._audit.record(event_entry("magic-link-sent", actor=email, client=client_ip))
+            expires_at = self._clock() + self._ttl
+            sent = await self.outbox.send(message, kind="magic-link", expires_at=expires_at)
+            event = "magic-link-sent" if sent else "magic-link-queued"
+            self._audit.record(event_entry(event, actor=email, client=client_ip))
         except Exception as error:  # the requester was already answered; log and audit
             log.exception("magic link for %s could not be sent", email)
             self._audit.record(event_entry("magic-link-failed", actor=email, error=repr(error)))
 
-    async def invite(self, invitation: Invitation) -> None:
-        """Store a sign-in link for an invited person and mail it now (errors propagate:
-        the admin who invites is told). The link is bound to no browser: nobody asked."""
+    async def invite(self, invitation: Invitation) -> bool:
+        """Store a sign-in link for an invited person and mail it: ``True`` if delivered
+        now, ``False`` if it waits in the outbox (the mail server is unreachable). The
+        link is bound to no browser: nobody asked."""
         token = await login_links.create_link(
             self._engine,
             email=invitation.email,
@@ -189,7 +198,8 @@ class MagicLinks:
             valid_for=invitation.valid_for,
             login_url=f"{self._public_url}{LOGIN_PATH}",
         )
-        await self._mailer.send(message)
+        expires_at = self._clock() + invitation.valid_for
+        return await self.outbox.send(message, kind="invite", expires_at=expires_at)
 
     async def _guest(self, email: str) -> bool:
         return self._guests is not None and await self._guests(email, self._clock())

@@ -88,6 +88,13 @@ class FlowSeal:
             return None
 
 
+class Unreachable:
+    """The provider could not be reached (refused, reset, timed out): not a refusal."""
+
+
+UNREACHABLE = Unreachable()
+
+
 class Provider:
     """One configured OpenID Provider: discovery, authorization URL, code exchange, ID token."""
 
@@ -103,6 +110,10 @@ class Provider:
         self.redirect_uri = redirect_uri
         self._http = http
         self._metadata: dict[str, Any] | None = None
+        self._recheck = parse_duration(settings.discovery_recheck)
+        self._checked_at = -float("inf")
+        self._reachable = False
+        """Whether the last read of the discovery document worked."""
         self.keys = JwksCache(self._jwks_url, http=http, refetch_after=JWKS_REFETCH_AFTER)
 
     @property
@@ -113,27 +124,42 @@ class Provider:
     def issuer(self) -> str:
         return self.settings.issuer
 
-    async def metadata(self) -> dict[str, Any] | None:
-        """The provider's discovery document, fetched once; ``None`` while unreachable."""
-        if self._metadata is None:
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            try:
-                async with self._http().get(url) as response:
-                    response.raise_for_status()
-                    document = await response.json(content_type=None)
-            except (TimeoutError, aiohttp.ClientError, ValueError) as error:
-                log.warning("OIDC provider %s: discovery failed: %r", self.name, error)
-                return None
-            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
-                log.error(
-                    "OIDC provider %s: discovery names issuer %r, configured %r",
-                    self.name,
-                    document.get("issuer") if isinstance(document, dict) else None,
-                    self.issuer,
-                )
-                return None
-            self._metadata = document
+    async def metadata(self, *, recheck: bool = False) -> dict[str, Any] | None:
+        """The provider's discovery document; ``None`` while it cannot be had.
+
+        Kept once read. With ``recheck`` (a sign-in start) it is read again when older
+        than ``discovery_recheck``, and ``None`` means the provider cannot be reached
+        now; a callback uses the copy in hand. A failed read is never kept: the next
+        one, at most ``discovery_recheck`` later, tries again.
+        """
+        stale = time.monotonic() - self._checked_at >= self._recheck
+        if stale and (self._metadata is None or recheck):
+            self._checked_at = time.monotonic()
+            document = await self._discover()
+            self._reachable = document is not None
+            self._metadata = document or self._metadata
+        if recheck and not self._reachable:
+            return None
         return self._metadata
+
+    async def _discover(self) -> dict[str, Any] | None:
+        url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            async with self._http().get(url) as response:
+                response.raise_for_status()
+                document = await response.json(content_type=None)
+        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+            log.warning("OIDC provider %s: discovery failed: %r", self.name, error)
+            return None
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+            log.error(
+                "OIDC provider %s: discovery names issuer %r, configured %r",
+                self.name,
+                document.get("issuer") if isinstance(document, dict) else None,
+                self.issuer,
+            )
+            return None
+        return document
 
     async def _jwks_url(self) -> str:
         metadata = await self.metadata()
@@ -159,8 +185,11 @@ class Provider:
         )
         return url
 
-    async def exchange(self, metadata: Mapping[str, Any], code: str, verifier: str) -> str | None:
-        """The ID token for this code, or ``None`` if the provider refuses the code."""
+    async def exchange(
+        self, metadata: Mapping[str, Any], code: str, verifier: str
+    ) -> str | Unreachable | None:
+        """The ID token for this code, ``None`` if the provider refuses the code, or
+        ``UNREACHABLE`` when it cannot be asked."""
         s = self.settings
         body: str = prepare_token_request(
             "authorization_code", code=code, redirect_uri=self.redirect_uri, code_verifier=verifier
@@ -182,7 +211,10 @@ class Provider:
                 if response.status != 200:
                     log.info("OIDC provider %s refused the code: %s", self.name, answer)
                     return None
-        except (TimeoutError, aiohttp.ClientError, ValueError) as error:
+        except (TimeoutError, aiohttp.ClientConnectionError) as error:
+            log.warning("OIDC provider %s: token endpoint unreachable: %r", self.name, error)
+            return UNREACHABLE
+        except (aiohttp.ClientError, ValueError) as error:
             log.warning("OIDC provider %s: token request failed: %r", self.name, error)
             return None
         token = answer.get("id_token") if isinstance(answer, dict) else None
@@ -258,7 +290,7 @@ class OidcLogins:
         provider = self.providers.get(name)
         if provider is None:
             return Refused("provider-unknown", name)
-        metadata = await provider.metadata()
+        metadata = await provider.metadata(recheck=True)
         if metadata is None:
             return Refused("provider-unavailable", name)
         flow = Flow(
@@ -298,6 +330,8 @@ class OidcLogins:
         if iss is None and metadata.get("authorization_response_iss_parameter_supported"):
             return Refused("issuer-mismatch", name)
         id_token = await provider.exchange(metadata, query.get("code", ""), flow.verifier)
+        if isinstance(id_token, Unreachable):
+            return Refused("provider-unavailable", name)
         if id_token is None:
             return Refused("code-rejected", name)
         claims = await provider.verify(id_token, nonce=flow.nonce)

@@ -189,6 +189,14 @@ class MailSettings(_Section):
     ca_file: str | None = Field(
         None, description="CA certificates to verify the SMTP server with (default: the system's)."
     )
+    retry_first: Duration = Field(
+        "10s",
+        description="Pause before the first retry of a message the mail server did not take; "
+        "it doubles with each failed try.",
+    )
+    retry_max: Duration = Field(
+        "5m", description="Longest pause between two tries of a message waiting in the outbox."
+    )
 
     @model_validator(mode="after")
     def _no_password_in_clear(self) -> MailSettings:
@@ -240,6 +248,12 @@ class OidcProviderSettings(_Section):
         "on first sign-in with the memberships their groups grant.",
     )
     algorithms: list[Literal["RS256", "ES256", "PS256", "EdDSA"]] = ["RS256", "ES256"]
+    discovery_recheck: Duration = Field(
+        "5s",
+        description="A sign-in start re-reads the provider's discovery document when the "
+        "copy in hand is older than this, so a provider that is down gets a clear page "
+        "instead of a redirect to it (at most one read per this long).",
+    )
     leeway: str | float = Field("60s", description="Clock skew allowed on exp/iat/auth_time.")
     require_verified_email: bool = Field(
         True,

@@ -409,3 +409,19 @@ webauthn_challenges = Table(
     Column("purpose", Text, nullable=False),
     Column("expires_at", Float, nullable=False, index=True),
 )
+
+mail_outbox = Table(
+    "mail_outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", Text, nullable=False),
+    Column("recipient", Text, nullable=False),
+    Column("sealed", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt", Float, nullable=False, index=True),
+    Column("claimed_until", Float, nullable=False, server_default="0"),
+    Column("claim", String(32), nullable=False, server_default=""),
+    Column("last_error", Text, nullable=False, server_default=""),
+)

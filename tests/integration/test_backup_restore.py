@@ -272,6 +272,7 @@ async def test_restore_into_a_store_with_records_refuses_and_changes_nothing(
         "audit-chain.key",
         "audit-checkpoints.jsonl",
         "csrf.key",
+        "mail.key",
         "totp.key",
     ]
     assert aside["audit-checkpoints.jsonl"].read_bytes() == before["audit-checkpoints.jsonl"]

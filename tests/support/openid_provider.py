@@ -54,7 +54,11 @@ async def openid_provider(
     redirect_uris: list[str],
     accounts: Mapping[str, Mapping[str, Any]],
     client_id: str = "gatehold",
+    port: int | None = None,
+    jwks: Mapping[str, Any] | None = None,
 ) -> AsyncIterator[OpenIdProvider]:
+    """The provider on ``port`` (default: a free one), signing with ``jwks`` (private
+    keys, default: new ones each start). Start it again with both to restart it."""
     node = shutil.which("node")
     if node is None:
         require_component("node", "install Node.js (Debian package nodejs) to run oidc-provider")
@@ -62,7 +66,7 @@ async def openid_provider(
         require_component(
             "oidc-provider", "run `npm ci --prefix tests/support/node` (make test does)"
         )
-    port = free_port()
+    port = port or free_port()
     issuer = f"http://127.0.0.1:{port}"
     clients = [
         {"client_id": client_id, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris}
@@ -77,6 +81,7 @@ async def openid_provider(
             "PORT": str(port),
             "CLIENTS": json.dumps(clients),
             "ACCOUNTS": json.dumps(accounts),
+            **({"JWKS": json.dumps(jwks)} if jwks is not None else {}),
             "NODE_NO_WARNINGS": "1",
         },
         stdout=asyncio.subprocess.DEVNULL,
@@ -90,6 +95,16 @@ async def openid_provider(
             process.terminate()
             await process.wait()
         log.close()
+
+
+def signing_keys() -> dict[str, Any]:
+    """A private JWK set for ``openid_provider(jwks=...)``: one RSA key with a fixed id."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from jwt.algorithms import RSAAlgorithm
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(key))
+    return {"keys": [{**jwk, "kid": "restart-proof", "use": "sig", "alg": "RS256"}]}
 
 
 async def _wait_ready(issuer: str, process: asyncio.subprocess.Process, log: IO[bytes]) -> None:

@@ -230,8 +230,9 @@ class Outbox:
     def __init__(self) -> None:
         self.sent: list[Invitation] = []
 
-    async def __call__(self, invitation: Invitation) -> None:
+    async def __call__(self, invitation: Invitation) -> bool:
         self.sent.append(invitation)
+        return True  # delivered at once
 
 
 @pytest.mark.parametrize(

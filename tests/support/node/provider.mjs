@@ -1,7 +1,7 @@
 // A real OpenID Provider for the sign-in tests (the npm package oidc-provider).
 //
 //   PORT=4000 CLIENTS='[{"client_id":"gatehold","client_secret":"...","redirect_uris":["..."]}]' \
-//   ACCOUNTS='{"cora":{"email":"cora@acme.test","groups":["acme-staff"]}}' node provider.mjs
+//   [JWKS='{"keys":[...private JWKs...]}'] ACCOUNTS='{"cora":{"email":"cora@acme.test","groups":["acme-staff"]}}' node provider.mjs
 //
 // The built-in development login page accepts any login name and password; the login
 // name picks the account. Consent is granted automatically (first-party clients).
@@ -12,10 +12,13 @@ const PORT = Number(process.env.PORT);
 const ISSUER = `http://127.0.0.1:${PORT}`;
 const CLIENTS = JSON.parse(process.env.CLIENTS || '[]');
 const ACCOUNTS = JSON.parse(process.env.ACCOUNTS || '{}');
+// Signing keys that outlive a restart, as a real provider's do (default: new each start).
+const JWKS = process.env.JWKS ? { jwks: JSON.parse(process.env.JWKS) } : {};
 const SCOPE = 'openid email groups';
 const CLAIMS = ['email', 'email_verified', 'groups'];
 
 const oidc = new Provider(ISSUER, {
+  ...JWKS,
   clients: CLIENTS.map((client) => ({
     response_types: ['code'],
     grant_types: ['authorization_code'],
