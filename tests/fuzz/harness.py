@@ -35,7 +35,7 @@ from gateway.model import Membership
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from tests.fuzz.reference_model import Person, Role, Route, Rules, Verdict, judge
-from tests.fuzz.worlds import TENANTS, World
+from tests.fuzz.worlds import PUBLIC_HOST, TENANTS, World
 from tests.support.stack import Stack, running_stack
 
 SETTINGS: dict[str, Any] = {
@@ -56,8 +56,8 @@ class Recorder:
 
     owners: dict[tuple[str, str], str] = field(default_factory=dict)
     id_types: dict[str, str] = field(default_factory=dict)
-    seen: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
-    """X-Fuzz-Seq → [(method, raw target, X-Request-Id)] of each arrival."""
+    seen: dict[str, list[tuple[str, str, str, str]]] = field(default_factory=dict)
+    """X-Fuzz-Seq → [(method, raw target, X-Request-Id, X-Gatehold-Tenant)] of each arrival."""
     url: str = ""
 
 
@@ -67,8 +67,10 @@ RECORDER = web.AppKey("recorder", Recorder)
 async def _owner(request: web.Request) -> web.Response:
     recorder = request.app[RECORDER]
     kind, object_id = request.match_info["kind"], request.match_info["id"]
-    if recorder.id_types.get(kind) == "int":
+    if recorder.id_types.get(kind) == "int":  # as the app reads its ids
         object_id = str(int(object_id)) if object_id.isdigit() else object_id
+    elif recorder.id_types.get(kind) == "uuid":
+        object_id = object_id.lower()
     tenant = recorder.owners.get((kind, object_id))
     if tenant is None:
         return web.json_response({"error": "no such object"}, status=404)
@@ -78,7 +80,13 @@ async def _owner(request: web.Request) -> web.Response:
 async def _record(request: web.Request) -> web.Response:
     recorder = request.app[RECORDER]
     seq = request.headers.get("X-Fuzz-Seq", "-")
-    arrival = (request.method, request.raw_path, request.headers.get("X-Request-Id", "-"))
+    headers = request.headers
+    arrival = (
+        request.method,
+        request.raw_path,
+        headers.get("X-Request-Id", "-"),
+        headers.get("X-Gatehold-Tenant", "-"),
+    )
     recorder.seen.setdefault(seq, []).append(arrival)
     return web.json_response({"app": "recorded"})
 
@@ -283,7 +291,9 @@ class ModelBench:
         engine = self.stack.app[ENGINE]
         grants = [Membership(tenant, role) for tenant, role in person.memberships]
         await user_store.add_user(engine, email, memberships=grants)
-        return await self.stack.mint(email, auth_age=person.auth_age, mfa=person.mfa)
+        return await self.stack.mint(
+            email, auth_age=person.auth_age, mfa=person.mfa, tenant=person.active
+        )
 
     async def run(self, world: World) -> list[Disagreement]:
         """Every request of ``world`` through the gateway; the disagreements found."""
@@ -299,7 +309,7 @@ class ModelBench:
             while queue:
                 index, (who, method, target) = queue.pop()
                 seq = str(next(self._seq))
-                headers = {"Host": "gatehold.test", "Accept": "application/json"}
+                headers = {"Host": PUBLIC_HOST, "Accept": "application/json"}
                 headers["X-Fuzz-Seq"] = seq
                 if who is not None:
                     headers["Cookie"] = f"__Host-gatehold={cookies[who]}"
@@ -312,7 +322,9 @@ class ModelBench:
         found = []
         for index, (who, method, target) in enumerate(world.requests):
             person = None if who is None else world.people[who]
-            expected = judge(world.rules, person, world.owners, method, target)
+            expected = judge(
+                world.rules, person, world.owners, method, target, public_host=PUBLIC_HOST
+            )
             seq, reply = replies[index]
             got = self._disagreement(expected, method, seq, reply, decisions)
             self.compared += 1
@@ -328,9 +340,14 @@ class ModelBench:
         audited = decisions.get(reply.request_id, "no audit record")
         said = f"status {reply.status}, {len(arrivals)} upstream hit(s) {arrivals}, audit {audited}"
         if expected.allowed:
-            if len(arrivals) != 1 or arrivals[0] != (method, expected.target, reply.request_id):
+            if len(arrivals) != 1 or arrivals[0][:3] != (method, expected.target, reply.request_id):
                 return said
-            return "" if reply.status == 200 and audited.startswith("allow") else said
+            if expected.tenant is not None and arrivals[0][3] != expected.tenant:
+                return f"{said}; the app was told tenant {arrivals[0][3]}, not {expected.tenant}"
+            path = (expected.target or "").partition("?")[0]
+            if audited != f"allow role-allowed {path}" and audited != f"allow public-route {path}":
+                return said
+            return "" if reply.status == 200 else said
         if arrivals or reply.status not in expected.statuses:
             return said
         return "" if audited.startswith("deny") else said
@@ -348,14 +365,14 @@ class ModelBench:
                 marks = ",".join(f":r{i}" for i in range(len(chunk)))
                 rows = await conn.execute(
                     text(
-                        "SELECT request_id, kind, decision, reason FROM audit_log "
+                        "SELECT request_id, kind, decision, reason, path FROM audit_log "
                         f"WHERE request_id IN ({marks})"  # noqa: S608
                     ),
                     {f"r{i}": rid for i, rid in enumerate(chunk)},
                 )
                 for row in rows:
                     if row.kind == "request":
-                        found[row.request_id] = f"{row.decision} {row.reason}"
+                        found[row.request_id] = f"{row.decision} {row.reason} {row.path}"
                     elif row.kind == "rejected":  # refused before it had a route
                         found[row.request_id] = f"deny {row.reason} (rejected)"
         return found

@@ -31,6 +31,8 @@ _ID_SHAPES = {
     "slug": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"),
     "uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
 }
+_TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+"""Tenant ids are lower-case letters, digits and '-' (``gatehold tenants add``)."""
 _PARAM = re.compile(r"^(?P<prefix>[^{}]*)\{(?P<name>\w+)(?::(?P<kind>\w+))?\}(?P<suffix>[^{}]*)$")
 _DEFAULT_ACTION = {"GET": "read", "HEAD": "read", "OPTIONS": "read", "POST": "write"}
 _DEFAULT_ACTION |= {"PUT": "write", "PATCH": "write", "DELETE": "delete"}
@@ -77,6 +79,8 @@ class Person:
     """Seconds since this session's sign-in."""
     mfa: bool = False
     """Whether the session has shown a second factor."""
+    active: str | None = None
+    """The tenant the session switched to; the first real membership when it holds none."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Verdict:
     why: str = ""
     target: str | None = None
     """When allowed: the canonical target the app must receive, byte for byte."""
+    tenant: str | None = None
+    """When allowed and acting in exactly one tenant: the tenant the app is told."""
 
 
 def deny(why: str, *statuses: int) -> Verdict:
@@ -168,10 +174,16 @@ def _bad_query(query: str) -> bool:
     return any(reads_as(key, "_method") for key, _, _ in query_pairs(query))
 
 
-def canonical_target(raw: str) -> tuple[str, str] | None:
+def canonical_target(raw: str, public_host: str) -> tuple[str, str] | None:
     """(path, query) of the canonical target, or ``None``: refused with 400."""
     if not raw or any(ord(c) <= 0x20 or ord(c) >= 0x7F or c == "#" for c in raw):
         return None
+    scheme, colon, rest = raw.partition("://")
+    if colon and scheme.lower() in ("http", "https"):  # absolute form: this host only
+        host, slash, after = rest.partition("/")
+        if host.lower() != public_host.lower() or not slash:
+            return None
+        raw = "/" + after
     path, _, query = raw.partition("?")
     canonical = canonical_path(path)
     if canonical is None or _bad_query(query):
@@ -297,7 +309,9 @@ def _acted_tenants(
     owners: Mapping[tuple[str, str], str],
 ) -> set[str] | Verdict:
     if route.tenant_param is not None:
-        tenant = params[route.tenant_param]
+        tenant = unquote(params[route.tenant_param])
+        if not _TENANT_ID.fullmatch(tenant):  # names no tenant, not even for global roles
+            return deny(f"the path names {tenant!r}, which is not a tenant id", 404)
         if not _allows(rules, person, action, tenant):
             return deny(f"no role allows {action} in the path's tenant {tenant!r}", 403, 404)
         return {tenant}
@@ -313,7 +327,8 @@ def _acted_tenants(
                 return deny(why, 404, *((403,) if member else ()))
             acted.add(owner)
         return acted
-    active = next((t for t, _ in person.memberships if t != GLOBAL), None)
+    tenants = [t for t, _ in person.memberships if t != GLOBAL]
+    active = person.active if person.active in tenants else next(iter(tenants), None)
     if active is None or not _allows(rules, person, action, active):
         return deny(f"no role allows {action} in the active tenant {active!r}", 403)
     return {active}
@@ -321,7 +336,9 @@ def _acted_tenants(
 
 def owner_key(rules: Rules, kind: str, object_id: str) -> str:
     """The id as the app reads it: an ``int`` resource's ``007`` is object 7."""
-    return str(int(object_id)) if rules.id_types[kind] == "int" else object_id
+    if rules.id_types[kind] == "int":
+        return str(int(object_id))
+    return object_id.lower() if rules.id_types[kind] == "uuid" else object_id
 
 
 def judge(
@@ -330,9 +347,11 @@ def judge(
     owners: Mapping[tuple[str, str], str],
     method: str,
     raw_target: str,
+    *,
+    public_host: str,
 ) -> Verdict:
-    """What the specification demands for one request."""
-    target = canonical_target(raw_target)
+    """What the specification demands for one request to the gateway at ``public_host``."""
+    target = canonical_target(raw_target, public_host)
     if target is None:
         return deny("ambiguous target (I2)", 400)
     path, query = target
@@ -369,4 +388,5 @@ def judge(
         return deny(f"{route.name}: a second factor is required", 401)
     if route.step_up is not None and person.auth_age > route.step_up:
         return deny(f"{route.name}: sign-in older than {route.step_up}s", 401)
-    return Verdict(True, why=f"{route.name}: {action} allowed in {sorted(acted)}", target=forwarded)
+    why = f"{route.name}: {action} allowed in {sorted(acted)}"
+    return Verdict(True, why=why, target=forwarded, tenant=min(acted) if len(acted) == 1 else None)
