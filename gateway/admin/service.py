@@ -40,7 +40,6 @@ from gateway.tenant_ids import TENANT_ID
 T = TypeVar("T")
 
 
-
 ERROR_STATUS = {"invalid": 422, "not-found": 404, "forbidden": 403, "conflict": 409}
 """The HTTP status every front end answers an ``AdminError`` code with."""
 

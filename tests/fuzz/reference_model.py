@@ -29,7 +29,9 @@ _ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _ID_SHAPES = {
     "int": re.compile(r"[0-9]{1,18}"),
     "slug": re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}"),
-    "uuid": re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"),
+    "uuid": re.compile(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    ),
 }
 _TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 """Tenant ids are lower-case letters, digits and '-' (``gatehold tenants add``)."""
@@ -81,11 +83,15 @@ class Person:
     """Whether the session has shown a second factor."""
     active: str | None = None
     """The tenant the session switched to; the first real membership when it holds none."""
+    api_key: bool = False
+    """A partner system's API key (one membership, its grant) rather than a person's
+    session: it cannot show a second factor and has no sign-in to be recent."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    allowed: bool
+    allowed: bool | None
+    """``None``: the documents do not say (a step-up route called with an API key)."""
     statuses: frozenset[int] = field(default_factory=frozenset)
     """When refused: every status the documents allow for this request."""
     why: str = ""
@@ -159,12 +165,16 @@ def reads_as(key: str, name: str) -> bool:
 
 
 def query_pairs(query: str) -> list[tuple[str, str, bool]]:
-    """(key, value, hidden) of a query string; ``hidden``: found only by splitting on ';'."""
+    """(key, value, hidden) of a query string split on '&'; ``hidden`` marks a key that
+    only frameworks which also split on ';' (older Rack) read: ``a=1;b=2`` is ``a`` with
+    the value ``1;b=2`` to most, and ``a`` and ``b`` to those."""
     pairs = []
     for part in query.split("&") if query else []:
-        for index, piece in enumerate(part.split(";")):
-            key, _, value = piece.partition("=")
-            pairs.append((key, value, index > 0))
+        key, _, value = part.partition("=")
+        pairs.append((key, value, False))
+        for piece in part.split(";")[1:]:
+            hidden_key, _, hidden_value = piece.partition("=")
+            pairs.append((hidden_key, hidden_value, True))
     return pairs
 
 
@@ -240,7 +250,9 @@ def _rank(pattern: str) -> tuple[int, int]:
         return (0, 0)
     if found["prefix"] or found["suffix"]:
         return (1, -len(found["prefix"] + found["suffix"]))
-    return {"int": (2, 0), "uuid": (2, 0), "slug": (3, 0), "path": (5, 0)}.get(found["kind"], (4, 0))
+    return {"int": (2, 0), "uuid": (2, 0), "slug": (3, 0), "path": (5, 0)}.get(
+        found["kind"], (4, 0)
+    )
 
 
 def specificity(template: str) -> tuple[int, tuple[tuple[int, int], ...]]:
@@ -384,9 +396,14 @@ def judge(
     acted = _acted_tenants(rules, person, action, route, params, refs, owners)
     if isinstance(acted, Verdict):
         return acted
-    if not person.mfa and (route.mfa or acted & rules.mfa_tenants):
+    if person.api_key:  # route MFA binds machines too; tenant MFA binds people only
+        if route.mfa:
+            return deny(f"{route.name}: a second factor is required; a key cannot show one", 401)
+        if route.step_up is not None:
+            return Verdict(None, why=f"{route.name}: step-up with an API key is not specified")
+    elif not person.mfa and (route.mfa or acted & rules.mfa_tenants):
         return deny(f"{route.name}: a second factor is required", 401)
-    if route.step_up is not None and person.auth_age > route.step_up:
+    elif route.step_up is not None and person.auth_age > route.step_up:
         return deny(f"{route.name}: sign-in older than {route.step_up}s", 401)
     why = f"{route.name}: {action} allowed in {sorted(acted)}"
     return Verdict(True, why=why, target=forwarded, tenant=min(acted) if len(acted) == 1 else None)

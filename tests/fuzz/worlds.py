@@ -78,7 +78,7 @@ def _route(rng: random.Random, index: int, template: str, names: str) -> Route:
 
 def _routes(rng: random.Random) -> tuple[Route, ...]:
     chosen = rng.sample(TEMPLATES, rng.randint(3, 9))
-    routes = []
+    routes: list[Route] = []
     for template, names in chosen:
         route = _route(rng, len(routes), template, names)
         if route.public:
@@ -111,9 +111,16 @@ def random_world(rng: random.Random, requests: int) -> World:
         memberships: list[tuple[str, str]] = []
         for _ in range(rng.choice((0, 1, 1, 2, 2, 3))):
             role = rng.choice(sorted(roles))
-            tenant = GLOBAL if roles[role].everywhere and rng.random() < 0.6 else rng.choice(TENANTS)
+            tenant = (
+                GLOBAL if roles[role].everywhere and rng.random() < 0.6 else rng.choice(TENANTS)
+            )
             if (tenant, role) not in memberships:
                 memberships.append((tenant, role))
+        tenant_roles = sorted(name for name, role in roles.items() if not role.everywhere)
+        if tenant_roles and rng.random() < 0.2:  # a partner's API key: one tenant, one role
+            grant = (rng.choice(TENANTS), rng.choice(tenant_roles))
+            people.append(Person((grant,), api_key=True))
+            continue
         age = rng.choice((0.0, 0.0, 120.0, 1200.0))
         active = rng.choice((None, None, *TENANTS))
         people.append(Person(tuple(memberships), age, rng.random() < 0.5, active))
@@ -172,19 +179,6 @@ def _query(rng: random.Random) -> str:
     return separator.join(pieces)
 
 
-MANGLES = (
-    lambda p, r: p + "/",
-    lambda p, r: p.replace("/", "//", 1) if p.count("/") > 1 else p + "//",
-    lambda p, r: _encode_one(p, r),
-    lambda p, r: _encode_one(p, r).lower(),
-    lambda p, r: _insert(p, r, r.choice(("%2F", "%2f", "%5C", "%5c", "\\"))),
-    lambda p, r: _insert(p, r, r.choice((";", ";jsessionid=1", ";x"))),
-    lambda p, r: _segment(p, r, r.choice(("..", ".", "%2e%2e", "%2E.", ".%2e", "%2e"))),
-    lambda p, r: _insert(p, r, r.choice(("%C3%A9", "%EF%BC%8F", "%C0%AF", "%FF", "é", "%E2%80%AE"))),
-    lambda p, r: _insert(p, r, r.choice(("%00", "%0A", "%0d", "%7F", "%09", "%20", "%"))),
-    lambda p, r: _insert(p, r, r.choice(("%252F", "%252e", "%25", "%2525", "%3F", "%23", "+"))),
-    lambda p, r: r.choice(ABSOLUTE) + p,
-)
 ABSOLUTE = (
     f"http://{PUBLIC_HOST}",
     f"https://{PUBLIC_HOST.upper()}",
@@ -195,10 +189,28 @@ ABSOLUTE = (
 )
 """Prefixes that turn a path into an absolute-form target (or a '//' one)."""
 
+MANGLES = (
+    lambda p, r: p + "/",
+    lambda p, r: p.replace("/", "//", 1) if p.count("/") > 1 else p + "//",
+    lambda p, r: _encode_one(p, r),
+    lambda p, r: _encode_one(p, r).lower(),
+    lambda p, r: _insert(p, r, r.choice(("%2F", "%2f", "%5C", "%5c", "\\"))),
+    lambda p, r: _insert(p, r, r.choice((";", ";jsessionid=1", ";x"))),
+    lambda p, r: _segment(p, r, r.choice(("..", ".", "%2e%2e", "%2E.", ".%2e", "%2e"))),
+    lambda p, r: _insert(
+        p, r, r.choice(("%C3%A9", "%EF%BC%8F", "%C0%AF", "%FF", "é", "%E2%80%AE"))
+    ),
+    lambda p, r: _insert(p, r, r.choice(("%00", "%0A", "%0d", "%7F", "%09", "%20", "%"))),
+    lambda p, r: _insert(p, r, r.choice(("%252F", "%252e", "%25", "%2525", "%3F", "%23", "+"))),
+    lambda p, r: r.choice(ABSOLUTE) + p,
+)
+
 
 def _encode_one(path: str, rng: random.Random) -> str:
     """One character (not a '/') percent-encoded, in upper or lower-case hex."""
-    spots = [i for i, c in enumerate(path) if c not in "/%" and path[max(0, i - 2) : i].count("%") == 0]
+    spots = [
+        i for i, c in enumerate(path) if c not in "/%" and path[max(0, i - 2) : i].count("%") == 0
+    ]
     if not spots:
         return path
     at = rng.choice(spots)
