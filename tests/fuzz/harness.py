@@ -115,7 +115,11 @@ async def recording_upstream() -> AsyncIterator[Recorder]:
 def rules_yaml(rules: Rules, upstream_url: str) -> str:
     """The rule set in the gateway's format (SPEC §3)."""
     roles = {
-        name: {"can": sorted(role.can), **({"scope": "global"} if role.everywhere else {})}
+        name: {
+            "can": sorted(role.can),
+            **({"scope": "global"} if role.everywhere else {}),
+            **({"mfa": "required"} if role.mfa else {}),
+        }
         for name, role in rules.roles.items()
     }
     resources = {

@@ -45,6 +45,8 @@ class Role:
     can: frozenset[str]
     everywhere: bool = False
     """``scope: global``: the actions are allowed in every tenant."""
+    mfa: bool = False
+    """``mfa: required``: a person this role grants a request must have shown a second factor."""
 
 
 @dataclass(frozen=True)
@@ -286,6 +288,16 @@ def _member(rules: Rules, person: Person, tenant: str) -> bool:
     )
 
 
+def _granted_by_mfa_role(rules: Rules, person: Person, action: str, acted: set[str]) -> bool:
+    """Whether a role that grants this request (held in a tenant it acts in, or of
+    global scope, and allowing the action) asks for a second factor."""
+    for held_in, name in person.memberships:
+        role = rules.roles.get(name)
+        if role and role.mfa and action in role.can and (role.everywhere or held_in in acted):
+            return True
+    return False
+
+
 def _allows_anywhere(rules: Rules, person: Person, action: str) -> bool:
     return any(
         (role := rules.roles.get(name)) is not None and action in role.can
@@ -401,7 +413,9 @@ def judge(
             return deny(f"{route.name}: a second factor is required; a key cannot show one", 401)
         if route.step_up is not None:
             return Verdict(None, why=f"{route.name}: step-up with an API key is not specified")
-    elif not person.mfa and (route.mfa or acted & rules.mfa_tenants):
+    elif not person.mfa and (
+        route.mfa or acted & rules.mfa_tenants or _granted_by_mfa_role(rules, person, action, acted)
+    ):
         return deny(f"{route.name}: a second factor is required", 401)
     elif route.step_up is not None and person.auth_age > route.step_up:
         return deny(f"{route.name}: sign-in older than {route.step_up}s", 401)

@@ -96,7 +96,9 @@ def _routes(rng: random.Random) -> tuple[Route, ...]:
 def random_world(rng: random.Random, requests: int) -> World:
     roles = {
         f"role{i}": Role(
-            frozenset(rng.sample(ACTIONS, rng.randint(1, 5))), everywhere=rng.random() < 0.15
+            frozenset(rng.sample(ACTIONS, rng.randint(1, 5))),
+            everywhere=rng.random() < 0.15,
+            mfa=rng.random() < 0.1,
         )
         for i in range(4)
     }
