@@ -60,6 +60,13 @@ test: $(STAMP) system-deps $(NODE_TOOLS) check
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
+# `make fuzz`: the long randomized runs. The reference model of the rules
+# (tests/fuzz/) against a live gateway: 100,000 random requests, every disagreement
+# printed with its rules, exit 1 on any.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.run_model --requests 100000
+
 bench-deps: $(STAMP)
 	VENV_BIN=$(BIN) sh bench/setup.sh
 

@@ -32,6 +32,7 @@ from gateway.model import (
     RouteMatch,
     action_for,
 )
+from gateway.tenant_ids import is_tenant_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,9 @@ class Policy:
         if context is None:
             steps.append("no tenant selected and none named by the request")
             return _deny(Reason.TENANT_UNSELECTED, *steps, action=action, objects=objects)
+        if route.tenant_param is not None and not is_tenant_id(context):
+            steps.append(f"the path names {context!r}, which is not a tenant id")
+            return _deny(Reason.TENANT_FOREIGN, *steps, action=action, objects=objects)
         granted: list[str] = []
         for tenant in dict.fromkeys([context, *tenants]):
             grant = self.grant(principal, tenant, action)

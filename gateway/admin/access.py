@@ -20,12 +20,13 @@ from typing import Any
 import aiosmtplib
 
 from gateway.admin import service
-from gateway.admin.service import TENANT_ID, AdminContext, AdminError
+from gateway.admin.service import AdminContext, AdminError
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store import access_requests as request_store
 from gateway.store import tenants as tenant_store
 from gateway.store import users as user_store
 from gateway.store.access_requests import STATES, AccessRequestRow
+from gateway.tenant_ids import TENANT_ID
 
 log = logging.getLogger("gatehold.access")
 

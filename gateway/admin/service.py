@@ -36,11 +36,9 @@ from gateway.store.migrate import migrate
 from gateway.store.sessions import SessionRow, session_is_live
 from gateway.store.tenants import TenantRow
 from gateway.store.users import UserRow
+from gateway.tenant_ids import TENANT_ID
 
 T = TypeVar("T")
-
-TENANT_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-"""A tenant id is a slug: it appears in rules, audit rows and (later) URLs."""
 
 
 ERROR_STATUS = {"invalid": 422, "not-found": 404, "forbidden": 403, "conflict": 409}
