@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := chromium clamav-daemon
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps clean
+.PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ check: $(STAMP)
 test: $(STAMP) system-deps $(NODE_TOOLS) check
 	$(BIN)/python -m compileall -q gateway admin_ui tests bench > /dev/null
 	$(BIN)/pytest -n 2 --dist loadfile --durations=20
+
+# Longer fuzzing: the ingress canonicalizer under atheris (FUZZ_SECONDS, default 300).
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.fuzz.ingress_target -max_total_time=$(FUZZ_SECONDS) \
+		-dict=tests/fuzz/ingress.dict -print_final_stats=1
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

@@ -59,8 +59,18 @@ def canonicalize(
 
 
 def _origin_form(raw_target: str, public_host: str | None) -> str | None:
-    parts = urlsplit(raw_target)
-    if parts.scheme not in ("http", "https") or not public_host:
+    """The origin form of an absolute target naming ``public_host``, else ``None``.
+
+    ``urlsplit`` raises on a bracketed host it cannot read (``http://[x/``): that is
+    a refusal like any other host that is not ours, never an error.
+    """
+    if not public_host:
+        return None
+    try:
+        parts = urlsplit(raw_target)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https"):
         return None
     if parts.netloc.lower() != public_host.lower() or not parts.path.startswith("/"):
         return None
