@@ -88,6 +88,7 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
         INT + "test_i7_sessions.py::test_logout_needs_the_csrf_token",
     ),
     "magic-link reuse, expiry and enumeration": (
+        SEC + "test_magic_link_reuse_expiry_enumeration.py",
         INT + "test_magic_link.py::test_a_mailed_link_signs_in_once",
         INT + "test_magic_link.py::test_tokens_are_stored_only_as_hashes_and_expire",
         INT + "test_magic_link.py::test_known_and_unknown_addresses_get_the_same_answer",
