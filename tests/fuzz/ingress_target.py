@@ -13,7 +13,9 @@ for absolute-form targets. Each result must satisfy what the module promises:
 * every escape in it is ``%`` and two upper-case hex digits, a segment decodes once to
   valid UTF-8 and holds no escape after decoding (no double encoding);
 * the canonical form is a fixed point: canonicalizing it again gives the same target,
-  so the form rules match is the form the upstream receives and reads the same way.
+  so the form rules match is the form the upstream receives and reads the same way;
+* ``Ingress.admit`` (with a fuzzed ``Host`` header too) raises nothing, admits exactly
+  the canonical target, and never a Host with a path, userinfo, space or control byte.
 
 ``check`` is the property itself, so tests can run it on chosen inputs without atheris.
 """
@@ -23,7 +25,10 @@ from __future__ import annotations
 import re
 import sys
 import unicodedata
+from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from gateway.model import Reason, Rejection, Target
 
@@ -77,16 +82,53 @@ def check(raw: str, *, public_host: str | None = PUBLIC_HOST) -> Target | Reject
     return result
 
 
+@dataclass
+class _Request:
+    """The parts of a request ingress reads (``model.IncomingRequest``)."""
+
+    raw_path: str
+    headers: CIMultiDictProxy[str]
+    method: str = "GET"
+    cookies: dict[str, str] = field(default_factory=dict)
+    remote: str | None = "127.0.0.1"
+    scheme: str = "http"
+    body_exists: bool = False
+    content_length: int | None = None
+    content: object = None
+    version: tuple[int, int] = (1, 1)
+
+
+def check_admit(raw: str, host: str) -> None:
+    """Admit a request with ``Host: host``: an admitted one names one plain host and
+    carries exactly the canonical target; nothing is raised."""
+    from gateway.ingress import Ingress, canonicalize
+
+    ingress = Ingress(public_url=f"http://{PUBLIC_HOST}")
+    result = ingress.admit(_Request(raw, CIMultiDictProxy(CIMultiDict(Host=host))))
+    if isinstance(result, Rejection):
+        return
+    _require(result.target == canonicalize(raw, public_host=PUBLIC_HOST), "target", raw, result)
+    _require(not _HOST_FORBIDDEN.search(host), "host admitted", host, result)
+
+
+_HOST_FORBIDDEN = re.compile(r"[\x00-\x20\x7f/\\@?#]")
+
+
 def one_input(data: bytes) -> None:
-    """libFuzzer's entry point: the first byte picks the shape, the rest is the target."""
+    """libFuzzer's entry point: the first byte picks the shape, the rest is the target
+    (and, for odd shapes above 7, a Host header before the first newline)."""
     if not data:
         return
     shape, rest = data[0], data[1:].decode("latin-1")
+    host = PUBLIC_HOST
+    if shape >= 8 and shape % 2:
+        host, _, rest = rest.partition("\n")
     if shape % 3 == 0:
         rest = "/" + rest  # most real targets: spend the effort past the first check
     elif shape % 3 == 1:
         rest = f"http://{PUBLIC_HOST}/" + rest
     check(rest, public_host=PUBLIC_HOST if shape & 4 else None)
+    check_admit(rest, host)
 
 
 def main(argv: list[str]) -> None:
