@@ -48,6 +48,22 @@ STORE_DOWN = Rejection(
 )
 
 
+def session_cookies_sent(headers: list[str], name: str) -> int:
+    """How many cookies named ``name`` the ``Cookie`` headers carry.
+
+    A browser sends two when another origin tossed one in beside ours (a parent
+    domain's cookie, or a nameless cookie that browsers serialize as ``name=value``);
+    aiohttp keeps one of them, which may be the attacker's session. Two are ambiguous,
+    so the request is refused rather than read as either person (I4b).
+    """
+    return sum(
+        1
+        for header in headers
+        for pair in header.split(";")
+        if pair.split("=", 1)[0].strip() == name
+    )
+
+
 class Identity:
     """Resolves the caller of one request: bearer credential first, then the session cookie.
 
@@ -79,6 +95,9 @@ class Identity:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return await self._bearer_principal(credential.strip())
+        sent = session_cookies_sent(request.headers.getall("Cookie", []), self._cookie_name)
+        if sent > 1:
+            return Rejection(Reason.HEADER_INVALID, "more than one session cookie was sent")
         token = request.cookies.get(self._cookie_name)
         if token is None:
             return ANONYMOUS

@@ -31,6 +31,9 @@ _PLAIN_PATH = re.compile(r"(?:/[A-Za-z0-9\-._~!$&'()*+,=:@]+)*/?")
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ENCODED_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BAD_QUERY_CHAR = re.compile(r"[\x00-\x20\x7f#]")
+_HOST = re.compile(r"(?:[A-Za-z0-9.\-_~]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?")
+"""A Host header: a name or IPv4 address, or a bracketed IPv6 one, and a port."""
+HTTP_VERSIONS = ((1, 0), (1, 1))
 
 
 def _reject(detail: str) -> Rejection:
@@ -59,8 +62,18 @@ def canonicalize(
 
 
 def _origin_form(raw_target: str, public_host: str | None) -> str | None:
-    parts = urlsplit(raw_target)
-    if parts.scheme not in ("http", "https") or not public_host:
+    """The origin form of an absolute target naming ``public_host``, else ``None``.
+
+    ``urlsplit`` raises on a bracketed host it cannot read (``http://[x/``): that is
+    a refusal like any other host that is not ours, never an error.
+    """
+    if not public_host:
+        return None
+    try:
+        parts = urlsplit(raw_target)
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https"):
         return None
     if parts.netloc.lower() != public_host.lower() or not parts.path.startswith("/"):
         return None
@@ -120,6 +133,21 @@ def _query_problem(query: str) -> str:
     return ""
 
 
+def _head_problem(request: IncomingRequest) -> Rejection | None:
+    """A request line or Host header that other servers could read differently.
+
+    aiohttp's parser takes ``HTTP/2.0`` on a text connection and any bytes in
+    ``Host`` (``gatehold.test/admin``, ``a@b``); neither is HTTP/1 another server
+    would read the same way, so both are refused rather than passed on.
+    """
+    if tuple(request.version) not in HTTP_VERSIONS:
+        return Rejection(Reason.REQUEST_MALFORMED, "only HTTP/1.0 and HTTP/1.1 are spoken here")
+    hosts = request.headers.getall("Host", [])
+    if len(hosts) > 1 or (hosts and hosts[0] and not _HOST.fullmatch(hosts[0])):
+        return Rejection(Reason.HEADER_INVALID, "the Host header is not one host and port")
+    return None
+
+
 def new_request_id() -> str:
     """32 hex digits: milliseconds since the epoch (12), then 80 random bits (20).
 
@@ -162,6 +190,9 @@ class Ingress:
         if isinstance(target, Rejection):
             return target
         headers = request.headers
+        problem = _head_problem(request)
+        if problem is not None:
+            return problem
         lengths = headers.getall("Content-Length", [])
         if len(lengths) > 1 or (lengths and "Transfer-Encoding" in headers):
             return Rejection(Reason.HEADER_INVALID, "conflicting message length headers")

@@ -176,6 +176,10 @@ def _page_name(path: str) -> str:
     return "gatehold" if path.startswith("/.gatehold/") else ""
 
 
+_RAW_CONTROLS = {code: f"\\u{code:04x}" for code in (0x7F, *range(0x80, 0xA0))}
+"""DEL and the C1 controls, which JSON may carry raw but a terminal would act on."""
+
+
 class JsonLines(logging.Formatter):
     """One JSON object per record: time, level, logger, message, then its fields."""
 
@@ -190,7 +194,7 @@ class JsonLines(logging.Formatter):
         if record.exc_info and record.exc_info[1] is not None:
             line["error"] = type(record.exc_info[1]).__name__
             line["traceback"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, ensure_ascii=False)
+        return json.dumps(line, default=str, ensure_ascii=False).translate(_RAW_CONTROLS)
 
 
 class KeyValueText(logging.Formatter):
@@ -256,7 +260,10 @@ def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 def _text_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    return text if text and re.fullmatch(r"[^\s\"=]+", text) else json.dumps(text)
+    # Quoted (with escapes) unless plainly printable: a raw ESC or CR from any field
+    # would otherwise reach the reader's terminal or split the line.
+    plain = text.isprintable() and re.fullmatch(r"[^\s\"=]+", text)
+    return text if plain else json.dumps(text)
 
 
 _second: list[Any] = [None, ""]

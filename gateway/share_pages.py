@@ -157,6 +157,9 @@ class SharePages:
             return see_other(request.path)
         if not self._auth.magic_links.settings.enabled:
             return see_other(f"{LOGIN_PATH}?rd={quote(request.path, safe='/')}")
+        if not self._auth.from_own_site(request):  # another site's page: mail nothing
+            self._record(gw, judged, "deny", "origin-mismatch")
+            return self._auth.page("auth_error.html", status=403, reason="origin-mismatch")
         self._record(gw, judged, "allow", "share-sign-in-mailed")
         recipient = live.share.recipient
         return await self._auth.mail_link(

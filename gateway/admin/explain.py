@@ -56,6 +56,7 @@ class SimulatedRequest:
     cookies: Mapping[str, str] = field(default_factory=dict)
     remote: str | None = "127.0.0.1"
     scheme: str = "https"
+    version: tuple[int, int] = (1, 1)
 
     @property
     def content_length(self) -> int | None:

@@ -12,6 +12,7 @@ import jinja2
 from aiohttp import web
 
 from gateway.audit import AuditWriter, event_entry
+from gateway.auth.form_checks import from_own_pages, origin_of
 from gateway.auth.keys import CsrfTokens
 from gateway.auth.magic_link import MagicLinks, SignIn
 from gateway.auth.oidc import FLOW_LIFETIME, LinkRequest, OidcLogins, OidcSignIn, Refused
@@ -150,8 +151,12 @@ class AuthPages:
         """Answer a request for a sign-in link to ``email`` (valid), then mail it.
 
         The answer is the same whether or not ``email`` may sign in; ``shown`` is how
-        the page names the address (a share link's page shows only a hint of it).
+        the page names the address (a share link's page shows only a hint of it). A
+        request another site's page made is refused: it would mail links from the
+        victim's browser and give that browser the binding of the attacker's link.
         """
+        if not self.from_own_site(request):
+            return await self._failed(request, "origin-mismatch", status=403)
         binding = (
             request.cookies.get(BIND_COOKIE) if self.magic_links.settings.bind_browser else None
         )
@@ -208,6 +213,8 @@ class AuthPages:
 
     async def confirm(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
+        if not self.from_own_site(request):
+            return await self._failed(request, "origin-mismatch", status=403)
         nonce = str(form.get("nonce", ""))
         cookie = request.cookies.get(CONFIRM_COOKIE, "")
         if not nonce or not secrets.compare_digest(nonce.encode(), cookie.encode()):
@@ -450,6 +457,10 @@ class AuthPages:
         self.set_session_cookie(response, token)
         return response
 
+    def from_own_site(self, request: web.Request) -> bool:
+        """Whether a sign-in POST may have come from the gateway's own pages."""
+        return from_own_pages(request, origin_of(self.magic_links.public_url))
+
     async def _failed(
         self,
         request: web.Request,
@@ -458,6 +469,7 @@ class AuthPages:
         method: str = "magic-link",
         actor: str = "unknown",
         shown: str = "",
+        status: int = 400,
         **details: str,
     ) -> web.Response:
         """Audit the precise reason; the page shows ``shown`` instead when it is given.
@@ -481,7 +493,7 @@ class AuthPages:
             response = self.page("auth_error.html", status=503, reason=reason, method=method)
             response.headers["Retry-After"] = RETRY_UNAVAILABLE_SECONDS
             return response
-        return self.page("auth_error.html", status=400, reason=shown or reason, method=method)
+        return self.page("auth_error.html", status=status, reason=shown or reason, method=method)
 
     # ------------------------------------------------------------ OIDC
 

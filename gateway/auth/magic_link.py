@@ -100,6 +100,11 @@ class MagicLinks:
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
+    def public_url(self) -> str:
+        """The gateway's public base URL, which links are built from (never the Host)."""
+        return self._public_url
+
+    @property
     def mailer(self) -> Mailer:
         """The mailer links go out with (the admin service mails through it too)."""
         return self.outbox.mailer

@@ -79,6 +79,21 @@ class TotpPages:
         template = "auth_error.html" if reason.startswith("second-factor") else "totp_error.html"
         return self.pages.page(template, status=status, reason=reason)
 
+    def _refused_cross_site(self, request: web.Request) -> web.Response:
+        """A sign-in step another site's page sent: refused and audited as a forged
+        form, not as a failed attempt (it does not count against the person, and the
+        pending sign-in is not read, so the actor is unknown)."""
+        self._audit(
+            request,
+            "csrf-rejected",
+            "unknown",
+            method="totp",
+            decision="deny",
+            reason="origin-mismatch",
+            path=request.path,
+        )
+        return self._refused(403, "origin-mismatch")
+
     async def _signed_in_post(
         self, request: web.Request
     ) -> tuple[Principal, Any] | web.StreamResponse:
@@ -226,7 +241,7 @@ class TotpPages:
     ) -> tuple[PendingSignIn, str] | web.StreamResponse:
         """The pending sign-in of a person with no second factor yet, and their email."""
         if not from_own_pages(request, origin_of(self.public_url)):
-            return self._refused(403, "origin-mismatch")
+            return self._refused_cross_site(request)
         pending = await self.pages.pending_of(request)
         if pending is None:
             return self._refused(400, "second-factor-expired")
@@ -274,7 +289,7 @@ class TotpPages:
     async def enrol_continue(self, request: web.Request) -> web.StreamResponse:
         """After the codes were shown: the sign-in that enrolled the app finishes."""
         if not from_own_pages(request, origin_of(self.public_url)):
-            return self._refused(403, "origin-mismatch")
+            return self._refused_cross_site(request)
         pending = await self.pages.pending_of(request)
         if pending is None:
             return self._refused(400, "second-factor-expired")
@@ -300,7 +315,7 @@ class TotpPages:
 
     async def _verify(self, request: web.Request, *, factor: str) -> web.StreamResponse:
         if not from_own_pages(request, origin_of(self.public_url)):
-            return self._refused(403, "origin-mismatch")
+            return self._refused_cross_site(request)
         pending = await self.pages.pending_of(request)
         if pending is None:
             return self._refused(400, "second-factor-expired")
