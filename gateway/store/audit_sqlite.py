@@ -21,7 +21,7 @@ from gateway.errors import StoreUnavailable
 from gateway.model import AuditEntry
 from gateway.store import tables
 from gateway.store.audit_log import AuditRow, chain
-from gateway.store.engine import SQLITE_PRAGMAS
+from gateway.store.engine import DEFAULT_LOCK_TIMEOUT, sqlite_pragmas
 
 _COMPILED = tables.audit_log.insert().compile(dialect=sqlite.dialect())
 _INSERT = str(_COMPILED)
@@ -37,15 +37,18 @@ class SqliteAuditAppender:
     through SQLite's write lock (``BEGIN IMMEDIATE``), as with the async engine.
     """
 
-    def __init__(self, database: str, *, key: bytes) -> None:
+    def __init__(
+        self, database: str, *, key: bytes, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> None:
         self._database = database
         self._key = key
+        self._pragmas = sqlite_pragmas(lock_timeout)
         self._db: sqlite3.Connection | None = None
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
             db = sqlite3.connect(self._database, isolation_level=None, check_same_thread=False)
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in self._pragmas:
                 db.execute(pragma)
             self._db = db
         return self._db

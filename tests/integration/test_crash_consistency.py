@@ -21,16 +21,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 from sqlalchemy import text
 
 from gateway.store.engine import open_engine
 from tests.integration.test_cli import gatehold
 from tests.integration.test_postgres_restart_under_load import people_with_sessions
-from tests.support.crashing import Load, ServedGroup
+from tests.support.crashing import Load, ServedGroup, serve_config
 from tests.support.postgres import create_database, database_dsn, drop_database
-from tests.support.servers_base import free_port
-from tests.support.stack import DEMO_RULES, ledger_server
+from tests.support.stack import ledger_server
 
 KILLS = 4
 WORKERS = 2
@@ -51,29 +49,6 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await drop_database(name)
 
 
-def serve_config(folder: Path, dsn: str, ledger_url: str) -> tuple[Path, int]:
-    port = free_port()
-    config = folder / "gatehold.yaml"
-    settings = {
-        "data_dir": str(folder / "data"),
-        "rules": str(DEMO_RULES),
-        "store": {"dsn": dsn},
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "public_url": f"http://127.0.0.1:{port}",
-            "workers": WORKERS,
-        },
-        "logging": {"format": "json", "level": "info"},
-        "rules_env": {
-            "LEDGER_URL": ledger_url,
-            "LEDGER_DB_DSN": f"sqlite:///{folder / 'ledger.db'}",
-        },
-    }
-    config.write_text(yaml.safe_dump(settings))
-    return config, port
-
-
 async def audited_allows(dsn: str) -> set[str]:
     engine = open_engine(dsn)
     try:
@@ -92,7 +67,7 @@ async def audited_allows(dsn: str) -> set[str]:
 @pytest.mark.timeout(240)
 async def test_sigkill_under_load_loses_no_audit_record(tmp_path: Path, store: str) -> None:
     async with ledger_server(tmp_path) as ledger_url:
-        config, port = serve_config(tmp_path, store, ledger_url)
+        config, port = serve_config(tmp_path, ledger_url=ledger_url, dsn=store, workers=WORKERS)
         sessions = await people_with_sessions(config)
         gateway = ServedGroup(config, port, tmp_path / "serve.log")
         load = Load(f"http://127.0.0.1:{port}", sessions, clients=CLIENTS)

@@ -19,13 +19,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from tests.support.served import wait_for_port
+from tests.support.servers_base import free_port
+from tests.support.stack import DEMO_RULES
 
 CALLS: tuple[tuple[str, str, str], ...] = (
     ("alice@acme.test", "GET", "/api/invoices/7"),  # her own: allowed
@@ -37,6 +41,34 @@ CALLS: tuple[tuple[str, str, str], ...] = (
     ("alice@acme.test", "POST", "/api/reports"),  # a create that teaches an owner
 )
 """(who, method, path): allowed and denied calls of the demo people."""
+
+
+def serve_config(
+    folder: Path, *, ledger_url: str, dsn: str | None = None, workers: int = 1
+) -> tuple[Path, int]:
+    """``folder/gatehold.yaml`` for the demo rules in front of Ledger (its database in
+    ``folder``), data in ``folder/data``, on a free port; the file and the port."""
+    port = free_port()
+    config = folder / "gatehold.yaml"
+    settings: dict[str, Any] = {
+        "data_dir": str(folder / "data"),
+        "rules": str(DEMO_RULES),
+        "server": {
+            "host": "127.0.0.1",
+            "port": port,
+            "public_url": f"http://127.0.0.1:{port}",
+            "workers": workers,
+        },
+        "logging": {"format": "json", "level": "info"},
+        "rules_env": {
+            "LEDGER_URL": ledger_url,
+            "LEDGER_DB_DSN": f"sqlite:///{folder / 'ledger.db'}",
+        },
+    }
+    if dsn is not None:
+        settings["store"] = {"dsn": dsn}
+    config.write_text(yaml.safe_dump(settings))
+    return config, port
 
 
 def group_members(pgid: int) -> list[int]:
@@ -64,15 +96,18 @@ class ServedGroup:
     log: Path
     process: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, env: dict[str, str] | None = None) -> None:
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "gateway", "serve", "--config", str(self.config)]
+
+    def start(self, *, argv: Sequence[str] | None = None) -> None:
+        """Start ``argv`` (default: ``command()``) and wait until the port is open."""
         assert self.process is None, "already running"
         with self.log.open("a") as errors:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gateway", "serve", "--config", str(self.config)],
+                list(argv) if argv is not None else self.command(),
                 stdout=subprocess.DEVNULL,
                 stderr=errors,
                 start_new_session=True,
-                env=env,
             )
         wait_for_port(self.port, self.process, self.log)
 
