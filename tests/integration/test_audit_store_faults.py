@@ -37,6 +37,7 @@ ANSWER_BOUND = LOCK_TIMEOUT + 2.5
 """The longest a refused request may wait for its 503: one lock timeout, not one per
 transaction queued behind the lock."""
 ALICE_OWN = "/api/invoices/7"
+SIDE_FILES = ("gatehold.db-wal", "gatehold.db-shm")
 
 
 class Client(Protocol):
@@ -121,6 +122,31 @@ async def test_a_store_locked_by_another_process_answers_503_then_recovers(
             assert_refused(answer, "audit-unavailable")
         refused = [answer.request_id for answer in answers]
         await assert_refused_then_recovered(stack, refused)
+
+
+async def test_a_database_file_gone_answers_503_then_recovers_once_it_is_back(
+    tmp_path: Path,
+) -> None:
+    """The store's files moved away and a folder put in their place (a volume swapped,
+    an operator's ``mv``): the gateway's open connection would go on writing to the
+    moved file, where no verify or backup looks, so it must refuse instead."""
+    async with running_stack(tmp_path) as stack:
+        alice = stack.cookies["alice@acme.test"]
+        assert (await ask(stack.client, alice)).status == 200
+        database = Path(str(stack.app[ENGINE].url.database))
+        files = [p for p in (database, *map(database.with_name, SIDE_FILES)) if p.exists()]
+        away = tmp_path / "away"
+        away.mkdir()
+        for file in files:
+            file.rename(away / file.name)
+        database.mkdir()  # nothing SQLite could open, nor create a new log in
+        answers = [await ask(stack.client, alice) for _ in range(3)]
+        for answer in answers:
+            assert_refused(answer, "audit-unavailable", "store-unavailable")
+        database.rmdir()
+        for file in files:
+            (away / file.name).rename(file)
+        await assert_refused_then_recovered(stack, [a.request_id for a in answers])
 
 
 FULL_KIB = 4096
