@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
+import asyncpg
 from sqlalchemy import text
 
 from gateway.admin.audit_trail import verify_trail
@@ -28,6 +29,7 @@ from gateway.app import ENGINE
 from tests.integration.test_postgres_restart_under_load import people_with_sessions
 from tests.support.crashing import ServedGroup, serve_config
 from tests.support.image_root import require_tools
+from tests.support.postgres import create_database, database_dsn, drop_database
 from tests.support.stack import Stack, ledger_server, running_stack
 from tests.support.store_faults import fill, inside, on_small_tmpfs, sqlite_locked
 
@@ -94,7 +96,17 @@ async def request_rows(stack: Stack) -> dict[str, int]:
         return {row.request_id: int(row.n) for row in rows}
 
 
-async def assert_refused_then_recovered(stack: Stack, refused: list[str]) -> None:
+def report(fault: str, refused: list[Answer], recovered: Answer) -> None:
+    """One line of figures for the README (``pytest -s`` shows it)."""
+    kinds = sorted({a.problem["type"].rsplit("/", 1)[1] for a in refused})
+    print(
+        f"\n{fault}: refused {len(refused)} x {refused[0].status} {'/'.join(kinds)} "
+        f"(slowest {max(a.took for a in refused):.2f}s), forwarded 0; "
+        f"after: {recovered.status}, forwarded and audited once, no restart"
+    )
+
+
+async def assert_refused_then_recovered(stack: Stack, refused: list[str]) -> Answer:
     hits = await stack.ledger_hits()
     assert not [rid for rid in refused if hits.get(rid)], "forwarded during the fault"
     answer = await ask(stack.client, stack.cookies["alice@acme.test"])
@@ -106,6 +118,7 @@ async def assert_refused_then_recovered(stack: Stack, refused: list[str]) -> Non
     assert all(n == 1 for n in rows.values()), "a record written twice"
     trail = await verify_trail(stack.settings)
     assert trail.problems == [], trail.problems
+    return answer
 
 
 async def test_a_store_locked_by_another_process_answers_503_then_recovers(
@@ -121,7 +134,41 @@ async def test_a_store_locked_by_another_process_answers_503_then_recovers(
         for answer in answers:
             assert_refused(answer, "audit-unavailable")
         refused = [answer.request_id for answer in answers]
-        await assert_refused_then_recovered(stack, refused)
+        recovered = await assert_refused_then_recovered(stack, refused)
+    report(
+        f"SQLite locked by another process past lock_timeout={LOCK_TIMEOUT}s", answers, recovered
+    )
+
+
+async def test_a_postgres_chain_head_locked_by_another_session_answers_503_then_recovers(
+    tmp_path: Path,
+) -> None:
+    """PostgreSQL: another session holds the audit chain head's row lock (a stuck
+    transaction, a long manual query with ``FOR UPDATE``) past ``statement_timeout``."""
+    name = await create_database("locked")
+    try:
+        dsn = database_dsn(name)
+        store = {"dsn": dsn, "statement_timeout": LOCK_TIMEOUT}
+        async with running_stack(tmp_path, store=store) as stack:
+            alice = stack.cookies["alice@acme.test"]
+            assert (await ask(stack.client, alice)).status == 200
+            holder = await asyncpg.connect(dsn)
+            try:
+                async with holder.transaction():
+                    await holder.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+                    answers = await asyncio.gather(*(ask(stack.client, alice) for _ in range(5)))
+                    answers += [await ask(stack.client, alice)]
+            finally:
+                await holder.close()
+            for answer in answers:
+                assert_refused(answer, "audit-unavailable")
+            ids = [a.request_id for a in answers]
+            recovered = await assert_refused_then_recovered(stack, ids)
+    finally:
+        await drop_database(name)
+    report(
+        f"PostgreSQL chain head locked past statement_timeout={LOCK_TIMEOUT}s", answers, recovered
+    )
 
 
 async def test_a_database_file_gone_answers_503_then_recovers_once_it_is_back(
@@ -146,7 +193,8 @@ async def test_a_database_file_gone_answers_503_then_recovers_once_it_is_back(
         database.rmdir()
         for file in files:
             (away / file.name).rename(file)
-        await assert_refused_then_recovered(stack, [a.request_id for a in answers])
+        recovered = await assert_refused_then_recovered(stack, [a.request_id for a in answers])
+    report("SQLite database file moved away, a folder in its place", answers, recovered)
 
 
 FULL_KIB = 4096
