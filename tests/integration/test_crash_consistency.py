@@ -33,8 +33,12 @@ from tests.support.stack import ledger_server
 KILLS = 4
 WORKERS = 2
 CLIENTS = 30
-LOAD_BEFORE_KILL = (0.8, 1.6)
-"""Seconds of load before each kill (chosen at random in this range, seeded)."""
+ANSWERS_BEFORE_KILL = 60
+"""Answers each start gives before it may be killed: the kill lands in steady load."""
+KILL_AFTER = (0.0, 0.8)
+"""Seconds more of load before each kill (chosen at random in this range, seeded)."""
+SERVING_DEADLINE = 90.0
+"""The longest a start may take to give its answers (a busy machine is slow)."""
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -49,22 +53,30 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await drop_database(name)
 
 
-async def audited_allows(dsn: str) -> set[str]:
+async def audited(dsn: str) -> dict[str, str]:
+    """request id → decision of every committed ``request`` row."""
     engine = open_engine(dsn)
     try:
         async with engine.connect() as conn:
             rows = await conn.execute(
-                text(
-                    "SELECT request_id FROM audit_log WHERE kind = 'request' AND decision = 'allow'"
-                )
+                text("SELECT request_id, decision FROM audit_log WHERE kind = 'request'")
             )
-            return {row.request_id for row in rows}
+            return {row.request_id: row.decision for row in rows}
     finally:
         await engine.dispose()
 
 
+async def serving_load(load: Load, gateway: ServedGroup) -> None:
+    """Until this start of the gateway has answered ``ANSWERS_BEFORE_KILL`` calls."""
+    target = load.answered + ANSWERS_BEFORE_KILL
+    async with asyncio.timeout(SERVING_DEADLINE):
+        while load.answered < target:
+            assert gateway.members, gateway.log.read_text()[-3000:]
+            await asyncio.sleep(0.05)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 async def test_sigkill_under_load_loses_no_audit_record(tmp_path: Path, store: str) -> None:
     async with ledger_server(tmp_path) as ledger_url:
         config, port = serve_config(tmp_path, ledger_url=ledger_url, dsn=store, workers=WORKERS)
@@ -77,11 +89,11 @@ async def test_sigkill_under_load_loses_no_audit_record(tmp_path: Path, store: s
         clients = asyncio.create_task(load.run())
         try:
             for _ in range(KILLS):
-                await asyncio.sleep(pace.uniform(*LOAD_BEFORE_KILL))
-                assert load.answered > 0, gateway.log.read_text()[-3000:]
+                await serving_load(load, gateway)
+                await asyncio.sleep(pace.uniform(*KILL_AFTER))
                 killed_processes.append(await asyncio.to_thread(gateway.kill))
                 await asyncio.to_thread(gateway.start)
-            await asyncio.sleep(1.0)  # the last start serves, then stops normally
+            await serving_load(load, gateway)  # the last start serves, then stops normally
         finally:
             load.stopping.set()
             await clients
@@ -92,15 +104,20 @@ async def test_sigkill_under_load_loses_no_audit_record(tmp_path: Path, store: s
 
     hits.pop("-", None)  # the gateway's own owner lookups carry no request id
     forwarded = set(hits)
-    audited = await audited_allows(store)
-    lost = forwarded - audited
+    decisions = await audited(store)
+    allowed = {request_id for request_id, decision in decisions.items() if decision == "allow"}
+    lost = forwarded - allowed
+    answered = {request_id for request_id, _ in load.answers}
     verified = await asyncio.to_thread(gatehold, "audit", "verify", config=config)
+    successes = {request_id for request_id, status in load.answers if status in (200, 201)}
     print(
         f"\ncrash consistency ({store.split(':')[0]}): kills={KILLS} "
         f"processes killed={sum(killed_processes)} sent={load.sent} answered={load.answered} "
         f"refused={load.refused} cut off={load.cut_off} "
         f"statuses={dict(sorted(load.statuses.items()))} "
-        f"forwarded={len(forwarded)} audited={len(forwarded & audited)} lost={len(lost)}"
+        f"forwarded={len(forwarded)} (unanswered, cut off by a kill: {len(forwarded - successes)}) "
+        f"audited={len(forwarded & allowed)} lost={len(lost)}; "
+        f"answered but unaudited={len(answered - set(decisions))}"
     )
     assert all(n == WORKERS for n in killed_processes), killed_processes
     assert verified.returncode == 0, verified.stdout + verified.stderr
@@ -110,5 +127,5 @@ async def test_sigkill_under_load_loses_no_audit_record(tmp_path: Path, store: s
     assert 500 not in load.statuses, gateway.log.read_text()[-3000:]
     assert load.cut_off > 0, "no call was cut off: the kills did not land mid-load"
     assert len(forwarded) > 100, "too little load reached the app to mean anything"
-    successes = {request_id for request_id, status in load.answers if status in (200, 201)}
     assert successes <= forwarded, "a success Ledger never saw"
+    assert answered <= set(decisions), "an answer (allowed or denied) without its record"
