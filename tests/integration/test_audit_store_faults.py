@@ -106,7 +106,9 @@ def report(fault: str, refused: list[Answer], recovered: Answer) -> None:
     )
 
 
-async def assert_refused_then_recovered(stack: Stack, refused: list[str]) -> Answer:
+async def assert_refused_then_recovered(stack: Stack, before: Answer, refused: list[str]) -> Answer:
+    """Nothing of ``refused`` was forwarded; the next request is forwarded and audited;
+    the answered one from ``before`` the fault keeps its record; the trail verifies."""
     hits = await stack.ledger_hits()
     assert not [rid for rid in refused if hits.get(rid)], "forwarded during the fault"
     answer = await ask(stack.client, stack.cookies["alice@acme.test"])
@@ -115,6 +117,7 @@ async def assert_refused_then_recovered(stack: Stack, refused: list[str]) -> Ans
     assert (await stack.ledger_hits())[recovered] == 1
     rows = await request_rows(stack)
     assert rows.get(recovered) == 1, "the recovered request is not audited once"
+    assert rows.get(before.request_id) == 1, "a record from before the fault was lost"
     assert all(n == 1 for n in rows.values()), "a record written twice"
     trail = await verify_trail(stack.settings)
     assert trail.problems == [], trail.problems
@@ -126,7 +129,8 @@ async def test_a_store_locked_by_another_process_answers_503_then_recovers(
 ) -> None:
     async with running_stack(tmp_path, store={"lock_timeout": LOCK_TIMEOUT}) as stack:
         alice = stack.cookies["alice@acme.test"]
-        assert (await ask(stack.client, alice)).status == 200
+        before = await ask(stack.client, alice)
+        assert before.status == 200
         database = Path(str(stack.app[ENGINE].url.database))
         with sqlite_locked(database):
             answers = await asyncio.gather(*(ask(stack.client, alice) for _ in range(5)))
@@ -134,7 +138,7 @@ async def test_a_store_locked_by_another_process_answers_503_then_recovers(
         for answer in answers:
             assert_refused(answer, "audit-unavailable")
         refused = [answer.request_id for answer in answers]
-        recovered = await assert_refused_then_recovered(stack, refused)
+        recovered = await assert_refused_then_recovered(stack, before, refused)
     report(
         f"SQLite locked by another process past lock_timeout={LOCK_TIMEOUT}s", answers, recovered
     )
@@ -151,7 +155,8 @@ async def test_a_postgres_chain_head_locked_by_another_session_answers_503_then_
         store = {"dsn": dsn, "statement_timeout": LOCK_TIMEOUT}
         async with running_stack(tmp_path, store=store) as stack:
             alice = stack.cookies["alice@acme.test"]
-            assert (await ask(stack.client, alice)).status == 200
+            before = await ask(stack.client, alice)
+            assert before.status == 200
             holder = await asyncpg.connect(dsn)
             try:
                 async with holder.transaction():
@@ -163,7 +168,7 @@ async def test_a_postgres_chain_head_locked_by_another_session_answers_503_then_
             for answer in answers:
                 assert_refused(answer, "audit-unavailable")
             ids = [a.request_id for a in answers]
-            recovered = await assert_refused_then_recovered(stack, ids)
+            recovered = await assert_refused_then_recovered(stack, before, ids)
     finally:
         await drop_database(name)
     report(
@@ -179,7 +184,8 @@ async def test_a_database_file_gone_answers_503_then_recovers_once_it_is_back(
     moved file, where no verify or backup looks, so it must refuse instead."""
     async with running_stack(tmp_path) as stack:
         alice = stack.cookies["alice@acme.test"]
-        assert (await ask(stack.client, alice)).status == 200
+        before = await ask(stack.client, alice)
+        assert before.status == 200
         database = Path(str(stack.app[ENGINE].url.database))
         files = [p for p in (database, *map(database.with_name, SIDE_FILES)) if p.exists()]
         away = tmp_path / "away"
@@ -193,7 +199,9 @@ async def test_a_database_file_gone_answers_503_then_recovers_once_it_is_back(
         database.rmdir()
         for file in files:
             (away / file.name).rename(file)
-        recovered = await assert_refused_then_recovered(stack, [a.request_id for a in answers])
+        recovered = await assert_refused_then_recovered(
+            stack, before, [a.request_id for a in answers]
+        )
     report("SQLite database file moved away, a folder in its place", answers, recovered)
 
 
