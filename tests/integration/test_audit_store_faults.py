@@ -79,6 +79,8 @@ def assert_refused(answer: Answer, *problems: str) -> None:
     assert answer.status == 503, answer
     assert answer.problem["type"] in [f"/.gatehold/problems/{p}" for p in problems], answer
     assert answer.problem["request_id"] == answer.request_id
+    if answer.problem["type"].endswith("/audit-unavailable"):
+        assert "nothing was passed on" in answer.problem["detail"], answer
     assert answer.retry_after.isdigit(), answer
     assert answer.took < ANSWER_BOUND, answer
 
