@@ -121,6 +121,7 @@ class AuditWriter:
         self._checkpointed_seq = 0
         self._last_checkpoint = -math.inf
         self._checkpoint_failures = 0
+        self._checkpoint_file_made = False
         self._thread: ThreadPoolExecutor | None = None
         self._max_batch = max_batch
         self._clock = clock
@@ -337,6 +338,18 @@ class AuditWriter:
             return
         self._checkpointed_seq = seq
 
+    async def _make_checkpoint_file(self) -> None:
+        """Once, before the first commit: the checkpoint file exists from then on, so a
+        crash before the first checkpoint does not look like a deleted file."""
+        self._checkpoint_file_made = True
+        if self._checkpoints is None:
+            return
+        try:
+            await asyncio.to_thread(self._checkpoints.create)
+        except OSError as exc:
+            self._checkpoint_failures += 1
+            log.error("audit checkpoint file %s: %s", self._checkpoints.path, exc)
+
     async def _wait_for_a_waiter(self) -> None:
         """Give a ``begin`` up to ``linger`` seconds to join a batch of records."""
         self._waiter_arrived.clear()
@@ -362,6 +375,8 @@ class AuditWriter:
             self._batch_settled.set()
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
+        if not self._checkpoint_file_made:
+            await self._make_checkpoint_file()
         try:
             rows = await self._append([p.entry for p in batch], [p.data_json for p in batch])
         except BaseException as exc:
