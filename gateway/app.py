@@ -231,7 +231,11 @@ def build_totp_pages(settings: Settings, engine: AsyncEngine, pages: AuthPages) 
 
 def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     """The gateway's aiohttp application: internal pages, then one catch-all pipeline route."""
-    engine = open_engine(settings.store_dsn, statement_timeout=settings.store_statement_timeout)
+    engine = open_engine(
+        settings.store_dsn,
+        statement_timeout=settings.store_statement_timeout,
+        lock_timeout=settings.store_lock_timeout,
+    )
     pages = templates()
     gateway = build_gateway(settings, ruleset, engine, pages)
     # The keep-alive timeout is also the deadline for a request's headers: aiohttp

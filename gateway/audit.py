@@ -67,7 +67,7 @@ from gateway.model import (
 from gateway.store import audit_log
 from gateway.store.audit_log import AuditRow, canonical_json
 from gateway.store.audit_sqlite import SqliteAuditAppender
-from gateway.store.engine import writing
+from gateway.store.engine import DEFAULT_LOCK_TIMEOUT, writing
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +107,13 @@ class AuditWriter:
         linger: float = 0.002,
         checkpoints: CheckpointWriter | None = None,
         checkpoint_every: float = 1.0,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self._engine = engine
         self._key = key
-        self._appender = _sqlite_appender(engine, key)
+        self._appender = _sqlite_appender(engine, key, lock_timeout)
         self._checkpoints = checkpoints
         self._checkpoint_every = checkpoint_every
         self._head: tuple[int, str] | None = None
@@ -120,6 +121,7 @@ class AuditWriter:
         self._checkpointed_seq = 0
         self._last_checkpoint = -math.inf
         self._checkpoint_failures = 0
+        self._checkpoint_file_made = False
         self._thread: ThreadPoolExecutor | None = None
         self._max_batch = max_batch
         self._clock = clock
@@ -336,6 +338,18 @@ class AuditWriter:
             return
         self._checkpointed_seq = seq
 
+    async def _make_checkpoint_file(self) -> None:
+        """Once, before the first commit: the checkpoint file exists from then on, so a
+        crash before the first checkpoint does not look like a deleted file."""
+        self._checkpoint_file_made = True
+        if self._checkpoints is None:
+            return
+        try:
+            await asyncio.to_thread(self._checkpoints.create)
+        except OSError as exc:
+            self._checkpoint_failures += 1
+            log.error("audit checkpoint file %s: %s", self._checkpoints.path, exc)
+
     async def _wait_for_a_waiter(self) -> None:
         """Give a ``begin`` up to ``linger`` seconds to join a batch of records."""
         self._waiter_arrived.clear()
@@ -361,10 +375,13 @@ class AuditWriter:
             self._batch_settled.set()
 
     async def _commit_batch(self, batch: list[_Pending]) -> None:
+        if not self._checkpoint_file_made:
+            await self._make_checkpoint_file()
         try:
             rows = await self._append([p.entry for p in batch], [p.data_json for p in batch])
         except BaseException as exc:
             self._fail(batch, exc)
+            self._refuse_queued_waiters()
             if not isinstance(exc, Exception):
                 raise
             return
@@ -420,6 +437,29 @@ class AuditWriter:
         for pending in batch:
             if pending.waiter is not None and not pending.waiter.done():
                 pending.waiter.set_exception(StoreUnavailable(message))
+
+    def _refuse_queued_waiters(self) -> None:
+        """Refuse every ``begin`` queued while a transaction was failing.
+
+        They arrived while the store could not commit (locked by another process past
+        the lock timeout, a full disk, a server gone): trying them in the next
+        transaction would make each wait out a whole timeout of its own behind the one
+        that just failed, so a burst of requests would wait a multiple of it. Refused
+        now, no request waits longer than one failed attempt; the next ``begin`` tries
+        the store again. After-the-fact records stay queued for the next transaction.
+        """
+        waiting = [p for p in self._pending if p.waiter is not None]
+        if not waiting:
+            return
+        self._pending = deque(p for p in self._pending if p.waiter is None)
+        self._waiters_queued -= len(waiting)
+        self._settled_total += len(waiting)
+        for pending in waiting:
+            if pending.waiter is not None and not pending.waiter.done():
+                pending.waiter.set_exception(
+                    StoreUnavailable("the audit store failed while this entry waited")
+                )
+        self._batch_settled.set()
 
     def _drop(self, entries: Sequence[AuditEntry], why: str) -> None:
         self._dropped += len(entries)
@@ -565,12 +605,14 @@ def event_entry(
     )
 
 
-def _sqlite_appender(engine: AsyncEngine, key: AuditKey) -> SqliteAuditAppender | None:
+def _sqlite_appender(
+    engine: AsyncEngine, key: AuditKey, lock_timeout: float
+) -> SqliteAuditAppender | None:
     """The direct append path for a SQLite file; ``None`` for PostgreSQL or in-memory."""
     database = engine.url.database
     if engine.dialect.name != "sqlite" or not database or database == ":memory:":
         return None
-    return SqliteAuditAppender(database, key=key.chain)
+    return SqliteAuditAppender(database, key=key.chain, lock_timeout=lock_timeout)
 
 
 def writer_for(settings: Settings, engine: AsyncEngine) -> AuditWriter:
@@ -588,4 +630,5 @@ def writer_for(settings: Settings, engine: AsyncEngine) -> AuditWriter:
             settings.audit_checkpoints_path, key, syslog=settings.audit.syslog
         ),
         checkpoint_every=settings.audit_checkpoint_every,
+        lock_timeout=settings.store_lock_timeout,
     )

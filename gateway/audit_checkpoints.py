@@ -134,6 +134,17 @@ class CheckpointWriter:
         if self._syslog_address is not None:
             self._send(line)
 
+    def create(self) -> None:
+        """Make the file, empty, unless it exists (the audit writer calls this before
+        its first commit).
+
+        Otherwise a crash between a new store's first commit and its first checkpoint
+        would leave records and no checkpoint file, which ``audit verify`` must report
+        as a deleted file. Someone able to delete the file could empty it as well, so an
+        empty file proves no less than a missing one.
+        """
+        self._append("")
+
     def _append(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT

@@ -58,6 +58,10 @@ from gateway.query_rules import check_query
 from gateway.refusals import observe_denial, refuse, reject_unadmitted
 from gateway.tenant_binding import bind_tenant, binds, refused_binding
 
+AUDIT_UNAVAILABLE_DETAIL = (
+    "The audit log cannot record requests right now, so nothing was passed on. "
+    "Try again in a few seconds."
+)
 Caller = Principal | Anonymous | Rejection
 Gate = Callable[[Caller, Admitted], Rejection | None]
 """A check made once the caller is known, before any body is read (the in-flight cap)."""
@@ -191,7 +195,7 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
             entry.data["upload"] = verdict.upload.as_data()
         receipt = await gw.audit.begin(entry)
     except StoreUnavailable:
-        refusal = Rejection(Reason.AUDIT_UNAVAILABLE)
+        refusal = Rejection(Reason.AUDIT_UNAVAILABLE, AUDIT_UNAVAILABLE_DETAIL)
         note_refused(refusal.reason.value)
         return refuse(gw, request, admitted, refusal, receipt=None, started=started, route=route)
     _lap(gw.metrics.stages.audit_wait, lap)

@@ -545,6 +545,12 @@ class StoreSettings(_Section):
         "(a database host gone quiet mid-query would otherwise hold requests until TCP "
         "gives up, hours later); such a request is answered 503. 0 = no limit.",
     )
+    lock_timeout: Duration = Field(
+        "10s",
+        description="SQLite: the longest a write waits for another process's lock on the "
+        "database (a second worker, a backup, a sqlite3 shell left in a transaction); a "
+        "request whose audit record cannot be written by then is answered 503.",
+    )
 
 
 class AccessRequestSettings(_Section):
@@ -670,6 +676,10 @@ class Settings(_Section):
     @property
     def store_statement_timeout(self) -> float:
         return parse_duration(self.store.statement_timeout)
+
+    @property
+    def store_lock_timeout(self) -> float:
+        return parse_duration(self.store.lock_timeout)
 
     @property
     def session_idle_timeout(self) -> float:

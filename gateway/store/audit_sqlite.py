@@ -7,13 +7,24 @@ per-row parameter processing; here the whole transaction runs as plain ``sqlite3
 calls inside one call on a dedicated thread. The rows, the keyed hash chain and the
 durability (WAL, ``synchronous=FULL``) are exactly those of ``audit_log.insert_batch``,
 which the PostgreSQL backend keeps using; a test checks the two write identical rows.
+
+The connection stays open between batches, and an open SQLite file outlives its name:
+were the database moved, replaced or deleted under a running gateway, commits would
+go on "durably" into a file nobody will ever read (or that vanishes with the process),
+while ``gatehold audit verify`` reads the file at the configured path. So each batch
+first checks that the path still names the file the connection opened; if not, the
+batch fails (503, nothing forwarded) and the next one reconnects, which succeeds once
+the file is back. It never creates a database either (``mode=rw``): a missing file is
+an outage, not a new, empty audit log.
 """
 
 from __future__ import annotations
 
 import operator
+import os
 import sqlite3
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.dialects import sqlite
 
@@ -21,7 +32,7 @@ from gateway.errors import StoreUnavailable
 from gateway.model import AuditEntry
 from gateway.store import tables
 from gateway.store.audit_log import AuditRow, chain
-from gateway.store.engine import SQLITE_PRAGMAS
+from gateway.store.engine import DEFAULT_LOCK_TIMEOUT, sqlite_pragmas
 
 _COMPILED = tables.audit_log.insert().compile(dialect=sqlite.dialect())
 _INSERT = str(_COMPILED)
@@ -37,17 +48,32 @@ class SqliteAuditAppender:
     through SQLite's write lock (``BEGIN IMMEDIATE``), as with the async engine.
     """
 
-    def __init__(self, database: str, *, key: bytes) -> None:
+    def __init__(
+        self, database: str, *, key: bytes, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    ) -> None:
         self._database = database
         self._key = key
+        self._pragmas = sqlite_pragmas(lock_timeout)
         self._db: sqlite3.Connection | None = None
+        self._opened: tuple[int, int] | None = None
+        """(device, inode) of the file the open connection reads and writes."""
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            db = sqlite3.connect(self._database, isolation_level=None, check_same_thread=False)
-            for pragma in SQLITE_PRAGMAS:
-                db.execute(pragma)
-            self._db = db
+            uri = f"{Path(self._database).absolute().as_uri()}?mode=rw"
+            db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            try:
+                for pragma in self._pragmas:
+                    db.execute(pragma)
+            except BaseException:
+                db.close()
+                raise
+            self._db, self._opened = db, file_identity(self._database)
+        elif file_identity(self._database) != self._opened:
+            raise sqlite3.OperationalError(
+                f"{self._database} is no longer the file this connection opened "
+                "(moved, replaced or deleted)"
+            )
         return self._db
 
     def append(
@@ -93,8 +119,18 @@ class SqliteAuditAppender:
         return rows
 
     def close(self) -> None:
+        self._opened = None
         if self._db is not None:
             try:
                 self._db.close()
             finally:
                 self._db = None
+
+
+def file_identity(path: str) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; ``None`` if nothing is there."""
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino

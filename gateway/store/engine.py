@@ -31,12 +31,21 @@ from gateway.errors import ConfigError, StoreUnavailable
 from gateway.store.data_folder import create_folder_on_connect
 from gateway.store.tables import GENESIS_HASH, audit_head
 
-SQLITE_PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=FULL",
-    "PRAGMA busy_timeout=10000",
-    "PRAGMA foreign_keys=ON",
-)
+DEFAULT_LOCK_TIMEOUT = 10.0
+"""Seconds a SQLite write waits for another connection's lock (``busy_timeout``)."""
+
+
+def sqlite_pragmas(lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> tuple[str, ...]:
+    """What every SQLite connection runs first; ``lock_timeout`` in seconds."""
+    return (
+        "PRAGMA journal_mode=WAL",
+        "PRAGMA synchronous=FULL",
+        f"PRAGMA busy_timeout={round(lock_timeout * 1000)}",
+        "PRAGMA foreign_keys=ON",
+    )
+
+
+SQLITE_PRAGMAS = sqlite_pragmas()
 READ_ONLY = "gatehold_read_only"
 """Execution option: on SQLite, begin with a deferred BEGIN instead of BEGIN IMMEDIATE."""
 MIGRATION_LOCK_KEY = 0x6761746568  # "gateh"; a fixed PostgreSQL advisory lock key
@@ -47,19 +56,22 @@ DRIVER_ERRORS = (SQLAlchemyError, OSError)
 """What a driver raises when it cannot connect, read or commit (timeouts are OSErrors)."""
 
 
-def open_engine(dsn: str, *, statement_timeout: float = 0.0) -> AsyncEngine:
+def open_engine(
+    dsn: str, *, statement_timeout: float = 0.0, lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+) -> AsyncEngine:
     """An async engine for ``sqlite:///path`` or ``postgresql://user@host/db``.
 
     ``statement_timeout`` (PostgreSQL, seconds, 0 = none) bounds each statement, so a
     server that stops answering mid-query fails the statement (``StoreUnavailable``)
-    instead of holding the connection until TCP gives up.
+    instead of holding the connection until TCP gives up. ``lock_timeout`` (SQLite,
+    seconds) is how long a write waits for another process's lock before it fails.
     """
     url = _async_url(dsn)
     if url.get_backend_name() == "sqlite":
         # Every connection is used through a Connection that commits or rolls back, so the
         # pool's extra ROLLBACK on return would only cost one more trip to the driver thread.
         engine = create_async_engine(url, pool_reset_on_return=None)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, sqlite_pragmas(lock_timeout))
         create_folder_on_connect(engine, url)  # every command opens the store here
         return engine
     return create_async_engine(
@@ -92,13 +104,13 @@ def _async_url(dsn: str) -> URL:
     )
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, pragmas: Sequence[str]) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN (see _on_begin)
         cursor = dbapi_connection.cursor()
         try:
-            for pragma in SQLITE_PRAGMAS:
+            for pragma in pragmas:
                 cursor.execute(pragma)
         finally:
             cursor.close()

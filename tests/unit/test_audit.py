@@ -8,6 +8,7 @@ import hmac
 import io
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -217,6 +218,36 @@ async def test_an_outage_is_logged_when_it_starts_and_ends_not_per_batch(
     assert loud[1][1] == "audit commits succeed again after 5 failed transactions"
     assert writer.failures == 5
     assert [r.levelname for r in caplog.records].count("DEBUG") == 4
+
+
+async def test_begins_queued_while_a_commit_fails_fail_with_it_not_one_timeout_each(
+    tmp_path: Path,
+) -> None:
+    """SQLite locked by another connection past the lock timeout: the first begin's
+    transaction waits it out; begins queued meanwhile are refused when it fails, not
+    tried one transaction (and one more timeout) after another."""
+    database = tmp_path / "gatehold.db"
+    engine = open_engine(f"sqlite:///{database}")
+    await migrate(engine)
+    writer = AuditWriter(engine, key=KEY, lock_timeout=2.0)
+    await writer.start()
+    locker = sqlite3.connect(database, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        first = asyncio.ensure_future(writer.begin(entry(0)))
+        await asyncio.sleep(0.5)  # taken at once; its transaction waits 2 s for the lock
+        assert writer.pending == 0 and not first.done()
+        later = [asyncio.ensure_future(writer.begin(entry(n))) for n in range(1, 5)]
+        results = await asyncio.gather(first, *later, return_exceptions=True)
+        locker.execute("ROLLBACK")
+        receipt = await writer.begin(entry(5))
+    finally:
+        locker.close()
+        await writer.close()
+        await engine.dispose()
+    assert all(isinstance(r, StoreUnavailable) for r in results), results
+    assert writer.failures == 1, "each queued begin waited out a lock timeout of its own"
+    assert receipt.seq == 1
 
 
 async def test_failed_records_are_counted_not_raised(tmp_path: Path) -> None:

@@ -96,6 +96,29 @@ async def test_an_unwritable_checkpoint_file_is_counted_and_requests_go_on(
     assert f"gatehold_audit_checkpoint_failures_total {writer.checkpoint_failures}.0" in exposed
 
 
+class NeverWritten(CheckpointWriter):
+    """A checkpoint writer whose checkpoints never land: the process died first."""
+
+    def write(self, *, seq: int, head_hash: str, ts: float) -> None:
+        raise OSError("the process was killed before its first checkpoint")
+
+
+async def test_records_committed_before_the_first_checkpoint_leave_a_file_not_a_deletion(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    """A crash between a new store's first commit and its first checkpoint: the file
+    exists (empty), so verifying reports no deleted checkpoint file."""
+    file = tmp_path / "data" / "checkpoints.jsonl"
+    writer = AuditWriter(engine, key=KEY, checkpoints=NeverWritten(file, KEY))
+    await writer.start()
+    await writer.begin(entry(1))
+    await writer.close()
+    assert writer.entries_committed == 1 and writer.checkpoint_failures >= 1
+    checkpoints, problems = read_checkpoints(file, KEY)
+    assert (checkpoints, problems) == ([], [])
+    assert await audit_log.verify_chain(engine, key=KEY.chain, checkpoints=checkpoints) == []
+
+
 def test_a_line_collected_by_syslog_reads_as_the_checkpoint() -> None:
     line = checkpoint_line(KEY, seq=7, head_hash="ab" * 32, ts=1700000000.5)
     syslogged = f"<86>Nov 28 21:00:00 host gatehold-audit-checkpoint: {line}\x00"

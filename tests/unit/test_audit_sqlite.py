@@ -92,3 +92,29 @@ async def test_a_refused_commit_raises_store_unavailable_and_leaves_no_trace(
     assert await audit_log.verify_chain(engine, key=KEY) == []
     appender.close()
     await engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["moved", "deleted"])
+async def test_a_database_file_moved_or_deleted_under_the_appender_is_an_outage(
+    tmp_path: Path, how: str
+) -> None:
+    database, away = tmp_path / "gatehold.db", tmp_path / "away.db"
+    engine = open_engine(f"sqlite:///{database}")
+    await migrate(engine)
+    await engine.dispose()
+    appender = SqliteAuditAppender(str(database), key=KEY)
+    appender.append(entries(1, 1), ts=1.0, data_json=texts(entries(1, 1)))
+    if how == "moved":
+        database.rename(away)
+    else:
+        database.unlink()
+    with pytest.raises(StoreUnavailable, match="no longer the file"):
+        appender.append(entries(2, 1), ts=2.0, data_json=texts(entries(2, 1)))
+    with pytest.raises(StoreUnavailable, match="unable to open"):
+        appender.append(entries(2, 1), ts=2.0, data_json=texts(entries(2, 1)))
+    assert not database.exists(), "a new, empty audit log was created"
+    if how == "moved":
+        away.rename(database)
+        rows = appender.append(entries(2, 1), ts=3.0, data_json=texts(entries(2, 1)))
+        assert [row.seq for row in rows] == [2], "the chain goes on where it stopped"
+    appender.close()
