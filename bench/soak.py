@@ -49,6 +49,9 @@ from procs import MIB, Proc, Procs, free_port, rss_bytes, wait_http  # noqa: E40
 
 RESULTS = BENCH / "results"
 WEIGHTS = {"allowed": 60, "denied": 20, "upload": 8, "websocket": 8, "login": 4}
+PEOPLE = 256
+"""Distinct people who sign in (returning ones, mostly, as in real use)."""
+USERS_MAX = 64
 BUCKET = 10.0
 """Seconds per point of the time series (throughput, p99)."""
 SAMPLE_EVERY = 2.0
@@ -140,9 +143,12 @@ async def websocket(http: aiohttp.ClientSession, target: Target, rng: random.Ran
 
 
 async def login(http: aiohttp.ClientSession, target: Target, rng: random.Random) -> None:
-    """A magic-link sign-in as a browser does it: ask, read the mail, confirm, use."""
-    user = f"soak{rng.randint(0, 10**9)}"
-    address = f"{user}@soak.test"
+    """A magic-link sign-in as a browser does it: ask, read the mail, confirm, use.
+
+    Each virtual user signs in people of its own (``PEOPLE`` in all), so two never ask
+    for the same person's link at once."""
+    number = rng.randrange(PEOPLE // USERS_MAX) * USERS_MAX + getattr(rng, "user", 0)
+    address = f"soak{number}@soak.test"  # signed up at their first sign-in
     asked = await http.post(
         target.url + "/.gatehold/login/magic",
         data={"email": address, "rd": "/"},
@@ -217,6 +223,7 @@ async def virtual_user(
     seed: int, target: Target, tally: Tally, until: float, http: aiohttp.ClientSession
 ) -> None:
     rng = random.Random(seed)
+    rng.user = seed  # type: ignore[attr-defined]  # whose people it signs in (``login``)
     kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
     while time.monotonic() < until:
         kind = rng.choices(kinds, weights)[0]
@@ -440,7 +447,14 @@ def report(summary: dict[str, object], command: str) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--users", type=int, default=16, help="virtual users at once")
+    parser.add_argument(
+        "--users",
+        type=int,
+        default=16,
+        choices=range(1, USERS_MAX + 1),
+        metavar="1..64",
+        help="virtual users at once",
+    )
     parser.add_argument("--out", type=Path, default=None, help="results folder")
     args = parser.parse_args()
     seconds = args.minutes * 60

@@ -323,9 +323,12 @@ async def test_a_body_over_its_routes_limit_is_refused_while_another_upload_pass
                 await asyncio.sleep(0.01)
 
         fits = asyncio.ensure_future(post("bob@globex.test", chunked(1024)))
-        too_big = await post("alice@acme.test", b"x" * 4096)
-        # Its length alone refuses it: audited as allowed, then the outcome says why.
-        await refused_unforwarded(stack, too_big, 413, "body-too-large", "outcome")
+        # Declared or chunked, a body past max_body is refused before any upstream
+        # connection is taken (the first body_buffer bytes are read first): audited as
+        # allowed, then the outcome says why.
+        for body in (b"x" * 4096, chunked(4096)):
+            too_big = await post("alice@acme.test", body)
+            await refused_unforwarded(stack, too_big, 413, "body-too-large", "outcome")
         answer = await fits
         assert answer.status == 200
         assert (await stack.ledger_hits()).get(answer.headers["X-Request-Id"]) == 1
