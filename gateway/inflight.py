@@ -2,7 +2,7 @@
 
 A request counts from the moment its caller is known until its answer is done, twice:
 against its caller (the principal's user id; without a principal, its client address)
-under ``per_caller``, and against its client address under ``per_client`` — whoever
+under ``limit``, and against its client address under ``per_client`` — whoever
 it is signed in as, so many stolen or minted credentials used from one address are
 capped together. A request over either cap is answered 429 before anything is read or
 forwarded. WebSockets do not count (they are bounded by their own lifetime).
@@ -12,7 +12,7 @@ a trusted proxy, the address the proxy names, so each client behind a load balan
 has its own count. A request whose address is a trusted proxy itself (a proxy that did
 not name a client) is not capped by address, as the connection cap exempts proxies:
 one count would hold every client behind it. Clients behind a NAT share an address;
-``per_client`` is set well above ``per_caller`` for that reason.
+``per_client`` is set well above ``limit`` for that reason. Counts are per process.
 """
 
 from __future__ import annotations
@@ -87,6 +87,6 @@ class InFlight:
 
     def _address_key(self, client_ip: str) -> str | None:
         """The count key of a client address; ``None`` for a trusted proxy's own."""
-        if client_ip in self._trusted:
+        if self._trusted and client_ip in self._trusted:  # no address parsing without proxies
             return None
         return f"address:{client_ip}"
