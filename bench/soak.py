@@ -220,11 +220,16 @@ OPERATIONS: dict[str, Operation] = {
 
 
 async def virtual_user(
-    seed: int, target: Target, tally: Tally, until: float, http: aiohttp.ClientSession
+    seed: int,
+    target: Target,
+    tally: Tally,
+    until: float,
+    http: aiohttp.ClientSession,
+    mix: dict[str, int],
 ) -> None:
     rng = random.Random(seed)
     rng.user = seed  # type: ignore[attr-defined]  # whose people it signs in (``login``)
-    kinds, weights = list(WEIGHTS), list(WEIGHTS.values())
+    kinds, weights = list(mix), list(mix.values())
     while time.monotonic() < until:
         kind = rng.choices(kinds, weights)[0]
         began = time.monotonic()
@@ -238,14 +243,14 @@ async def virtual_user(
             tally.ok(kind, began)
 
 
-async def drive(target: Target, users: int, seconds: float) -> Tally:
+async def drive(target: Target, users: int, seconds: float, mix: dict[str, int]) -> Tally:
     tally = Tally(time.monotonic())
     until = tally.started + seconds
     connector = aiohttp.TCPConnector(limit=users)
     timeout = aiohttp.ClientTimeout(total=60)
     jar = aiohttp.DummyCookieJar()  # cookies go by hand, as each operation needs them
     async with aiohttp.ClientSession(connector=connector, timeout=timeout, cookie_jar=jar) as h:
-        await asyncio.gather(*(virtual_user(n, target, tally, until, h) for n in range(users)))
+        await asyncio.gather(*(virtual_user(n, target, tally, until, h, mix) for n in range(users)))
     return tally
 
 
@@ -456,6 +461,13 @@ def main() -> None:
         help="virtual users at once",
     )
     parser.add_argument("--out", type=Path, default=None, help="results folder")
+    parser.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=sorted(WEIGHTS),
+        help="leave one kind of traffic out (repeatable), to see what memory grows with",
+    )
     args = parser.parse_args()
     seconds = args.minutes * 60
     out = args.out or RESULTS / time.strftime("soak-%Y%m%d-%H%M%S")
@@ -468,7 +480,8 @@ def main() -> None:
         }
         print(f"soak: {args.minutes:g} min, {args.users} virtual users, against {target.url}")
         with RssSampler(gateway) as sampler:
-            tally = asyncio.run(drive(target, args.users, seconds))
+            mix = {kind: w for kind, w in WEIGHTS.items() if kind not in args.without}
+            tally = asyncio.run(drive(target, args.users, seconds, mix))
         alive = gateway.alive()
     summary = summarise(tally, sampler.samples, seconds, names)
     summary["gateway_alive_at_end"] = alive
