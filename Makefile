@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 APT_PACKAGES := chromium clamav-daemon
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps clean fuzz
+.PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps soak clean fuzz
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,11 @@ bench: $(STAMP) bench-deps
 
 bench-quick: $(STAMP) bench-deps
 	$(BIN)/python bench/run.py --quick
+
+# Mixed traffic against `gatehold serve --workers 2` (not part of `make test`):
+# `make soak MINUTES=1` for a short run. Results in bench/results/soak-<time>/.
+soak: $(STAMP) bench-deps
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),10)
 
 clean:
 	rm -rf $(VENV) var test-artifacts tests/support/node/node_modules

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install what bench/run.py drives: wrk and nginx-light (falling back to nginx) from
-# Debian, and py-spy into the virtualenv for `run.py --profile`. Idempotent.
+# Debian, and py-spy into the virtualenv for `run.py --profile`; matplotlib for the
+# plot of bench/soak.py. Idempotent.
 set -eu
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
@@ -25,4 +26,7 @@ if [ -n "$missing" ]; then
 fi
 if [ -x "$VENV_BIN/pip" ] && [ ! -x "$VENV_BIN/py-spy" ]; then
   "$VENV_BIN/pip" install -q py-spy
+fi
+if [ -x "$VENV_BIN/python" ] && ! "$VENV_BIN/python" -c "import matplotlib" 2>/dev/null; then
+  "$VENV_BIN/pip" install -q matplotlib
 fi

@@ -58,7 +58,7 @@ from gateway.pipeline import handle
 from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.registry_sync import RegistryFollower
 from gateway.responses import PIPELINE_ROUTE, Renderer, mark_own_page
-from gateway.server import CONNECTIONS, ConnectionGuard
+from gateway.server import CONNECTIONS, HEAD_LIMITS, ConnectionGuard
 from gateway.share_pages import SharePages, mount_shares
 from gateway.sockets import OpenSockets
 from gateway.store import share_links as share_store
@@ -130,7 +130,11 @@ def build_gateway(
         ),
         cookie_secure=settings.sessions.cookie_secure,
         public_url=settings.server.public_url,
-        in_flight=InFlight(limits.in_flight_per_principal),
+        in_flight=InFlight(
+            limits.in_flight_per_principal,
+            per_client=limits.in_flight_per_client,
+            trusted_proxies=settings.server.trusted_proxies,
+        ),
     )
 
 
@@ -246,6 +250,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
             "keepalive_timeout": settings.limits.keepalive_timeout,
             # An unread body after a refusal is drained this long at most, then cut.
             "lingering_time": 2.0,
+            **HEAD_LIMITS,
         },
     )
     app[GATEWAY] = gateway

@@ -320,6 +320,7 @@ def _refuse_busy(
             method=request.method,
             path=admitted.target.path,
             client=admitted.client_ip,
+            limit=busy.detail,
         )
     )
     return refuse(gw, request, admitted, busy, receipt=None)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from gateway.audit import event_entry
@@ -32,6 +33,11 @@ from gateway.model import Reason, Rejection
 from gateway.refusals import reject_unread
 
 log = logging.getLogger("gatehold.server")
+
+HEAD_LIMITS: dict[str, int] = {"max_line_size": 8190, "max_field_size": 8190, "max_headers": 128}
+"""aiohttp's request head limits, pinned so an upgrade cannot change them unseen: the
+request line and each header field at most 8190 bytes, at most 128 headers. A head
+past them is answered 400 ``request-malformed`` (audited) by ``handle_error``."""
 
 AUDIT_EVERY = 10.0
 """Seconds between two audit events about one address's refused connections."""
@@ -102,11 +108,7 @@ class GatewayRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had started; the connection is closed")
         reason = Reason.REQUEST_MALFORMED if status < 500 else Reason.INTERNAL_ERROR
-        detail = (
-            "The request is not valid HTTP the gateway accepts."
-            if reason is Reason.REQUEST_MALFORMED
-            else "The gateway hit an unexpected error. Nothing was forwarded past it."
-        )
+        detail = _malformed_detail(exc) if reason is Reason.REQUEST_MALFORMED else _UNEXPECTED
         response = reject_unread(
             gateway,
             request,
@@ -204,6 +206,21 @@ class GatewayRunner(web.AppRunner):
         base = await super()._make_server()
         app = self.app
         return GatewayServer(base, gateway=app[GATEWAY], guard=app[CONNECTIONS])
+
+
+_UNEXPECTED = "The gateway hit an unexpected error. Nothing was forwarded past it."
+
+
+def _malformed_detail(exc: BaseException | None) -> str:
+    """What was wrong with an unreadable request, without repeating any of it."""
+    too_many = isinstance(exc, BadHttpMessage) and "Too many headers" in str(exc)
+    if isinstance(exc, LineTooLong) or too_many:
+        return (
+            "The request head is larger than the gateway accepts: at most "
+            f"{HEAD_LIMITS['max_headers']} headers, each line at most "
+            f"{HEAD_LIMITS['max_field_size']} bytes."
+        )
+    return "The request is not valid HTTP the gateway accepts."
 
 
 def _peer_address(transport: asyncio.BaseTransport | None) -> str:

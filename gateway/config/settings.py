@@ -492,6 +492,13 @@ class LimitsSettings(_Section):
     in_flight_per_principal: int = Field(
         64, ge=1, description="Requests one caller may have in progress at once; then 429."
     )
+    in_flight_per_client: int = Field(
+        256,
+        ge=1,
+        description="Requests one client address may have in progress at once, whoever "
+        "they are signed in as; then 429. Behind trusted proxies, the address they name; "
+        "a NAT's clients share one.",
+    )
     keepalive_timeout: float = Field(
         15.0,
         gt=0,

@@ -87,6 +87,7 @@ def test_limits_have_safe_defaults_and_take_durations(tmp_path: Path) -> None:
     assert limits.websocket_origins == ["https://app.example.test"]
     assert limits.keepalive_timeout == 15.0
     assert limits.in_flight_per_principal == 64
+    assert limits.in_flight_per_client == 256
 
 
 def test_a_websocket_origin_with_a_path_is_refused(tmp_path: Path) -> None:
