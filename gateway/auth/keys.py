@@ -7,6 +7,7 @@ files before start. Workers that start together on an empty folder agree on one 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
@@ -14,6 +15,8 @@ import secrets
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from cryptography.fernet import Fernet
 
 from gateway.errors import ConfigError
 
@@ -99,3 +102,14 @@ class CsrfTokens:
 
     def valid(self, session_hash: str, candidate: str) -> bool:
         return hmac.compare_digest(self.token(session_hash), candidate)
+
+
+def fernet_of(key: bytes, what: str) -> Fernet:
+    """A Fernet (AES-128-CBC + HMAC-SHA-256) keyed by the first 32 bytes of ``key``.
+
+    Every sealed value of the gateway (sign-in flows, TOTP secrets, queued mail) uses
+    one of these, each with a key file of its own.
+    """
+    if len(key) < 32:
+        raise ValueError(f"the {what} key must be at least 32 bytes")
+    return Fernet(base64.urlsafe_b64encode(key[:32]))

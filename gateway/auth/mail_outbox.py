@@ -23,7 +23,6 @@ A message delivered at the first try leaves only its sender's own event
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import email
 import email.policy
@@ -33,11 +32,11 @@ import time
 from collections.abc import Callable
 from email.message import EmailMessage
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.audit import AuditWriter, event_entry
-from gateway.auth.keys import MAIL_KEY, load_or_create_secret
+from gateway.auth.keys import MAIL_KEY, fernet_of, load_or_create_secret
 from gateway.auth.mailer import Mailer, build_mailer
 from gateway.config.durations import parse_duration
 from gateway.config.settings import Settings
@@ -59,9 +58,7 @@ class MailSeal:
     """Seals whole messages with one key (Fernet): ``<data_dir>/keys/mail.key``."""
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            raise ValueError("the mail sealing key must be at least 32 bytes")
-        self._fernet = Fernet(base64.urlsafe_b64encode(key[:32]))
+        self._fernet = fernet_of(key, "mail sealing")
 
     def seal(self, message: EmailMessage) -> str:
         return self._fernet.encrypt(message.as_bytes()).decode()

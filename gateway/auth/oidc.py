@@ -30,11 +30,12 @@ import aiohttp
 from authlib.common.security import generate_token
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.emails import normalize_email
 from gateway.auth.jwks import JwksCache
+from gateway.auth.keys import fernet_of
 from gateway.auth.oidc_accounts import sign_in_person
 from gateway.auth.oidc_values import Identified, LinkRequest, OidcSignIn, Refused
 from gateway.config.durations import parse_duration
@@ -69,9 +70,7 @@ class FlowSeal:
     """Encrypts and authenticates flows (Fernet: AES-128-CBC + HMAC-SHA256, timestamped)."""
 
     def __init__(self, secret: bytes) -> None:
-        if len(secret) < 32:
-            raise ValueError("the flow-sealing secret must be at least 32 bytes")
-        self._fernet = Fernet(base64.urlsafe_b64encode(secret[:32]))
+        self._fernet = fernet_of(secret, "flow-sealing")
 
     def seal(self, flow: Flow) -> str:
         return self._fernet.encrypt(json.dumps(asdict(flow)).encode()).decode()

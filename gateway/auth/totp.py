@@ -18,7 +18,6 @@ becomes the person's authenticator only with a correct code. Until then the old 
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 import time
@@ -27,9 +26,10 @@ from dataclasses import dataclass
 
 import pyotp
 import segno
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.auth.keys import fernet_of
 from gateway.store import totp as totp_store
 
 DIGITS = 6
@@ -46,9 +46,7 @@ class SecretSeal:
     """Seals secrets for the store and set-up forms with one key (Fernet)."""
 
     def __init__(self, key: bytes) -> None:
-        if len(key) < 32:
-            raise ValueError("the TOTP sealing key must be at least 32 bytes")
-        self._fernet = Fernet(base64.urlsafe_b64encode(key[:32]))
+        self._fernet = fernet_of(key, "TOTP sealing")
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(json.dumps({"totp": secret}).encode()).decode()
