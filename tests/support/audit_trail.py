@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.support import cli
 from tests.support.stack import DEMO_RULES, running_stack
 
 Hasher = Callable[[str, str], str]
@@ -52,15 +51,8 @@ def write_config(data_dir: Path, **audit: Any) -> Path:
 def gatehold(
     *args: str, config: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """The real command, as an operator runs it (``env``: added to the environment)."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env} if env else None,
-    )
+    """The command as an operator runs it (``env``: added to the environment)."""
+    return cli.gatehold(*args, config=config, env=env)
 
 
 async def fill(data_dir: Path, requests: int, **audit: Any) -> None:
