@@ -49,10 +49,14 @@ def write_config(data_dir: Path, **audit: Any) -> Path:
 
 
 def gatehold(
-    *args: str, config: Path, env: dict[str, str] | None = None
+    *args: str, config: Path, env: dict[str, str] | None = None, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """The command as an operator runs it (``env``: added to the environment)."""
-    return cli.gatehold(*args, config=config, env=env)
+    """The command as an operator runs it (``env``: added to the environment).
+
+    ``process``: a real process, for a command that must run beside a gateway in this
+    process as another process would (file locks, for one, are held per process).
+    """
+    return cli.gatehold(*args, config=config, env=env, process=process)
 
 
 async def fill(data_dir: Path, requests: int, **audit: Any) -> None:
