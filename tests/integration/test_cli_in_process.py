@@ -2,8 +2,8 @@
 
 Most CLI tests run ``gateway.cli.main`` in the test process (``tests.support.cli``), a
 second each cheaper than a new interpreter. This checks the shortcut against the real
-thing: help, a usage error, listings, a refusal, a simulated denial, the audit check, run both ways on the
-same store, give the same exit status, stdout and stderr.
+thing: help, a usage error, listings, a refusal, a simulated denial and the audit
+check, run both ways on the same store, give the same exit status, stdout and stderr.
 """
 
 from __future__ import annotations
