@@ -6,6 +6,10 @@ listed here); it is served, audited and documented with no other change.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+from typing import Any
+
 from gateway.admin.parts import ServiceParts
 from gateway.api import (
     access,
@@ -19,7 +23,7 @@ from gateway.api import (
     tenants,
 )
 from gateway.api.openapi import openapi_document
-from gateway.api.operations import API
+from gateway.api.operations import API, Api
 from gateway.api.serve import AdminApi
 from gateway.auth.keys import CsrfTokens
 
@@ -38,4 +42,16 @@ ENDPOINT_MODULES = (
 
 def admin_api(csrf: CsrfTokens, parts: ServiceParts) -> AdminApi:
     """The admin API over every endpoint module's operations."""
-    return AdminApi(API, csrf, openapi_document(API), parts)
+    return AdminApi(API, csrf, _document(API, len(API.operations)), parts)
+
+
+@functools.lru_cache(maxsize=4)
+def _document(api: Api, declared: int) -> Mapping[str, Any]:
+    """The OpenAPI document of ``api`` with its first ``declared`` operations, made once.
+
+    Generating the models' JSON Schema takes a third of a second, and every app (each
+    worker, each replica, each reload) would otherwise repeat it for the same table.
+    Operations are only ever appended, so an operation declared later changes the key
+    and gets a new document. Callers only read it (``AdminApi`` serializes it).
+    """
+    return openapi_document(api)

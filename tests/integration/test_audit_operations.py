@@ -64,7 +64,7 @@ async def test_verify_beside_a_busy_gateway_reports_nothing(tmp_path: Path) -> N
         load = [asyncio.create_task(traffic()) for _ in range(4)]
         try:
             runs = [
-                await asyncio.to_thread(gatehold, "audit", "verify", config=config)
+                await asyncio.to_thread(gatehold, "audit", "verify", config=config, process=True)
                 for _ in range(3)
             ]
         finally:

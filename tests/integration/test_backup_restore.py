@@ -58,7 +58,9 @@ async def backup_during_traffic(source: Path, backup: Path, **overrides: Any) ->
         try:
             while await stack.ledger_total() < 8:  # the writes are under way
                 await asyncio.sleep(0.01)
-            taken = await asyncio.to_thread(gatehold, "backup", str(backup), config=config)
+            taken = await asyncio.to_thread(
+                gatehold, "backup", str(backup), config=config, process=True
+            )
         finally:
             stop.set()
             sent = sum(await asyncio.gather(*load))
@@ -291,7 +293,7 @@ async def test_restore_refuses_a_store_a_running_gateway_has_open(tmp_path: Path
             await stack.client.get("/api/invoices/1", headers=stack.cookie("alice@acme.test"))
         ).read()
         refused = await asyncio.to_thread(
-            gatehold, "restore", str(backup), "--force", config=config
+            gatehold, "restore", str(backup), "--force", config=config, process=True
         )
         seq = await audit_log.last_seq(stack_engine(stack))
     assert refused.returncode == 2

@@ -1,4 +1,9 @@
-"""The ``gatehold`` command, run as a real subprocess against a real store."""
+"""The ``gatehold`` command against a real store.
+
+Most commands run in this process (``tests.support.cli``); the workflow of users,
+sessions, simulation and the audit trail, a missing settings file and ``serve
+--workers`` run as real processes.
+"""
 
 from __future__ import annotations
 
@@ -15,22 +20,9 @@ import pytest
 import yaml
 
 from gateway.demo.ledger import seed
+from tests.support.cli import gatehold
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES
-
-
-def gatehold(
-    *args: str, config: Path | None = None, cwd: Path | None = None
-) -> subprocess.CompletedProcess[str]:
-    extra = ["--config", str(config)] if config is not None else []
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, *extra],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        check=False,
-    )
 
 
 @pytest.fixture
@@ -105,37 +97,59 @@ def test_users_mint_simulate_verify_and_export(config: Path) -> None:
         "--role",
         "readonly",
         config=config,
+        process=True,
     )
     assert added.returncode == 0, added.stderr
     assert "standard in acme, readonly in globex" in added.stdout
-    listed = gatehold("users", "list", config=config)
+    listed = gatehold("users", "list", config=config, process=True)
     assert "alice@acme.test" in listed.stdout
 
-    minted = gatehold("session", "mint", "alice@acme.test", config=config)
+    minted = gatehold("session", "mint", "alice@acme.test", config=config, process=True)
     assert minted.returncode == 0, minted.stderr
     assert minted.stdout.startswith("__Host-gatehold=")
 
     simulated = gatehold(
-        "rules", "simulate", "--user", "alice@acme.test", "GET", "/files/1", config=config
+        "rules",
+        "simulate",
+        "--user",
+        "alice@acme.test",
+        "GET",
+        "/files/1",
+        config=config,
+        process=True,
     )
     assert simulated.returncode == 0, simulated.stdout + simulated.stderr
     assert simulated.stdout.startswith("ALLOW role-allowed")
     assert "document 1 (path.doc_id) is owned by 'acme'" in simulated.stdout
     readonly = gatehold(
-        "rules", "simulate", "--user", "alice@acme.test", "GET", "/files/2", config=config
+        "rules",
+        "simulate",
+        "--user",
+        "alice@acme.test",
+        "GET",
+        "/files/2",
+        config=config,
+        process=True,
     )
     assert readonly.returncode == 1
     assert readonly.stdout.startswith("DENY role-forbidden")
     assert "holds readonly in 'globex'; none allows 'download'" in readonly.stdout
     denied = gatehold(
-        "rules", "simulate", "--user", "alice@acme.test", "DELETE", "/files/1", config=config
+        "rules",
+        "simulate",
+        "--user",
+        "alice@acme.test",
+        "DELETE",
+        "/files/1",
+        config=config,
+        process=True,
     )
     assert denied.returncode == 1
     assert denied.stdout.startswith("DENY method-not-allowed")
 
-    verified = gatehold("audit", "verify", config=config)
+    verified = gatehold("audit", "verify", config=config, process=True)
     assert verified.returncode == 0, verified.stdout
-    exported = gatehold("audit", "export", "--format", "jsonl", config=config)
+    exported = gatehold("audit", "export", "--format", "jsonl", config=config, process=True)
     kinds = [json.loads(line)["kind"] for line in exported.stdout.splitlines()]
     assert "user-added" in kinds and "session-minted" in kinds
 
@@ -143,13 +157,13 @@ def test_users_mint_simulate_verify_and_export(config: Path) -> None:
     with sqlite3.connect(database) as db:
         db.execute("UPDATE audit_log SET actor = 'mallory' WHERE seq = 1")
         db.execute("DELETE FROM audit_log WHERE seq = 2")
-    tampered = gatehold("audit", "verify", config=config)
+    tampered = gatehold("audit", "verify", config=config, process=True)
     assert tampered.returncode == 1
     assert "seq 1" in tampered.stdout and "2" in tampered.stdout
 
 
 def test_a_missing_config_is_a_clear_error(tmp_path: Path) -> None:
-    result = gatehold("users", "list", cwd=tmp_path)
+    result = gatehold("users", "list", cwd=tmp_path, process=True)
     assert result.returncode == 2
     assert "settings file not found" in result.stderr
     assert "Traceback" not in result.stderr

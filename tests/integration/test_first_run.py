@@ -1,5 +1,10 @@
 """A first run as a new user makes it: fresh settings, ``gatehold init``, the demo on
-chosen ports and the commands its banner prints, all as real ``gatehold`` processes."""
+chosen ports and the commands its banner prints.
+
+The first steps of a new user, ``init``, the demo and its banner's commands run as
+real ``gatehold`` processes; the other cases run the command in this process
+(``tests.support.cli``), with the working folder and umask they name.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cli
 from tests.support.servers_base import free_port
 
 WORKTREE = Path(__file__).resolve().parents[2]
@@ -26,20 +32,11 @@ def environment(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(WORKTREE), **extra}
 
 
-def gatehold(*args: str, cwd: Path, umask: int | None = None) -> subprocess.CompletedProcess[str]:
-    def set_umask() -> None:
-        if umask is not None:
-            os.umask(umask)
-
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-        env=environment(),
-        preexec_fn=set_umask,
-        check=False,
+def gatehold(
+    *args: str, cwd: Path, umask: int | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    return cli.gatehold(
+        *args, cwd=cwd, umask=umask, process=process, env={"PYTHONPATH": str(WORKTREE)}
     )
 
 
@@ -74,7 +71,7 @@ def test_any_first_command_on_fresh_settings_creates_the_data_folder_owner_only(
     data = tmp_path / "state" / "nested" / "data"
     assert not data.exists()
     # a permissive umask must not leave the folder readable by others
-    result = gatehold(*FIRST_COMMANDS[first], cwd=tmp_path, umask=0)
+    result = gatehold(*FIRST_COMMANDS[first], cwd=tmp_path, umask=0, process=first == "migrate")
     assert "unable to open database file" not in result.stderr
     assert "Traceback" not in result.stderr
     if first == "session mint":  # the store opened fine; the person does not exist
@@ -96,12 +93,12 @@ def test_fresh_settings_then_migrate_users_add_and_apikey_create(tmp_path: Path)
         ("apikey", "create", "--tenant", "acme", "--role", "readonly"),
     ]
     for step in steps:
-        result = gatehold(*step, cwd=tmp_path)
+        result = gatehold(*step, cwd=tmp_path, process=True)
         assert result.returncode == 0, (step, result.stderr)
     assert mode(tmp_path / "var") == 0o700
-    listed = gatehold("users", "list", cwd=tmp_path)
+    listed = gatehold("users", "list", cwd=tmp_path, process=True)
     assert "you@example.com" in listed.stdout
-    keys = gatehold("apikey", "list", cwd=tmp_path)
+    keys = gatehold("apikey", "list", cwd=tmp_path, process=True)
     assert "readonly" in keys.stdout and "acme" in keys.stdout
 
 
@@ -142,7 +139,7 @@ def test_a_data_folder_that_cannot_be_created_is_one_clear_error(tmp_path: Path)
 
 
 def test_init_writes_commented_files_that_pass_check_strict(tmp_path: Path) -> None:
-    result = gatehold("init", "--dir", "site", cwd=tmp_path)
+    result = gatehold("init", "--dir", "site", cwd=tmp_path, process=True)
     assert result.returncode == 0, result.stderr
     settings, rules = tmp_path / "site" / "gatehold.yaml", tmp_path / "site" / "rules.yaml"
     for written in (settings, rules):
@@ -150,7 +147,9 @@ def test_init_writes_commented_files_that_pass_check_strict(tmp_path: Path) -> N
         assert sum(line.lstrip().startswith("#") for line in lines) >= 5
     # the next steps are printed with the settings file, runnable as typed
     assert "--config site/gatehold.yaml" in result.stdout
-    checked = gatehold("check", "--strict", "--config", "site/gatehold.yaml", cwd=tmp_path)
+    checked = gatehold(
+        "check", "--strict", "--config", "site/gatehold.yaml", cwd=tmp_path, process=True
+    )
     assert checked.returncode == 0, checked.stderr
     assert checked.stderr == ""  # no lint warnings either
     linted = gatehold(
@@ -161,11 +160,12 @@ def test_init_writes_commented_files_that_pass_check_strict(tmp_path: Path) -> N
         "--config",
         "site/gatehold.yaml",
         cwd=tmp_path,
+        process=True,
     )
     assert linted.returncode == 0, linted.stderr
     assert linted.stderr == ""
     # the starter settings need nothing else: the default ./gatehold.yaml is found
-    assert gatehold("check", "--strict", cwd=tmp_path / "site").returncode == 0
+    assert gatehold("check", "--strict", cwd=tmp_path / "site", process=True).returncode == 0
 
 
 def test_init_in_the_current_folder_and_with_an_upstream(tmp_path: Path) -> None:

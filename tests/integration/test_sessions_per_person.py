@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from gateway.store.sessions import token_hash
+from tests.support import cli
 from tests.support.stack import Stack, running_stack
 
 API = {"Accept": "application/json"}
@@ -36,14 +36,7 @@ def write_config(stack: Stack, data_dir: Path) -> Path:
 
 
 async def gatehold(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return await asyncio.to_thread(cli.gatehold, *args, config=config)
 
 
 def cookie(token: str) -> dict[str, str]:

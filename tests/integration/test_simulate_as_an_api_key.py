@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tests.integration.test_decide_live_and_simulated_agree import (
     generated,
     newest_request_id,
 )
+from tests.support import cli
 from tests.support.stack import Stack, running_stack
 
 KEYS = [("acme", "readonly"), ("acme", "standard"), ("globex", "admin")]
@@ -117,13 +117,7 @@ async def test_simulating_a_key_agrees_with_its_live_traffic(tmp_path: Path) -> 
 
 
 def gatehold(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli.gatehold(*args, config=config)
 
 
 async def test_the_command_decides_as_a_key_and_refuses_dead_ones(tmp_path: Path) -> None:

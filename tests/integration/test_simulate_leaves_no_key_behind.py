@@ -9,24 +9,18 @@ the store itself needs.
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import yaml
 
 from gateway.auth.keys import ASSERTION_KEY
 from gateway.demo.ledger import seed
+from tests.support import cli
 from tests.support.stack import DEMO_RULES
 
 
 def gatehold(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli.gatehold(*args, config=config)
 
 
 def files_under(root: Path) -> set[str]:

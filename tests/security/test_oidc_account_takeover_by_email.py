@@ -14,7 +14,6 @@ import asyncio
 import html
 import re
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +29,7 @@ from gateway.auth.handlers import AUTH_PAGES
 from gateway.auth.sessions import hash_token
 from gateway.store import sso_invites
 from gateway.store import users as user_store
+from tests.support import cli
 from tests.support.openid_provider import openid_provider, sign_in_at_provider
 from tests.support.servers_base import free_port
 from tests.support.sso import ACCOUNTS, FLOW, GRANTS, SESSION, Sso
@@ -315,13 +315,7 @@ async def test_an_account_tied_to_one_person_cannot_be_linked_to_another(tmp_pat
 
 
 def gatehold_cli(*args: str, config: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cli.gatehold(*args, config=config)
 
 
 async def test_gatehold_users_add_with_sso_invites_through_that_provider_only(

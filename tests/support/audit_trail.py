@@ -13,16 +13,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.support import cli
 from tests.support.stack import DEMO_RULES, running_stack
 
 Hasher = Callable[[str, str], str]
@@ -50,17 +49,14 @@ def write_config(data_dir: Path, **audit: Any) -> Path:
 
 
 def gatehold(
-    *args: str, config: Path, env: dict[str, str] | None = None
+    *args: str, config: Path, env: dict[str, str] | None = None, process: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """The real command, as an operator runs it (``env``: added to the environment)."""
-    return subprocess.run(
-        [sys.executable, "-m", "gateway", *args, "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env} if env else None,
-    )
+    """The command as an operator runs it (``env``: added to the environment).
+
+    ``process``: a real process, for a command that must run beside a gateway in this
+    process as another process would (file locks, for one, are held per process).
+    """
+    return cli.gatehold(*args, config=config, env=env, process=process)
 
 
 async def fill(data_dir: Path, requests: int, **audit: Any) -> None:
