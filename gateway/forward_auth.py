@@ -30,11 +30,13 @@ from gateway.config.settings import ForwardAuthSettings
 from gateway.context import Gateway
 from gateway.errors import StoreUnavailable
 from gateway.forward_auth_fit import refusal as fit_refusal
+from gateway.headers import DEFAULT_STRIP, HeaderStrip, strip_gateway_cookies
 from gateway.ingress import TrustedProxies
 from gateway.live import LIVE
 from gateway.logs import note_refused
 from gateway.model import (
     AuditReceipt,
+    AuthMethod,
     Decision,
     MatchResult,
     Outcome,
@@ -43,12 +45,14 @@ from gateway.model import (
     Rejection,
     RouteMatch,
 )
-from gateway.original import FRONT_PROXY_HEADERS, Original, original_request
+from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
 from gateway.override import with_override
 from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide
 from gateway.refusals import observe_denial, reject_unread
 
 FORWARD_AUTH_PATH = "/.gatehold/auth"
+BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
+"""Credentials of the gateway's own, never passed on to the app (like the full proxy)."""
 IDENTITY_HEADERS = (
     "X-Gatehold-User",
     "X-Gatehold-Email",
@@ -57,8 +61,20 @@ IDENTITY_HEADERS = (
     "X-Gatehold-Assertion",
 )
 """Sent on every 2xx, each one always (empty when it has no value)."""
+COOKIE_HEADER = "X-Gatehold-Cookie"
+"""The client's ``Cookie`` without the gateway's session cookie: the front proxy sends it
+to the app as ``Cookie`` (the full proxy never forwards the gateway's cookies, I4)."""
+AUTHORIZATION_HEADER = "X-Gatehold-Authorization"
+"""The client's ``Authorization``, empty when it was the gateway's own credential (an API
+key or bearer token): the front proxy sends it to the app as ``Authorization``."""
+PASSED_ON = (*IDENTITY_HEADERS, COOKIE_HEADER, AUTHORIZATION_HEADER)
+COPIED = frozenset(name.lower() for name in PASSED_ON)
+"""What the front proxy copies from the 200 over the client's own values."""
 LOGIN_HEADER = "X-Gatehold-Login"
 """The sign-in address of a 401, for nginx's ``error_page 401`` to redirect to."""
+STATUS_HEADER = "X-Gatehold-Status"
+"""The refusal's status again: nginx's ``auth_request`` passes only 401 and 403 on (any
+other status becomes its 500), but ``auth_request_set`` can read this header."""
 VIA = "forward-auth"
 FULL_PROXY_DETAIL = (
     "This address needs the gateway's full proxy (its body or its answer is checked); "
@@ -69,10 +85,16 @@ FULL_PROXY_DETAIL = (
 class ForwardAuth:
     """The endpoint's settings: whether it answers, who may ask, what it refuses."""
 
-    def __init__(self, settings: ForwardAuthSettings, trusted_proxies: list[str]) -> None:
+    def __init__(
+        self,
+        settings: ForwardAuthSettings,
+        trusted_proxies: list[str],
+        strip: HeaderStrip = DEFAULT_STRIP,
+    ) -> None:
         self.enabled = settings.enabled
         self.apps_read_method_override = settings.apps_read_method_override
         self.trusted = TrustedProxies(trusted_proxies)
+        self.strip = strip
 
     def fit(self, match: MatchResult, method: str) -> Rejection | None:
         """``pipeline.Fit``: refuse routes the endpoint cannot decide without the bytes."""
@@ -113,6 +135,12 @@ async def _answer(gw: Gateway, request: web.Request, fa: ForwardAuth) -> web.Str
     original = original_request(request)
     if isinstance(original, Rejection):
         return _reject(gw, request, original)
+    if name := spoofed(original.headers, fa.strip, COPIED):
+        detail = (
+            f"the {name} header is set by the gateway or the front proxy only; "
+            "a front proxy would pass it on to the app, so the request is refused"
+        )
+        return _reject(gw, request, Rejection(Reason.HEADER_INVALID, detail), original=original)
     verdict = await decide(gw, original, gate=partial(gw.in_flight.enter, request), fit=fa.fit)
     return await _audited(gw, request, original, verdict, started)
 
@@ -159,6 +187,7 @@ async def _audited(
         _finish(gw, receipt, response, started, route=route, reason=decision.reason)
         return response
     response = _allowed(gw, admitted.request_id, principal, match, decision)
+    response.headers.update(_passed_on(original, principal))
     _finish(gw, receipt, response, started, route=route, reason=decision.reason)
     return response
 
@@ -187,6 +216,19 @@ def _allowed(
     headers["X-Request-Id"] = request_id
     headers["Cache-Control"] = "no-store"
     return web.Response(status=200, headers=headers)
+
+
+def _passed_on(original: Original, principal: object) -> dict[str, str]:
+    """The ``Cookie`` and ``Authorization`` the app may see, for the front proxy to set."""
+    cookie = "; ".join(
+        kept
+        for value in original.headers.getall("Cookie", [])
+        if (kept := strip_gateway_cookies(value))
+    )
+    authorization = original.headers.get("Authorization", "")
+    if isinstance(principal, Principal) and principal.auth_method in BEARER_METHODS:
+        authorization = ""
+    return {COOKIE_HEADER: cookie, AUTHORIZATION_HEADER: authorization}
 
 
 def _finish(
@@ -228,6 +270,7 @@ def _render(
         tenant=verdict.tenant if isinstance(verdict, Decision) else None,
     )
     response = gw.renderer.render(request, problem, redirect=False)
+    response.headers[STATUS_HEADER] = str(response.status)
     if problem.login is not None:
         response.headers["Location"] = problem.login
         response.headers[LOGIN_HEADER] = problem.login
@@ -251,4 +294,6 @@ def _reject(
             value = request.headers.get(name)
             if value is not None:
                 data[name.lower()] = value[:1024]
-    return reject_unread(gw, request, rejection, actor="anonymous", **data)
+    response = reject_unread(gw, request, rejection, actor="anonymous", **data)
+    response.headers[STATUS_HEADER] = str(response.status)
+    return response

@@ -17,6 +17,7 @@ from gateway.model import IdSource, Reason, Rejection, Route
 
 OVERRIDE_METHOD = "POST"
 """The only method whose body frameworks read a ``_method`` override from."""
+POST_REASON = "POST:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,12 @@ class Unfit:
     route: str
     why: tuple[str, ...]
     """Every reason, each a short sentence naming the rule that needs the full proxy."""
+
+    @property
+    def only_post(self) -> bool:
+        """Only its POSTs need the full proxy (their bodies may override the method);
+        its other methods can be decided at the endpoint."""
+        return all(why.startswith(POST_REASON) for why in self.why)
 
 
 def unfit_reasons(route: Route, *, apps_read_method_override: bool = True) -> tuple[str, ...]:
@@ -48,7 +55,7 @@ def unfit_reasons(route: Route, *, apps_read_method_override: bool = True) -> tu
     if route.websocket:
         why.append("websocket: the Origin check and the frames pass through the gateway")
     if apps_read_method_override and takes_post(route):
-        why.append("POST: the body may override the method (_method) as the app reads it")
+        why.append(f"{POST_REASON} the body may override the method (_method) as the app reads it")
     return tuple(why)
 
 
@@ -75,7 +82,7 @@ def refusal(route: Route, method: str, *, apps_read_method_override: bool) -> Re
     why = [
         reason
         for reason in unfit_reasons(route, apps_read_method_override=apps_read_method_override)
-        if method == OVERRIDE_METHOD or not reason.startswith("POST:")
+        if method == OVERRIDE_METHOD or not reason.startswith(POST_REASON)
     ]
     if not why:
         return None
@@ -84,3 +91,31 @@ def refusal(route: Route, method: str, *, apps_read_method_override: bool) -> Re
         "send this address to the gateway itself, not to its decision endpoint"
     )
     return Rejection(Reason.FULL_PROXY_REQUIRED, detail)
+
+
+def describe(routes: Sequence[Route], *, apps_read_method_override: bool = True) -> list[str]:
+    """``rules check --mode forward-auth``: which routes need the full proxy, and why."""
+    unfit = unfit_routes(routes, apps_read_method_override=apps_read_method_override)
+    by_name = {route.name: route for route in routes}
+    lines = [
+        f"forward-auth: {len(unfit)} of {len(routes)} routes need the full proxy "
+        "(the decision endpoint refuses them: full-proxy-required)"
+    ]
+    for item in unfit:
+        route = by_name[item.route]
+        methods = ",".join(sorted(route.methods)) if route.methods else "any method"
+        only = ", its POSTs only" if item.only_post else ""
+        lines.append(f"  {item.route}: {route.pattern} ({methods}{only})")
+        lines.extend(f"    - {why}" for why in item.why)
+    decidable = [r.name for r in routes if r.name not in {u.route for u in unfit}]
+    lines.append(
+        f"forward-auth: {len(decidable)} routes can be decided at /.gatehold/auth"
+        + (f": {', '.join(decidable)}" if decidable else "")
+    )
+    if apps_read_method_override:
+        lines.append(
+            "forward-auth: POST routes are listed because the apps may read a _method "
+            "override from the body (forward_auth.apps_read_method_override: true); "
+            "their other methods can still be decided"
+        )
+    return lines

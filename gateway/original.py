@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from gateway.headers import HeaderStrip, fold
 from gateway.model import Reason, Rejection
 
 METHOD_HEADERS = ("X-Original-Method", "X-Forwarded-Method")
@@ -31,6 +32,26 @@ FRONT_PROXY_HEADERS = (*METHOD_HEADERS, *TARGET_HEADERS, HOST_HEADER)
 """The headers naming the original request; none of them is the original's own."""
 _SUBREQUEST_HEADERS = ("Host", "Content-Length", "Transfer-Encoding")
 """The subrequest's own framing and host, never the original's."""
+SET_BY_FRONT_PROXIES = frozenset(
+    {
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-forwarded-scheme",
+        "x-original-forwarded-for",
+        "x-real-ip",
+        "x-scheme",
+        "x-request-id",
+        "x-auth-request-redirect",
+        "x-sent-from",
+    }
+)
+"""Headers front proxies set on the subrequest themselves (exact spelling): they cannot
+be told from a client's, so the front proxy must set them over the client's (the
+exported configs do)."""
 _METHOD = re.compile(r"[A-Z][A-Z-]{0,19}")
 _ABSOLUTE = re.compile(r"(https?)://([^/?#\s]+)(/[^#]*)?", re.IGNORECASE)
 
@@ -123,6 +144,25 @@ def _host(request: web.BaseRequest) -> str | Rejection:
     if len(hosts) > 1:
         return Rejection(Reason.HEADER_INVALID, "the original host is named differently")
     return hosts.pop() if hosts else request.headers.get("Host", "")
+
+
+def spoofed(headers: CIMultiDictProxy[str], strip: HeaderStrip, copied: frozenset[str]) -> str:
+    """The first client header the full proxy would remove (I4) and a front proxy would
+    pass on to the app, or ``""``.
+
+    The full proxy strips identity and routing headers in every spelling; behind a front
+    proxy nobody can, so a request carrying one is refused. Exempt are the exact names
+    the front proxy sets itself: the subrequest's framing and dialect headers, the
+    forwarding family (``SET_BY_FRONT_PROXIES``) and the identity headers it copies from
+    the answer over the client's (``copied``).
+    """
+    for name in headers:
+        lower = name.lower()
+        if lower in _DROPPED or lower in SET_BY_FRONT_PROXIES or lower in copied:
+            continue
+        if strip.strips(fold(name)):
+            return name
+    return ""
 
 
 def original_request(request: web.BaseRequest) -> Original | Rejection:
