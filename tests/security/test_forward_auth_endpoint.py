@@ -289,7 +289,8 @@ async def test_client_identity_headers_are_never_echoed_and_other_spellings_refu
             assert problem["type"] == "/.gatehold/problems/header-invalid"
             assert name in problem["detail"]
             rows = await stack.events("rejected")
-            assert [r for r in rows if r["request_id"] == headers["X-Request-Id"]]
+            mine = [r for r in rows if r["request_id"] == headers["X-Request-Id"]]
+            assert mine and mine[0]["actor"] == "alice@acme.test", mine  # the caller named
         assert not await forwarded_decisions(stack)
 
 
