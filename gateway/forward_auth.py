@@ -26,6 +26,7 @@ from functools import partial
 
 from aiohttp import web
 
+from gateway.audit import event_entry
 from gateway.config.settings import ForwardAuthSettings
 from gateway.context import Gateway
 from gateway.errors import StoreUnavailable
@@ -159,7 +160,20 @@ async def _audited(
     )
     if isinstance(admitted, Rejection):
         return await _reject(gw, request, admitted, original=original)
-    if verdict.held is not None:
+    if verdict.held is not None:  # too many of the caller's requests in progress: 429
+        gw.audit.record(
+            event_entry(
+                "request",
+                actor=principal.email if isinstance(principal, Principal) else "anonymous",
+                request_id=admitted.request_id,
+                decision="deny",
+                reason=verdict.held.reason.value,
+                method=original.method,
+                path=admitted.target.path,
+                client=admitted.client_ip,
+                via=VIA,
+            )
+        )
         return _render(gw, request, admitted.request_id, admitted.target.raw, verdict.held)
     route = match.route.name if isinstance(match, RouteMatch) else ""
     entry = with_override(
