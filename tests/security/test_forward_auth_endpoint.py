@@ -365,15 +365,23 @@ async def test_routes_that_need_the_body_or_the_answer_are_refused(tmp_path: Pat
         assert not await forwarded_decisions(stack)
 
 
-async def test_post_routes_are_decided_when_the_apps_read_no_method_override(
+async def test_the_settings_shape_what_the_endpoint_decides_and_refuses(
     tmp_path: Path,
 ) -> None:
+    """POSTs are decided when no app reads ``_method``; ``headers.strip`` names are
+    refused like the built-in ones."""
     fa = {"enabled": True, "apps_read_method_override": False}
-    async with fa_stack(tmp_path, forward_auth=fa) as stack:
+    strip = {"strip": ["X-Legacy-*"]}
+    async with fa_stack(tmp_path, forward_auth=fa, headers=strip) as stack:
         status, _, _ = await ask(stack, "caddy", "POST", "/t/acme/notes/1", "alice@acme.test")
         assert status == 200
         status, _, problem = await ask(stack, "caddy", "POST", "/files", "alice@acme.test")
         assert problem["type"] == "/.gatehold/problems/full-proxy-required"
+        status, _, problem = await ask(
+            stack, "nginx", "GET", "/api/invoices/1", "alice@acme.test", extra={"X_Legacy_Uid": "1"}
+        )
+        assert (status, problem["type"]) == (400, "/.gatehold/problems/header-invalid")
+        assert not await forwarded_decisions(stack)
 
 
 async def test_the_audit_record_is_committed_before_the_200(tmp_path: Path) -> None:
