@@ -24,6 +24,7 @@ from gateway.export_plan import (
     CLIENT_HEADERS_DROPPED,
     DROPPED_PREFIXES,
     IDENTITY_HEADERS,
+    PASSED_ON,
     ExportPlan,
     RouteExport,
     host_port,
@@ -31,8 +32,8 @@ from gateway.export_plan import (
     unnamed,
 )
 
-COOKIE_PASSES = 4
-"""How many of Gatehold's cookies are cut from one ``Cookie`` header (one per rewrite)."""
+BROWSER = ("method GET HEAD", "header Accept *text/html*")
+"""A browser navigation: a 401 becomes the redirect to the sign-in (as Gatehold does)."""
 
 
 def caddy_config(plan: ExportPlan, *, standalone: bool = False) -> str:
@@ -45,6 +46,9 @@ def caddy_config(plan: ExportPlan, *, standalone: bool = False) -> str:
     lines += [f"http://:{port} {{"]
     if host:
         lines.append(f"\tbind {host.strip('[]')}")
+    lines += ["\t@gatehold_browser {", *(f"\t\t{m}" for m in BROWSER), "\t}"]
+    lines += ["\t@gatehold_not_browser {", "\t\tnot {"]
+    lines += [*(f"\t\t\t{m}" for m in BROWSER), "\t\t}", "\t}"]
     lines += ["\troute {"]
     lines += [f"\t\t{line}" for line in _route_body(plan)]
     lines += ["\t}", "}", ""]
@@ -87,27 +91,33 @@ def _forward_auth(plan: ExportPlan, route: RouteExport) -> list[str]:
 
 def _asked_then_forwarded(plan: ExportPlan, app: str) -> list[str]:
     return [
-        f"forward_auth {host_port(plan.gatehold_url)} {{",
-        "\turi /.gatehold/auth",
-        f"\tcopy_headers {' '.join(IDENTITY_HEADERS)}",
-        "\t@gatehold_sign_in {",
-        "\t\tstatus 401",
-        "\t\theader Location *",
-        "\t}",
-        "\thandle_response @gatehold_sign_in {",
-        "\t\tredir {http.reverse_proxy.header.Location} 302",
-        "\t}",
-        "}",
+        *_ask(plan, "@gatehold_browser", sign_in=True),
+        *_ask(plan, "@gatehold_not_browser", sign_in=False),
         f"reverse_proxy {app} {{",
         "\theader_up Host {upstream_hostport}",
-        *(
-            ["\t" + r'header_up Cookie "^(.*?)(?:^|;\s*)__Host-gatehold[^;]*(.*)$" "$1$2"']
-            * COOKIE_PASSES
-        ),
-        "\t" + r'header_up Cookie "^;\s*(.*)$" "$1"',
         "\theader_down X-Request-Id {http.request.header.X-Request-Id}",
         "}",
     ]
+
+
+def _ask(plan: ExportPlan, matcher: str, *, sign_in: bool) -> list[str]:
+    copied = [*IDENTITY_HEADERS, *(f"{answer}>{name}" for answer, name in PASSED_ON.items())]
+    lines = [
+        f"forward_auth {matcher} {host_port(plan.gatehold_url)} {{",
+        "\turi /.gatehold/auth",
+        f"\tcopy_headers {' '.join(copied)}",
+    ]
+    if sign_in:
+        lines += [
+            "\t@gatehold_sign_in {",
+            "\t\tstatus 401",
+            "\t\theader Location *",
+            "\t}",
+            "\thandle_response @gatehold_sign_in {",
+            "\t\tredir {http.reverse_proxy.header.Location} 302",
+            "\t}",
+        ]
+    return [*lines, "}"]
 
 
 def _to_gatehold(plan: ExportPlan) -> list[str]:

@@ -78,16 +78,29 @@ def export_command(
             click.echo(f"error: {problem}", err=True)
         sys.exit(2)
     url = gatehold_url or f"http://{settings.server.host}:{settings.server.port}"
-    plan = build_plan(ruleset, gatehold_url=url, listen=listen)
+    plan = build_plan(
+        ruleset,
+        gatehold_url=url,
+        listen=listen,
+        apps_read_method_override=settings.forward_auth.apps_read_method_override,
+    )
     text = RENDERERS[proxy](plan, standalone)
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text)
-    refused = [r for r in plan.routes if not r.forward_auth]
-    click.echo(
-        f"{proxy}: {len(plan.routes) - len(refused)} routes by forward-auth, "
-        f"{len(refused)} through Gatehold's full proxy"
-        + "".join(f"\n  {r.name}: {', '.join(r.needs)}" for r in refused),
-        err=True,
-    )
+    click.echo(summary(proxy, plan), err=True)
+
+
+def summary(proxy: str, plan: ExportPlan) -> str:
+    """Which routes (and methods) go which way, and why."""
+    asked = sorted({r.name for r in plan.forward_auth_routes})
+    full = [r for r in plan.routes if not r.forward_auth]
+    lines = [
+        f"{proxy}: forward-auth for {len(asked)} routes, Gatehold's full proxy for "
+        f"{len(full)} routes or methods of a route (and everything no route names)"
+    ]
+    for route in full:
+        methods = ",".join(route.methods) if route.methods else "any method"
+        lines.append(f"  {route.name} ({methods}): {'; '.join(route.needs)}")
+    return "\n".join(lines)

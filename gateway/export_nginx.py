@@ -14,8 +14,9 @@ The shape, and why:
 * The identity headers come only from the auth answer (``auth_request_set``); an empty
   value makes nginx drop the header, so a client's value never survives. Other client
   identity headers are removed by name (nginx has no wildcard), and nginx drops header
-  names with ``_`` by default (``underscores_in_headers off``). Gatehold's own cookies
-  are cut from the ``Cookie`` header.
+  names with ``_`` by default (``underscores_in_headers off``). ``Cookie`` and
+  ``Authorization`` come from the answer too: the client's, without Gatehold's own
+  cookies and credentials.
 * ``auth_request`` passes only 2xx, 401 and 403 on (another status becomes a 500), so
   the endpoint's status is kept in ``$gatehold_status`` and answered from there.
 """
@@ -25,6 +26,8 @@ from __future__ import annotations
 from gateway.export_plan import (
     CLIENT_HEADERS_DROPPED,
     IDENTITY_HEADERS,
+    PASSED_ON,
+    SET_BY_THE_PROXY,
     ExportPlan,
     RouteExport,
     host_port,
@@ -35,8 +38,6 @@ from gateway.export_plan import (
 AUTH_LOCATION = "/.gatehold/auth"
 REFUSAL_STATUSES = (400, 403, 404, 405, 409, 413, 414, 429, 431, 503)
 """Endpoint answers the config passes on as they are (anything else: 502)."""
-COOKIE_PASSES = 4
-"""How many of Gatehold's cookies are cut from one ``Cookie`` header."""
 
 
 def nginx_config(plan: ExportPlan, *, standalone: bool = False) -> str:
@@ -95,37 +96,19 @@ def _maps(plan: ExportPlan) -> str:
     for name, url in plan.upstreams.items():
         lines.append(f"    {_upstream_name(name)} {host_port(url)};")
     lines.append("}")
-    lines += _cookie_maps()
     lines += [
         "map $http_upgrade $gatehold_connection { default upgrade; '' ''; }",
+        "# a browser navigation is sent to the sign-in; API clients get the 401",
+        'map "$request_method|$gatehold_login|$http_accept" $gatehold_sign_in_to {',
+        '    default "";',
+        r'    "~^(?:GET|HEAD)\|(?<gh_login>[^|]+)\|.*text/html" $gh_login;',
+        "}",
     ]
     return "\n".join(lines) + "\n"
 
 
 def _quoted(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _cookie_maps() -> list[str]:
-    """Maps that cut up to ``COOKIE_PASSES`` ``__Host-gatehold…`` cookies, one each."""
-    lines = []
-    source = "$http_cookie"
-    for index in range(COOKIE_PASSES):
-        target = f"$gatehold_cookie_{index}"
-        lines += [
-            f"map {source} {target} {{",
-            f"    default {source};",
-            r'    "~^(?<gh_a>.*?)(?:^|;\s*)__Host-gatehold[^;]*(?<gh_b>.*)$" "$gh_a$gh_b";',
-            "}",
-        ]
-        source = target
-    lines += [
-        f"map {source} $gatehold_app_cookie {{",
-        f"    default {source};",
-        r'    "~^\s*;?\s*(?<gh_c>.*)$" "$gh_c";',
-        "}",
-    ]
-    return lines
 
 
 def _variable(header: str) -> str:
@@ -149,10 +132,7 @@ def _server(plan: ExportPlan) -> str:
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Forwarded-Host $http_host;
-        proxy_set_header X-Forwarded-Method "";
-        proxy_set_header X-Forwarded-Uri "";
-        proxy_set_header X-Original-URL "";
-        proxy_http_version 1.1;
+{_auth_request_drops()}        proxy_http_version 1.1;
         proxy_set_header Connection "";
     }}
 
@@ -165,15 +145,13 @@ def _server(plan: ExportPlan) -> str:
         auth_request {AUTH_LOCATION};
         auth_request_set $gatehold_status $upstream_status;
         auth_request_set $gatehold_login $upstream_http_x_gatehold_login;
-        auth_request_set $gatehold_location $upstream_http_location;
 {_auth_sets()}        error_page 401 = @gatehold_sign_in;
         error_page 403 500 = @gatehold_refused;
         add_header X-Request-Id $gatehold_x_request_id always;
         proxy_hide_header X-Request-Id;
         proxy_pass http://$gatehold_app;
         proxy_set_header Host $gatehold_app_host;
-        proxy_set_header Cookie $gatehold_app_cookie;
-        proxy_set_header X-Forwarded-For $remote_addr;
+{_passed_on()}        proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Forwarded-Host $http_host;
 {_identity_headers()}{_dropped_headers()}        proxy_http_version 1.1;
@@ -186,8 +164,7 @@ def _server(plan: ExportPlan) -> str:
 
     location @gatehold_sign_in {{
         add_header X-Request-Id $gatehold_x_request_id always;
-        if ($gatehold_login != "") {{ return 302 $gatehold_login; }}
-        if ($gatehold_location != "") {{ return 302 $gatehold_location; }}
+        if ($gatehold_sign_in_to != "") {{ return 302 $gatehold_sign_in_to; }}
         return 401;
     }}
 
@@ -220,7 +197,24 @@ def _to_gatehold() -> str:
 def _auth_sets() -> str:
     return "".join(
         f"        auth_request_set {_variable(h)} $upstream_http_{h.lower().replace('-', '_')};\n"
-        for h in IDENTITY_HEADERS
+        for h in (*IDENTITY_HEADERS, *PASSED_ON)
+    )
+
+
+def _auth_request_drops() -> str:
+    """Client headers the endpoint would read as the front proxy's: set here, or none."""
+    names = [
+        h
+        for h in (*CLIENT_HEADERS_DROPPED, "X-Request-Id")
+        if h.lower() not in ("x-original-uri", "x-original-method") and h not in SET_BY_THE_PROXY
+    ]
+    return "".join(f'        proxy_set_header {h} "";\n' for h in names)
+
+
+def _passed_on() -> str:
+    return "".join(
+        f"        proxy_set_header {name} {_variable(answer)};\n"
+        for answer, name in PASSED_ON.items()
     )
 
 

@@ -20,55 +20,67 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from gateway.export_needs import full_proxy_needs
+from gateway.forward_auth import AUTHORIZATION_HEADER, COOKIE_HEADER
+from gateway.forward_auth import IDENTITY_HEADERS as ENDPOINT_IDENTITY_HEADERS
+from gateway.forward_auth_fit import POST_REASON, unfit_reasons
 from gateway.model import Route, RuleSet
+from gateway.original import SET_BY_FRONT_PROXIES
 from gateway.routing import Template, parse_template, with_head
 
-IDENTITY_HEADERS = (
-    "X-Gatehold-User",
-    "X-Gatehold-Email",
-    "X-Gatehold-Tenant",
-    "X-Gatehold-Roles",
-    "X-Gatehold-Assertion",
-    "X-Request-Id",
-)
+IDENTITY_HEADERS = (*ENDPOINT_IDENTITY_HEADERS, "X-Request-Id")
 """What the decision endpoint answers on a 2xx (always every one) and the front proxy
 copies to the app, replacing anything the client sent under these names."""
 
-CLIENT_HEADERS_DROPPED = (
-    "X-Forwarded-User",
-    "X-Forwarded-Email",
-    "X-Forwarded-Groups",
-    "X-Forwarded-Preferred-Username",
-    "X-Forwarded-Access-Token",
-    "X-Auth-Request-User",
-    "X-Auth-Request-Email",
-    "X-Auth-Request-Groups",
-    "X-Auth-Request-Access-Token",
-    "X-Remote-User",
-    "X-Remote-Email",
-    "X-Remote-Groups",
-    "Remote-User",
-    "Remote-Email",
-    "Remote-Groups",
-    "Remote-Name",
-    "X-User",
-    "X-Email",
-    "X-Groups",
-    "X-Original-URL",
-    "X-Original-URI",
-    "X-Original-Method",
-    "X-Rewrite-URL",
-    "X-HTTP-Method-Override",
-    "X-HTTP-Method",
-    "X-Method-Override",
-    "X-Real-IP",
-    "X-Client-IP",
-    "True-Client-IP",
-    "Forwarded",
+PASSED_ON = {COOKIE_HEADER: "Cookie", AUTHORIZATION_HEADER: "Authorization"}
+"""Answer headers the front proxy sends to the app under another name: the client's
+``Cookie`` without Gatehold's cookies, its ``Authorization`` without Gatehold's own
+credentials."""
+
+SET_BY_THE_PROXY = ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host")
+"""Forwarding headers the exported configs set themselves, over the client's."""
+
+CLIENT_HEADERS_DROPPED = tuple(
+    sorted(
+        {
+            *(h.title() for h in SET_BY_FRONT_PROXIES),
+            "X-Forwarded-User",
+            "X-Forwarded-Email",
+            "X-Forwarded-Groups",
+            "X-Forwarded-Preferred-Username",
+            "X-Forwarded-Access-Token",
+            "X-Forwarded-Method",
+            "X-Forwarded-Uri",
+            "X-Auth-Request-User",
+            "X-Auth-Request-Email",
+            "X-Auth-Request-Groups",
+            "X-Auth-Request-Access-Token",
+            "X-Remote-User",
+            "X-Remote-Email",
+            "X-Remote-Groups",
+            "Remote-User",
+            "Remote-Email",
+            "Remote-Groups",
+            "Remote-Name",
+            "X-User",
+            "X-Email",
+            "X-Groups",
+            "X-Original-Url",
+            "X-Original-Uri",
+            "X-Original-Method",
+            "X-Rewrite-Url",
+            "X-Http-Method-Override",
+            "X-Http-Method",
+            "X-Method-Override",
+            "X-Client-Ip",
+            "True-Client-Ip",
+        }
+        - {h.title() for h in (*SET_BY_THE_PROXY, *IDENTITY_HEADERS)}
+    )
 )
-"""Client-sent identity and routing headers (I4) a front proxy removes by exact name,
-besides ``IDENTITY_HEADERS``; proxies that can (Caddy, Traefik) also remove prefixes."""
+"""Client-sent identity, routing and forwarding headers (I4) a front proxy removes by
+exact name, besides ``IDENTITY_HEADERS``; proxies that can (Caddy, Traefik) also remove
+prefixes. (The endpoint refuses a request that still carries one the full proxy would
+strip, so a header missing here is a refusal, never a pass.)"""
 
 DROPPED_PREFIXES = ("X-Gatehold-", "X-Auth-", "X-Remote-", "X-Original-", "X-Forwarded-User")
 """Prefixes of client headers removed where the front proxy supports wildcards."""
@@ -112,10 +124,21 @@ class ExportPlan:
         return tuple(r for r in self.routes if r.forward_auth)
 
 
-def build_plan(ruleset: RuleSet, *, gatehold_url: str, listen: str) -> ExportPlan:
-    """The plan of ``ruleset``: every route, ordered as Gatehold matches them."""
-    ordered = sorted(ruleset.routes, key=_specificity)
-    routes = tuple(_route_export(route) for route in ordered)
+def build_plan(
+    ruleset: RuleSet,
+    *,
+    gatehold_url: str,
+    listen: str,
+    apps_read_method_override: bool = True,
+) -> ExportPlan:
+    """The plan of ``ruleset``: every route, ordered as Gatehold matches them, split by
+    method where only some of its methods can be decided at the endpoint."""
+    ordered = sorted(ruleset.routes, key=lambda route: _template(route).specificity)
+    routes = tuple(
+        part
+        for route in ordered
+        for part in _route_parts(route, apps_read_method_override=apps_read_method_override)
+    )
     used = {r.upstream for r in routes if r.forward_auth}
     upstreams = {name: ruleset.upstreams[name].url for name in sorted(used)}
     return ExportPlan(routes, upstreams, gatehold_url.rstrip("/"), listen)
@@ -128,20 +151,25 @@ def _template(route: Route) -> Template:
     return template
 
 
-def _specificity(route: Route) -> tuple[int, ...]:
-    return _template(route).specificity
+def _route_parts(route: Route, *, apps_read_method_override: bool) -> list[RouteExport]:
+    """``route`` as one or two plan entries: the methods the endpoint may decide, and
+    those only the full proxy may (the same ``forward_auth_fit`` the endpoint asks)."""
+    why = unfit_reasons(route, apps_read_method_override=apps_read_method_override)
+    always = tuple(w for w in why if not w.startswith(POST_REASON))
+    post_only = tuple(w for w in why if w.startswith(POST_REASON))
+    regex = _template(route).regex.pattern
 
+    def part(methods: tuple[str, ...] | None, needs: tuple[str, ...]) -> RouteExport:
+        return RouteExport(route.name, methods, regex, route.upstream, needs)
 
-def _route_export(route: Route) -> RouteExport:
-    template = _template(route)
-    methods = with_head(route.methods)
-    return RouteExport(
-        name=route.name,
-        methods=tuple(sorted(methods)) if methods is not None else None,
-        path_regex=template.regex.pattern,
-        upstream=route.upstream,
-        needs=tuple(full_proxy_needs(route)),
-    )
+    matched = with_head(route.methods)
+    if always or not post_only:
+        return [part(tuple(sorted(matched)) if matched is not None else None, always)]
+    if matched is None:  # any method: POST first, so it is taken before the rest
+        return [part(("POST",), post_only), part(None, ())]
+    decidable = tuple(sorted(m for m in matched if m != "POST"))
+    parts = [part(("POST",), post_only)]
+    return parts + ([part(decidable, ())] if decidable else [])
 
 
 def host_port(url: str) -> str:

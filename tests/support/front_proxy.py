@@ -144,12 +144,22 @@ async def forward_auth_stack(
     server = {"public_url": f"http://127.0.0.1:{shown}", "trusted_proxies": ["127.0.0.1"]}
     async with (
         running_stack(
-            data_dir, rules_text=rules_text, port=gateway_port, server=server, **overrides
+            data_dir,
+            rules_text=rules_text,
+            port=gateway_port,
+            server=server,
+            forward_auth={"enabled": True},
+            **overrides,
         ) as stack,
         AsyncExitStack() as exits,
     ):
         proxies = {}
-        plan = build_plan(stack.ruleset, gatehold_url=f"http://127.0.0.1:{gateway_port}", listen="")
+        plan = build_plan(
+            stack.ruleset,
+            gatehold_url=f"http://127.0.0.1:{gateway_port}",
+            listen="",
+            apps_read_method_override=stack.settings.forward_auth.apps_read_method_override,
+        )
         for kind in kinds:
             listening = replace(plan, listen=f"127.0.0.1:{ports[kind]}")
             proxies[kind] = await asyncio.to_thread(
