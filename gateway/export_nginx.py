@@ -223,7 +223,8 @@ def _identity_headers() -> str:
 
 
 def _dropped_headers() -> str:
-    return "".join(f'        proxy_set_header {h} "";\n' for h in CLIENT_HEADERS_DROPPED)
+    names = (*CLIENT_HEADERS_DROPPED, *PASSED_ON)
+    return "".join(f'        proxy_set_header {h} "";\n' for h in names)
 
 
 def _refusals() -> str:

@@ -18,6 +18,7 @@ import yaml
 from gateway.export_plan import (
     CLIENT_HEADERS_DROPPED,
     IDENTITY_HEADERS,
+    PASSED_ON,
     ExportPlan,
     RouteExport,
     safe_name,
@@ -74,7 +75,7 @@ def _router(route: RouteExport, *, priority: int, entry_point: str) -> dict[str,
 
 
 def _middlewares(plan: ExportPlan) -> dict[str, Any]:
-    dropped = dict.fromkeys((*IDENTITY_HEADERS, *CLIENT_HEADERS_DROPPED), "")
+    dropped = dict.fromkeys((*IDENTITY_HEADERS, *PASSED_ON, *CLIENT_HEADERS_DROPPED), "")
     return {
         STRIP: {"headers": {"customRequestHeaders": dropped}},
         ASK: {
