@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import click
 
 from gateway.config.loader import load_rules
+from gateway.config.settings import load_settings
 from gateway.errors import ConfigError
 from gateway.export_caddy import caddy_config
 from gateway.export_nginx import nginx_config
@@ -68,10 +70,8 @@ def export_command(
     """Write a front-proxy config for PROXY from the rules: forward-auth for the routes
     that allow it, Gatehold's full proxy for those that need the body or the answer,
     and /.gatehold/ to Gatehold."""
-    from gateway.cli import settings_from
-
-    settings = settings_from(config_path)
     try:
+        settings = load_settings(config_path, env=os.environ, cwd=Path.cwd())
         ruleset = load_rules(settings.rules_path, env=settings.rules_env)
     except ConfigError as error:
         for problem in error.problems:
