@@ -289,7 +289,8 @@ async def test_client_identity_headers_are_never_echoed_and_other_spellings_refu
             assert problem["type"] == "/.gatehold/problems/header-invalid"
             assert name in problem["detail"]
             rows = await stack.events("rejected")
-            assert [r for r in rows if r["request_id"] == headers["X-Request-Id"]]
+            mine = [r for r in rows if r["request_id"] == headers["X-Request-Id"]]
+            assert mine and mine[0]["actor"] == "alice@acme.test", mine  # the caller named
         assert not await forwarded_decisions(stack)
 
 
@@ -313,6 +314,14 @@ async def test_a_second_dialect_naming_another_target_or_method_is_refused(
                 assert problem["type"] == "/.gatehold/problems/header-invalid"
         async with stack.client.get(AUTH, headers={"Accept": "application/json"}) as response:
             assert response.status == 400  # no original named at all
+        twice = CIMultiDict(dialect_headers("nginx", "GET", "/static/ledger.css"))
+        twice.add("X-Original-URI", "/api/invoices/2")
+        async with stack.client.get(AUTH, headers=twice) as response:
+            assert response.status == 400  # one header, two values: which one is it?
+        lower = dialect_headers("nginx", "get", "/static/ledger.css")
+        async with stack.client.get(AUTH, headers=lower) as response:
+            assert response.status == 400  # not a method name nginx would pass on
+        assert not await forwarded_decisions(stack)
 
 
 async def test_sign_in_refusal_is_a_401_naming_the_same_site_sign_in(tmp_path: Path) -> None:
@@ -406,6 +415,11 @@ async def test_cookie_and_authorization_passed_on_without_the_gateways_own(
             stack, "traefik", "GET", "/api/invoices/1", "alice@acme.test"
         )
         assert headers["X-Gatehold-Cookie"] == ""  # present, empty (Caddy 2.6's placeholder)
+        # HEAD, as some front proxies ask: the same decision and headers, no body.
+        head = dialect_headers("nginx", "GET", "/api/invoices/1") | stack.cookie("alice@acme.test")
+        async with stack.client.head(AUTH, headers=head) as response:
+            assert response.status == 200
+            assert response.headers["X-Gatehold-Email"] == "alice@acme.test"
 
 
 async def test_only_trusted_proxies_may_ask_and_only_when_enabled(tmp_path: Path) -> None:
