@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := chromium clamav-daemon
+APT_PACKAGES := chromium clamav-daemon nginx-light caddy
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test check lint types unit system-deps bench bench-quick bench-deps soak clean fuzz

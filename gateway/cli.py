@@ -1447,3 +1447,12 @@ def share_revoke(config_path: Path | None, share_id: int) -> None:
     settings = settings_from(config_path)
     admin_run(settings, lambda ctx: revoke_share(ctx, share_id))
     click.echo(f"share link {share_id} revoked")
+
+
+def _add_export() -> None:
+    from gateway.export_cli import export_command
+
+    main.add_command(export_command)
+
+
+_add_export()

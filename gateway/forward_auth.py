@@ -31,6 +31,7 @@ from gateway.config.settings import ForwardAuthSettings
 from gateway.context import Gateway
 from gateway.errors import StoreUnavailable
 from gateway.forward_auth_fit import refusal as fit_refusal
+from gateway.forward_auth_target import forwarded_as_judged
 from gateway.headers import DEFAULT_STRIP, HeaderStrip, strip_gateway_cookies
 from gateway.ingress import TrustedProxies
 from gateway.live import LIVE
@@ -160,6 +161,8 @@ async def _audited(
     )
     if isinstance(admitted, Rejection):
         return await _reject(gw, request, admitted, original=original)
+    if (unlike := forwarded_as_judged(original.raw_path, admitted.target)) is not None:
+        return await _reject(gw, request, unlike, original=original)
     if verdict.held is not None:  # too many of the caller's requests in progress: 429
         gw.audit.record(
             event_entry(
