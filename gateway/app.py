@@ -46,6 +46,7 @@ from gateway.context import GATEWAY, Deciders, Gateway
 from gateway.deciders import build_deciders, rule_deciders
 from gateway.errors import StoreUnavailable
 from gateway.forward import Forwarder, ForwardLimits
+from gateway.forward_auth import ForwardAuth, mount_forward_auth
 from gateway.guard import ResponseGuard
 from gateway.inflight import InFlight
 from gateway.ingress import canonicalize, new_request_id
@@ -304,6 +305,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     admin_api(auth_pages.csrf, parts).mount(app)
     mount_admin_ui(app, auth_pages.csrf, parts)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
+    mount_forward_auth(app, ForwardAuth(settings.forward_auth, settings.server.trusted_proxies))
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app
 

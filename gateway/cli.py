@@ -299,8 +299,21 @@ def rules() -> None:
 @click.argument("file", type=click.Path(path_type=Path, dir_okay=False))
 @config_option
 @lint_options
+@click.option(
+    "--mode",
+    type=click.Choice(["proxy", "forward-auth"]),
+    default="proxy",
+    show_default=True,
+    help="forward-auth: also list the routes the decision endpoint /.gatehold/auth "
+    "cannot decide (they need the body or the app's answer) and why.",
+)
 def rules_check(
-    file: Path, config_path: Path | None, strict: bool, probe: bool, probe_timeout: float
+    file: Path,
+    config_path: Path | None,
+    strict: bool,
+    probe: bool,
+    probe_timeout: float,
+    mode: str,
 ) -> None:
     """Validate a rules FILE; report every error with file:line and what to do, and
     lint warnings (exit 2 on errors; 1 on warnings with --strict or a failed probe).
@@ -310,12 +323,22 @@ def rules_check(
     """
     env: dict[str, str] = dict(os.environ)
     base_dir = str(Path.cwd())
+    override_read = True
     if config_path is not None or (probe and default_settings_exist()):
         settings = settings_from(config_path)
         env |= settings.rules_env
         base_dir = settings.base_dir
+        override_read = settings.forward_auth.apps_read_method_override
     report = check_and_lint_file(file, env)
-    if report_rules(report, strict=strict, probe=probe, timeout=probe_timeout, base_dir=base_dir):
+    failed = report_rules(
+        report, strict=strict, probe=probe, timeout=probe_timeout, base_dir=base_dir
+    )
+    if mode == "forward-auth" and report.ruleset is not None:
+        from gateway.forward_auth_fit import describe
+
+        for line in describe(report.ruleset.routes, apps_read_method_override=override_read):
+            click.echo(line)
+    if failed:
         sys.exit(1)
     click.echo(f"{file}: valid{warned(report)}")
 

@@ -65,6 +65,9 @@ class Reason(StrEnum):
     PARAM_FORBIDDEN = "param-forbidden"
     PARAM_MISSING = "param-missing"
     TENANT_MISMATCH = "tenant-mismatch"
+    # forward-auth (``forward_auth.py``)
+    PROXY_UNTRUSTED = "proxy-untrusted"
+    FULL_PROXY_REQUIRED = "full-proxy-required"
     # uploads (``uploads.py``)
     FILE_TOO_LARGE = "file-too-large"
     FILE_TYPE_REFUSED = "file-type-refused"

@@ -65,6 +65,9 @@ AUDIT_UNAVAILABLE_DETAIL = (
 Caller = Principal | Anonymous | Rejection
 Gate = Callable[[Caller, Admitted], Rejection | None]
 """A check made once the caller is known, before any body is read (the in-flight cap)."""
+Fit = Callable[[MatchResult, str], Rejection | None]
+"""A check of the matched route and method before any id or body is read: whether this
+way of asking can decide it at all (forward-auth cannot see bodies or answers)."""
 
 
 class Verdict(NamedTuple):
@@ -101,6 +104,7 @@ async def decide(
     *,
     principal: Caller | None = None,
     gate: Gate | None = None,
+    fit: Fit | None = None,
 ) -> Verdict:
     """Ingress → identity → method override → route → objects → ownership → policy.
 
@@ -111,7 +115,9 @@ async def decide(
     ``principal``, when given, stands for the caller instead of the request's
     credential (``rules simulate`` decides as a named user). ``gate`` runs once the
     caller is known, before any body is read; WebSockets pass it (they are long-lived
-    and capped elsewhere). Neither the audit record nor the answer is made here.
+    and capped elsewhere). ``fit`` runs once the route is known, before any id is read
+    (``forward_auth`` refuses routes it cannot decide without the body or the answer).
+    Neither the audit record nor the answer is made here.
     """
     stage = gw.metrics.stages
     lap = time.perf_counter()
@@ -130,6 +136,8 @@ async def decide(
     method = prepared.method if isinstance(prepared, Prepared) else request.method
     match = gw.router.match(admitted.target, method)
     lap = _lap(stage.route, lap)
+    if fit is not None and (unfit := fit(match, method)) is not None:
+        return Verdict(admitted, caller, method, prepared, match, (), refused(unfit))
     decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
     body = objects.body
     if decision.allowed and isinstance(match, RouteMatch) and binds(match.route):

@@ -67,6 +67,8 @@ _STATUS: dict[Reason, int] = {
     Reason.PARAM_FORBIDDEN: 403,
     Reason.PARAM_MISSING: 400,
     Reason.TENANT_MISMATCH: 403,
+    Reason.PROXY_UNTRUSTED: 403,
+    Reason.FULL_PROXY_REQUIRED: 403,
     Reason.FILE_TOO_LARGE: 413,
     Reason.FILE_TYPE_REFUSED: 415,
     Reason.FILE_NAME_REFUSED: 400,
@@ -114,6 +116,8 @@ _TITLE: dict[Reason, str] = {
     Reason.PARAM_FORBIDDEN: "A parameter in the request is not allowed here",
     Reason.PARAM_MISSING: "A required parameter is missing",
     Reason.TENANT_MISMATCH: "The request names another organisation",
+    Reason.PROXY_UNTRUSTED: "Only the configured front proxies may ask for decisions",
+    Reason.FULL_PROXY_REQUIRED: "This address is served through the gateway's full proxy only",
     Reason.FILE_TOO_LARGE: "A file in the upload is too large",
     Reason.FILE_TYPE_REFUSED: "A file in the upload is not of an accepted type",
     Reason.FILE_NAME_REFUSED: "A file name in the upload is not accepted",
@@ -180,8 +184,11 @@ class Renderer:
             return self._foreign_status
         return _STATUS.get(reason, 500)
 
-    def render(self, request: web.BaseRequest, problem: Problem) -> web.Response:
-        """HTML for browsers, problem+json for everyone else; sign-in redirects for browsers."""
+    def render(
+        self, request: web.BaseRequest, problem: Problem, *, redirect: bool = True
+    ) -> web.Response:
+        """HTML for browsers, problem+json for everyone else; sign-in redirects for browsers
+        (``redirect=False``: the 401 itself, for a front proxy that redirects on its own)."""
         headers = {
             **OWN_PAGE_HEADERS,
             "X-Request-Id": problem.request_id,
@@ -194,7 +201,7 @@ class Renderer:
         elif problem.status == 503:
             headers["Retry-After"] = RETRY_UNAVAILABLE_SECONDS
         if wants_html(request):
-            if problem.login is not None and request.method in ("GET", "HEAD"):
+            if redirect and problem.login is not None and request.method in ("GET", "HEAD"):
                 headers["Location"] = problem.login
                 return web.Response(status=302, headers=headers)
             page = self._templates.get_template("error.html").render(problem=problem)

@@ -50,6 +50,21 @@ class ServerSettings(_Section):
     admin_port: int | None = Field(None, ge=1, le=65535)
 
 
+class ForwardAuthSettings(_Section):
+    enabled: bool = Field(
+        False,
+        description="Answer /.gatehold/auth: decisions for a front proxy (nginx auth_request, "
+        "Caddy forward_auth, Traefik forwardAuth, ingress-nginx auth-url) that moves the bytes "
+        "itself. Only server.trusted_proxies may ask.",
+    )
+    apps_read_method_override: bool = Field(
+        True,
+        description="Whether the apps behind may run a POST as the method a `_method` field "
+        "of its body names (Rails, Laravel, Symfony). The decision endpoint never sees the "
+        "body, so while true it refuses POST routes: they go to the full proxy.",
+    )
+
+
 class SessionSettings(_Section):
     idle_timeout: str | float = "8h"
     absolute_timeout: str | float = "24h"
@@ -619,6 +634,7 @@ class Settings(_Section):
     """Everything a gateway process needs besides its rules."""
 
     server: ServerSettings = ServerSettings()
+    forward_auth: ForwardAuthSettings = ForwardAuthSettings()
     data_dir: str = "./var"
     store: StoreSettings = StoreSettings()
     rules: RulesSettings = Field(
