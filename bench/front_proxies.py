@@ -14,15 +14,19 @@ from pathlib import Path
 
 import nginx
 
-IDENTITY_HEADERS = (
-    "X-Gatehold-User",
-    "X-Gatehold-Email",
-    "X-Gatehold-Tenant",
-    "X-Gatehold-Roles",
-    "X-Gatehold-Assertion",
-    "X-Request-Id",
-)
-"""What Gatehold's decision answer carries and the front proxy copies to the app."""
+COPIED = {
+    "X-Gatehold-User": "X-Gatehold-User",
+    "X-Gatehold-Email": "X-Gatehold-Email",
+    "X-Gatehold-Tenant": "X-Gatehold-Tenant",
+    "X-Gatehold-Roles": "X-Gatehold-Roles",
+    "X-Gatehold-Assertion": "X-Gatehold-Assertion",
+    "X-Request-Id": "X-Request-Id",
+    "X-Gatehold-Cookie": "Cookie",
+    "X-Gatehold-Authorization": "Authorization",
+}
+"""Header of Gatehold's 2xx answer → the header the front proxy sets on the request to
+the app: the identity headers, and the client's ``Cookie`` and ``Authorization`` without
+the gateway's own credentials (as the full proxy forwards them)."""
 
 AUTH_PATH = "/.gatehold/auth"
 
@@ -58,6 +62,7 @@ http {{
             proxy_set_header Content-Length "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_set_header X-Request-Id "";
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
         }}
@@ -111,8 +116,8 @@ def write_nginx(root: Path, *, port: int, upstream_port: int, gatehold_port: int
     root.chmod(0o755)  # workers run as an unprivileged user when started by root
     copy = "\n".join(
         f"            auth_request_set $auth_{_snake(h)} $upstream_http_{_snake(h)};\n"
-        f"            proxy_set_header {h} $auth_{_snake(h)};"
-        for h in IDENTITY_HEADERS
+        f"            proxy_set_header {to} $auth_{_snake(h)};"
+        for h, to in COPIED.items()
     )
     path = root / "nginx.conf"
     path.write_text(
@@ -149,7 +154,7 @@ def write_caddy(root: Path, *, port: int, upstream_port: int, gatehold_port: int
             upstream_port=upstream_port,
             gatehold_port=gatehold_port,
             auth_path=AUTH_PATH,
-            headers=" ".join(IDENTITY_HEADERS),
+            headers=" ".join(h if h == to else f"{h}>{to}" for h, to in COPIED.items()),
         )
     )
     return path

@@ -301,7 +301,9 @@ class Bench:
         lookup and durable audit as the full-pipeline row.
         """
         config = gatehold_env.variant(
-            self.gatehold, "forward-auth", {"server": {"trusted_proxies": ["127.0.0.1"]}}
+            self.gatehold,
+            "forward-auth",
+            {"server": {"trusted_proxies": ["127.0.0.1"]}, "forward_auth": {"enabled": True}},
         )
         gatehold_port = free_port()
         decider = self.start_gatehold("gatehold-fa", port=gatehold_port, config=config)
@@ -847,8 +849,10 @@ def quick(args: argparse.Namespace) -> None:
 
 
 def profile(args: argparse.Namespace) -> None:
-    """py-spy on a 1-process Gatehold under wrk load; writes and prints the top frames."""
-    check_tools(need_nginx=False)
+    """py-spy on a 1-process Gatehold under wrk load; writes and prints the top frames.
+
+    With ``--forward-auth``: the Gatehold that decides for nginx, under load through it."""
+    check_tools(need_nginx=bool(args.forward_auth), need_caddy=bool(args.forward_auth))
     spy = shutil.which("py-spy") or str(Path(PY).with_name("py-spy"))
     if not Path(spy).exists():
         raise SystemExit("py-spy is not installed: pip install py-spy (or make bench-deps)")
@@ -856,9 +860,14 @@ def profile(args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     seconds = args.profile_seconds
     with opened_bench(args, many_sessions=0) as bench:
-        port = free_port()
-        gh1 = bench.start_gatehold("gatehold-1", port=port)
-        row = Row("gh1", "Gatehold, 1 process", port, [gh1])
+        if args.forward_auth:  # the deciding Gatehold, behind nginx
+            row = bench.start_forward_auth()[0]
+            assert row.decider is not None
+            gh1 = row.decider
+        else:
+            port = free_port()
+            gh1 = bench.start_gatehold("gatehold-1", port=port)
+            row = Row("gh1", "Gatehold, 1 process", port, [gh1])
         bench.wrk(row, connections=50, seconds=3)
         load = subprocess.Popen(
             [*pin_prefix(bench.pinning.load, bench.pinning.pin), "wrk", "-t1", "-c50"]
