@@ -274,6 +274,7 @@ class Bench:
         admin_port: int | None = None,
         workers: int = 1,
         config: Path | None = None,
+        extra_env: dict[str, str] | None = None,
     ) -> Proc:
         """``gatehold serve`` on ``port`` (settings file plus environment overrides)."""
         env = {
@@ -282,6 +283,7 @@ class Bench:
         }
         if admin_port is not None:
             env["GATEHOLD_SERVER__ADMIN_PORT"] = str(admin_port)
+        env.update(extra_env or {})
         settings = config or self.gatehold.config
         argv = [gatehold_env.gatehold_bin(), "serve", "--config", str(settings)]
         if workers > 1:
@@ -797,6 +799,11 @@ def quick(args: argparse.Namespace) -> None:
             Row("floor", "Python floor (aiohttp)", floor_port, [floor]),
             Row("gh1", "Gatehold, 1 process", gh_port, [gh1]),
         ]
+        if args.ab_env:  # the same Gatehold with one environment variable changed
+            name, _, value = args.ab_env.partition("=")
+            port = free_port()
+            other = bench.start_gatehold("gatehold-b", port=port, extra_env={name: value})
+            rows.append(Row("gh1-b", f"Gatehold, 1 process, {args.ab_env}", port, [other]))
         if args.forward_auth:
             rows += bench.start_forward_auth()
         for row in rows:
@@ -838,6 +845,12 @@ def quick(args: argparse.Namespace) -> None:
         info(True, f"p99 at 50 connections: {tail:.2f}× floor's"),
     ]
     for row in rows[2:]:
+        if row.decider is None:
+            lines.append(
+                f"{row.label} / Gatehold req/s: {row.ratio(gh, 'loaded', rps):.2f}×; CPU "
+                f"{row.median_cpu():.0f} vs {gh.median_cpu():.0f} µs/req"
+            )
+            continue
         decide = median([c.decider for c in row.cpu])
         lines += [
             f"{row.label} / floor req/s: {row.ratio(floor_row, 'loaded', rps):.2f}×, "
@@ -916,6 +929,12 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--sessions", type=int, default=10_000, help="0 skips that phase")
     parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument(
+        "--ab-env",
+        default="",
+        metavar="NAME=VALUE",
+        help="--quick: one more Gatehold row with this environment variable (an A/B)",
+    )
     parser.add_argument("--no-pin", action="store_true", help="do not use taskset")
     parser.add_argument(
         "--forward-auth",
