@@ -5,6 +5,10 @@ and Gatehold only decides (and audits). Both configurations copy every identity 
 of Gatehold's 2xx answer to the request they forward, so a header the client sent under
 one of those names never reaches the app. Caddy 2.6 copies a missing header as the
 literal placeholder text; Gatehold sends every one of them on every 2xx answer.
+
+``/files/`` goes to Gatehold's full proxy, as ``gatehold export`` routes it: a download
+route's answer headers are set by the gateway, which a decision alone cannot do. So the
+streaming column of these rows is the front proxy plus Gatehold's full proxy.
 """
 
 from __future__ import annotations
@@ -66,6 +70,14 @@ http {{
             proxy_set_header X-Original-Method $request_method;
             proxy_set_header X-Original-URI $request_uri;
         }}
+        location /files/ {{
+            proxy_pass http://gatehold;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_max_temp_file_size 0;
+        }}
         location /.gatehold/ {{
             proxy_pass http://gatehold;
             proxy_http_version 1.1;
@@ -92,7 +104,8 @@ CADDY_TEMPLATE = """{{
 
 http://:{port} {{
 \tbind 127.0.0.1
-\thandle /.gatehold/* {{
+\t@gatehold path /.gatehold/* /files/*
+\thandle @gatehold {{
 \t\treverse_proxy 127.0.0.1:{gatehold_port}
 \t}}
 \thandle {{
