@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-
 from gateway.config.settings import PasswordSettings
 
 ZXCVBN_MAX_LENGTH = 72

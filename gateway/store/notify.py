@@ -39,6 +39,7 @@ def _lost() -> tuple[type[BaseException], ...]:
 
     return (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
+
 RULES = "gatehold_rules"
 REVOCATIONS = "gatehold_revocations"
 REGISTRY = "gatehold_registry"
