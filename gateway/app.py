@@ -305,7 +305,8 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     admin_api(auth_pages.csrf, parts).mount(app)
     mount_admin_ui(app, auth_pages.csrf, parts)
     app.router.add_static("/.gatehold/static/", PACKAGE_DIR / "static", name="static")
-    mount_forward_auth(app, ForwardAuth(settings.forward_auth, settings.server.trusted_proxies))
+    trusted, strip = settings.server.trusted_proxies, settings.headers.build()
+    mount_forward_auth(app, ForwardAuth(settings.forward_auth, trusted, strip))
     app.router.add_route("*", "/{tail:.*}", handle, name=PIPELINE_ROUTE)
     return app
 

@@ -26,6 +26,7 @@ from functools import partial
 
 from aiohttp import web
 
+from gateway.audit import event_entry
 from gateway.config.settings import ForwardAuthSettings
 from gateway.context import Gateway
 from gateway.errors import StoreUnavailable
@@ -48,7 +49,7 @@ from gateway.model import (
 from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
 from gateway.override import with_override
 from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide
-from gateway.refusals import observe_denial, reject_unread
+from gateway.refusals import caller_of, observe_denial, reject_unread
 
 FORWARD_AUTH_PATH = "/.gatehold/auth"
 BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
@@ -128,19 +129,21 @@ async def _answer(gw: Gateway, request: web.Request, fa: ForwardAuth) -> web.Str
     started = time.monotonic()
     if not fa.enabled:
         refusal = Rejection(Reason.ROUTE_NOT_FOUND, "forward-auth is not enabled")
-        return _reject(gw, request, refusal)
+        return await _reject(gw, request, refusal)
     if (request.remote or "") not in fa.trusted:
         detail = "only the front proxies in server.trusted_proxies may ask for decisions"
-        return _reject(gw, request, Rejection(Reason.PROXY_UNTRUSTED, detail))
+        return await _reject(gw, request, Rejection(Reason.PROXY_UNTRUSTED, detail))
     original = original_request(request)
     if isinstance(original, Rejection):
-        return _reject(gw, request, original)
+        return await _reject(gw, request, original)
     if name := spoofed(original.headers, fa.strip, COPIED):
         detail = (
             f"the {name} header is set by the gateway or the front proxy only; "
             "a front proxy would pass it on to the app, so the request is refused"
         )
-        return _reject(gw, request, Rejection(Reason.HEADER_INVALID, detail), original=original)
+        return await _reject(
+            gw, request, Rejection(Reason.HEADER_INVALID, detail), original=original
+        )
     verdict = await decide(gw, original, gate=partial(gw.in_flight.enter, request), fit=fa.fit)
     return await _audited(gw, request, original, verdict, started)
 
@@ -156,8 +159,21 @@ async def _audited(
         verdict.decision,
     )
     if isinstance(admitted, Rejection):
-        return _reject(gw, request, admitted, original=original)
-    if verdict.held is not None:
+        return await _reject(gw, request, admitted, original=original)
+    if verdict.held is not None:  # too many of the caller's requests in progress: 429
+        gw.audit.record(
+            event_entry(
+                "request",
+                actor=principal.email if isinstance(principal, Principal) else "anonymous",
+                request_id=admitted.request_id,
+                decision="deny",
+                reason=verdict.held.reason.value,
+                method=original.method,
+                path=admitted.target.path,
+                client=admitted.client_ip,
+                via=VIA,
+            )
+        )
         return _render(gw, request, admitted.request_id, admitted.target.raw, verdict.held)
     route = match.route.name if isinstance(match, RouteMatch) else ""
     entry = with_override(
@@ -277,23 +293,25 @@ def _render(
     return response
 
 
-def _reject(
+async def _reject(
     gw: Gateway,
     request: web.Request,
     rejection: Rejection,
     *,
     original: Original | None = None,
 ) -> web.Response:
-    """A request refused before it had a canonical target: audited as ``rejected``."""
-    data: dict[str, str] = {"via": VIA, "peer": request.remote or ""}
+    """A request refused before it had a canonical target: audited as ``rejected``, with
+    its caller when the original came with a credential (as the full proxy does)."""
+    actor, data = "anonymous", {"via": VIA, "peer": request.remote or ""}
     if original is not None:
-        data.update(method=original.method, raw_target=original.raw_path[:1024])
+        actor, identity = await caller_of(gw, original)
+        data |= identity | {"method": original.method, "raw_target": original.raw_path[:1024]}
         data["dialect"] = original.dialect
     else:
         for name in FRONT_PROXY_HEADERS:
             value = request.headers.get(name)
             if value is not None:
                 data[name.lower()] = value[:1024]
-    response = reject_unread(gw, request, rejection, actor="anonymous", **data)
+    response = reject_unread(gw, request, rejection, actor=actor, **data)
     response.headers[STATUS_HEADER] = str(response.status)
     return response

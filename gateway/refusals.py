@@ -26,6 +26,7 @@ from gateway.model import (
     AuditReceipt,
     Decision,
     GuardReport,
+    IncomingRequest,
     Outcome,
     Principal,
     Reason,
@@ -77,7 +78,7 @@ async def reject_unadmitted(
 
     The audit row names the caller when a credential came with the request.
     """
-    actor, identity = await _caller_of(gw, request)
+    actor, identity = await caller_of(gw, request)
     return reject_unread(
         gw,
         request,
@@ -123,7 +124,7 @@ def unexpected_error(gw: Gateway, request: web.BaseRequest, request_id: str) -> 
     return gw.renderer.render(request, problem)
 
 
-async def _caller_of(gw: Gateway, request: web.BaseRequest) -> tuple[str, dict[str, str]]:
+async def caller_of(gw: Gateway, request: IncomingRequest) -> tuple[str, dict[str, str]]:
     """Who sent a refused request, for its audit row only: ``(actor, extra data)``.
 
     Sessions and API keys are cached, so this is usually a dictionary lookup. It is
