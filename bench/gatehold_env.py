@@ -122,3 +122,14 @@ def _run(argv: list[str]) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
     return done.stdout
+
+
+def variant(setup: GateholdSetup, name: str, settings: dict[str, dict[str, object]]) -> Path:
+    """A second settings file beside ``setup.config``: the same data folder (store, keys,
+    sessions) and rules, with the sections in ``settings`` merged in."""
+    data = yaml.safe_load(setup.config.read_text())
+    for section, values in settings.items():
+        data[section] = {**data.get(section, {}), **values}
+    path = setup.config.with_name(f"gatehold-{name}.yaml")
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

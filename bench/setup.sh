@@ -1,6 +1,6 @@
 #!/bin/sh
-# Install what bench/run.py drives: wrk and nginx-light (falling back to nginx) from
-# Debian, and py-spy into the virtualenv for `run.py --profile`; matplotlib for the
+# Install what bench/run.py drives: wrk, nginx-light (falling back to nginx) and caddy
+# (the forward-auth rows) from Debian, and py-spy into the virtualenv for `run.py --profile`; matplotlib for the
 # plot of bench/soak.py. Idempotent.
 set -eu
 SUDO=""
@@ -9,6 +9,7 @@ VENV_BIN="${VENV_BIN:-.venv/bin}"
 
 missing=""
 dpkg -s wrk >/dev/null 2>&1 || missing="$missing wrk"
+dpkg -s caddy >/dev/null 2>&1 || missing="$missing caddy"
 if ! dpkg -s nginx-light >/dev/null 2>&1 && ! dpkg -s nginx >/dev/null 2>&1; then
   missing="$missing nginx"
 fi

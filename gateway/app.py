@@ -33,8 +33,6 @@ from gateway.auth.keys import (
 from gateway.auth.magic_link import MagicLinks
 from gateway.auth.mail_outbox import build_outbox
 from gateway.auth.oidc import FlowSeal, OidcLogins
-from gateway.auth.passkey_pages import mount_passkeys
-from gateway.auth.passkeys import Passkeys
 from gateway.auth.password_pages import mount_passwords
 from gateway.auth.password_policy import PasswordPolicy
 from gateway.auth.passwords import PasswordHashing, Passwords, PasswordThrottle
@@ -277,6 +275,11 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     auth_pages.mfa_required = partial(_mfa_required, live)
     mount_auth(app, auth_pages)
     if settings.auth.passkeys.enabled:
+        # Imported only when turned on: py_webauthn and its CBOR and ASN.1 parsers
+        # take about 5 MiB of every process that imports them.
+        from gateway.auth.passkey_pages import mount_passkeys
+        from gateway.auth.passkeys import Passkeys
+
         passkeys = Passkeys(
             settings.auth.passkeys,
             engine=engine,

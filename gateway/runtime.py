@@ -20,6 +20,7 @@ from gateway.context import GATEWAY
 from gateway.errors import ConfigError
 from gateway.logs import ACCESS_LOG, AccessLine, start_fields
 from gateway.logs import configure as configure_logging
+from gateway.memory import limit_malloc_arenas
 from gateway.readiness import ready_page_for
 from gateway.responses import mark_own_page
 from gateway.rules_sync import follow_store, initial_rules
@@ -185,6 +186,7 @@ def _serve_one(
     workers: int = 1,
 ) -> None:
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the loop handles it
+    limit_malloc_arenas()  # before the audit writer and SQLite threads start
     install_uvloop()
 
     def start() -> Awaitable[list[web.AppRunner]]:

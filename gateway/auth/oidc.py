@@ -12,6 +12,8 @@ provider mix-up), the code exchange, and the ID token — an explicit algorithm 
 expiry, and the nonce. People are keyed by (issuer, subject); claims map to
 memberships through ``group_grants``. Protocol pieces (PKCE, request building) come
 from Authlib, token verification from PyJWT, sealing from ``cryptography``'s Fernet.
+Authlib is imported where it is first used, so a gateway without an OIDC provider
+never loads it.
 """
 
 from __future__ import annotations
@@ -27,9 +29,6 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import aiohttp
-from authlib.common.security import generate_token
-from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from cryptography.fernet import InvalidToken
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -170,6 +169,9 @@ class Provider:
         extra: dict[str, str] = {}
         if flow.step_up or flow.link:  # ask the provider to authenticate the person again, now
             extra = {"prompt": "login", "max_age": "0"}
+        from authlib.oauth2.rfc6749.parameters import prepare_grant_uri
+        from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
         url: str = prepare_grant_uri(
             metadata["authorization_endpoint"],
             self.settings.client_id,
@@ -190,6 +192,8 @@ class Provider:
         """The ID token for this code, ``None`` if the provider refuses the code, or
         ``UNREACHABLE`` when it cannot be asked."""
         s = self.settings
+        from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
         body: str = prepare_token_request(
             "authorization_code", code=code, redirect_uri=self.redirect_uri, code_verifier=verifier
         )
@@ -292,6 +296,8 @@ class OidcLogins:
         metadata = await provider.metadata(recheck=True)
         if metadata is None:
             return Refused("provider-unavailable", name)
+        from authlib.common.security import generate_token
+
         flow = Flow(
             provider=name,
             state=generate_token(43),

@@ -11,6 +11,9 @@ py_webauthn verifies it as a whole, so a refusal names its reason (``origin-mism
 * the credential must be registered, and the person's own when a person is expected;
 * a non-zero signature counter must grow (a cloned authenticator falls behind);
 * a password-less sign-in needs user verification (a PIN or biometric on the device).
+
+py_webauthn (with its CBOR and ASN.1 parsers, about 5 MiB) is imported by the
+ceremonies themselves, so a process nobody has used a passkey with never holds it.
 """
 
 from __future__ import annotations
@@ -20,39 +23,21 @@ import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
-from webauthn import (
-    base64url_to_bytes,
-    generate_authentication_options,
-    generate_registration_options,
-    options_to_json,
-    verify_authentication_response,
-    verify_registration_response,
-)
-from webauthn.helpers import (
-    bytes_to_base64url,
-    parse_attestation_object,
-    parse_authentication_credential_json,
-    parse_authenticator_data,
-    parse_client_data_json,
-    parse_registration_credential_json,
-)
-from webauthn.helpers.structs import (
-    AuthenticationCredential,
-    AuthenticatorSelectionCriteria,
-    AuthenticatorTransport,
-    PublicKeyCredentialDescriptor,
-    RegistrationCredential,
-    ResidentKeyRequirement,
-    UserVerificationRequirement,
-)
 
 from gateway.config.settings import PasskeySettings
 from gateway.store import passkeys as store
 from gateway.store.passkeys import Passkey
+
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import (
+        AuthenticationCredential,
+        PublicKeyCredentialDescriptor,
+        RegistrationCredential,
+    )
 
 NAME_MAX = 64
 
@@ -129,6 +114,13 @@ class Passkeys:
     async def registration_options(self, *, user_id: int, email: str) -> str:
         """Options for ``navigator.credentials.create`` (JSON), with the person's
         existing passkeys excluded so one authenticator is not registered twice."""
+        from webauthn import generate_registration_options, options_to_json
+        from webauthn.helpers.structs import (
+            AuthenticatorSelectionCriteria,
+            ResidentKeyRequirement,
+            UserVerificationRequirement,
+        )
+
         challenge = await store.issue_challenge(
             self.engine, purpose=store.REGISTER, user_id=user_id, now=self.clock()
         )
@@ -149,6 +141,13 @@ class Passkeys:
 
     async def register(self, answer: Any, *, user_id: int, name: str) -> Registered | Refused:
         """Check an attestation answer and store the passkey it creates."""
+        from webauthn.helpers import (
+            bytes_to_base64url,
+            parse_attestation_object,
+            parse_client_data_json,
+            parse_registration_credential_json,
+        )
+
         try:
             credential = parse_registration_credential_json(answer)
             client = parse_client_data_json(credential.response.client_data_json)
@@ -182,6 +181,8 @@ class Passkeys:
         return Registered(passkey_id, credential_id, stored_name)
 
     def _verified_registration(self, credential: RegistrationCredential, challenge: bytes) -> Any:
+        from webauthn import verify_registration_response
+
         try:
             return verify_registration_response(
                 credential=credential,
@@ -198,6 +199,9 @@ class Passkeys:
         """Options for ``navigator.credentials.get`` (JSON). For a person (a second
         factor) their passkeys are allowed; with nobody (password-less) the
         authenticator offers its discoverable ones and must verify the user."""
+        from webauthn import generate_authentication_options, options_to_json
+        from webauthn.helpers.structs import UserVerificationRequirement
+
         challenge = await store.issue_challenge(
             self.engine, purpose=store.AUTHENTICATE, user_id=user_id, now=self.clock()
         )
@@ -215,6 +219,13 @@ class Passkeys:
     async def authenticate(self, answer: Any, *, user_id: int | None) -> Asserted | Refused:
         """Check an assertion: for ``user_id`` (a second factor), or for whoever owns
         the passkey (``None``: password-less, user verification required)."""
+        from webauthn.helpers import (
+            bytes_to_base64url,
+            parse_authentication_credential_json,
+            parse_authenticator_data,
+            parse_client_data_json,
+        )
+
         try:
             credential = parse_authentication_credential_json(answer)
             client = parse_client_data_json(credential.response.client_data_json)
@@ -252,6 +263,8 @@ class Passkeys:
         passkey: Passkey,
         user_id: int | None,
     ) -> Asserted | Refused:
+        from webauthn import verify_authentication_response
+
         try:
             verified = verify_authentication_response(
                 credential=credential,
@@ -293,6 +306,9 @@ class Passkeys:
         return None
 
     async def _descriptors(self, user_id: int) -> list[PublicKeyCredentialDescriptor]:
+        from webauthn import base64url_to_bytes
+        from webauthn.helpers.structs import AuthenticatorTransport, PublicKeyCredentialDescriptor
+
         return [
             PublicKeyCredentialDescriptor(
                 id=base64url_to_bytes(p.credential_id),

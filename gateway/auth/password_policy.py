@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # ships no types
-
 from gateway.config.settings import PasswordSettings
 
 ZXCVBN_MAX_LENGTH = 72
@@ -115,6 +113,10 @@ class PasswordPolicy:
         return self._estimate(candidate, names)
 
     def _estimate(self, candidate: str, names: Sequence[str]) -> Verdict:
+        # Imported on first use: its word lists take 12 MiB of every process that
+        # imports it, and only a gateway with local passwords turned on checks one.
+        from zxcvbn import zxcvbn  # type: ignore[import-untyped]  # ships no types
+
         result: dict[str, Any] = zxcvbn(candidate[:ZXCVBN_MAX_LENGTH], user_inputs=list(names))
         advice = _advice(result)
         if _mostly_common(result["sequence"], min(len(candidate), ZXCVBN_MAX_LENGTH)):

@@ -19,14 +19,26 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+if TYPE_CHECKING:
+    import asyncpg  # type: ignore[import-untyped]
+
 log = logging.getLogger("gatehold")
-LOST = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
-"""What asyncpg raises when it cannot connect, or the connection is gone."""
+
+
+def _lost() -> tuple[type[BaseException], ...]:
+    """What asyncpg raises when it cannot connect, or the connection is gone.
+
+    asyncpg is imported here, on first use: only a feed on PostgreSQL ever connects,
+    and a gateway on SQLite never loads it."""
+    import asyncpg
+
+    return (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
 
 RULES = "gatehold_rules"
 REVOCATIONS = "gatehold_revocations"
@@ -117,13 +129,15 @@ class ChangeFeed:
     async def _connect(self) -> bool:
         dsn = self._engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
+            import asyncpg
+
             connection = await asyncpg.connect(dsn, timeout=5)
-        except LOST:
+        except _lost():
             return False
         try:
             for channel in self._subscribers:
                 await connection.add_listener(channel, self._deliver)
-        except LOST:
+        except _lost():
             connection.terminate()
             return False
         self._lost.clear()
@@ -173,7 +187,7 @@ class ChangeFeed:
                 return
             try:
                 await asyncio.wait_for(connection.fetchval("SELECT 1"), CHECK_SECONDS)
-            except LOST:
+            except _lost():
                 return
 
     async def _drop(self) -> None:
@@ -181,5 +195,5 @@ class ChangeFeed:
         if connection is not None and not connection.is_closed():
             try:
                 await asyncio.wait_for(connection.close(), 2)
-            except LOST:
+            except _lost():
                 connection.terminate()
