@@ -86,7 +86,12 @@ class StackThread:
 
     def _run(self, data_dir: Path) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self._main(data_dir))
+        try:
+            self.loop.run_until_complete(self._main(data_dir))
+        finally:
+            # An unclosed loop leaves its self-pipe sockets to the garbage collector,
+            # whose ResourceWarning would then fail whichever test runs at that moment.
+            self.loop.close()
 
     async def _main(self, data_dir: Path) -> None:
         async with running_stack(data_dir, rules_text=RULES) as stack:
