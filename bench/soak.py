@@ -280,7 +280,10 @@ class RssSampler:
             self._stop.wait(SAMPLE_EVERY)
 
 
-def start_servers(procs: Procs, folder: Path) -> tuple[Target, Proc]:
+def start_servers(
+    procs: Procs, folder: Path, command: list[str] | None = None, workers: int = 2
+) -> tuple[Target, Proc]:
+    """The bench app and ``gatehold serve`` (or ``command`` given the same arguments)."""
     app_port, port = free_port(), free_port()
     app = procs.start(
         "upstream", [sys.executable, str(BENCH / "upstream.py"), "--port", str(app_port)], cpus="0"
@@ -310,11 +313,11 @@ def start_servers(procs: Procs, folder: Path) -> tuple[Target, Proc]:
         extra_routes=routes,
         extra_settings={"auth": {"magic_link": links}},
     )
-    argv = [gatehold_bin(), "serve", "--config", str(setup.config), "--workers", "2"]
-    gateway = procs.start("gatehold", argv, cpus="0,1")
+    argv = [*(command or [gatehold_bin()]), "serve", "--config", str(setup.config)]
+    gateway = procs.start("gatehold", [*argv, "--workers", str(workers)], cpus="0,1")
     wait_http(f"http://127.0.0.1:{port}/.gatehold/health", gateway)
     deadline = time.monotonic() + 30
-    while len(gateway.pids()) < 2 and time.monotonic() < deadline:
+    while len(gateway.pids()) < workers and time.monotonic() < deadline:
         time.sleep(0.1)
     target = Target(f"http://127.0.0.1:{port}", setup.token, folder / "data" / "outbox")
     return target, gateway
