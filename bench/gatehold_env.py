@@ -83,14 +83,13 @@ def prepare(
     settings = {
         "data_dir": "./data",
         "rules": "rules.yaml",
-        "server": {
-            "host": "127.0.0.1",
-            "port": port,
-            "public_url": f"http://127.0.0.1:{port}",
-            "workers": 1,
-        },
+        "server": settings_server(port),
         "sessions": {"cookie_secure": False},
         **(extra_settings or {}),
+    }
+    settings["server"] = {  # merged, not replaced: the port and URL above stay
+        **settings_server(port),
+        **(extra_settings or {}).get("server", {}),  # type: ignore[dict-item]
     }
     config = folder / "gatehold.yaml"
     config.write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -115,6 +114,15 @@ def prepare(
             + ["--email", EMAIL, "--count", str(many_sessions), "--out", str(many)]
         )
     return GateholdSetup(config, token, tokens_file, many)
+
+
+def settings_server(port: int) -> dict[str, object]:
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "public_url": f"http://127.0.0.1:{port}",
+        "workers": 1,
+    }
 
 
 def _run(argv: list[str]) -> str:

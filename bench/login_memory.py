@@ -76,8 +76,14 @@ def main() -> None:
     parser.add_argument(
         "--trim", action="store_true", help="call malloc_trim(0) at each point, show RSS after"
     )
+    parser.add_argument(
+        "--distinct-clients",
+        action="store_true",
+        help="each person signs in from an address of their own (X-Forwarded-For)",
+    )
     args = parser.parse_args()
     soak.PEOPLE = args.people
+    soak.DISTINCT_CLIENTS = args.distinct_clients
     step = args.minutes * 60 / max(args.points - 1, 1)
     with tempfile.TemporaryDirectory() as scratch, Procs(Path(scratch), pin=False) as procs:
         traces = Path(scratch) / "traces"
@@ -102,7 +108,8 @@ def main() -> None:
     print(
         f"{signed_in[-1]} sign-ins in {seconds / 60:.1f} min ({errors} errors after the "
         f"warm-up), {args.users} at once, {args.people} distinct people; tracing: "
-        f"{args.frames or 'off'}"
+        f"{args.frames or 'off'}; client addresses: "
+        f"{'one per person' if args.distinct_clients else 'all 127.0.0.1'}"
     )
     print("at each point (sign-ins so far, then MiB; threads as a count):")
     print("  sign-ins: " + ", ".join(str(n) for n in signed_in))
