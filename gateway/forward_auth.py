@@ -48,8 +48,7 @@ from gateway.model import (
     RouteMatch,
 )
 from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
-from gateway.override import with_override
-from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide
+from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide, request_record
 from gateway.refusals import caller_of, observe_denial, reject_unread
 
 FORWARD_AUTH_PATH = "/.gatehold/auth"
@@ -179,16 +178,7 @@ async def _audited(
         )
         return _render(gw, request, admitted.request_id, admitted.target.raw, verdict.held)
     route = match.route.name if isinstance(match, RouteMatch) else ""
-    entry = with_override(
-        verdict.prepared,
-        admitted=admitted,
-        method=verdict.method,
-        user_agent=original.headers.get("User-Agent", ""),
-        principal=principal,
-        match=match,
-        decision=decision,
-        upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
-    )
+    entry = request_record(verdict, admitted, original.headers.get("User-Agent", ""))
     entry.data["via"] = VIA
     entry.data["dialect"] = original.dialect
     if decision.reason is Reason.FULL_PROXY_REQUIRED:

@@ -38,6 +38,7 @@ from gateway.model import (
     ANONYMOUS,
     Admitted,
     Anonymous,
+    AuditEntry,
     AuditReceipt,
     Decision,
     IncomingRequest,
@@ -96,6 +97,21 @@ class Verdict(NamedTuple):
     """What the upload check saw of the files (routes with ``upload`` rules)."""
     spooled: Body | None = None
     """The checked upload ``body`` is read from; its temporary file goes with it."""
+
+
+def request_record(verdict: Verdict, admitted: Admitted, user_agent: str) -> AuditEntry:
+    """The request's audit entry from its verdict: one shape for the proxy and forward-auth."""
+    match = verdict.match
+    return with_override(
+        verdict.prepared,
+        admitted=admitted,
+        method=verdict.method,
+        user_agent=user_agent,
+        principal=verdict.principal,
+        match=match,
+        decision=verdict.decision,
+        upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
+    )
 
 
 async def decide(
@@ -189,16 +205,7 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
     lap = time.perf_counter()
     route = match.route.name if isinstance(match, RouteMatch) else ""
     try:
-        entry = with_override(
-            verdict.prepared,
-            admitted=admitted,
-            method=verdict.method,
-            user_agent=request.headers.get("User-Agent", ""),
-            principal=principal,
-            match=match,
-            decision=decision,
-            upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
-        )
+        entry = request_record(verdict, admitted, request.headers.get("User-Agent", ""))
         if verdict.upload is not None:
             entry.data["upload"] = verdict.upload.as_data()
         receipt = await gw.audit.begin(entry)
