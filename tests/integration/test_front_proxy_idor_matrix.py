@@ -19,7 +19,13 @@ import pytest
 from sqlalchemy import text
 
 from gateway.app import ENGINE
-from tests.integration.test_i3_idor_matrix import PEOPLE, Case, expected_status, matrix
+from tests.integration.test_i3_idor_matrix import (
+    PEOPLE,
+    Case,
+    case_request,
+    expected_status,
+    matrix,
+)
 from tests.support.front_proxy import KINDS, forward_auth_stack
 from tests.support.stack import Stack
 
@@ -27,16 +33,7 @@ from tests.support.stack import Stack
 async def _send(
     http: aiohttp.ClientSession, stack: Stack, url: str, person: str | None, case: Case
 ) -> aiohttp.ClientResponse:
-    headers = {"Accept": "application/json"}
-    if person is not None:
-        headers |= stack.cookie(person)
-    data: str | aiohttp.FormData | None = None
-    if case.body is not None:
-        data = json.dumps(case.body)
-        headers["Content-Type"] = "application/json"
-    if case.upload is not None:
-        data = aiohttp.FormData({"title": "matrix"})
-        data.add_field("file", case.upload, filename="m.pdf", content_type="application/pdf")
+    headers, data = case_request(stack, person, case)
     response = await http.request(
         case.method, url + case.path, headers=headers, data=data, allow_redirects=False
     )

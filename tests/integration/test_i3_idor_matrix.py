@@ -15,7 +15,7 @@ import aiohttp
 import yaml
 
 from gateway.demo.ledger_documents import minimal_pdf
-from tests.support.stack import DEMO_RULES, running_stack
+from tests.support.stack import DEMO_RULES, Stack, running_stack
 
 RULES = yaml.safe_load(DEMO_RULES.read_text())
 ROLE_CAN = {name: set(role["can"]) for name, role in RULES["roles"].items()}
@@ -121,6 +121,23 @@ def matrix() -> list[Case]:
     return cases
 
 
+def case_request(
+    stack: Stack, person: str | None, case: Case
+) -> tuple[dict[str, str], str | aiohttp.FormData | None]:
+    """The headers and body of one matrix case sent as ``person`` (``None``: signed out)."""
+    headers = {"Accept": "application/json"}
+    if person is not None:
+        headers |= stack.cookie(person)
+    data: str | aiohttp.FormData | None = None
+    if case.body is not None:
+        data = json.dumps(case.body)
+        headers["Content-Type"] = "application/json"
+    if case.upload is not None:
+        data = aiohttp.FormData({"title": "matrix"})
+        data.add_field("file", case.upload, filename="m.pdf", content_type="application/pdf")
+    return headers, data
+
+
 async def test_every_user_object_and_method_gets_the_answer_the_rules_give(
     tmp_path: Path,
 ) -> None:
@@ -129,18 +146,7 @@ async def test_every_user_object_and_method_gets_the_answer_the_rules_give(
     async with running_stack(tmp_path) as stack:
         for case in cases:
             for person in PEOPLE:
-                headers = {"Accept": "application/json"}
-                if person is not None:
-                    headers |= stack.cookie(person)
-                data: str | aiohttp.FormData | None = None
-                if case.body is not None:
-                    data = json.dumps(case.body)
-                    headers["Content-Type"] = "application/json"
-                if case.upload is not None:
-                    data = aiohttp.FormData({"title": "matrix"})
-                    data.add_field(
-                        "file", case.upload, filename="m.pdf", content_type="application/pdf"
-                    )
+                headers, data = case_request(stack, person, case)
                 response = await stack.client.request(
                     case.method, case.path, headers=headers, data=data
                 )
