@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 
 import nginx
+from nginx import PREAMBLE
 
 COPIED = {
     "X-Gatehold-User": "X-Gatehold-User",
@@ -34,24 +35,9 @@ the gateway's own credentials (as the full proxy forwards them)."""
 
 AUTH_PATH = "/.gatehold/auth"
 
-NGINX_TEMPLATE = """
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    keepalive_requests 100000;
-    upstream app {{
-        server 127.0.0.1:{upstream_port};
-        keepalive 64;
-    }}
-    upstream gatehold {{
+NGINX_TEMPLATE = (
+    PREAMBLE
+    + """    upstream gatehold {{
         server 127.0.0.1:{gatehold_port};
         keepalive 64;
     }}
@@ -96,6 +82,7 @@ http {{
     }}
 }}
 """
+)
 
 CADDY_TEMPLATE = """{{
 \tadmin off

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-TEMPLATE = """
+PREAMBLE = """
 worker_processes 1;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
@@ -22,7 +22,13 @@ http {{
         server 127.0.0.1:{upstream_port};
         keepalive 64;
     }}
-{auth_upstream}
+"""
+"""Everything up to the app's upstream, shared by every bench nginx (a private
+prefix under ``root``, no access log, long keep-alive); ``http {`` stays open."""
+
+TEMPLATE = (
+    PREAMBLE
+    + """{auth_upstream}
     server {{
         listen 127.0.0.1:{port};
         location / {{
@@ -36,6 +42,7 @@ http {{
     }}
 }}
 """
+)
 
 AUTH_UPSTREAM = """
     upstream auth {{
