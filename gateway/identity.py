@@ -48,20 +48,24 @@ STORE_DOWN = Rejection(
 )
 
 
-def session_cookies_sent(headers: list[str], name: str) -> int:
-    """How many cookies named ``name`` the ``Cookie`` headers carry.
+def several_session_cookies(headers: list[str], name: str) -> bool:
+    """Whether the ``Cookie`` headers carry more than one cookie named ``name``.
 
     A browser sends two when another origin tossed one in beside ours (a parent
     domain's cookie, or a nameless cookie that browsers serialize as ``name=value``);
     aiohttp keeps one of them, which may be the attacker's session. Two are ambiguous,
-    so the request is refused rather than read as either person (I4b).
+    so the request is refused rather than read as either person (I4b). The pairs are
+    split only when the name occurs twice in the text at all: almost never.
     """
-    return sum(
-        1
+    if sum(header.count(name) for header in headers) < 2:
+        return False
+    named = (
+        pair
         for header in headers
         for pair in header.split(";")
         if pair.split("=", 1)[0].strip() == name
     )
+    return sum(1 for _ in named) > 1
 
 
 class Identity:
@@ -95,8 +99,7 @@ class Identity:
         scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer":
             return await self._bearer_principal(credential.strip())
-        sent = session_cookies_sent(request.headers.getall("Cookie", []), self._cookie_name)
-        if sent > 1:
+        if several_session_cookies(request.headers.getall("Cookie", []), self._cookie_name):
             return Rejection(Reason.HEADER_INVALID, "more than one session cookie was sent")
         token = request.cookies.get(self._cookie_name)
         if token is None:

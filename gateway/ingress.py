@@ -140,7 +140,7 @@ def _head_problem(request: IncomingRequest) -> Rejection | None:
     ``Host`` (``gatehold.test/admin``, ``a@b``); neither is HTTP/1 another server
     would read the same way, so both are refused rather than passed on.
     """
-    if tuple(request.version) not in HTTP_VERSIONS:
+    if request.version not in HTTP_VERSIONS:  # a named tuple: compared as one
         return Rejection(Reason.REQUEST_MALFORMED, "only HTTP/1.0 and HTTP/1.1 are spoken here")
     hosts = request.headers.getall("Host", [])
     if len(hosts) > 1 or (hosts and hosts[0] and not _HOST.fullmatch(hosts[0])):
