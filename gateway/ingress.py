@@ -162,14 +162,31 @@ def new_request_id() -> str:
 class TrustedProxies:
     """The load balancers allowed to say who the client is (``server.trusted_proxies``)."""
 
+    KNOWN_LIMIT = 4096
+    """Addresses whose answer is kept; beyond it the memory starts again (hops in
+    ``X-Forwarded-For`` are chosen by clients, so it must stay bounded)."""
+
     def __init__(self, networks: Sequence[str] = ()) -> None:
         self._networks = tuple(ipaddress.ip_network(n, strict=False) for n in networks)
+        self._known: dict[str, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self._networks)
 
     def __contains__(self, address: str) -> bool:
-        """Whether ``address`` (an IP in text form) is one of them; junk never is."""
+        """Whether ``address`` (an IP in text form) is one of them; junk never is.
+
+        Every request asks several times about the same few peers, and parsing an
+        address with ``ipaddress`` costs more than the rest of ingress: answers are kept.
+        """
+        known = self._known.get(address)
+        if known is None:
+            if len(self._known) >= self.KNOWN_LIMIT:
+                self._known.clear()
+            known = self._known[address] = self._judge(address)
+        return known
+
+    def _judge(self, address: str) -> bool:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

@@ -148,3 +148,18 @@ def test_trusted_proxies_match_addresses_in_their_networks_only() -> None:
     for junk in ("", "unknown", "10.0.0.1, 10.0.0.2", "10.0.0.1:443", "[::1]"):
         assert junk not in proxies, junk
     assert not TrustedProxies()
+
+
+def test_trusted_proxies_answer_alike_when_asked_again_and_past_the_memory_limit() -> None:
+    """Answers are kept per address; asking again, or after the memory of chosen
+    ``X-Forwarded-For`` hops starts over, gives the same answer."""
+    from gateway.ingress import TrustedProxies
+
+    proxies = TrustedProxies(["10.0.0.0/8"])
+    asked = ["10.0.0.1", "11.0.0.1", "junk", "10.255.255.255"]
+    first = [address in proxies for address in asked]
+    assert first == [True, False, False, True]
+    for n in range(TrustedProxies.KNOWN_LIMIT + 10):  # clients choosing many hops
+        assert f"192.0.{n // 256 % 256}.{n % 256}" not in proxies
+    assert len(proxies._known) <= TrustedProxies.KNOWN_LIMIT
+    assert [address in proxies for address in asked] == first
