@@ -34,9 +34,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from gateway.config.observe_window import stamp
+from gateway.config.observe_window import left, stamp
 from gateway.model import (
     ALLOWING_REASONS,
     Admitted,
@@ -129,6 +129,13 @@ def verdict_of(decision: Decision) -> str:
     return OBSERVED if is_observed(decision) else "allow"
 
 
+def simulated(decision: Decision) -> Literal["allow", "deny", "observed"]:
+    """A decision as ``rules simulate`` reports it: observed requests say so."""
+    if not decision.allowed:
+        return "deny"
+    return "observed" if is_observed(decision) else "allow"
+
+
 def observed_record(entry: AuditEntry, match: MatchResult) -> AuditEntry:
     """Mark the request record of a request forwarded in observe mode.
 
@@ -187,31 +194,44 @@ def warn_observing(routes: Iterable[Route], now: float) -> list[Window]:
     return windows
 
 
-def left(seconds: float) -> str:
-    """A remaining time, roughly: ``3d 4h``, ``5h 10m``, ``2m 5s``."""
-    whole = max(int(seconds), 0)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h"
-    if hours:
-        return f"{hours}h {minutes}m"
-    return f"{minutes}m {secs}s"
+@dataclass(frozen=True, slots=True)
+class BannerLine:
+    """Routes that stop observing at one time."""
+
+    until: float
+    routes: tuple[str, ...]
+    """The first ``BANNER_ROUTES`` of them, by name."""
+    more: int
+    """How many more stop then."""
+
+    @property
+    def until_text(self) -> str:
+        return stamp(self.until)
+
+    @property
+    def until_shown(self) -> str:
+        """``2026-12-01 18:00 UTC``: for people."""
+        return f"{self.until_text[:10]} {self.until_text[11:16]} UTC"
 
 
 @dataclass(frozen=True, slots=True)
 class Banner:
     """What the admin UI shows on every page while any route observes."""
 
-    windows: tuple[Window, ...]
-    more: int
-    """Observing routes beyond those named."""
+    lines: tuple[BannerLine, ...]
+    """One per expiry, the soonest first."""
 
 
 def banner(routes: Iterable[Route], now: float) -> Banner | None:
     """The admin banner's content, or ``None`` when no route observes."""
-    windows = open_windows(routes, now)
-    if not windows:
+    by_expiry: dict[float, list[str]] = {}
+    for window in open_windows(routes, now):
+        by_expiry.setdefault(window.until, []).append(window.route)
+    if not by_expiry:
         return None
-    return Banner(tuple(windows[:BANNER_ROUTES]), max(len(windows) - BANNER_ROUTES, 0))
+    return Banner(
+        tuple(
+            BannerLine(until, tuple(names[:BANNER_ROUTES]), max(len(names) - BANNER_ROUTES, 0))
+            for until, names in by_expiry.items()
+        )
+    )

@@ -31,6 +31,19 @@ def stamp(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def left(seconds: float) -> str:
+    """A remaining time, roughly: ``3d 4h``, ``5h 10m``, ``2m 5s``."""
+    whole = max(int(seconds), 0)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m {secs}s"
+
+
 def window_problems(
     mode: str | None, until: datetime | None, *, what: str, now: float
 ) -> list[tuple[str, str]]:

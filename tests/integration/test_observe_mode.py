@@ -13,14 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
-import yaml
 
 from gateway.config.observe_window import stamp
 from gateway.context import GATEWAY
 from gateway.live import LIVE
+from tests.support.observing import observing_rules
 from tests.support.rawhttp import raw_request
-from tests.support.stack import DEMO_RULES, Stack, running_stack
+from tests.support.stack import Stack, running_stack
 
 DAY = 86400.0
 JSON = {"Accept": "application/json"}
@@ -34,17 +35,6 @@ ATTACKS = (
 )
 """Ambiguous targets (I2): refused at ingress, before any decision observe mode could
 overrule."""
-
-
-def observing_rules(until: float, **route_modes: str) -> str:
-    """The demo rules, the ledger upstream observing until ``until``; ``route_modes``
-    gives routes a mode of their own."""
-    rules: dict[str, Any] = yaml.safe_load(DEMO_RULES.read_text())
-    rules["upstreams"]["ledger"] |= {"mode": "observe", "observe_until": stamp(until)}
-    for route in rules["routes"]:
-        if route["name"] in route_modes:
-            route["mode"] = route_modes[route["name"]]
-    return yaml.safe_dump(rules, sort_keys=False)
 
 
 async def forwarded(stack: Stack) -> int:
@@ -85,6 +75,17 @@ async def test_a_cross_tenant_read_is_forwarded_and_audited_as_the_rules_would_d
         assert row["data"]["granted_by"] == []
         outcome = (await stack.audit_rows(request_id))[-1]
         assert outcome["kind"] == "outcome" and '"status":200' in outcome["data"]
+        # what the app is told: the caller, their own tenant, and no granted role
+        echoed = await stack.client.get(
+            "/api/echo/t/globex", headers=stack.cookie("alice@acme.test") | JSON
+        )
+        assert echoed.status == 200
+        headers = (await echoed.json())["headers"]
+        assert headers["X-Gatehold-Email"] == "alice@acme.test"
+        assert headers["X-Gatehold-Tenant"] == "acme"
+        assert headers["X-Gatehold-Roles"] == ""
+        assertion = jwt.decode(headers["X-Gatehold-Assertion"], options={"verify_signature": False})
+        assert assertion["tenant"] == "acme" and assertion["roles"] == []
         # an allowed request is recorded as before
         own = await stack.client.get("/api/invoices/7", headers=stack.cookie("alice@acme.test"))
         assert own.status == 200
@@ -202,3 +203,34 @@ async def test_start_warns_of_every_observing_route_and_its_expiry(
         warnings = [r.getMessage() for r in caplog.records if "observe mode" in r.getMessage()]
     assert any("'invoice-read'" in w and stamp(until) in w for w in warnings)
     assert all("enforces by itself" in w for w in warnings)
+
+
+async def test_forward_auth_answers_2xx_for_an_observed_request_and_audits_it(
+    tmp_path: Path,
+) -> None:
+    until = time.time() + DAY
+    settings: dict[str, Any] = {
+        "server": {"public_url": "http://gatehold.test", "trusted_proxies": ["127.0.0.1/32"]},
+        "forward_auth": {"enabled": True},
+    }
+    async with running_stack(tmp_path, rules_text=observing_rules(until), **settings) as stack:
+        asked = {"X-Original-Method": "GET", "X-Original-URI": "/api/invoices/8"}
+        answer = await stack.client.get(
+            "/.gatehold/auth", headers=asked | stack.cookie("alice@acme.test") | JSON
+        )
+        assert answer.status == 200
+        assert answer.headers["X-Gatehold-Email"] == "alice@acme.test"
+        assert answer.headers["X-Gatehold-Tenant"] == "acme", "never the foreign tenant"
+        assert answer.headers["X-Gatehold-Roles"] == "", "no role was granted"
+        row = await request_row(stack, answer.headers["X-Request-Id"])
+        assert (row["decision"], row["reason"]) == ("observed", "tenant-foreign")
+        assert row["data"]["via"] == "forward-auth" and row["data"]["would_decide"] == "deny"
+        anonymous = await stack.client.get("/.gatehold/auth", headers=asked | JSON)
+        assert anonymous.status == 401
+        stack.app[LIVE].current.clock = lambda: until + 1
+        closed = await stack.client.get(
+            "/.gatehold/auth", headers=asked | stack.cookie("alice@acme.test") | JSON
+        )
+        assert closed.status == 404
+        row = await request_row(stack, closed.headers["X-Request-Id"])
+        assert (row["decision"], row["reason"]) == ("deny", "tenant-foreign")
