@@ -18,6 +18,7 @@ What observe mode never lets through:
   the enumeration block, too many ids, ids of the wrong type, a resolver that failed
   (fail closed, I4b), bodies that cannot be read as the app reads them;
 * what the caller can satisfy by signing in again: step-up and second factor;
+* WebSocket upgrades: a connection let through would outlive the window;
 * every check made after the decision on an allowed request: tenant bindings
   (``bind``, ``body_tenant``), upload checks and virus scans, body limits while
   streaming, the response guard.
@@ -89,16 +90,22 @@ class Window:
 
 
 def forwarded_anyway(
-    caller: Principal | Anonymous | Rejection, match: MatchResult, decision: Decision, now: float
+    caller: Principal | Anonymous | Rejection,
+    match: MatchResult,
+    decision: Decision,
+    now: float,
+    *,
+    websocket: bool = False,
 ) -> Decision | None:
     """The decision to forward with, when observe mode overrules ``decision``; else ``None``.
 
     Only a refusal in ``OBSERVABLE`` of a signed-in caller on a route whose window is
-    open at ``now`` is overruled. The forwarded decision keeps the rules' reason (so it
+    open at ``now`` is overruled, and never a WebSocket upgrade (the connection would
+    outlive the window). The forwarded decision keeps the rules' reason (so it
     is never mistaken for a grant: ``is_observed``), acts in the caller's active tenant
     and grants no roles.
     """
-    if decision.allowed or decision.reason not in OBSERVABLE:
+    if decision.allowed or decision.reason not in OBSERVABLE or websocket:
         return None
     if not isinstance(caller, Principal) or not isinstance(match, RouteMatch):
         return None

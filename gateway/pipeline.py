@@ -161,7 +161,8 @@ async def decide(
         return Verdict(admitted, caller, method, prepared, match, (), refused(unfit))
     decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
     observed = None
-    if (anyway := forwarded_anyway(caller, match, decision, gw.clock())) is not None:
+    anyway = forwarded_anyway(caller, match, decision, gw.clock(), websocket=websocket)
+    if anyway is not None:
         observed, decision = decision, anyway
     body = objects.body
     if decision.allowed and isinstance(match, RouteMatch) and binds(match.route):

@@ -13,15 +13,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import jwt
 import pytest
 
+from gateway.app import ENGINE, with_rules
+from gateway.config.loader import load_rules
 from gateway.config.observe_window import stamp
 from gateway.context import GATEWAY
 from gateway.live import LIVE
 from tests.support.observing import observing_rules
 from tests.support.rawhttp import raw_request
-from tests.support.stack import Stack, running_stack
+from tests.support.stack import DEMO_RULES, Stack, running_stack
 
 DAY = 86400.0
 JSON = {"Accept": "application/json"}
@@ -126,6 +129,12 @@ async def test_nobody_signed_in_ingress_attacks_and_enforcing_routes_stay_refuse
             "/api/search?invoice=x';--", headers=stack.cookie("alice@acme.test") | JSON
         )
         assert wrong_type.status in (400, 404)
+        # a WebSocket would outlive the window: never let through
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused_socket:
+            await stack.client.ws_connect(
+                "/ws/globex/feed", headers=stack.cookie("alice@acme.test")
+            )
+        assert refused_socket.value.status == 404
         # the route that says mode: enforce refuses though its upstream observes
         delete = await stack.client.delete(
             "/api/invoices/8", headers=stack.cookie("carol@acme.test") | JSON
@@ -234,3 +243,35 @@ async def test_forward_auth_answers_2xx_for_an_observed_request_and_audits_it(
         assert closed.status == 404
         row = await request_row(stack, closed.headers["X-Request-Id"])
         assert (row["decision"], row["reason"]) == ("deny", "tenant-foreign")
+
+
+async def test_a_reload_starts_and_ends_observing_and_warns_when_it_starts(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running_stack(tmp_path) as stack:
+        live, settings, engine = stack.app[LIVE], stack.settings, stack.app[ENGINE]
+
+        async def reload(text: str) -> None:
+            rules = tmp_path / "reloaded.yaml"
+            rules.write_text(text)
+            assert await live.reload(
+                str(rules),
+                lambda: load_rules(rules, env=settings.rules_env),
+                lambda gateway, ruleset: with_rules(gateway, settings, ruleset, engine),
+            )
+
+        cookie = stack.cookie("alice@acme.test") | JSON
+        assert (await stack.client.get("/api/invoices/8", headers=cookie)).status == 404
+        caplog.set_level(logging.WARNING, logger="gatehold")
+        until = time.time() + DAY
+        await reload(observing_rules(until))
+        assert any(
+            "'invoice-read'" in r.getMessage() and stamp(until) in r.getMessage()
+            for r in caplog.records
+        )
+        assert (await stack.client.get("/api/invoices/8", headers=cookie)).status == 200
+        metrics = live.current.metrics.exposition().decode()
+        assert "gatehold_observing_routes 0.0" not in metrics
+        await reload(DEMO_RULES.read_text())
+        assert (await stack.client.get("/api/invoices/8", headers=cookie)).status == 404
+        assert "gatehold_observing_routes 0.0" in live.current.metrics.exposition().decode()

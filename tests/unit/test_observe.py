@@ -216,6 +216,11 @@ def test_nothing_else_is_overruled(caller: object, match: object, now: float) ->
     assert forwarded_anyway(caller, match, decision, now) is None  # type: ignore[arg-type]
 
 
+def test_a_websocket_upgrade_is_never_overruled_it_would_outlive_the_window() -> None:
+    decision = refusal(Reason.TENANT_FOREIGN)
+    assert forwarded_anyway(ALICE, OPEN, decision, NOW, websocket=True) is None
+
+
 def test_an_allowed_request_is_left_alone() -> None:
     allowed = Decision(True, Reason.ROLE_ALLOWED, roles=("standard",), tenant="acme")
     assert forwarded_anyway(ALICE, OPEN, allowed, NOW) is None
