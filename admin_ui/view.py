@@ -21,6 +21,7 @@ from multidict import MultiDict, MultiDictProxy
 
 from gateway.admin.service import Admin, AdminContext, AdminError
 from gateway.context import Gateway
+from gateway.observe import banner
 
 ADMIN_UI_PREFIX = "/.gatehold/admin"
 """Where the gateway mounts the UI."""
@@ -60,6 +61,7 @@ class View:
             csrf=self.csrf,
             path=self.request.path,
             notice=self._notice(),
+            observing=banner(self.gw.router.routes, self.gw.clock()),
             **context,
         )
 

@@ -53,6 +53,7 @@ from gateway.ingress import canonicalize, new_request_id
 from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
 from gateway.model import Membership, Reason, Rejection, RuleSet, Target
+from gateway.observe import observing_now, warn_observing
 from gateway.pipeline import handle
 from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.registry_sync import RegistryFollower
@@ -90,6 +91,7 @@ def with_rules(
 ) -> Gateway:
     """A gateway for ``ruleset``: new rule stages and pools, every other stage shared."""
     forward = gateway.forward
+    warn_observing(ruleset.routes, gateway.clock())
     return replace(
         gateway,
         **rule_deciders(settings, ruleset, engine, resolver_calls=gateway.metrics.resolver_calls),
@@ -254,6 +256,8 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
     )
     app[GATEWAY] = gateway
     live = app[LIVE] = LiveRules(gateway)
+    warn_observing(ruleset.routes, gateway.clock())
+    gateway.metrics.watch_observing(lambda: observing_now(live.current))
     app[TEMPLATES] = pages
     app[ENGINE] = engine
     feed = app[FEED] = ChangeFeed(engine, enabled=settings.store.listen)

@@ -410,6 +410,7 @@ def rules_simulate(
     from gateway.admin.explain import explain, principal_for, principal_for_key
     from gateway.admin.rules import ruleset_of
     from gateway.deciders import build_deciders
+    from gateway.observe import simulated
 
     if (email is None) == (key_id is None):
         fail(["give exactly one of --user EMAIL or --api-key ID"])
@@ -459,7 +460,7 @@ def rules_simulate(
             await deciders.ownership.close()
             await engine.dispose()
         verdict = result.decision
-        click.echo(f"{'ALLOW' if verdict.allowed else 'DENY'} {verdict.reason}")
+        click.echo(f"{simulated(verdict).upper()} {verdict.reason}")
         for step in result.steps:
             click.echo(f"  - {step}")
         return 0 if verdict.allowed else 1

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from gateway.context import Gateway
 from gateway.ingress import canonicalize
 from gateway.model import Decision, IdSource, RouteMatch, Target, UpstreamReply
+from gateway.observe import is_observed
 
 log = logging.getLogger("gatehold.ownership")
 
@@ -25,6 +26,8 @@ async def learn_created(
     resource = match.route.creates
     location = reply.headers.get("Location")
     if resource is None or reply.status != 201 or not location or decision.tenant is None:
+        return
+    if is_observed(decision):  # only a create the rules allowed teaches an owner
         return
     object_id = created_id(gw, location, resource, upstream=match.route.upstream)
     if object_id is None:

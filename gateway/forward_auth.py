@@ -45,6 +45,7 @@ from gateway.model import (
     Rejection,
     RouteMatch,
 )
+from gateway.observe import note_observed, verdict_of
 from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
 from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide, request_record
 from gateway.refusals import caller_of, observe_denial, reject_unread
@@ -198,9 +199,11 @@ async def _audited(
         note_refused(refusal.reason.value)
         gw.metrics.decided(route, "deny", refusal.reason.value, time.monotonic() - started)
         return _render(gw, request, admitted.request_id, admitted.target.raw, refusal)
+    if verdict.observed is not None:
+        await asyncio.sleep(await note_observed(gw, principal, verdict.observed, admitted, match))
     if not allowed:
         await asyncio.sleep(await observe_denial(gw, principal, decision, admitted))
-    verdict_name = "allow" if allowed else "deny"
+    verdict_name = verdict_of(decision) if allowed else "deny"
     gw.metrics.decided(route, verdict_name, decision.reason.value, time.monotonic() - started)
     return response
 

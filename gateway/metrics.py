@@ -101,6 +101,8 @@ class Metrics:
         """Owner lookups by (resource, ``hit``/``miss``/``error``); ``Ownership`` counts."""
         self.logins: dict[tuple[str, str], int] = {}
         """Sign-ins by (method, ``success``/``failure``)."""
+        self.observed: dict[tuple[str, str], int] = {}
+        """Requests forwarded in observe mode by (route, the reason the rules would refuse)."""
         self.registry.register(_RequestCollector(self))
         ProcessCollector(registry=self.registry)
 
@@ -136,6 +138,10 @@ class Metrics:
     def watch_sessions(self, count: Callable[[], int]) -> None:
         """``gatehold_active_sessions``: ``count()`` is called on each scrape."""
         self.registry.register(_GaugeOnScrape("gatehold_active_sessions", _SESSIONS_HELP, count))
+
+    def watch_observing(self, count: Callable[[], int]) -> None:
+        """``gatehold_observing_routes``: ``count()`` is called on each scrape."""
+        self.registry.register(_GaugeOnScrape("gatehold_observing_routes", _OBSERVING_HELP, count))
 
     def watch_audit(self, writer: AuditCounters) -> None:
         """Export the audit writer's own counters, read at scrape time."""
@@ -196,8 +202,16 @@ class _RequestCollector(Collector):
             ["method", "result"],
             m.logins,
         )
+        yield _counters(
+            "gatehold_observed_requests",
+            "Requests forwarded in observe mode that the rules would refuse, by route and "
+            "the refusal's reason.",
+            ["route", "would"],
+            m.observed,
+        )
 
 
+_OBSERVING_HELP = "Routes in observe mode now: refusals forwarded, enforced after expiry."
 _SESSIONS_HELP = "Sessions in this process's cache: signed in and used within the cache period."
 
 

@@ -553,6 +553,10 @@ class Route:
     mfa_required: bool = False
     """``mfa: required``: only a session that has shown a second factor passes; machine
     credentials (API keys, bearer tokens) never do."""
+    observe_until: float | None = None
+    """Unix time until which the route observes (``observe.py``): a refusal of a signed-in
+    caller's authorization is forwarded and audited as the rules' would-be decision.
+    ``None``: the route enforces (its own ``mode: enforce``, or nobody asked to observe)."""
     required_params: tuple[str, ...] = field(init=False, repr=False, compare=False, default=())
     """Every parameter the query string must carry (``query.require`` and the required
     ``query_ids``): derived once here, not on every request."""

@@ -53,6 +53,7 @@ from gateway.model import (
     RouteMatch,
     UploadReport,
 )
+from gateway.observe import forwarded_anyway, note_observed, observed_record, verdict_of
 from gateway.override import Prepared, with_override
 from gateway.policy import refused
 from gateway.query_rules import check_query
@@ -97,21 +98,25 @@ class Verdict(NamedTuple):
     """What the upload check saw of the files (routes with ``upload`` rules)."""
     spooled: Body | None = None
     """The checked upload ``body`` is read from; its temporary file goes with it."""
+    observed: Decision | None = None
+    """The rules' own refusal, when observe mode forwards the request anyway
+    (``observe.py``); ``decision`` is then the one it is forwarded with."""
 
 
 def request_record(verdict: Verdict, admitted: Admitted, user_agent: str) -> AuditEntry:
     """The request's audit entry from its verdict: one shape for the proxy and forward-auth."""
     match = verdict.match
-    return with_override(
+    entry = with_override(
         verdict.prepared,
         admitted=admitted,
         method=verdict.method,
         user_agent=user_agent,
         principal=verdict.principal,
         match=match,
-        decision=verdict.decision,
+        decision=verdict.observed or verdict.decision,
         upstream=match.route.upstream if isinstance(match, RouteMatch) else "",
     )
+    return entry if verdict.observed is None else observed_record(entry, match)
 
 
 async def decide(
@@ -155,6 +160,10 @@ async def decide(
     if fit is not None and (unfit := fit(match, method)) is not None:
         return Verdict(admitted, caller, method, prepared, match, (), refused(unfit))
     decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
+    observed = None
+    anyway = forwarded_anyway(caller, match, decision, gw.clock(), websocket=websocket)
+    if anyway is not None:
+        observed, decision = decision, anyway
     body = objects.body
     if decision.allowed and isinstance(match, RouteMatch) and binds(match.route):
         admitted, decision, body = await _bind(
@@ -176,6 +185,7 @@ async def decide(
         body,
         upload=upload,
         spooled=spooled,
+        observed=observed if decision.allowed else None,  # a binding or upload refused it
     )
 
 
@@ -214,6 +224,8 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
         note_refused(refusal.reason.value)
         return refuse(gw, request, admitted, refusal, receipt=None, started=started, route=route)
     _lap(gw.metrics.stages.audit_wait, lap)
+    if verdict.observed is not None:
+        await asyncio.sleep(await note_observed(gw, principal, verdict.observed, admitted, match))
     if not decision.allowed or not isinstance(match, RouteMatch):
         await asyncio.sleep(await observe_denial(gw, principal, decision, admitted))
         return refuse(
@@ -253,7 +265,9 @@ async def deliver(
                 started=started,
             )
             gw.audit.finish(receipt, outcome)
-            gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
+            gw.metrics.decided(
+                name, verdict_of(decision), decision.reason.value, time.monotonic() - arrived
+            )
             return response
         reply = await gw.forward.send(
             request, admitted=admitted, principal=caller, match=match, decision=decision, body=body
@@ -293,7 +307,9 @@ async def deliver(
         return response
     gw.audit.finish(receipt, replace(outcome, guard=guarded.report))
     _lap(stage.response, lap)
-    gw.metrics.decided(name, "allow", decision.reason.value, time.monotonic() - arrived)
+    gw.metrics.decided(
+        name, verdict_of(decision), decision.reason.value, time.monotonic() - arrived
+    )
     return response
 
 

@@ -158,6 +158,8 @@ class Router:
     """Matches canonical targets against a compiled, ordered route list."""
 
     def __init__(self, routes: Sequence[Route]) -> None:
+        self.routes = tuple(routes)
+        """Every route, in the rules' order."""
         compiled = []
         for route in routes:
             template = parse_template(route.pattern)

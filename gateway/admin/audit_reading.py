@@ -19,7 +19,7 @@ from gateway.admin.service import Admin, AdminContext, AdminError
 from gateway.store import audit_log
 from gateway.store.audit_log import AuditFilter, AuditRow
 
-DECISIONS = ("allow", "deny")
+DECISIONS = ("allow", "deny", "observed")
 PAGE_SIZE_LIMIT = 500
 FILTER_MAX = 320
 """The longest filter value (an e-mail address is at most 320 characters)."""

@@ -253,7 +253,7 @@ class SimulateRequest(Strict):
 
 
 class Simulation(BaseModel):
-    decision: Literal["allow", "deny"]
+    decision: Literal["allow", "deny", "observed"]
     reason: str
     steps: list[str]
 
@@ -271,7 +271,7 @@ class AuditFilters(Strict):
     user: Filter | None = None
     tenant: Filter | None = None
     route: Filter | None = None
-    decision: Literal["allow", "deny"] | None = None
+    decision: Literal["allow", "deny", "observed"] | None = None
     since: Filter | None = Field(default=None, alias="from")
     until: Filter | None = Field(default=None, alias="to")
 

@@ -8,6 +8,7 @@ from gateway.admin.service import AdminError
 from gateway.api.models import SimulateRequest, Simulation
 from gateway.api.operations import API, Call, Empty
 from gateway.model import Principal
+from gateway.observe import simulated
 
 
 @API.post("/rules/simulate", body=SimulateRequest, response=Simulation, errors=(404,))
@@ -24,7 +25,7 @@ async def simulate(call: Call[SimulateRequest, Empty]) -> Simulation | AdminErro
     )
     verdict = result.decision
     return Simulation(
-        decision="allow" if verdict.allowed else "deny",
+        decision=simulated(verdict),
         reason=str(verdict.reason),
         steps=list(result.steps),
     )
@@ -43,7 +44,7 @@ async def _under_version(
     if isinstance(result, AdminError):
         return result
     return Simulation(
-        decision="allow" if result.decision.allowed else "deny",
+        decision=simulated(result.decision),
         reason=str(result.decision.reason),
         steps=list(result.steps),
     )

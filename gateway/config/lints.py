@@ -9,12 +9,14 @@ new ones to ``_LINTS``. A route can silence a lint it was written to trip with
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from gateway.config import yamlsource
 from gateway.config.loader import RuleProblem, check_rules_text
+from gateway.config.observe_window import left, stamp
 from gateway.config.yamlsource import Loc
 from gateway.errors import ConfigError
 from gateway.jsonpointer import WILDCARD
@@ -28,6 +30,8 @@ FILTER_WITHOUT_WILDCARD = "guard-filters-nothing"
 RESOURCE_UNUSED = "resource-unused"
 GUARD_WITHOUT_QUERY_ALLOW = "guard-without-query-allow"
 DOWNLOAD_WITHOUT_FILE = "download-without-file"
+OBSERVING = "observe-mode"
+OBSERVE_ENDED = "observe-ended"
 UNKNOWN_CODE = "lint-unknown"
 CODES = frozenset(
     {
@@ -37,6 +41,8 @@ CODES = frozenset(
         RESOURCE_UNUSED,
         GUARD_WITHOUT_QUERY_ALLOW,
         DOWNLOAD_WITHOUT_FILE,
+        OBSERVING,
+        OBSERVE_ENDED,
     }
 )
 
@@ -175,6 +181,29 @@ def download_without_file(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
             "nosniff, no-store and a sandbox policy)",
             route.name,
         )
+
+
+def observe_windows(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
+    """Routes in observe mode: while the window is open (refusals are forwarded), and
+    once it has passed (the route enforces; the setting is left over)."""
+    now = time.time()
+    for route in ruleset.routes:
+        until = route.observe_until
+        if until is None or route.public:
+            continue
+        if now < until:
+            message = (
+                f"route {route.name!r} is in observe mode until {stamp(until)} (in "
+                f"{left(until - now)}): requests the rules refuse are forwarded and audited "
+                "as 'observed', not refused — it enforces by itself after that"
+            )
+            yield Lint(lines.route(ruleset, route), OBSERVING, message, route.name)
+        else:
+            message = (
+                f"route {route.name!r}: observe_until {stamp(until)} has passed, so the route "
+                "enforces — remove 'mode: observe' and observe_until (here or on its upstream)"
+            )
+            yield Lint(lines.route(ruleset, route), OBSERVE_ENDED, message, route.name)
 
 
 def unused_resources(ruleset: RuleSet, lines: _Lines) -> Iterator[Lint]:
@@ -328,6 +357,7 @@ _LINTS: tuple[Callable[[RuleSet, _Lines], Iterator[Lint]], ...] = (
     unused_resources,
     guard_without_query_allow,
     download_without_file,
+    observe_windows,
     # A `query_ids` parameter that `query` refuses is a rules error, not a lint
     # (``loader._query_and_tenant_problems``): the id could never be sent.
 )

@@ -7,6 +7,7 @@ come from the YAML node marks, so they point at the offending key.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pydantic import ValidationError
 from gateway.config import yamlsource
 from gateway.config.durations import parse_duration, parse_size
 from gateway.config.envvars import substitute, unset_problem
+from gateway.config.observe_window import route_window, window_problems
 from gateway.config.rules import (
     GuardModel,
     HttpOwnerModel,
@@ -384,6 +386,8 @@ class _Compiler:
         self.problems = problems
         self.env = env
         self.broken = broken
+        self.now = time.time()
+        """When the rules are loaded: observe windows are bounded from here."""
         positions = broken.route_positions
         self.routes = list(
             enumerate(model.routes)
@@ -407,6 +411,10 @@ class _Compiler:
             )
             for name, r in self.model.roles.items()
         }
+        for name, u in self.model.upstreams.items():
+            what = f"upstream {name!r}"
+            for field, message in window_problems(u.mode, u.observe_until, what=what, now=self.now):
+                self.problems.add(("upstreams", name, field), message)
         resources = {name: self._resource(name, r) for name, r in self.model.resources.items()}
         routes = tuple(
             route for index, r in self.routes if (route := self._route(index, r)) is not None
@@ -516,6 +524,9 @@ class _Compiler:
         for where, message in _query_and_tenant_problems(r):
             problem(where, message)
         upload = _upload_rules(r, max_body, problem) if r.upload is not None else None
+        what = f"route {r.name!r}"
+        for field, message in window_problems(r.mode, r.observe_until, what=what, now=self.now):
+            problem((field,), message)
         if not ok:
             return None
         sensitive = r.sensitive
@@ -540,6 +551,7 @@ class _Compiler:
             ignored_lints=frozenset(r.ignore_lints),
             upload=upload,
             mfa_required=r.mfa == "required",
+            observe_until=route_window(r, self.model.upstreams.get(r.upstream)),
             **_query_and_tenant_fields(r),
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
 
 from gateway.idtypes import RULES_PATTERN
 
@@ -34,6 +34,15 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ObserveUntil = Annotated[
+    AwareDatetime | None,
+    Field(
+        description="With mode: observe, when observing ends and enforcing starts by itself: "
+        "an ISO 8601 time with its zone (2026-12-01T18:00:00Z), at most 30 days ahead.",
+    ),
+]
+
+
 class UpstreamModel(Strict):
     url: str = Field(
         description="Base URL; ${VAR} and ${VAR:-default} are read from the environment."
@@ -44,6 +53,12 @@ class UpstreamModel(Strict):
         description="Send the gateway's public host (from server.public_url) as Host, "
         "instead of the app's own address.",
     )
+    mode: Literal["enforce", "observe"] = Field(
+        default="enforce",
+        description="observe: refusals of signed-in people on its routes are forwarded and "
+        "audited with the decision the rules would have taken, until observe_until.",
+    )
+    observe_until: ObserveUntil = None
 
 
 MfaRequired = Literal["required"] | None
@@ -276,6 +291,13 @@ class RouteModel(Strict):
         description="required: only a session that has shown a second factor passes; "
         "API keys and bearer tokens are refused (they cannot show one).",
     )
+    mode: Literal["enforce", "observe"] | None = Field(
+        default=None,
+        description="observe: refusals of signed-in people are forwarded and audited with the "
+        "decision the rules would have taken, until observe_until; enforce: refuse them even "
+        "when the upstream observes. Unset: the upstream's mode.",
+    )
+    observe_until: ObserveUntil = None
 
 
 class MfaModel(Strict):

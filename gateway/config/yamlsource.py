@@ -8,6 +8,7 @@ turns pydantic's validation errors into such sentences.
 
 from __future__ import annotations
 
+import datetime
 import difflib
 from collections.abc import Callable, Iterable
 from types import UnionType
@@ -181,6 +182,10 @@ _EXPECTED = {
     "dict_type": "a mapping of keys to values",
     "model_type": "a mapping of settings",
     "model_attributes_type": "a mapping of settings",
+    "timezone_aware": "a time with its zone (2026-12-01T18:00:00Z, or +02:00 for the Z)",
+    "datetime_type": "an ISO 8601 time with its zone (2026-12-01T18:00:00Z)",
+    "datetime_parsing": "an ISO 8601 time with its zone (2026-12-01T18:00:00Z)",
+    "datetime_from_date_parsing": "an ISO 8601 time with its zone (2026-12-01T18:00:00Z)",
 }
 
 
@@ -189,6 +194,8 @@ def _shown(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, datetime.date):  # YAML reads unquoted times as these
+        return value.isoformat()
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
