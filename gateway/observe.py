@@ -42,6 +42,7 @@ from gateway.model import (
     ALLOWING_REASONS,
     Admitted,
     AuditEntry,
+    AuthMethod,
     Decision,
     MatchResult,
     Principal,
@@ -99,9 +100,9 @@ def forwarded_anyway(
 ) -> Decision | None:
     """The decision to forward with, when observe mode overrules ``decision``; else ``None``.
 
-    Only a refusal in ``OBSERVABLE`` of a signed-in caller on a route whose window is
-    open at ``now`` is overruled, and never a WebSocket upgrade (the connection would
-    outlive the window). The forwarded decision keeps the rules' reason (so it
+    Only a refusal in ``OBSERVABLE`` of a signed-in person (not an API key) on a route
+    whose window is open at ``now`` is overruled, and never a WebSocket upgrade (the
+    connection would outlive the window). The forwarded decision keeps the rules' reason (so it
     is never mistaken for a grant: ``is_observed``), acts in the caller's active tenant
     and grants no roles.
     """
@@ -109,6 +110,8 @@ def forwarded_anyway(
         return None
     if not isinstance(caller, Principal) or not isinstance(match, RouteMatch):
         return None
+    if caller.auth_method is AuthMethod.API_KEY:
+        return None  # observe mode is for people finding their way; a program's key is not
     until = match.route.observe_until
     if until is None or now >= until:
         return None

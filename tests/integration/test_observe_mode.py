@@ -275,3 +275,28 @@ async def test_a_reload_starts_and_ends_observing_and_warns_when_it_starts(
         await reload(DEMO_RULES.read_text())
         assert (await stack.client.get("/api/invoices/8", headers=cookie)).status == 404
         assert "gatehold_observing_routes 0.0" in live.current.metrics.exposition().decode()
+
+
+async def test_an_observed_create_is_forwarded_but_teaches_the_registry_no_owner(
+    tmp_path: Path,
+) -> None:
+    """rita is readonly: her create is refused (``role-forbidden``), observed, forwarded,
+    and Ledger makes the report; only a create the rules allowed may register an owner,
+    or an observed request would leave a lasting grant behind the window."""
+    from gateway.store.registry import get_owner
+
+    until = time.time() + DAY
+    async with running_stack(tmp_path, rules_text=observing_rules(until)) as stack:
+        rita = stack.cookie("rita@acme.test")
+        created = await stack.client.post("/api/reports", json={"title": "seen"}, headers=rita)
+        assert created.status == 201
+        row = await request_row(stack, created.headers["X-Request-Id"])
+        assert (row["decision"], row["reason"]) == ("observed", "role-forbidden")
+        observed_id = created.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        assert await get_owner(stack.app[ENGINE], "report", observed_id) is None
+        # the same create by someone the rules allow does register its owner
+        alice = stack.cookie("alice@acme.test")
+        allowed = await stack.client.post("/api/reports", json={"title": "ok"}, headers=alice)
+        assert allowed.status == 201
+        allowed_id = allowed.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
+        assert await get_owner(stack.app[ENGINE], "report", allowed_id) == "acme"

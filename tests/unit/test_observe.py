@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -208,8 +209,9 @@ def test_overruled_reasons_are_only_those_that_judge_the_caller() -> None:
         (ALICE, OPEN, NOW + HOUR),  # the very second the window ends, it enforces
         (ALICE, ENFORCING, NOW),
         (ALICE, NoRoute(), NOW),
+        (replace(ALICE, auth_method=AuthMethod.API_KEY), OPEN, NOW),  # a program, not a person
     ],
-    ids=["anonymous", "bad-credential", "closed", "at-expiry", "enforcing", "no-route"],
+    ids=["anonymous", "bad-credential", "closed", "at-expiry", "enforcing", "no-route", "api-key"],
 )
 def test_nothing_else_is_overruled(caller: object, match: object, now: float) -> None:
     decision = refusal(Reason.TENANT_FOREIGN)
