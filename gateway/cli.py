@@ -1456,3 +1456,12 @@ def _add_export() -> None:
 
 
 _add_export()
+
+
+def _add_shadow() -> None:
+    from gateway.shadow_cli import shadow_command
+
+    rules.add_command(shadow_command)
+
+
+_add_shadow()

@@ -148,6 +148,34 @@ class Ownership:
         answers = await asyncio.gather(*(self._answer(ref, upstream) for ref in refs))
         return tuple(ResolvedRef(ref, answer) for ref, answer in zip(refs, answers, strict=True))
 
+    def cached(
+        self, refs: Sequence[ObjectRef], *, upstream: str, cache: Ownership | None = None
+    ) -> tuple[ResolvedRef, ...] | Rejection | None:
+        """The owners of ``refs`` as this instance's rules look them up, read from the
+        cache of ``cache`` (default: this one) only; ``None`` when one is not cached.
+
+        Never looks anything up and counts nothing: a shadow rules version decides with
+        what the live version's lookups already learned (``gateway/shadow.py``).
+        """
+        if len(refs) > self._max_ids:
+            return Rejection(
+                Reason.IDS_TOO_MANY,
+                f"the request names {len(refs)} objects; at most {self._max_ids} are accepted",
+            )
+        store = (cache or self)._cache
+        now = self._clock()
+        found: list[ResolvedRef] = []
+        for ref in refs:
+            key = self._plan(ref, upstream)
+            if isinstance(key, ResolverFailed):
+                found.append(ResolvedRef(ref, key))
+                continue
+            cached = store.get(key)
+            if cached is None or cached[1] <= now:
+                return None
+            found.append(ResolvedRef(ref, cached[0]))
+        return tuple(found)
+
     def learns_on_create(self, resource_type: str) -> bool:
         resource = self._resources.get(resource_type)
         return (
