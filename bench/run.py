@@ -30,6 +30,7 @@ import front_proxies
 import gatehold_env
 import nginx
 import profile_report
+import shadow_ab
 from measure import (
     RssTrace,
     big_download,
@@ -806,11 +807,23 @@ def quick(args: argparse.Namespace) -> None:
             rows.append(Row("gh1-b", f"Gatehold, 1 process, {args.ab_env}", port, [other]))
         if args.forward_auth:
             rows += bench.start_forward_auth()
+        shadow = shadow_ab.ShadowToggle(bench.gatehold) if args.shadow else None
+        if shadow is not None:
+            rows.append(
+                Row(shadow_ab.KEY, "Gatehold, 1 process, a version in shadow", gh_port, [gh1])
+            )
         for row in rows:
             bench.wrk(row, connections=50, seconds=2)
-        interleaved(rows, rounds, "loaded", lambda r: bench.loaded(r, seconds=seconds))
+
+        def measured(row: Row) -> WrkResult:
+            if shadow is not None:
+                shadow.set(row.key == shadow_ab.KEY)
+            return bench.loaded(row, seconds=seconds)
+
+        interleaved(rows, rounds, "loaded", measured)
         for row in rows:
             row.measure_rss()
+        shadowed = shadow.report() if shadow is not None else ""
     floor_row, gh = rows[:2]
     lines = [
         "## Quick: Python floor vs Gatehold (1 process)",
@@ -845,6 +858,17 @@ def quick(args: argparse.Namespace) -> None:
         info(True, f"p99 at 50 connections: {tail:.2f}× floor's"),
     ]
     for row in rows[2:]:
+        if row.key == shadow_ab.KEY:
+            cpu = median([s.proxy / g.proxy for s, g in zip(row.cpu, gh.cpu, strict=True)])
+            lines.append(
+                check(
+                    cpu <= 1.10,
+                    f"a version in shadow: CPU {row.median_cpu():.0f} vs "
+                    f"{gh.median_cpu():.0f} µs/req, {cpu:.3f}× (≤ 1.10×); req/s "
+                    f"{row.ratio(gh, 'loaded', rps):.2f}×; shadow {shadowed}",
+                )
+            )
+            continue
         if row.decider is None:
             lines.append(
                 f"{row.label} / Gatehold req/s: {row.ratio(gh, 'loaded', rps):.2f}×; CPU "
@@ -942,6 +966,11 @@ def main() -> None:
         default=None,
         help="the nginx and Caddy + Gatehold forward-auth rows (default: in the full run, "
         "not in --quick)",
+    )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="--quick: the Gatehold row again with a rules version in shadow (CPU per request)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and logs")
     args = parser.parse_args()
