@@ -73,7 +73,7 @@ from gateway.store.shadow_runs import Batch, GroupKey, PendingGroup, Sample
 from gateway.tenant_binding import binds
 
 if TYPE_CHECKING:
-    from gateway.pipeline import Verdict
+    from gateway.pipeline import Fit, Verdict
 
 log = logging.getLogger("gatehold")
 
@@ -310,15 +310,18 @@ class ShadowRunner:
         self.current = rules
         self._built = None
 
-    async def judge(self, gw: Gateway, request: web.Request, verdict: Verdict) -> None:
+    async def judge(
+        self, gw: Gateway, request: IncomingRequest, verdict: Verdict, *, fit: Fit | None = None
+    ) -> None:
         """Decide ``verdict``'s request again in shadow and record a difference; never
-        raises, never reads the body or asks an owner."""
+        raises, never reads the body or asks an owner. ``fit``: the forward-auth check
+        of what it can decide, judged on the shadow's route as the live decision was."""
         rules = self.current
         admitted = verdict.admitted
         if rules is None or not isinstance(admitted, Admitted) or verdict.prepared is None:
             return
         try:
-            judged = await self._judge(rules, gw, request, admitted, verdict)
+            judged = await self._judge(rules, gw, request, admitted, verdict, fit)
             self._note(rules, admitted, verdict, judged)
         except Exception:  # the shadow never fails a live request
             self.errors += 1
@@ -343,9 +346,10 @@ class ShadowRunner:
         self,
         rules: ShadowRules,
         gw: Gateway,
-        request: web.Request,
+        request: IncomingRequest,
         admitted: Admitted,
         verdict: Verdict,
+        fit: Fit | None,
     ) -> Judged:
         deciders = self._deciders(gw, rules)
         prepared = verdict.prepared
@@ -354,6 +358,8 @@ class ShadowRunner:
             if isinstance(read, bytes):  # the body the live decision read, in memory
                 prepared = replace(prepared, body=Body(read, None, len(read)))
         match = deciders.router.match(admitted.target, verdict.method)
+        if fit is not None and (unfit := fit(match, verdict.method)) is not None:
+            return Judged(_route_name(match), False, unfit.reason.value, unfit.detail)
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         assert prepared is not None  # noqa: S101 (judge returned early otherwise)
         decision, objects = await self._decide(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway.admin import rules as lifecycle
 from gateway.admin import service as admin
@@ -219,3 +220,28 @@ async def test_starting_a_shadow_is_refused_clearly_when_it_cannot_run(tmp_path:
         assert f"version {first.id} is in shadow already" in busy.message
         assert await stack.events("rules-shadow-started") != []
         assert len(await stack.events("rules-shadow-started")) == 1
+
+
+async def test_forward_auth_decisions_are_judged_in_shadow_too(tmp_path: Path) -> None:
+    fa: dict[str, Any] = {
+        "server": {"public_url": "http://gatehold.test", "trusted_proxies": ["127.0.0.1/32"]},
+        "forward_auth": {"enabled": True},
+    }
+    async with running_stack(tmp_path, follow=True, **ADMIN_MANAGED, **fa) as stack:
+        await start(stack, WRITE_NOT_READ)
+        before = await stack.ledger_total()
+        for method, uri, status in [
+            ("GET", "/api/invoices/1", 200),
+            # its answer is checked: forward-auth cannot decide it, live or in shadow (agreed)
+            ("GET", "/api/invoices", 403),
+        ]:
+            headers = {"X-Original-Method": method, "X-Original-URI": uri, "Accept": "*/*"}
+            headers |= stack.cookie("rita@acme.test")
+            async with stack.client.get("/.gatehold/auth", headers=headers) as reply:
+                assert reply.status == status, await reply.text()
+        assert await stack.ledger_total() == before + 1, "the live owner lookup alone"
+        found = await report(stack)
+        assert (found.run.decided, found.run.agreed) == (2, 1)
+        assert groups(found) == {
+            ("invoice-read", "allow", "role-allowed", "deny", "role-forbidden"): 1
+        }
