@@ -141,6 +141,14 @@ async def test_a_shadow_never_changes_an_answer_nor_calls_ledger_and_records_dif
         assert not found.clean and "10 of 12 decisions differ" in found.verdict
         rows = await stack.audit_rows(sample.request_id)
         assert rows and rows[0]["decision"] == "allow", "the audit keeps the live decision"
+        scraped = stack.app[GATEWAY].metrics.exposition().decode()
+        for line in (
+            'gatehold_shadow_decisions_total{agree="yes"} 2.0',
+            'gatehold_shadow_decisions_total{agree="no"} 9.0',
+            'gatehold_shadow_decisions_total{agree="unjudged"} 1.0',
+            "gatehold_shadow_differences_dropped_total 0.0",
+        ):
+            assert line in scraped, line
 
         refused = await shadow_admin.activate_shadow(context(stack))
         assert isinstance(refused, AdminError) and refused.code == "conflict"
