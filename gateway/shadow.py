@@ -202,6 +202,7 @@ class DifferenceWriter:
         self._decided = self._agreed = self._unjudged = self._dropped = 0
         self._groups: dict[GroupKey, PendingGroup] = {}
         self._task: asyncio.Task[None] | None = None
+        self._writes: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
         self.dropped_total = 0
         """Differences this process could not keep (batch full, or the store refused it)."""
@@ -254,7 +255,8 @@ class DifferenceWriter:
     def _schedule(self, batch: Batch | None) -> None:
         if batch is not None:
             task = asyncio.get_running_loop().create_task(self._write(batch))
-            task.add_done_callback(lambda _: None)
+            self._writes.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._writes.discard)
 
     async def flush(self) -> None:
         """Write what is pending now (tests and shutdown; the loop does it on its own)."""
@@ -287,6 +289,7 @@ class DifferenceWriter:
         await stop_task(self._task)
         self._task = None
         with contextlib.suppress(Exception):
+            await asyncio.gather(*self._writes, return_exceptions=True)
             await self.flush()
 
 

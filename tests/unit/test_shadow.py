@@ -140,3 +140,24 @@ async def test_a_store_that_cannot_write_loses_the_batch_counted_not_raised(
         assert (writer.flushes_failed, writer.dropped_total) == (1, 2)
     finally:
         await engine.dispose()
+
+
+async def test_a_new_run_writes_what_the_old_one_had_and_starts_from_zero(
+    store: AsyncEngine,
+) -> None:
+    first = await running_run(store)
+    stopped = await shadow_store.stop(store, by="t", now=3.0)
+    assert stopped is not None
+    version = await version_store.add_version(store, "v2", author="t", comment="", now=4.0)
+    second, _ = await shadow_store.start(store, version.id, by="t", comment="", now=5.0)
+    writer = DifferenceWriter(store)
+    for _ in range(3):
+        writer.counted(first, agreed=True, unjudged=False)
+    writer.counted(second.id, agreed=False, unjudged=True)
+    await writer.close()  # waits for the old run's write, then flushes the new one
+    old, new = (
+        await shadow_store.get_run(store, first),
+        await shadow_store.get_run(store, second.id),
+    )
+    assert old is not None and (old.decided, old.agreed) == (3, 3)
+    assert new is not None and (new.decided, new.agreed, new.unjudged) == (1, 0, 1)
