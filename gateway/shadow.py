@@ -15,8 +15,9 @@ policy. It costs no call to anything:
   looked up; an owner not in it is recorded as ``owner-unknown`` (not looked up in
   shadow). Both are "unjudged" differences: they keep a report from being clean.
 
-Tenant binding and upload checks read and rewrite the body, so they are not run
-again: when both versions' routes bind and check alike, the shadow takes the live
+The method a body override asked for is the one the live decision found (the
+override is not parsed again). Tenant binding and upload checks read and rewrite the
+body, so they are not run again: when both versions' routes bind and check alike, the shadow takes the live
 outcome of those checks; when they differ, the request is recorded as
 ``checks-not-rerun``.
 
