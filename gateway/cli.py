@@ -1459,9 +1459,9 @@ _add_export()
 
 
 def _add_shadow() -> None:
-    from gateway.shadow_cli import shadow_command
+    from gateway.shadow_cli import CliTools, shadow_group
 
-    rules.add_command(shadow_command)
+    rules.add_command(shadow_group(CliTools(config_option, settings_from, admin_run, stamp)))
 
 
 _add_shadow()

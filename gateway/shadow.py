@@ -17,9 +17,9 @@ policy. It costs no call to anything:
 
 The method a body override asked for is the one the live decision found (the
 override is not parsed again). Tenant binding and upload checks read and rewrite the
-body, so they are not run again: when both versions' routes bind and check alike, the shadow takes the live
-outcome of those checks; when they differ, the request is recorded as
-``checks-not-rerun``.
+body, so they are not run again: when both versions' routes bind and check alike,
+the shadow takes the live outcome of those checks; when they differ, the request is
+recorded as ``checks-not-rerun``.
 
 Differences go to a ``DifferenceWriter``: counted in memory per group (routes,
 decisions, reasons) with a few samples each, flushed in batches by one background
@@ -35,9 +35,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -109,6 +109,28 @@ AFTER_POLICY = frozenset(
     }
 )
 """Refusals made after the policy allowed: tenant binding and upload checks."""
+
+
+class Resolved(Protocol):
+    """What ``pipeline._decide`` found of the ids (its ``_Objects``)."""
+
+    @property
+    def owners(self) -> Sequence[ResolvedRef] | Rejection: ...
+
+
+DecideStages = Callable[
+    [
+        Deciders,
+        IncomingRequest,
+        Admitted,
+        Principal | Anonymous | Rejection,
+        MatchResult,
+        Prepared | Rejection,
+        bool,
+    ],
+    Awaitable[tuple[Decision, Resolved]],
+]
+"""``pipeline._decide``: objects → ownership → policy, as the live decision runs it."""
 
 _NOT_LOOKED_UP = ResolverFailed(UNJUDGED_DETAIL[OWNER_UNKNOWN])
 _NOT_READ = Rejection(Reason.BODY_UNSUPPORTED, UNJUDGED_DETAIL[BODY_NOT_READ])
@@ -297,13 +319,15 @@ class DifferenceWriter:
 class ShadowRunner:
     """One process's shadow: the rules in shadow (``None`` when none), and its findings."""
 
-    def __init__(self, writer: DifferenceWriter, live_version: Callable[[], int]) -> None:
-        from gateway.pipeline import _decide  # the pipeline imports this module's key
-
+    def __init__(
+        self, writer: DifferenceWriter, live_version: Callable[[], int], decide: DecideStages
+    ) -> None:
+        """``decide``: ``pipeline._decide``, the live decision's own objects → ownership →
+        policy step (handed in: the pipeline imports this module, not the reverse)."""
         self.current: ShadowRules | None = None
         self.writer = writer
         self._live_version = live_version
-        self._decide = _decide
+        self._decide = decide
         self._built: tuple[Gateway, ShadowRules, Deciders] | None = None
         self.decisions: dict[str, int] = {"yes": 0, "no": 0, UNJUDGED: 0}
         """``gatehold_shadow_decisions_total`` by ``agree``."""

@@ -23,6 +23,7 @@ from gateway.deciders import rule_deciders
 from gateway.errors import StoreUnavailable
 from gateway.live import LIVE
 from gateway.outage import OutageNotice, poll_store
+from gateway.pipeline import _decide
 from gateway.shadow import SHADOW, DifferenceWriter, ShadowMetrics, ShadowRules, ShadowRunner
 from gateway.store import rule_versions as version_store
 from gateway.store import shadow_runs as shadow_store
@@ -136,7 +137,7 @@ def follow_shadow(
         if flush_seconds is None
         else DifferenceWriter(engine, flush_seconds=flush_seconds)
     )
-    runner = ShadowRunner(writer, live_version)
+    runner = ShadowRunner(writer, live_version, _decide)
     app[SHADOW] = runner
     app[LIVE].current.metrics.registry.register(ShadowMetrics(runner))
     follower = ShadowFollower(
