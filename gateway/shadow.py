@@ -65,7 +65,7 @@ from gateway.model import (
 )
 from gateway.objects import Extracted, ObjectExtractor
 from gateway.override import Prepared
-from gateway.ownership import Ownership
+from gateway.ownership import KEPT_AFTER_EXPIRY, Ownership
 from gateway.policy import Policy
 from gateway.routing import Router
 from gateway.store import shadow_runs as shadow_store
@@ -82,6 +82,9 @@ MAX_PENDING_GROUPS = 256
 """Difference groups one process holds between two flushes; beyond, new ones are dropped."""
 FLUSH_SECONDS = 1.0
 """How often a process writes what its shadow decisions found."""
+OWNER_GRACE_SECONDS = KEPT_AFTER_EXPIRY
+"""How long past its cache time a live owner answer is still read in shadow: the live
+decision of the same request read it while fresh, before its audit record was written."""
 NO_ROUTE = "(no route)"
 UNJUDGED = "unjudged"
 OWNER_UNKNOWN = "owner-unknown"
@@ -153,7 +156,9 @@ class CachedOwners(Ownership):
     async def resolve(
         self, refs: Sequence[ObjectRef], *, upstream: str
     ) -> tuple[ResolvedRef, ...] | Rejection:
-        found = self._shadow.cached(refs, upstream=upstream, cache=self._live)
+        found = self._shadow.cached(
+            refs, upstream=upstream, cache=self._live, grace=OWNER_GRACE_SECONDS
+        )
         if found is None:
             return tuple(ResolvedRef(ref, _NOT_LOOKED_UP) for ref in refs)
         return found

@@ -51,7 +51,15 @@ async def test_cached_owners_are_read_from_the_live_cache_and_never_looked_up() 
     assert live.calls == {("report", "miss"): 1}, "a cached read is not counted as a lookup"
     clock.now += 61
     assert shadow.cached([REF], upstream="app", cache=live) is None, "expired"
+    # Just expired: still read with a grace (the live decision read it moments ago) …
+    late = shadow.cached([REF], upstream="app", cache=live, grace=10)
+    assert late is not None and not isinstance(late, Rejection)
     assert registry.reads == 1
+    # … but never by a lookup, which asks again.
+    await live.resolve([REF], upstream="app")
+    assert registry.reads == 2
+    clock.now += 71
+    assert shadow.cached([REF], upstream="app", cache=live, grace=10) is None
 
 
 async def test_a_shadow_that_looks_owners_up_elsewhere_finds_nothing_cached() -> None:
