@@ -791,11 +791,13 @@ def quick(args: argparse.Namespace) -> None:
 
     With ``--forward-auth`` the nginx and Caddy + Gatehold forward-auth rows too."""
     check_tools(need_nginx=bool(args.forward_auth), need_caddy=bool(args.forward_auth))
-    rounds, seconds = 3, 5.0
+    rounds, seconds = (max(3, args.rounds) if args.shadow else 3), 5.0
     with opened_bench(args, many_sessions=0) as bench:
         floor, floor_port = bench.start_floor()
-        gh_port = free_port()
-        gh1 = bench.start_gatehold("gatehold-1", port=gh_port)
+        gh_port, admin_port = free_port(), free_port()
+        gh1 = bench.start_gatehold(
+            "gatehold-1", port=gh_port, admin_port=admin_port if args.shadow else None
+        )
         rows = [
             Row("floor", "Python floor (aiohttp)", floor_port, [floor]),
             Row("gh1", "Gatehold, 1 process", gh_port, [gh1]),
@@ -824,6 +826,9 @@ def quick(args: argparse.Namespace) -> None:
         for row in rows:
             row.measure_rss()
         shadowed = shadow.report() if shadow is not None else ""
+        spent, judged = (
+            shadow_ab.shadow_cost(f"http://127.0.0.1:{admin_port}") if shadow else (0, 0)
+        )
     floor_row, gh = rows[:2]
     lines = [
         "## Quick: Python floor vs Gatehold (1 process)",
@@ -866,6 +871,14 @@ def quick(args: argparse.Namespace) -> None:
                     f"a version in shadow: CPU {row.median_cpu():.0f} vs "
                     f"{gh.median_cpu():.0f} µs/req, {cpu:.3f}× (≤ 1.10×); req/s "
                     f"{row.ratio(gh, 'loaded', rps):.2f}×; shadow {shadowed}",
+                )
+            )
+            each = spent / max(judged, 1) * 1e6
+            lines.append(
+                info(
+                    True,
+                    f"time deciding in shadow: {each:.1f} µs per request over {judged:,.0f} "
+                    f"requests = {each / gh.median_cpu():.1%} of Gatehold's CPU µs/req",
                 )
             )
             continue
@@ -970,7 +983,8 @@ def main() -> None:
     parser.add_argument(
         "--shadow",
         action="store_true",
-        help="--quick: the Gatehold row again with a rules version in shadow (CPU per request)",
+        help="--quick: the Gatehold row again with a rules version in shadow (CPU per "
+        "request); --rounds applies",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and logs")
     args = parser.parse_args()

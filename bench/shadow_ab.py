@@ -15,6 +15,7 @@ from pathlib import Path
 
 import yaml
 from gatehold_env import GateholdSetup, _run, gatehold_bin
+from procs import get
 
 KEY = "gh1+shadow"
 PICKED_UP_SECONDS = 1.5
@@ -54,3 +55,15 @@ class ShadowToggle:
         """The last line of the report's summary: decisions and agreement."""
         lines = self._cli("rules", "shadow", "report").splitlines()
         return lines[1] if len(lines) > 1 else ""
+
+
+def shadow_cost(admin_url: str) -> tuple[float, float]:
+    """(seconds spent deciding in shadow, requests decided in shadow) from /metrics."""
+    _status, body = get(f"{admin_url}/metrics")
+    seconds = decided = 0.0
+    for line in body.decode().splitlines():
+        if line.startswith("gatehold_shadow_seconds_total "):
+            seconds = float(line.split()[1])
+        elif line.startswith("gatehold_shadow_decisions_total{"):
+            decided += float(line.split()[1])
+    return seconds, decided

@@ -62,6 +62,7 @@ from gateway.model import (
     ResolverFailed,
     Route,
     RouteMatch,
+    RuleSet,
 )
 from gateway.objects import Extracted, ObjectExtractor
 from gateway.override import Prepared
@@ -194,6 +195,27 @@ class ShadowRules:
     policy: Policy
     ownership: Ownership
     """Plans lookups by the shadow's resources; never started."""
+    ruleset: RuleSet
+    same_routes: frozenset[str] = frozenset()
+    """Routes that decide exactly as the live version's (``same_routes``)."""
+    compared_with: int | None = None
+    """The live version ``same_routes`` was found against; ``None``: not compared yet."""
+
+
+def same_routes(live: RuleSet, shadow: RuleSet) -> frozenset[str]:
+    """The names of the shadow's routes that decide every request exactly as the live
+    route of that name does: the same definition, under the same roles, second-factor
+    tenants, resources and upstreams (everything a decision reads from the rules). A
+    request both versions route there needs no second decision: it is the live one."""
+    if (live.roles, live.mfa_tenants, live.resources, live.upstreams) != (
+        shadow.roles,
+        shadow.mfa_tenants,
+        shadow.resources,
+        shadow.upstreams,
+    ):
+        return frozenset()
+    theirs = {route.name: route for route in live.routes}
+    return frozenset(route.name for route in shadow.routes if theirs.get(route.name) == route)
 
 
 @dataclass(frozen=True, slots=True)
@@ -337,6 +359,8 @@ class ShadowRunner:
         self.decisions: dict[str, int] = {"yes": 0, "no": 0, UNJUDGED: 0}
         """``gatehold_shadow_decisions_total`` by ``agree``."""
         self.errors = 0
+        self.seconds = 0.0
+        """Time spent deciding in shadow (nothing in it waits: in effect, CPU time)."""
 
     def run(self, rules: ShadowRules | None) -> None:
         """Decide in shadow with ``rules`` from the next request on (``None``: stop)."""
@@ -353,6 +377,7 @@ class ShadowRunner:
         admitted = verdict.admitted
         if rules is None or not isinstance(admitted, Admitted) or verdict.prepared is None:
             return
+        began = time.perf_counter()
         try:
             judged = await self._judge(rules, gw, request, admitted, verdict, fit)
             self._note(rules, admitted, verdict, judged)
@@ -360,6 +385,7 @@ class ShadowRunner:
             self.errors += 1
             if self.errors == 1 or self.errors % 1000 == 0:
                 log.exception("shadow decision failed (%d so far)", self.errors)
+        self.seconds += time.perf_counter() - began
 
     def _deciders(self, gw: Gateway, rules: ShadowRules) -> Deciders:
         built = self._built
@@ -391,6 +417,16 @@ class ShadowRunner:
             if isinstance(read, bytes):  # the body the live decision read, in memory
                 prepared = replace(prepared, body=Body(read, None, len(read)))
         match = deciders.router.match(admitted.target, verdict.method)
+        live_match = verdict.match
+        if (
+            isinstance(match, RouteMatch)
+            and isinstance(live_match, RouteMatch)
+            and match.route.name == live_match.route.name
+            and match.route.name in rules.same_routes
+            and rules.compared_with == self._live_version()
+        ):  # the same route under the same rules: the live decision is the shadow's too
+            live = verdict.decision
+            return Judged(match.route.name, live.allowed, live.reason.value, "")
         if fit is not None and (unfit := fit(match, verdict.method)) is not None:
             return Judged(_route_name(match), False, unfit.reason.value, unfit.detail)
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
@@ -509,6 +545,13 @@ class ShadowMetrics(Collector):
         )
         dropped.add_metric([], self._runner.writer.dropped_total)
         yield dropped
+        spent = CounterMetricFamily(
+            "gatehold_shadow_seconds",
+            "Time spent deciding requests in shadow (the shadow's cost per request is this "
+            "over gatehold_shadow_decisions_total).",
+        )
+        spent.add_metric([], self._runner.seconds)
+        yield spent
         errors = CounterMetricFamily(
             "gatehold_shadow_errors", "Shadow decisions that failed (the live answer stood)."
         )

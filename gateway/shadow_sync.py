@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import replace
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +25,14 @@ from gateway.errors import StoreUnavailable
 from gateway.live import LIVE
 from gateway.outage import OutageNotice, poll_store
 from gateway.pipeline import _decide
-from gateway.shadow import SHADOW, DifferenceWriter, ShadowMetrics, ShadowRules, ShadowRunner
+from gateway.shadow import (
+    SHADOW,
+    DifferenceWriter,
+    ShadowMetrics,
+    ShadowRules,
+    ShadowRunner,
+    same_routes,
+)
 from gateway.store import rule_versions as version_store
 from gateway.store import shadow_runs as shadow_store
 from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed, stop_task
@@ -45,9 +53,11 @@ class ShadowFollower:
         env: Mapping[str, str],
         *,
         feed: ChangeFeed,
+        live_version: Callable[[], int],
         poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self._runner = runner
+        self._live_version = live_version
         self._engine = engine
         self._settings = settings
         self._env = dict(env)
@@ -90,7 +100,10 @@ class ShadowFollower:
             self.run_id = None
             self._runner.run(None)
             return
-        if run.id in (self.run_id, self._failed):
+        if run.id == self.run_id:
+            await self._compare()
+            return
+        if run.id == self._failed:
             return
         version = await version_store.get_version(self._engine, run.version_id)
         rules = None if version is None else self._compile(run.id, version)
@@ -100,6 +113,22 @@ class ShadowFollower:
         self.run_id, self._failed = run.id, None
         self._runner.run(rules)
         log.info("shadow run %d: deciding with rules version %d", run.id, run.version_id)
+        await self._compare()
+
+    async def _compare(self) -> None:
+        """Find the routes that decide as the live version's, once per live version."""
+        rules, live = self._runner.current, self._live_version()
+        if rules is None or rules.compared_with == live:
+            return
+        version = await version_store.get_version(self._engine, live)
+        ruleset = None
+        if version is not None:
+            ruleset, _ = check_rules_text(
+                version.yaml, source=f"rules version {live}", env=self._env
+            )
+        same = frozenset() if ruleset is None else same_routes(ruleset, rules.ruleset)
+        if self._runner.current is rules:  # not replaced meanwhile
+            self._runner.run(replace(rules, same_routes=same, compared_with=live))
 
     def _compile(self, run_id: int, version: version_store.VersionRow) -> ShadowRules | None:
         source = f"rules version {version.id}"
@@ -115,6 +144,7 @@ class ShadowFollower:
             router=stages["router"],
             policy=stages["policy"],
             ownership=stages["ownership"],
+            ruleset=ruleset,
         )
 
 
@@ -141,7 +171,13 @@ def follow_shadow(
     app[SHADOW] = runner
     app[LIVE].current.metrics.registry.register(ShadowMetrics(runner))
     follower = ShadowFollower(
-        runner, engine, settings, env, feed=app[FEED], poll_seconds=poll_seconds
+        runner,
+        engine,
+        settings,
+        env,
+        feed=app[FEED],
+        live_version=live_version,
+        poll_seconds=poll_seconds,
     )
     app[SHADOW_FOLLOWER] = follower
 

@@ -181,6 +181,9 @@ async def test_a_clean_report_activates_the_shadow_version(tmp_path: Path) -> No
             assert (await answer(stack, "GET", target, email))[0] == status
         found = await report(stack)
         assert found.clean and found.verdict == "clean: no differences over 4 decisions"
+        rules = stack.app[SHADOW].current
+        assert rules is not None and rules.compared_with == stack.follower.applied
+        assert {"invoice-list", "invoice-read"} <= rules.same_routes, "judged as the live"
         activated = await shadow_admin.activate_shadow(ctx)
         assert isinstance(activated, ShadowReport) and activated.clean
         assert await version_store.active_id(stack.app[ENGINE]) == draft.id

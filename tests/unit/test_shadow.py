@@ -169,3 +169,26 @@ async def test_a_new_run_writes_what_the_old_one_had_and_starts_from_zero(
     )
     assert old is not None and (old.decided, old.agreed) == (3, 3)
     assert new is not None and (new.decided, new.agreed, new.unjudged) == (1, 0, 1)
+
+
+def test_same_routes_are_those_defined_alike_under_the_same_roles_and_resources() -> None:
+    from gateway.config.loader import load_rules_text
+    from gateway.shadow import same_routes
+    from tests.support.stack import DEMO_RULES
+
+    env = {"LEDGER_URL": "http://127.0.0.1:9", "LEDGER_DB_DSN": "sqlite:///ledger.db"}
+    text = DEMO_RULES.read_text()
+    live = load_rules_text(text, source="live", env=env)
+    names = {route.name for route in live.routes}
+    assert same_routes(live, load_rules_text(text + "# a comment\n", source="s", env=env)) == (
+        names
+    )
+    one_route = text.replace(
+        "    query_ids: [{type: invoice, param: invoice}]",
+        "    query_ids: [{type: invoice, param: invoice_id}]",
+    )
+    assert one_route != text
+    changed = same_routes(live, load_rules_text(one_route, source="s", env=env))
+    assert changed == names - {"invoice-search"}
+    roles = text.replace("readonly: {can: [read]}", "readonly: {can: [write]}")
+    assert same_routes(live, load_rules_text(roles, source="s", env=env)) == frozenset()
