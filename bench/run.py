@@ -810,25 +810,31 @@ def quick(args: argparse.Namespace) -> None:
         if args.forward_auth:
             rows += bench.start_forward_auth()
         shadow = shadow_ab.ShadowToggle(bench.gatehold) if args.shadow else None
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        shadow_spent: dict[str, list[float]] = {}
         if shadow is not None:
-            rows.append(
-                Row(shadow_ab.KEY, "Gatehold, 1 process, a version in shadow", gh_port, [gh1])
-            )
+            rows += [
+                Row(shadow_ab.KEY, "Gatehold, 1 process, shadow: another route", gh_port, [gh1]),
+                Row(shadow_ab.FULL_KEY, "Gatehold, 1 process, shadow: a role", gh_port, [gh1]),
+            ]
         for row in rows:
             bench.wrk(row, connections=50, seconds=2)
 
         def measured(row: Row) -> WrkResult:
-            if shadow is not None:
-                shadow.set(row.key == shadow_ab.KEY)
-            return bench.loaded(row, seconds=seconds)
+            if shadow is None:
+                return bench.loaded(row, seconds=seconds)
+            shadow.set(row.key)
+            before = shadow_ab.shadow_cost(admin_url)
+            result = bench.loaded(row, seconds=seconds)
+            after = shadow_ab.shadow_cost(admin_url)
+            spent = shadow_spent.setdefault(row.key, [0.0, 0.0])
+            spent[0] += after[0] - before[0]
+            spent[1] += after[1] - before[1]
+            return result
 
         interleaved(rows, rounds, "loaded", measured)
         for row in rows:
             row.measure_rss()
-        shadowed = shadow.report() if shadow is not None else ""
-        spent, judged = (
-            shadow_ab.shadow_cost(f"http://127.0.0.1:{admin_port}") if shadow else (0, 0)
-        )
     floor_row, gh = rows[:2]
     lines = [
         "## Quick: Python floor vs Gatehold (1 process)",
@@ -863,22 +869,17 @@ def quick(args: argparse.Namespace) -> None:
         info(True, f"p99 at 50 connections: {tail:.2f}× floor's"),
     ]
     for row in rows[2:]:
-        if row.key == shadow_ab.KEY:
+        if row.key in shadow_spent:
             cpu = median([s.proxy / g.proxy for s, g in zip(row.cpu, gh.cpu, strict=True)])
+            spent, judged = shadow_spent[row.key]
+            each = spent / max(judged, 1) * 1e6
             lines.append(
                 check(
                     cpu <= 1.10,
-                    f"a version in shadow: CPU {row.median_cpu():.0f} vs "
-                    f"{gh.median_cpu():.0f} µs/req, {cpu:.3f}× (≤ 1.10×); req/s "
-                    f"{row.ratio(gh, 'loaded', rps):.2f}×; shadow {shadowed}",
-                )
-            )
-            each = spent / max(judged, 1) * 1e6
-            lines.append(
-                info(
-                    True,
-                    f"time deciding in shadow: {each:.1f} µs per request over {judged:,.0f} "
-                    f"requests = {each / gh.median_cpu():.1%} of Gatehold's CPU µs/req",
+                    f"{row.label}: CPU {row.median_cpu():.0f} vs {gh.median_cpu():.0f} µs/req, "
+                    f"{cpu:.3f}× (≤ 1.10×); req/s {row.ratio(gh, 'loaded', rps):.2f}×; "
+                    f"time in shadow {each:.1f} µs/req over {judged:,.0f} requests = "
+                    f"{each / gh.median_cpu():.1%} of Gatehold's CPU µs/req",
                 )
             )
             continue
@@ -983,7 +984,7 @@ def main() -> None:
     parser.add_argument(
         "--shadow",
         action="store_true",
-        help="--quick: the Gatehold row again with a rules version in shadow (CPU per "
+        help="--quick: the Gatehold row again with rules versions in shadow (CPU per "
         "request); --rounds applies",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and logs")

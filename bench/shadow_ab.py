@@ -1,58 +1,83 @@
 """The cost of a rules version in shadow: the same Gatehold with and without one.
 
-``run.py --quick --shadow`` adds the row ``gh1+shadow``: the very process of the ``gh1``
-row, measured while a version runs in shadow beside the active one (started before
-each of its rounds and stopped before each round of the other rows, so the rounds stay
-interleaved). The version in shadow is the active rules plus a comment: it decides
-every request exactly like the active one, so each request is judged in full (route,
-policy, owner from the cache), the most work a shadow does per request.
+``run.py --quick --shadow`` adds two rows, each the very process of the ``gh1`` row
+measured while a version runs in shadow beside the active one (started before each of
+its rounds and stopped before each round of the other rows, so the rounds stay
+interleaved): ``gh1+shadow``, a version that changes a route the load does not use
+(the common case: the loaded route is alike in both versions), and
+``gh1+shadow-full``, a version that changes a role (no route is alike: every request
+is decided again in full, the most work a shadow does per request).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import yaml
 from gatehold_env import GateholdSetup, _run, gatehold_bin
 from procs import get
 
 KEY = "gh1+shadow"
+FULL_KEY = "gh1+shadow-full"
 PICKED_UP_SECONDS = 1.5
 """Time for the serving process to follow a start or stop (it polls every 0.5 s on SQLite)."""
 
 
+def variants(rules_text: str) -> dict[str, str]:
+    """The shadow version of each row: ``KEY`` changes a route the load does not use (the
+    loaded route takes the live decision), ``FULL_KEY`` a role the load does not use (no
+    route is alike under other roles: every request is decided again in full)."""
+    data = yaml.safe_load(rules_text)
+    other_route = yaml.safe_load(rules_text)
+    other_route["routes"][1]["file"] = {"disposition": "inline"}
+    other_role = yaml.safe_load(rules_text)
+    other_role["roles"]["auditor"] = {"can": ["read"]}
+    assert other_route != data and other_role != data
+    return {
+        KEY: yaml.safe_dump(other_route, sort_keys=False),
+        FULL_KEY: yaml.safe_dump(other_role, sort_keys=False),
+    }
+
+
 class ShadowToggle:
-    """Starts and stops one stored version in shadow, through the CLI, as rows need."""
+    """Starts and stops stored versions in shadow, through the CLI, as rows need."""
 
     def __init__(self, setup: GateholdSetup) -> None:
         data = yaml.safe_load(setup.config.read_text())
         data["rules"] = {"path": data["rules"], "managed_by": "admin"}
         self._config = setup.config.with_name("gatehold-shadow-cli.yaml")
         self._config.write_text(yaml.safe_dump(data, sort_keys=False))
-        rules = setup.config.with_name("rules.yaml")
-        shadow = setup.config.with_name("rules-shadow.yaml")
-        shadow.write_text(Path(rules).read_text() + "# the shadow version\n")
-        out = self._cli("rules", "propose", str(shadow), "--comment", "bench shadow")
-        self._version = out.split()[2]  # "rules version N stored; …"
-        self._running = False
+        rules = setup.config.with_name("rules.yaml").read_text()
+        self._versions: dict[str, str] = {}
+        for key, text in variants(rules).items():
+            path = setup.config.with_name(f"rules-{key}.yaml")
+            path.write_text(text)
+            out = self._cli("rules", "propose", str(path), "--comment", f"bench {key}")
+            self._versions[key] = out.split()[2]  # "rules version N stored; …"
+        self._running: str | None = None
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self._versions)
 
     def _cli(self, *argv: str) -> str:
         return _run([gatehold_bin(), *argv, "--config", str(self._config)])
 
-    def set(self, running: bool) -> None:
-        """Run the version in shadow (``True``) or not, and wait until Gatehold follows."""
-        if running == self._running:
+    def set(self, key: str | None) -> None:
+        """Run ``key``'s version in shadow (``None``: none), and wait until Gatehold follows."""
+        if key not in self._versions:
+            key = None
+        if key == self._running:
             return
-        if running:
-            self._cli("rules", "shadow", "start", self._version)
-        else:
+        if self._running is not None:
             self._cli("rules", "shadow", "stop")
-        self._running = running
+        if key is not None:
+            self._cli("rules", "shadow", "start", self._versions[key])
+        self._running = key
         time.sleep(PICKED_UP_SECONDS)
 
     def report(self) -> str:
-        """The last line of the report's summary: decisions and agreement."""
+        """The report's counts line of the last run."""
         lines = self._cli("rules", "shadow", "report").splitlines()
         return lines[1] if len(lines) > 1 else ""
 
