@@ -116,12 +116,16 @@ async def test_a_shadow_never_changes_an_answer_nor_calls_ledger_and_records_dif
         # which decides from the owner the live lookup just cached (and agrees).
         assert await answer(stack, "GET", "/api/invoices/1", alice) == (200, 2)
         assert await answer(stack, "GET", "/api/invoices/1", alice) == (200, 1)
+        # alice's write names invoice 3 in its body: the live decision read the body and
+        # looked 3 up; the shadow judges the ids of that same body (and agrees).
+        body = {"related_invoice": 3}
+        assert await answer(stack, "PATCH", "/api/invoices/1", alice, body) == (200, 2)
         for _ in range(7):  # a hot differing endpoint: counted, samples capped
             assert await answer(stack, "GET", "/api/invoices", rita) == (200, 1)
 
         found = await report(stack)
         assert (found.run.version_id, found.active) == (draft.id, active)
-        assert (found.run.decided, found.run.agreed, found.run.unjudged) == (12, 2, 1)
+        assert (found.run.decided, found.run.agreed, found.run.unjudged) == (13, 3, 1)
         assert groups(found) == {
             ("invoice-list", "allow", "role-allowed", "deny", "role-forbidden"): 8,
             ("invoice-create", "deny", "role-forbidden", "allow", "role-allowed"): 1,
@@ -138,12 +142,12 @@ async def test_a_shadow_never_changes_an_answer_nor_calls_ledger_and_records_dif
             "acme",
         )
         assert sample.live_detail and sample.shadow_detail
-        assert not found.clean and "10 of 12 decisions differ" in found.verdict
+        assert not found.clean and "10 of 13 decisions differ" in found.verdict
         rows = await stack.audit_rows(sample.request_id)
         assert rows and rows[0]["decision"] == "allow", "the audit keeps the live decision"
         scraped = stack.app[GATEWAY].metrics.exposition().decode()
         for line in (
-            'gatehold_shadow_decisions_total{agree="yes"} 2.0',
+            'gatehold_shadow_decisions_total{agree="yes"} 3.0',
             'gatehold_shadow_decisions_total{agree="no"} 9.0',
             'gatehold_shadow_decisions_total{agree="unjudged"} 1.0',
             "gatehold_shadow_differences_dropped_total 0.0",
