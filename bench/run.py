@@ -30,6 +30,7 @@ import front_proxies
 import gatehold_env
 import nginx
 import profile_report
+import shadow_ab
 from measure import (
     RssTrace,
     big_download,
@@ -790,11 +791,13 @@ def quick(args: argparse.Namespace) -> None:
 
     With ``--forward-auth`` the nginx and Caddy + Gatehold forward-auth rows too."""
     check_tools(need_nginx=bool(args.forward_auth), need_caddy=bool(args.forward_auth))
-    rounds, seconds = 3, 5.0
+    rounds, seconds = (max(3, args.rounds) if args.shadow else 3), 5.0
     with opened_bench(args, many_sessions=0) as bench:
         floor, floor_port = bench.start_floor()
-        gh_port = free_port()
-        gh1 = bench.start_gatehold("gatehold-1", port=gh_port)
+        gh_port, admin_port = free_port(), free_port()
+        gh1 = bench.start_gatehold(
+            "gatehold-1", port=gh_port, admin_port=admin_port if args.shadow else None
+        )
         rows = [
             Row("floor", "Python floor (aiohttp)", floor_port, [floor]),
             Row("gh1", "Gatehold, 1 process", gh_port, [gh1]),
@@ -806,9 +809,30 @@ def quick(args: argparse.Namespace) -> None:
             rows.append(Row("gh1-b", f"Gatehold, 1 process, {args.ab_env}", port, [other]))
         if args.forward_auth:
             rows += bench.start_forward_auth()
+        shadow = shadow_ab.ShadowToggle(bench.gatehold) if args.shadow else None
+        admin_url = f"http://127.0.0.1:{admin_port}"
+        shadow_spent: dict[str, list[float]] = {}
+        if shadow is not None:
+            rows += [
+                Row(shadow_ab.KEY, "Gatehold, 1 process, shadow: another route", gh_port, [gh1]),
+                Row(shadow_ab.FULL_KEY, "Gatehold, 1 process, shadow: a role", gh_port, [gh1]),
+            ]
         for row in rows:
             bench.wrk(row, connections=50, seconds=2)
-        interleaved(rows, rounds, "loaded", lambda r: bench.loaded(r, seconds=seconds))
+
+        def measured(row: Row) -> WrkResult:
+            if shadow is None:
+                return bench.loaded(row, seconds=seconds)
+            shadow.set(row.key)
+            before = shadow_ab.shadow_cost(admin_url)
+            result = bench.loaded(row, seconds=seconds)
+            after = shadow_ab.shadow_cost(admin_url)
+            spent = shadow_spent.setdefault(row.key, [0.0, 0.0])
+            spent[0] += after[0] - before[0]
+            spent[1] += after[1] - before[1]
+            return result
+
+        interleaved(rows, rounds, "loaded", measured)
         for row in rows:
             row.measure_rss()
     floor_row, gh = rows[:2]
@@ -845,6 +869,20 @@ def quick(args: argparse.Namespace) -> None:
         info(True, f"p99 at 50 connections: {tail:.2f}× floor's"),
     ]
     for row in rows[2:]:
+        if row.key in shadow_spent:
+            cpu = median([s.proxy / g.proxy for s, g in zip(row.cpu, gh.cpu, strict=True)])
+            spent, judged = shadow_spent[row.key]
+            each = spent / max(judged, 1) * 1e6
+            lines.append(
+                check(
+                    cpu <= 1.10,
+                    f"{row.label}: CPU {row.median_cpu():.0f} vs {gh.median_cpu():.0f} µs/req, "
+                    f"{cpu:.3f}× (≤ 1.10×); req/s {row.ratio(gh, 'loaded', rps):.2f}×; "
+                    f"time in shadow {each:.1f} µs/req over {judged:,.0f} requests = "
+                    f"{each / gh.median_cpu():.1%} of Gatehold's CPU µs/req",
+                )
+            )
+            continue
         if row.decider is None:
             lines.append(
                 f"{row.label} / Gatehold req/s: {row.ratio(gh, 'loaded', rps):.2f}×; CPU "
@@ -942,6 +980,12 @@ def main() -> None:
         default=None,
         help="the nginx and Caddy + Gatehold forward-auth rows (default: in the full run, "
         "not in --quick)",
+    )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="--quick: the Gatehold row again with rules versions in shadow (CPU per "
+        "request); --rounds applies",
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder and logs")
     args = parser.parse_args()

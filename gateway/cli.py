@@ -1457,3 +1457,12 @@ def _add_export() -> None:
 
 
 _add_export()
+
+
+def _add_shadow() -> None:
+    from gateway.shadow_cli import CliTools, shadow_group
+
+    rules.add_command(shadow_group(CliTools(config_option, settings_from, admin_run, stamp)))
+
+
+_add_shadow()

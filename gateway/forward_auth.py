@@ -49,6 +49,7 @@ from gateway.observe import note_observed, verdict_of
 from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
 from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide, request_record
 from gateway.refusals import caller_of, observe_denial, reject_unread
+from gateway.shadow import SHADOW
 
 FORWARD_AUTH_PATH = "/.gatehold/auth"
 BEARER_METHODS = frozenset({AuthMethod.BEARER_JWT, AuthMethod.API_KEY})
@@ -144,7 +145,10 @@ async def _answer(gw: Gateway, request: web.Request, fa: ForwardAuth) -> web.Str
             gw, request, Rejection(Reason.HEADER_INVALID, detail), original=original
         )
     verdict = await decide(gw, original, gate=partial(gw.in_flight.enter, request), fit=fa.fit)
-    return await _audited(gw, request, original, verdict, started)
+    answered = await _audited(gw, request, original, verdict, started)
+    if (shadow := request.app.get(SHADOW)) is not None and shadow.current is not None:
+        await shadow.judge(gw, original, verdict, fit=fa.fit)  # never changes the answer
+    return answered
 
 
 async def _audited(

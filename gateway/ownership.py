@@ -54,6 +54,9 @@ log = logging.getLogger("gatehold.ownership")
 REGISTRY = "registry"
 DEFAULT_MAX_IDS = 100
 DEFAULT_MAX_CONCURRENT = 16
+KEPT_AFTER_EXPIRY = 10.0
+"""Seconds an answer stays in memory past its cache time, for ``cached(grace=…)``
+readers only: a lookup never answers from an expired entry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +110,7 @@ class Ownership:
         # value: (answer, expires at); the TTL bounds the longest entry, expiry is per entry
         longest = max((r.cache_seconds for r in resources.values()), default=60.0)
         self._cache: TTLCache[Lookup, tuple[OwnerAnswer, float]] = TTLCache(
-            maxsize=cache_size, ttl=max(longest, 1.0), timer=clock
+            maxsize=cache_size, ttl=max(longest, 1.0) + KEPT_AFTER_EXPIRY, timer=clock
         )
         self._inflight: dict[Lookup, asyncio.Future[OwnerAnswer]] = {}
         self._evictions = 0
@@ -147,6 +150,41 @@ class Ownership:
             return (ResolvedRef(refs[0], await self._answer(refs[0], upstream)),)
         answers = await asyncio.gather(*(self._answer(ref, upstream) for ref in refs))
         return tuple(ResolvedRef(ref, answer) for ref, answer in zip(refs, answers, strict=True))
+
+    def cached(
+        self,
+        refs: Sequence[ObjectRef],
+        *,
+        upstream: str,
+        cache: Ownership | None = None,
+        grace: float = 0.0,
+    ) -> tuple[ResolvedRef, ...] | Rejection | None:
+        """The owners of ``refs`` as this instance's rules look them up, read from the
+        cache of ``cache`` (default: this one) only; ``None`` when one is not cached.
+
+        Never looks anything up and counts nothing: a shadow rules version decides with
+        what the live version's lookups already learned (``gateway/shadow.py``).
+        ``grace``: seconds an answer may be past its cache time and still be read (the
+        live decision of the same request read it moments ago, while it was fresh).
+        """
+        if len(refs) > self._max_ids:
+            return Rejection(
+                Reason.IDS_TOO_MANY,
+                f"the request names {len(refs)} objects; at most {self._max_ids} are accepted",
+            )
+        store = (cache or self)._cache
+        now = self._clock()
+        found: list[ResolvedRef] = []
+        for ref in refs:
+            key = self._plan(ref, upstream)
+            if isinstance(key, ResolverFailed):
+                found.append(ResolvedRef(ref, key))
+                continue
+            cached = store.get(key)
+            if cached is None or cached[1] + grace <= now:
+                return None
+            found.append(ResolvedRef(ref, cached[0]))
+        return tuple(found)
 
     def learns_on_create(self, resource_type: str) -> bool:
         resource = self._resources.get(resource_type)

@@ -58,6 +58,7 @@ from gateway.override import Prepared, with_override
 from gateway.policy import refused
 from gateway.query_rules import check_query
 from gateway.refusals import observe_denial, refuse, reject_unadmitted
+from gateway.shadow import SHADOW
 from gateway.tenant_binding import bind_tenant, binds, refused_binding
 
 AUDIT_UNAVAILABLE_DETAIL = (
@@ -226,6 +227,8 @@ async def _handle(gw: Gateway, request: web.Request) -> web.StreamResponse:
     _lap(gw.metrics.stages.audit_wait, lap)
     if verdict.observed is not None:
         await asyncio.sleep(await note_observed(gw, principal, verdict.observed, admitted, match))
+    if (shadow := request.app.get(SHADOW)) is not None and shadow.current is not None:
+        await shadow.judge(gw, request, verdict)  # never changes or fails the answer
     if not decision.allowed or not isinstance(match, RouteMatch):
         await asyncio.sleep(await observe_denial(gw, principal, decision, admitted))
         return refuse(

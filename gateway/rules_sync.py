@@ -35,6 +35,7 @@ from gateway.errors import ConfigError, StoreUnavailable
 from gateway.live import LIVE, LiveRules, Rebuild
 from gateway.model import AuditEntry, RuleSet
 from gateway.outage import OutageNotice, poll_store
+from gateway.shadow_sync import follow_shadow
 from gateway.store import rule_versions as version_store
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -303,6 +304,7 @@ def follow_store(
         poll_seconds=poll_seconds,
     )
     app[FOLLOWER] = follower
+    follow_shadow(app, settings, env, live_version=lambda: follower.applied)
 
     async def following(_: web.Application) -> AsyncIterator[None]:
         await follower.start()

@@ -37,12 +37,12 @@ from gateway.ingress import canonicalize
 from gateway.model import (
     ANONYMOUS,
     Anonymous,
-    IdSource,
     Principal,
     Rejection,
     RouteMatch,
     RuleSet,
 )
+from gateway.shadow import reads_body_ids
 from gateway.store import api_keys as key_store
 from gateway.store import audit_log
 from gateway.store import rule_versions as version_store
@@ -474,9 +474,7 @@ def _reads_body(deciders: Deciders, method: str, target: str) -> bool:
     if isinstance(canonical, Rejection):
         return False
     match = deciders.router.match(canonical, method)
-    return isinstance(match, RouteMatch) and any(
-        spec.source in (IdSource.BODY, IdSource.FORM) for spec in match.route.ids
-    )
+    return isinstance(match, RouteMatch) and reads_body_ids(match.route)
 
 
 async def _recorded_caller(

@@ -18,6 +18,7 @@ from gateway.api import (
     people,
     registry,
     rule_versions,
+    shadow,
     shares,
     simulate,
     tenants,
@@ -37,6 +38,7 @@ ENDPOINT_MODULES = (
     audit_trail,
     registry,
     shares,
+    shadow,
 )
 
 

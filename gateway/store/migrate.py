@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SCHEMA_REVISION = "0020"
+SCHEMA_REVISION = "0021"
 """The newest shipped revision; ``tests/unit/test_migrations.py`` keeps it Alembic's head."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
     true,
 )
@@ -425,3 +426,72 @@ mail_outbox = Table(
     Column("claim", String(32), nullable=False, server_default=""),
     Column("last_error", Text, nullable=False, server_default=""),
 )
+
+shadow_runs = Table(
+    "shadow_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "version_id", Integer, ForeignKey("rule_versions.id", ondelete="RESTRICT"), nullable=False
+    ),
+    Column("started_at", Float, nullable=False),
+    Column("started_by", Text, nullable=False),
+    Column("comment", Text, nullable=False, server_default=""),
+    Column("stopped_at", Float, nullable=True),
+    Column("stopped_by", Text, nullable=True),
+    Column("decided", Integer, nullable=False, server_default="0"),
+    Column("agreed", Integer, nullable=False, server_default="0"),
+    Column("unjudged", Integer, nullable=False, server_default="0"),
+    Column("dropped", Integer, nullable=False, server_default="0"),
+)
+"""Rules versions run in shadow; the one with no ``stopped_at`` is running (one at most)."""
+
+shadow_groups = Table(
+    "shadow_groups",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("shadow_runs.id", ondelete="CASCADE"), nullable=False),
+    Column("live_version", Integer, nullable=False),
+    Column("live_route", Text, nullable=False),
+    Column("shadow_route", Text, nullable=False),
+    Column("live_decision", String(8), nullable=False),
+    Column("live_reason", Text, nullable=False),
+    Column("shadow_decision", String(8), nullable=False),
+    Column("shadow_reason", Text, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
+    UniqueConstraint(
+        "run_id",
+        "live_version",
+        "live_route",
+        "shadow_route",
+        "live_decision",
+        "live_reason",
+        "shadow_decision",
+        "shadow_reason",
+    ),
+)
+"""Differences of a shadow run, one row per (routes, decisions and reasons), counted."""
+
+shadow_samples = Table(
+    "shadow_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "group_id",
+        Integer,
+        ForeignKey("shadow_groups.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    Column("at", Float, nullable=False),
+    Column("request_id", Text, nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("target", Text, nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("tenant", Text, nullable=False),
+    Column("live_detail", Text, nullable=False),
+    Column("shadow_detail", Text, nullable=False),
+)
+"""A few sample requests of each difference group (capped per group)."""

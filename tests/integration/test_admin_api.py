@@ -371,10 +371,14 @@ async def test_the_openapi_document_describes_every_operation_and_error(tmp_path
             "/access-requests/{request}/approve",
             "/reviews/{tenant}/attest",
             "/invites",
+            "/rules/shadow",
+            "/rules/shadow/stop",
+            "/rules/shadow/activate",
         ):
             assert ("POST", "/.gatehold/api" + path) in operations
         assert ("DELETE", "/.gatehold/api/shares/{share_id}") in operations
-        assert len(operations) == 44
+        assert ("GET", "/.gatehold/api/rules/shadow") in operations
+        assert len(operations) == 48
         create = document["paths"]["/.gatehold/api/users"]["post"]
         assert {"201", "400", "401", "403", "404", "409", "413", "415", "422"} <= set(
             create["responses"]

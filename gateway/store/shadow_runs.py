@@ -1,0 +1,330 @@
+"""Shadow runs: a rules version decided beside the active one, and where they differed.
+
+``shadow_runs`` holds one row per run; the run without ``stopped_at`` is the one every
+gateway process follows (at most one: starting and stopping take the rules lock, and
+on PostgreSQL notify ``gatehold_rules`` with the payload ``shadow``). Differences are
+written in batches by each process (``gateway/shadow.py``): one ``shadow_groups`` row
+per (live version, routes, decisions, reasons) with a count, and at most
+``SAMPLES_PER_GROUP`` sample requests per group, so a hot differing endpoint adds to a
+count instead of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Row, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from gateway.store import tables
+from gateway.store.engine import _dialect_insert, reading, writing
+from gateway.store.notify import RULES, notify
+from gateway.store.rule_versions import _lock
+
+SAMPLES_PER_GROUP = 5
+"""Sample requests kept per difference group and run; the rest are only counted."""
+SHADOW_PAYLOAD = "shadow"
+"""The ``gatehold_rules`` payload of a shadow start or stop (an activation sends its id)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShadowRun:
+    id: int
+    version_id: int
+    started_at: float
+    started_by: str
+    comment: str
+    stopped_at: float | None
+    stopped_by: str | None
+    decided: int
+    """Requests decided by both versions (every process's, as flushed so far)."""
+    agreed: int
+    unjudged: int
+    """Requests the shadow could not judge without a lookup or a body read of its own."""
+    dropped: int
+    """Differences a process could not keep (its pending batch was full)."""
+
+    @property
+    def running(self) -> bool:
+        return self.stopped_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class GroupKey:
+    """What makes two differences the same: versions, routes, decisions and reasons."""
+
+    live_version: int
+    live_route: str
+    shadow_route: str
+    live_decision: str
+    live_reason: str
+    shadow_decision: str
+    shadow_reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One request where the versions differed."""
+
+    at: float
+    request_id: str
+    method: str
+    target: str
+    principal: str
+    tenant: str
+    live_detail: str
+    shadow_detail: str
+
+
+@dataclass(slots=True)
+class PendingGroup:
+    """Differences of one group not yet written: a count and the first few samples."""
+
+    count: int
+    first_at: float
+    last_at: float
+    samples: list[Sample] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What one process flushes for one run at once."""
+
+    run_id: int
+    decided: int
+    agreed: int
+    unjudged: int
+    dropped: int
+    groups: dict[GroupKey, PendingGroup]
+
+
+@dataclass(frozen=True, slots=True)
+class DifferenceGroup:
+    key: GroupKey
+    count: int
+    first_at: float
+    last_at: float
+    samples: tuple[Sample, ...]
+
+
+def _run(raw: Row[Any]) -> ShadowRun:
+    return ShadowRun(
+        id=int(raw.id),
+        version_id=int(raw.version_id),
+        started_at=float(raw.started_at),
+        started_by=str(raw.started_by),
+        comment=str(raw.comment),
+        stopped_at=None if raw.stopped_at is None else float(raw.stopped_at),
+        stopped_by=None if raw.stopped_by is None else str(raw.stopped_by),
+        decided=int(raw.decided),
+        agreed=int(raw.agreed),
+        unjudged=int(raw.unjudged),
+        dropped=int(raw.dropped),
+    )
+
+
+async def running(engine: AsyncEngine) -> ShadowRun | None:
+    """The run every process follows; ``None`` when no version is in shadow."""
+    async with reading(engine) as conn:
+        return await _running(conn)
+
+
+async def _running(conn: AsyncConnection) -> ShadowRun | None:
+    runs = tables.shadow_runs
+    query = select(runs).where(runs.c.stopped_at.is_(None)).order_by(runs.c.id.desc()).limit(1)
+    raw = (await conn.execute(query)).first()
+    return None if raw is None else _run(raw)
+
+
+async def get_run(engine: AsyncEngine, run_id: int) -> ShadowRun | None:
+    async with reading(engine) as conn:
+        raw = (
+            await conn.execute(select(tables.shadow_runs).where(tables.shadow_runs.c.id == run_id))
+        ).first()
+    return None if raw is None else _run(raw)
+
+
+async def latest(engine: AsyncEngine) -> ShadowRun | None:
+    """The newest run, running or stopped (what a report reads after a stop)."""
+    runs = tables.shadow_runs
+    async with reading(engine) as conn:
+        raw = (await conn.execute(select(runs).order_by(runs.c.id.desc()).limit(1))).first()
+    return None if raw is None else _run(raw)
+
+
+async def start(
+    engine: AsyncEngine, version_id: int, *, by: str, comment: str, now: float
+) -> tuple[ShadowRun, bool]:
+    """Start running ``version_id`` in shadow: the new run and ``True``; or the run
+    already going and ``False`` (then nothing was written)."""
+    async with writing(engine) as conn:
+        await _lock(conn)
+        current = await _running(conn)
+        if current is not None:
+            return current, False
+        result = await conn.execute(
+            tables.shadow_runs.insert()
+            .values(version_id=version_id, started_at=now, started_by=by, comment=comment)
+            .returning(*tables.shadow_runs.c)
+        )
+        await notify(conn, RULES, SHADOW_PAYLOAD)
+        return _run(result.one()), True
+
+
+async def stop(engine: AsyncEngine, *, by: str, now: float) -> ShadowRun | None:
+    """Stop the running shadow; ``None`` when none was running."""
+    async with writing(engine) as conn:
+        await _lock(conn)
+        return await _stop(conn, by=by, now=now)
+
+
+async def _stop(conn: AsyncConnection, *, by: str, now: float) -> ShadowRun | None:
+    current = await _running(conn)
+    if current is None:
+        return None
+    runs = tables.shadow_runs
+    result = await conn.execute(
+        update(runs)
+        .where(runs.c.id == current.id)
+        .values(stopped_at=now, stopped_by=by)
+        .returning(*runs.c)
+    )
+    await notify(conn, RULES, SHADOW_PAYLOAD)
+    return _run(result.one())
+
+
+async def record(engine: AsyncEngine, batch: Batch) -> None:
+    """Add one process's batch to its run: counters, group counts, capped samples."""
+    runs = tables.shadow_runs
+    async with writing(engine) as conn:
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id == batch.run_id)
+            .values(
+                decided=runs.c.decided + batch.decided,
+                agreed=runs.c.agreed + batch.agreed,
+                unjudged=runs.c.unjudged + batch.unjudged,
+                dropped=runs.c.dropped + batch.dropped,
+            )
+        )
+        for key, pending in batch.groups.items():
+            group_id = await _add_to_group(conn, batch.run_id, key, pending)
+            await _add_samples(conn, group_id, pending.samples)
+
+
+async def _add_to_group(
+    conn: AsyncConnection, run_id: int, key: GroupKey, pending: PendingGroup
+) -> int:
+    groups = tables.shadow_groups
+    values = {
+        "run_id": run_id,
+        "live_version": key.live_version,
+        "live_route": key.live_route,
+        "shadow_route": key.shadow_route,
+        "live_decision": key.live_decision,
+        "live_reason": key.live_reason,
+        "shadow_decision": key.shadow_decision,
+        "shadow_reason": key.shadow_reason,
+        "count": pending.count,
+        "first_at": pending.first_at,
+        "last_at": pending.last_at,
+    }
+    stmt = _dialect_insert(conn, groups).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[
+            "run_id",
+            "live_version",
+            "live_route",
+            "shadow_route",
+            "live_decision",
+            "live_reason",
+            "shadow_decision",
+            "shadow_reason",
+        ],
+        set_={
+            "count": groups.c["count"] + stmt.excluded["count"],
+            "last_at": func.max(groups.c.last_at, stmt.excluded["last_at"])
+            if conn.dialect.name == "sqlite"
+            else func.greatest(groups.c.last_at, stmt.excluded["last_at"]),
+        },
+    ).returning(groups.c.id)
+    return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _add_samples(conn: AsyncConnection, group_id: int, samples: Sequence[Sample]) -> None:
+    if not samples:
+        return
+    kept = await conn.scalar(
+        select(func.count()).where(tables.shadow_samples.c.group_id == group_id)
+    )
+    room = SAMPLES_PER_GROUP - int(kept or 0)
+    if room <= 0:
+        return
+    await conn.execute(
+        tables.shadow_samples.insert(),
+        [
+            {
+                "group_id": group_id,
+                "at": s.at,
+                "request_id": s.request_id,
+                "method": s.method,
+                "target": s.target,
+                "principal": s.principal,
+                "tenant": s.tenant,
+                "live_detail": s.live_detail,
+                "shadow_detail": s.shadow_detail,
+            }
+            for s in samples[:room]
+        ],
+    )
+
+
+async def differences(engine: AsyncEngine, run_id: int) -> list[DifferenceGroup]:
+    """Every difference group of a run with its samples, the most frequent first."""
+    groups, samples = tables.shadow_groups, tables.shadow_samples
+    async with reading(engine) as conn:
+        rows = (
+            await conn.execute(
+                select(groups)
+                .where(groups.c.run_id == run_id)
+                .order_by(groups.c["count"].desc(), groups.c.id)
+            )
+        ).all()
+        ids = [int(row.id) for row in rows]
+        found: dict[int, list[Sample]] = {}
+        if ids:
+            for raw in await conn.execute(
+                select(samples).where(samples.c.group_id.in_(ids)).order_by(samples.c.id)
+            ):
+                found.setdefault(int(raw.group_id), []).append(
+                    Sample(
+                        at=float(raw.at),
+                        request_id=str(raw.request_id),
+                        method=str(raw.method),
+                        target=str(raw.target),
+                        principal=str(raw.principal),
+                        tenant=str(raw.tenant),
+                        live_detail=str(raw.live_detail),
+                        shadow_detail=str(raw.shadow_detail),
+                    )
+                )
+    return [
+        DifferenceGroup(
+            key=GroupKey(
+                live_version=int(row.live_version),
+                live_route=str(row.live_route),
+                shadow_route=str(row.shadow_route),
+                live_decision=str(row.live_decision),
+                live_reason=str(row.live_reason),
+                shadow_decision=str(row.shadow_decision),
+                shadow_reason=str(row.shadow_reason),
+            ),
+            count=int(row._mapping["count"]),
+            first_at=float(row.first_at),
+            last_at=float(row.last_at),
+            samples=tuple(found.get(int(row.id), ())),
+        )
+        for row in rows
+    ]

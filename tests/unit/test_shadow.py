@@ -1,0 +1,194 @@
+"""The parts of shadow mode that bound it: owners from the cache only, and a writer that
+counts what it cannot keep instead of waiting or growing."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.model import (
+    HttpOwner,
+    ObjectRef,
+    Owned,
+    RegistryOwner,
+    Rejection,
+    ResolverFailed,
+    ResourceDef,
+)
+from gateway.ownership import Ownership
+from gateway.shadow import DifferenceWriter
+from gateway.store import rule_versions as version_store
+from gateway.store import shadow_runs as shadow_store
+from gateway.store.engine import open_engine
+from gateway.store.migrate import migrate
+from gateway.store.shadow_runs import GroupKey, Sample
+from tests.unit.test_ownership import UPSTREAMS, Clock, MemoryRegistry
+
+REPORT = ResourceDef("report", RegistryOwner(), cache_seconds=60)
+REF = ObjectRef("report", "r-1", "path.report_id")
+
+
+def owners(registry: MemoryRegistry, clock: Clock, resource: ResourceDef = REPORT) -> Ownership:
+    return Ownership(
+        resources={"report": resource}, upstreams=UPSTREAMS, registry=registry, clock=clock
+    )
+
+
+async def test_cached_owners_are_read_from_the_live_cache_and_never_looked_up() -> None:
+    registry, clock = MemoryRegistry({("report", "r-1"): "acme"}), Clock()
+    live, shadow = owners(registry, clock), owners(registry, clock)
+    assert shadow.cached([REF], upstream="app", cache=live) is None
+    assert registry.reads == 0, "a miss is not looked up"
+    await live.resolve([REF], upstream="app")
+    assert registry.reads == 1
+    found = shadow.cached([REF], upstream="app", cache=live)
+    assert found is not None and not isinstance(found, Rejection)
+    assert [r.answer for r in found] == [Owned("acme")]
+    assert live.calls == {("report", "miss"): 1}, "a cached read is not counted as a lookup"
+    clock.now += 61
+    assert shadow.cached([REF], upstream="app", cache=live) is None, "expired"
+    # Just expired: still read with a grace (the live decision read it moments ago) …
+    late = shadow.cached([REF], upstream="app", cache=live, grace=10)
+    assert late is not None and not isinstance(late, Rejection)
+    assert registry.reads == 1
+    # … but never by a lookup, which asks again.
+    await live.resolve([REF], upstream="app")
+    assert registry.reads == 2
+    clock.now += 71
+    assert shadow.cached([REF], upstream="app", cache=live, grace=10) is None
+
+
+async def test_a_shadow_that_looks_owners_up_elsewhere_finds_nothing_cached() -> None:
+    registry, clock = MemoryRegistry({("report", "r-1"): "acme"}), Clock()
+    live = owners(registry, clock)
+    await live.resolve([REF], upstream="app")
+    over_http = ResourceDef("report", HttpOwner("GET", "{upstream}/owners/{id}", "/tenant"))
+    assert owners(registry, clock, over_http).cached([REF], upstream="app", cache=live) is None
+    unknown = Ownership(resources={}, upstreams=UPSTREAMS, registry=registry, clock=clock)
+    failed = unknown.cached([REF], upstream="app", cache=live)
+    assert failed is not None and not isinstance(failed, Rejection)
+    assert isinstance(failed[0].answer, ResolverFailed), "unknown to the shadow: fails closed"
+    too_many = live.cached([REF] * 101, upstream="app")
+    assert isinstance(too_many, Rejection) and registry.reads == 1
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'gatehold.db'}")
+    await migrate(engine)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def key(route: str) -> GroupKey:
+    return GroupKey(1, route, route, "allow", "role-allowed", "deny", "role-forbidden")
+
+
+def sample(n: int) -> Sample:
+    return Sample(time.time(), f"r{n}", "GET", f"/x/{n}", "rita@acme.test", "acme", "a", "b")
+
+
+async def running_run(engine: AsyncEngine) -> int:
+    first = await version_store.add_version(engine, "v1", author="t", comment="", now=1.0)
+    run, started = await shadow_store.start(engine, first.id, by="t", comment="", now=2.0)
+    assert started
+    return run.id
+
+
+async def test_new_groups_beyond_the_bound_are_dropped_and_counted(store: AsyncEngine) -> None:
+    run = await running_run(store)
+    writer = DifferenceWriter(store, max_groups=4)
+    for n in range(300):
+        writer.counted(run, agreed=False, unjudged=False)
+        writer.differed(run, key(f"route-{n}"), sample(n))
+    for n in range(50):  # a hot group already pending: counted, never dropped
+        writer.counted(run, agreed=False, unjudged=False)
+        writer.differed(run, key("route-0"), sample(n))
+    assert writer.dropped_total == 296
+    await writer.flush()
+    stored = await shadow_store.get_run(store, run)
+    assert stored is not None and (stored.decided, stored.dropped) == (350, 296)
+    groups = await shadow_store.differences(store, run)
+    assert [g.count for g in groups] == [51, 1, 1, 1]
+    assert len(groups[0].samples) == shadow_store.SAMPLES_PER_GROUP
+
+
+async def test_counts_add_up_across_batches_and_samples_stay_capped(store: AsyncEngine) -> None:
+    run = await running_run(store)
+    writers = [DifferenceWriter(store), DifferenceWriter(store)]  # two processes
+    for _ in range(3):
+        for writer in writers:
+            for n in range(4):
+                writer.counted(run, agreed=n == 0, unjudged=False)
+                if n:
+                    writer.differed(run, key("hot"), sample(n))
+            await writer.flush()
+    stored = await shadow_store.get_run(store, run)
+    assert stored is not None and (stored.decided, stored.agreed) == (24, 6)
+    [group] = await shadow_store.differences(store, run)
+    assert group.count == 18 and len(group.samples) == shadow_store.SAMPLES_PER_GROUP
+
+
+async def test_a_store_that_cannot_write_loses_the_batch_counted_not_raised(
+    tmp_path: Path,
+) -> None:
+    engine = open_engine(f"sqlite:///{tmp_path / 'missing' / 'gatehold.db'}")
+    try:
+        writer = DifferenceWriter(engine)
+        writer.counted(1, agreed=False, unjudged=False)
+        writer.differed(1, key("a"), sample(1))
+        writer.differed(1, key("a"), sample(2))
+        await writer.flush()  # does not raise
+        assert (writer.flushes_failed, writer.dropped_total) == (1, 2)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_new_run_writes_what_the_old_one_had_and_starts_from_zero(
+    store: AsyncEngine,
+) -> None:
+    first = await running_run(store)
+    stopped = await shadow_store.stop(store, by="t", now=3.0)
+    assert stopped is not None
+    version = await version_store.add_version(store, "v2", author="t", comment="", now=4.0)
+    second, _ = await shadow_store.start(store, version.id, by="t", comment="", now=5.0)
+    writer = DifferenceWriter(store)
+    for _ in range(3):
+        writer.counted(first, agreed=True, unjudged=False)
+    writer.counted(second.id, agreed=False, unjudged=True)
+    await writer.close()  # waits for the old run's write, then flushes the new one
+    old, new = (
+        await shadow_store.get_run(store, first),
+        await shadow_store.get_run(store, second.id),
+    )
+    assert old is not None and (old.decided, old.agreed) == (3, 3)
+    assert new is not None and (new.decided, new.agreed, new.unjudged) == (1, 0, 1)
+
+
+def test_same_routes_are_those_defined_alike_under_the_same_roles_and_resources() -> None:
+    from gateway.config.loader import load_rules_text
+    from gateway.shadow import same_routes
+    from tests.support.stack import DEMO_RULES
+
+    env = {"LEDGER_URL": "http://127.0.0.1:9", "LEDGER_DB_DSN": "sqlite:///ledger.db"}
+    text = DEMO_RULES.read_text()
+    live = load_rules_text(text, source="live", env=env)
+    names = {route.name for route in live.routes}
+    assert same_routes(live, load_rules_text(text + "# a comment\n", source="s", env=env)) == (
+        names
+    )
+    one_route = text.replace(
+        "    query_ids: [{type: invoice, param: invoice}]",
+        "    query_ids: [{type: invoice, param: invoice_id}]",
+    )
+    assert one_route != text
+    changed = same_routes(live, load_rules_text(one_route, source="s", env=env))
+    assert changed == names - {"invoice-search"}
+    roles = text.replace("readonly: {can: [read]}", "readonly: {can: [write]}")
+    assert same_routes(live, load_rules_text(roles, source="s", env=env)) == frozenset()
