@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from gateway.admin import rules as lifecycle
 from gateway.admin import service as admin
 from gateway.admin import shadow as shadow_admin
@@ -260,3 +262,27 @@ async def test_forward_auth_decisions_are_judged_in_shadow_too(tmp_path: Path) -
         assert groups(found) == {
             ("invoice-read", "allow", "role-allowed", "deny", "role-forbidden"): 1
         }
+
+
+async def test_on_an_observing_route_the_shadow_compares_the_rules_own_decision(
+    tmp_path: Path,
+) -> None:
+    """The active rules observe: rita's create (readonly: ``role-forbidden``) is
+    forwarded anyway. A shadow that refuses it too agrees with the active rules, which
+    refused it; the forwarding observe mode allowed is not the rules' decision."""
+    from tests.support.observing import observing_rules
+
+    observing = observing_rules(time.time() + 86400)
+    async with running_stack(tmp_path, follow=True, **ADMIN_MANAGED) as stack:
+        version = await propose(stack, observing)
+        activated = await lifecycle.activate_version(context(stack), version.id, "observe")
+        assert isinstance(activated, VersionRow), activated
+        assert await stack.follower.apply(version.id)
+        # one more role: no route is alike, so every request is decided again in full
+        shadow = yaml.safe_load(observing)
+        shadow["roles"]["visitor"] = {"can": ["read"]}
+        await start(stack, yaml.safe_dump(shadow, sort_keys=False))
+        status, calls = await answer(stack, "POST", "/api/invoices", "rita@acme.test", {"c": 1})
+        assert (status, calls) == (201, 1), "observe mode forwarded it"
+        found = await report(stack)
+        assert (found.run.decided, found.run.agreed) == (1, 1), groups(found)
