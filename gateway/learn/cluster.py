@@ -1,0 +1,291 @@
+"""Requests → endpoints: paths clustered into templates of the rules format.
+
+What counts as evidence that the app serves an address (and so may become a route):
+
+* a request the app answered with 1xx–3xx, or with a 4xx that says the address
+  exists (400, 401, 403, 409, 412, 422, 429: bad input, not signed in, refused,
+  conflicts, limits). ``404``, ``405``, ``410`` and the other 4xx are misses — scanners
+  and typos — and 5xx shows the app failed, not that it serves the address; both are
+  counted in the summary, never routes;
+* not ``OPTIONS`` (CORS preflights, answered for any path), not ``TRACE`` or
+  ``CONNECT`` (never to be let through); ``HEAD`` counts, and is covered by a ``GET``
+  route when ``GET`` was seen too;
+* not a target the gateway would refuse as ambiguous (I2: ``%2F`` in a segment, dot
+  segments…), and not the gateway's own pages (``/.gatehold/``);
+* in Gatehold's own JSON log, not a request the gateway refused (it never reached the
+  app).
+
+Each path is canonicalised as the gateway does (so ``%2E`` is ``.``) and split into
+segments; a segment is an id when ``shapes.id_type_of`` says so (``7``, a UUID,
+``r-acme-1``), also before a file extension (``7.json`` → ``{id:int}.json``), and a
+literal otherwise (``export``, ``recent``, ``v2``). Literals beside ids stay
+literals (``/invoices/export`` next to ``/invoices/7``). More than ``max_literals``
+distinct literals at one place of one prefix are data, not endpoints, and become one
+parameter. Files with a static extension (``.css``, ``.js``, images, fonts) under a
+first segment are gathered as ``/<first>/{asset:path}``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+from urllib.parse import parse_qsl, unquote
+
+from gateway.ingress import canonicalize
+from gateway.learn.evidence import Endpoint, PathParam, QuerySeen, add_sample
+from gateway.learn.logread import Request
+from gateway.learn.shapes import id_type_of, split_suffix, widest
+from gateway.model import Rejection
+
+EVIDENT_4XX: Final = frozenset({400, 401, 403, 409, 412, 422, 429})
+NOISE_METHODS: Final = frozenset({"OPTIONS"})
+NEVER_METHODS: Final = frozenset({"TRACE", "CONNECT", "TRACK"})
+STATIC_EXTENSIONS: Final = frozenset(
+    {"css", "js", "mjs", "map", "png", "jpg", "jpeg", "gif", "svg", "ico", "webp", "avif"}
+    | {"woff", "woff2", "ttf", "otf", "eot"}
+)
+DEFAULT_MAX_LITERALS: Final = 20
+RESERVED_PREFIX: Final = "/.gatehold/"
+_PARAM_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def is_evidence(status: int) -> bool:
+    """Whether an answer with ``status`` shows the app serves the address."""
+    return status < 400 or status in EVIDENT_4XX
+
+
+@dataclass(slots=True)
+class Skipped:
+    """Requests read but not taken as evidence, by why."""
+
+    reasons: Counter[str] = field(default_factory=Counter)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, request: Request) -> None:
+        self.reasons[reason] += 1
+        add_sample(self.samples.setdefault(reason, []), f"{request.method} {request.target}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Key:
+    """One segment of the trie: a literal, or a parameter of a type with a suffix."""
+
+    literal: str | None
+    type: str = ""
+    suffix: str = ""
+
+
+@dataclass(slots=True)
+class _Node:
+    children: dict[_Key, _Node] = field(default_factory=dict)
+    values: list[str] = field(default_factory=list)
+    """Sample values of the parameter this node stands for."""
+    hits: list[tuple[Request, str, list[tuple[str, str]]]] = field(default_factory=list)
+    """Requests ending here: the request, its canonical path and its query pairs."""
+
+
+def cluster(
+    requests: Iterable[Request], *, max_literals: int = DEFAULT_MAX_LITERALS
+) -> tuple[list[Endpoint], Skipped]:
+    """Endpoints seen in ``requests``, and what was left out."""
+    skipped = Skipped()
+    root = _Node()
+    for request in requests:
+        reason = _not_evidence(request)
+        if reason:
+            skipped.add(reason, request)
+            continue
+        target = canonicalize(request.target)
+        if isinstance(target, Rejection):
+            skipped.add("refused by the gateway as ambiguous (I2)", request)
+            continue
+        if target.path.startswith(RESERVED_PREFIX):
+            skipped.add("the gateway's own pages", request)
+            continue
+        _insert(root, target.path, parse_qsl(target.query, keep_blank_values=True), request)
+    _generalise(root, max_literals)
+    endpoints: list[Endpoint] = []
+    _collect(root, [], endpoints)
+    return endpoints, skipped
+
+
+def _not_evidence(request: Request) -> str:
+    if request.refused_by_gateway:
+        return "refused by the gateway (never reached the app)"
+    if request.method in NEVER_METHODS:
+        return f"{request.method} (never routed)"
+    if request.method in NOISE_METHODS:
+        return "OPTIONS (preflights are answered for any path)"
+    if not is_evidence(request.status):
+        return "5xx (the app failed)" if request.status >= 500 else f"{request.status} (a miss)"
+    return ""
+
+
+def _static_key(segments: list[str]) -> bool:
+    last = segments[-1]
+    extension = last.rsplit(".", 1)[1].lower() if "." in last else ""
+    return (
+        len(segments) >= 2
+        and extension in STATIC_EXTENSIONS
+        and id_type_of(unquote(segments[0])) is None
+    )
+
+
+def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Request) -> None:
+    segments = path[1:].split("/")
+    node = root
+    if _static_key(segments):
+        node = node.children.setdefault(_Key(segments[0]), _Node())
+        node = node.children.setdefault(_Key(None, "path"), _Node())
+        add_sample(node.values, "/".join(segments[1:]))
+        node.hits.append((request, path, query))
+        return
+    for segment in segments:
+        core, suffix = split_suffix(segment)
+        id_type = id_type_of(unquote(core)) if core else None
+        key = _Key(None, id_type, suffix) if id_type else _Key(segment)
+        node = node.children.setdefault(key, _Node())
+        if id_type:
+            add_sample(node.values, core)
+    node.hits.append((request, path, query))
+
+
+def _merge(into: _Node, other: _Node) -> None:
+    for value in other.values:
+        add_sample(into.values, value)
+    into.hits += other.hits
+    for key, child in other.children.items():
+        if key in into.children:
+            _merge(into.children[key], child)
+        else:
+            into.children[key] = child
+
+
+def _generalise(node: _Node, max_literals: int) -> None:
+    """Too many literals at one place become a parameter; parameters of several id
+    types with one suffix become one of the type all their values fit."""
+    literals = [key for key in node.children if key.literal not in (None, "")]
+    if len(literals) > max_literals:
+        merged = _Node()
+        values = [key.literal for key in literals if key.literal is not None]
+        for key in literals:
+            _merge(merged, node.children.pop(key))
+        slugs = all(id_type_of(v) is not None or re.fullmatch(r"[A-Za-z0-9][\w-]*", v)
+                    for v in values)  # fmt: skip
+        merged.values = values[:3]
+        key = _Key(None, "slug" if slugs else "")
+        if key in node.children:
+            _merge(node.children[key], merged)
+        else:
+            node.children[key] = merged
+    by_suffix: dict[str, list[_Key]] = {}
+    for key in node.children:
+        if key.literal is None and key.type != "path":
+            by_suffix.setdefault(key.suffix, []).append(key)
+    for suffix, keys in by_suffix.items():
+        if len(keys) > 1:
+            merged = _Node()
+            for key in keys:
+                _merge(merged, node.children.pop(key))
+            node.children[_Key(None, widest({key.type for key in keys}), suffix)] = merged
+    for child in node.children.values():
+        _generalise(child, max_literals)
+
+
+def singular(word: str) -> str:
+    """``invoices`` → ``invoice``, ``categories`` → ``category``; a name, not grammar."""
+    lower = word.lower()
+    if lower.endswith("ies") and len(word) > 3:
+        return word[:-3] + "y"
+    if lower.endswith(("sses", "xes", "ches", "shes")):
+        return word[:-2]
+    if lower.endswith("s") and not lower.endswith(("ss", "us", "is")) and len(word) > 1:
+        return word[:-1]
+    return word
+
+
+def identifier(text: str) -> str:
+    """``text`` as a parameter or resource name: letters, digits and ``_``."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
+    if not name:
+        return "object"
+    return f"x{name}" if name[0].isdigit() else name
+
+
+def _param_name(before: str | None, type_: str, taken: set[str]) -> str:
+    if type_ == "path":
+        base = "asset"
+    elif before:
+        base = identifier(singular(unquote(before)))
+        base = base if type_ == "" else f"{base}_id"
+    else:
+        base = "id"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base}{n}", n + 1
+    taken.add(name)
+    return name
+
+
+def _collect(node: _Node, keys: list[_Key], out: list[Endpoint]) -> None:
+    if node.hits:
+        out.append(_endpoint(keys, node))
+    for key, child in sorted(node.children.items(), key=lambda item: _order(item[0])):
+        _collect(child, [*keys, key], out)
+
+
+def _order(key: _Key) -> tuple[int, str]:
+    return (0, key.literal) if key.literal is not None else (1, key.type + key.suffix)
+
+
+def _endpoint(keys: list[_Key], node: _Node) -> Endpoint:
+    parts: list[str] = []
+    params: list[PathParam] = []
+    taken: set[str] = set()
+    before: str | None = None
+    for key in keys:
+        if key.literal is not None:
+            parts.append(key.literal)
+            before = key.literal if key.literal else before
+            continue
+        name = _param_name(before, key.type, taken)
+        typed = f"{name}:{key.type}" if key.type else name
+        parts.append(f"{{{typed}}}{key.suffix}")
+        params.append(PathParam(name, key.type, is_id=key.type != "path"))
+        before = None
+    endpoint = Endpoint("/" + "/".join(parts), params, static=any(k.type == "path" for k in keys))
+    for request, path, query in node.hits:
+        seen = endpoint.method(request.method)
+        seen.count += 1
+        seen.statuses[request.status] += 1
+        seen.sources.add("log")
+        add_sample(endpoint.samples, path + ("?…" if query else ""))
+        endpoint.query_known |= request.query_known
+        for name, value in query:
+            if not _PARAM_NAME.fullmatch(name):
+                if name not in endpoint.skipped_names:
+                    endpoint.skipped_names.append(name)
+                continue
+            q = endpoint.query.setdefault(name, QuerySeen())
+            q.count += 1
+            add_sample(q.samples, value)
+            q.types.add(id_type_of(value) if value else None)
+    _sample_params(endpoint, node, keys)
+    return endpoint
+
+
+def _sample_params(endpoint: Endpoint, node: _Node, keys: list[_Key]) -> None:
+    """Sample values of each parameter, read back from the requests' own paths."""
+    positions = [i for i, key in enumerate(keys) if key.literal is None]
+    for param, position in zip(endpoint.params, positions, strict=True):
+        key = keys[position]
+        for _, path, _ in node.hits:
+            segments = path[1:].split("/")
+            if key.type == "path":
+                add_sample(param.samples, "/".join(segments[position:]))
+            elif position < len(segments):
+                value = segments[position]
+                add_sample(param.samples, value[: len(value) - len(key.suffix)] or value)
