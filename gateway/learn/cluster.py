@@ -263,6 +263,7 @@ def _endpoint(keys: list[_Key], node: _Node) -> Endpoint:
         seen.statuses[request.status] += 1
         seen.sources.add("log")
         add_sample(endpoint.samples, path + ("?…" if query else ""))
+        add_sample(seen.samples, path + ("?…" if query else ""))
         endpoint.query_known |= request.query_known
         for name, value in query:
             if not _PARAM_NAME.fullmatch(name):

@@ -152,6 +152,7 @@ def _with_head(get: MethodSeen, head: MethodSeen) -> MethodSeen:
     combined = MethodSeen(get.count + head.count, get.statuses + head.statuses)
     combined.sources = get.sources | head.sources
     combined.body_ids, combined.form_ids, combined.summary = get.body_ids, get.form_ids, get.summary
+    combined.samples = get.samples + [s for s in head.samples if s not in get.samples][:1]
     return combined
 
 
@@ -267,8 +268,9 @@ def _evidence(endpoint: Endpoint, seen: MethodSeen) -> list[str]:
     if "log" in seen.sources:
         statuses = ", ".join(f"{code}×{n}" for code, n in sorted(seen.statuses.items()))
         lines.append(f"seen {seen.count} time{'s' if seen.count != 1 else ''}: {statuses}")
-        if endpoint.samples:
-            lines.append("e.g. " + ", ".join(_clean(s) for s in endpoint.samples))
+        samples = seen.samples or endpoint.samples
+        if samples:
+            lines.append("e.g. " + ", ".join(_clean(s) for s in samples))
     if "openapi" in seen.sources:
         summary = f": {_clean(seen.summary)}" if seen.summary else ""
         lines.append(f"declared in the OpenAPI document{summary}")

@@ -42,6 +42,8 @@ class MethodSeen:
     form_ids: list[IdField] = field(default_factory=list)
     summary: str = ""
     """What an OpenAPI document says of the operation."""
+    samples: list[str] = field(default_factory=list)
+    """Targets seen with this method (the query shown as ``?…``)."""
 
 
 @dataclass(slots=True)

@@ -67,7 +67,8 @@ def parse_document(text: str, *, source: str) -> dict[str, Any] | str:
 
 def name_reads_as_id(name: str) -> bool:
     """``id``, ``invoice_id``, ``invoiceId``, ``invoice-id``, ``invoice_ids``."""
-    return bool(re.fullmatch(r"(?:.*[_-])?ids?|.*[a-z0-9]Ids?|.*_uuid|uuid", name, re.IGNORECASE))
+    snake = re.fullmatch(r"(?:.*[_-])?(?:ids?|uuid)", name, re.IGNORECASE)
+    return bool(snake or re.fullmatch(r".*[a-z0-9](?:Ids?|Uuid)", name))
 
 
 def resource_of(name: str, fallback: str) -> str:
@@ -258,6 +259,9 @@ def _walk(
         return
     if isinstance(schema.get("$ref"), str):
         if schema["$ref"] in seen:
+            note = f"{schema['$ref']} refers to itself: ids under {pointer} are not proposed"
+            if note not in refs.problems:
+                refs.problems.append(note)
             return
         seen = seen | {schema["$ref"]}
     schema = refs.resolve(schema)
@@ -276,10 +280,10 @@ def _walk(
         else fallback
     )
     for name, prop in properties.items():
-        prop = refs.resolve(prop, seen)
+        resolved = refs.resolve(prop)
         token = str(name).replace("~", "~0").replace("/", "~1")
-        if isinstance(prop, dict) and name_reads_as_id(str(name)):
-            type_, format_ = str(prop.get("type") or ""), str(prop.get("format") or "")
+        if isinstance(resolved, dict) and name_reads_as_id(str(name)):
+            type_, format_ = str(resolved.get("type") or ""), str(resolved.get("format") or "")
             id_type = _id_type(type_, format_) or ("slug" if type_ == "string" else "")
             if id_type:
                 out.append(IdField(f"{pointer}/{token}", resource_of(str(name), here), id_type))

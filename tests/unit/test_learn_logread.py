@@ -1,0 +1,82 @@
+"""Access log lines: combined, common and Gatehold's JSON; bad lines counted, not raised."""
+
+from __future__ import annotations
+
+import json
+
+from gateway.learn.logread import read_log
+
+COMBINED = (
+    '10.0.0.1 - alice [29/Nov/2026:10:00:00 +0000] "GET /api/invoices/7?x=1 HTTP/1.1" 200 512 '
+    '"https://app.example/" "Mozilla/5.0 (X11; \\"quoted\\")"'
+)
+COMMON = '10.0.0.1 - - [29/Nov/2026:10:00:00 +0000] "POST /api/invoices HTTP/1.0" 201 -'
+
+
+def test_combined_line() -> None:
+    read = read_log([COMBINED], source="access.log")
+    (request,) = read.requests
+    assert (request.method, request.target, request.status) == ("GET", "/api/invoices/7?x=1", 200)
+    assert request.query_known and request.where == "access.log:1"
+    assert not read.unreadable
+
+
+def test_combined_line_with_fields_a_site_appends() -> None:
+    read = read_log([COMBINED + " 0.004 127.0.0.1:9001"], source="a", format="combined")
+    assert len(read.requests) == 1
+
+
+def test_common_line_in_auto_and_common_formats() -> None:
+    assert read_log([COMMON], source="a").requests[0].status == 201
+    assert read_log([COMMON], source="a", format="common").requests[0].method == "POST"
+
+
+def test_a_common_line_is_not_combined() -> None:
+    read = read_log([COMMON], source="a", format="combined")
+    assert not read.requests
+    assert str(read.unreadable[0]) == "a:1: not a combined log line"
+
+
+def test_gatehold_json_access_line() -> None:
+    line = json.dumps(
+        {"logger": "gatehold.access", "message": "access", "method": "GET", "path": "/api/x/7",
+         "status": 200, "decision": "allow", "route": "x-read"}
+    )  # fmt: skip
+    (request,) = read_log([line], source="serve.log").requests
+    assert request.target == "/api/x/7" and not request.query_known
+    assert not request.refused_by_gateway
+
+
+def test_gatehold_json_refusals_start_lines_and_parser_refusals() -> None:
+    lines = [
+        json.dumps({"logger": "gatehold.access", "method": "GET", "path": "/api/x/8",
+                    "status": 404, "decision": "deny", "reason": "object-not-found"}),
+        json.dumps({"logger": "gatehold", "message": "started", "pid": 1}),
+        json.dumps({"logger": "gatehold.access", "method": "", "path": "", "status": 400}),
+    ]  # fmt: skip
+    read = read_log(lines, source="s", format="gatehold-json")
+    assert [r.refused_by_gateway for r in read.requests] == [True]
+    assert read.other_lines == 2 and not read.unreadable
+
+
+def test_unreadable_lines_are_counted_with_their_numbers() -> None:
+    lines = [
+        COMBINED,
+        "",
+        "garbage",
+        '1.2.3.4 - - [29/Nov/2026:10:00:00 +0000] "\\x16\\x03\\x01" 400 0 "-" "-"',
+        "{not json",
+        json.dumps({"logger": "gatehold.access", "method": "GET", "path": "x", "status": 200}),
+        json.dumps([1, 2]),
+        json.dumps({"logger": "gatehold.access", "method": "GET", "path": "/", "status": True}),
+    ]
+    read = read_log(lines, source="f")
+    assert len(read.requests) == 1 and read.blank == 1
+    assert [str(p) for p in read.unreadable] == [
+        "f:3: not a combined or common log line",
+        "f:4: no request line in '\\\\x16\\\\x03\\\\x01'",
+        "f:5: not a JSON object",
+        "f:6: an access line without a path",
+        "f:7: not a combined or common log line",
+        "f:8: an access line without a status",
+    ]
