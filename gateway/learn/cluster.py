@@ -16,13 +16,15 @@ What counts as evidence that the app serves an address (and so may become a rout
   app).
 
 Each path is canonicalised as the gateway does (so ``%2E`` is ``.``) and split into
-segments; a segment is an id when ``shapes.id_type_of`` says so (``7``, a UUID,
-``r-acme-1``), also before a file extension (``7.json`` → ``{id:int}.json``), and a
-literal otherwise (``export``, ``recent``, ``v2``). Literals beside ids stay
-literals (``/invoices/export`` next to ``/invoices/7``). More than ``max_literals``
-distinct literals at one place of one prefix are data, not endpoints, and become one
-parameter. Files with a static extension (``.css``, ``.js``, images, fonts) under a
-first segment are gathered as ``/<first>/{asset:path}``.
+segments, written decoded as templates spell them (``café``; a path with a brace in
+it is skipped, since no template can spell one). A segment is an id when
+``shapes.id_type_of`` says so (``7``, a UUID, ``r-acme-1``), also before a file
+extension (``7.json`` → ``{id:int}.json``), and a literal otherwise (``export``,
+``recent``, ``v2``). Literals beside ids stay literals (``/invoices/export`` next
+to ``/invoices/7``). More than ``max_literals`` distinct literals at one place of
+one prefix are data, not endpoints, and become one parameter. Files with a static
+extension (``.css``, ``.js``, images, fonts) under a first segment are gathered as
+``/<first>/{asset:path}``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,9 @@ def cluster(
         if target.path.startswith(RESERVED_PREFIX):
             skipped.add("the gateway's own pages", request)
             continue
+        if "{" in unquote(target.path) or "}" in unquote(target.path):
+            skipped.add("a brace in the path (no template can spell it)", request)
+            continue
         _insert(root, target.path, parse_qsl(target.query, keep_blank_values=True), request)
     _generalise(root, max_literals)
     endpoints: list[Endpoint] = []
@@ -138,7 +143,7 @@ def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Reque
     segments = path[1:].split("/")
     node = root
     if _static_key(segments):
-        node = node.children.setdefault(_Key(segments[0]), _Node())
+        node = node.children.setdefault(_Key(unquote(segments[0])), _Node())
         node = node.children.setdefault(_Key(None, "path"), _Node())
         add_sample(node.values, "/".join(segments[1:]))
         node.hits.append((request, path, query))
@@ -146,7 +151,8 @@ def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Reque
     for segment in segments:
         core, suffix = split_suffix(segment)
         id_type = id_type_of(unquote(core)) if core else None
-        key = _Key(None, id_type, suffix) if id_type else _Key(segment)
+        # Templates spell literals decoded (the loader encodes them as ingress does).
+        key = _Key(None, id_type, suffix) if id_type else _Key(unquote(segment))
         node = node.children.setdefault(key, _Node())
         if id_type:
             add_sample(node.values, core)
@@ -219,7 +225,7 @@ def _param_name(before: str | None, type_: str, taken: set[str]) -> str:
     if type_ == "path":
         base = "asset"
     elif before:
-        base = identifier(singular(unquote(before)))
+        base = identifier(singular(before))
         base = base if type_ == "" else f"{base}_id"
     else:
         base = "id"

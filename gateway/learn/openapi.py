@@ -190,6 +190,8 @@ def _endpoint(
 
 def _template(path: str, declared: dict[str, str]) -> tuple[str, list[PathParam]] | str:
     """The rules template for a document path, or why it cannot be one."""
+    if not path.startswith("/"):
+        return "a path must start with '/'"
     params: list[PathParam] = []
     segments = []
     for segment in path.split("/"):
@@ -205,6 +207,8 @@ def _template(path: str, declared: dict[str, str]) -> tuple[str, list[PathParam]
                 if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", original)
                 else identifier(original)
             )
+            if name in {param.name for param in params}:
+                return f"parameter {name!r} appears twice"
             type_ = declared.get(original, "")
             typed = f"{name}:{type_}" if type_ else name
             segment = segment.replace(f"{{{original}}}", f"{{{typed}}}")

@@ -124,6 +124,8 @@ SWAGGER: dict[str, Any] = {
             },
         },
         "/pets/{a}-{b}": {"get": {}},
+        "pets": {"get": {}},
+        "/pets/{id}/toys/{id}": {"get": {}},
         "/upload": {
             "post": {"parameters": [{"name": "owner_id", "in": "formData", "type": "integer"}]}
         },
@@ -145,7 +147,9 @@ def test_swagger_2_paths_body_and_form_ids() -> None:
     ]
     assert found["/upload"].methods["POST"].form_ids == [IdField("owner_id", "owner", "int")]
     assert read.problems == [
-        "swagger.json: /pets/{a}-{b}: two parameters in one segment cannot be a rules template"
+        "swagger.json: /pets/{a}-{b}: two parameters in one segment cannot be a rules template",
+        "swagger.json: pets: a path must start with '/'",
+        "swagger.json: /pets/{id}/toys/{id}: parameter 'id' appears twice",
     ]
 
 
