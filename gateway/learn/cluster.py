@@ -37,7 +37,7 @@ from typing import Final
 from urllib.parse import parse_qsl, unquote
 
 from gateway.ingress import canonicalize
-from gateway.learn.evidence import Endpoint, PathParam, QuerySeen, add_sample
+from gateway.learn.evidence import Endpoint, MethodSeen, PathParam, QuerySeen, add_sample
 from gateway.learn.logread import Request
 from gateway.learn.shapes import id_type_of, split_suffix, widest
 from gateway.model import Rejection
@@ -81,12 +81,72 @@ class _Key:
 
 
 @dataclass(slots=True)
+class _Hits:
+    """The requests that end at one node, counted (a log of millions of lines is
+    never held in memory)."""
+
+    methods: dict[str, MethodSeen] = field(default_factory=dict)
+    query: dict[str, QuerySeen] = field(default_factory=dict)
+    skipped_names: list[str] = field(default_factory=list)
+    query_known: bool = False
+    paths: list[str] = field(default_factory=list)
+    """Sample canonical paths, for the parameters' sample values."""
+    samples: list[str] = field(default_factory=list)
+
+    def add(self, request: Request, path: str, query: list[tuple[str, str]]) -> None:
+        seen = self.methods.setdefault(request.method, MethodSeen())
+        seen.count += 1
+        seen.statuses[request.status] += 1
+        seen.sources.add("log")
+        shown = path + ("?…" if query else "")
+        add_sample(self.samples, shown)
+        add_sample(seen.samples, shown)
+        add_sample(self.paths, path)
+        self.query_known |= request.query_known
+        for name, value in query:
+            if not _PARAM_NAME.fullmatch(name):
+                if name not in self.skipped_names:
+                    self.skipped_names.append(name)
+                continue
+            q = self.query.setdefault(name, QuerySeen())
+            q.count += 1
+            add_sample(q.samples, value)
+            q.types.add(id_type_of(value) if value else None)
+
+    def merge(self, other: _Hits) -> None:
+        for method, theirs in other.methods.items():
+            mine = self.methods.setdefault(method, MethodSeen())
+            mine.count += theirs.count
+            mine.statuses.update(theirs.statuses)
+            mine.sources |= theirs.sources
+            for sample in theirs.samples:
+                add_sample(mine.samples, sample)
+        for name, theirs_q in other.query.items():
+            q = self.query.setdefault(name, QuerySeen())
+            q.count += theirs_q.count
+            q.types |= theirs_q.types
+            for sample in theirs_q.samples:
+                add_sample(q.samples, sample)
+        self.skipped_names += [n for n in other.skipped_names if n not in self.skipped_names]
+        self.query_known |= other.query_known
+        for sample in other.samples:
+            add_sample(self.samples, sample)
+        for path in other.paths:
+            add_sample(self.paths, path)
+
+
+@dataclass(slots=True)
 class _Node:
     children: dict[_Key, _Node] = field(default_factory=dict)
     values: list[str] = field(default_factory=list)
     """Sample values of the parameter this node stands for."""
-    hits: list[tuple[Request, str, list[tuple[str, str]]]] = field(default_factory=list)
-    """Requests ending here: the request, its canonical path and its query pairs."""
+    hits: _Hits | None = None
+    """The requests whose paths end here."""
+
+    def hit(self, request: Request, path: str, query: list[tuple[str, str]]) -> None:
+        if self.hits is None:
+            self.hits = _Hits()
+        self.hits.add(request, path, query)
 
 
 def cluster(
@@ -146,7 +206,7 @@ def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Reque
         node = node.children.setdefault(_Key(unquote(segments[0])), _Node())
         node = node.children.setdefault(_Key(None, "path"), _Node())
         add_sample(node.values, "/".join(segments[1:]))
-        node.hits.append((request, path, query))
+        node.hit(request, path, query)
         return
     for segment in segments:
         core, suffix = split_suffix(segment)
@@ -156,13 +216,16 @@ def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Reque
         node = node.children.setdefault(key, _Node())
         if id_type:
             add_sample(node.values, core)
-    node.hits.append((request, path, query))
+    node.hit(request, path, query)
 
 
 def _merge(into: _Node, other: _Node) -> None:
     for value in other.values:
         add_sample(into.values, value)
-    into.hits += other.hits
+    if other.hits is not None:
+        if into.hits is None:
+            into.hits = _Hits()
+        into.hits.merge(other.hits)
     for key, child in other.children.items():
         if key in into.children:
             _merge(into.children[key], child)
@@ -237,8 +300,8 @@ def _param_name(before: str | None, type_: str, taken: set[str]) -> str:
 
 
 def _collect(node: _Node, keys: list[_Key], out: list[Endpoint]) -> None:
-    if node.hits:
-        out.append(_endpoint(keys, node))
+    if node.hits is not None:
+        out.append(_endpoint(keys, node.hits))
     for key, child in sorted(node.children.items(), key=lambda item: _order(item[0])):
         _collect(child, [*keys, key], out)
 
@@ -247,7 +310,7 @@ def _order(key: _Key) -> tuple[int, str]:
     return (0, key.literal) if key.literal is not None else (1, key.type + key.suffix)
 
 
-def _endpoint(keys: list[_Key], node: _Node) -> Endpoint:
+def _endpoint(keys: list[_Key], hits: _Hits) -> Endpoint:
     parts: list[str] = []
     params: list[PathParam] = []
     taken: set[str] = set()
@@ -262,34 +325,26 @@ def _endpoint(keys: list[_Key], node: _Node) -> Endpoint:
         parts.append(f"{{{typed}}}{key.suffix}")
         params.append(PathParam(name, key.type, is_id=key.type != "path"))
         before = None
-    endpoint = Endpoint("/" + "/".join(parts), params, static=any(k.type == "path" for k in keys))
-    for request, path, query in node.hits:
-        seen = endpoint.method(request.method)
-        seen.count += 1
-        seen.statuses[request.status] += 1
-        seen.sources.add("log")
-        add_sample(endpoint.samples, path + ("?…" if query else ""))
-        add_sample(seen.samples, path + ("?…" if query else ""))
-        endpoint.query_known |= request.query_known
-        for name, value in query:
-            if not _PARAM_NAME.fullmatch(name):
-                if name not in endpoint.skipped_names:
-                    endpoint.skipped_names.append(name)
-                continue
-            q = endpoint.query.setdefault(name, QuerySeen())
-            q.count += 1
-            add_sample(q.samples, value)
-            q.types.add(id_type_of(value) if value else None)
-    _sample_params(endpoint, node, keys)
+    endpoint = Endpoint(
+        "/" + "/".join(parts),
+        params,
+        methods=hits.methods,
+        query=hits.query,
+        query_known=hits.query_known,
+        samples=hits.samples,
+        static=any(k.type == "path" for k in keys),
+        skipped_names=hits.skipped_names,
+    )
+    _sample_params(endpoint, hits.paths, keys)
     return endpoint
 
 
-def _sample_params(endpoint: Endpoint, node: _Node, keys: list[_Key]) -> None:
-    """Sample values of each parameter, read back from the requests' own paths."""
+def _sample_params(endpoint: Endpoint, paths: list[str], keys: list[_Key]) -> None:
+    """Sample values of each parameter, read back from sample paths."""
     positions = [i for i, key in enumerate(keys) if key.literal is None]
     for param, position in zip(endpoint.params, positions, strict=True):
         key = keys[position]
-        for _, path, _ in node.hits:
+        for path in paths:
             segments = path[1:].split("/")
             if key.type == "path":
                 add_sample(param.samples, "/".join(segments[position:]))

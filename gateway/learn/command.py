@@ -8,12 +8,15 @@ traceback.
 
 from __future__ import annotations
 
+import gzip
 import re
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, NoReturn
+from typing import IO, Final, NoReturn
 
 import click
 
@@ -21,7 +24,6 @@ from gateway.learn.logread import FORMATS, LogFormat
 from gateway.learn.run import DEFAULT_UPSTREAM, LearnFailed, LearnOptions, TextSource, learn
 from gateway.learn.writer import Upstream
 
-MAX_INPUT: Final = 512 * 1024 * 1024
 MAX_DOCUMENT: Final = 20 * 1024 * 1024
 _UPSTREAM: Final = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,62})=(?P<url>https?://\S+)")
 
@@ -30,6 +32,42 @@ def _fail(problems: list[str]) -> NoReturn:
     for problem in problems:
         click.echo(f"error: {problem}", err=True)
     sys.exit(2)
+
+
+@dataclass(slots=True)
+class FileLines:
+    """An access log streamed line by line (``.gz`` is read through gzip); a read
+    error ends the stream and is kept for the command to report."""
+
+    path: Path
+    error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def _open(self) -> IO[str]:
+        if self.path.suffix == ".gz":
+            return gzip.open(self.path, "rt", encoding="utf-8", errors="replace", newline="")
+        return self.path.open(encoding="utf-8", errors="replace", newline="")
+
+    def check(self) -> str | None:
+        """Why the file cannot be read, or ``None``."""
+        try:
+            with self._open() as handle:
+                handle.read(1)
+        except (OSError, EOFError) as error:
+            return f"{self.path}: cannot read: {getattr(error, 'strerror', None) or error}"
+        return None
+
+    def lines(self) -> Iterator[str]:
+        try:
+            with self._open() as handle:
+                yield from handle
+        except (OSError, EOFError) as error:
+            self.error = (
+                f"{self.path}: reading stopped: {getattr(error, 'strerror', None) or error}"
+            )
 
 
 def _read_file(path: Path, limit: int) -> TextSource | str:
@@ -126,11 +164,9 @@ def learn_command(
         _fail([f"{output} exists: give --force to overwrite it"])
     options = LearnOptions(log_format, _upstream(upstream), min_requests, max_literals)
     problems: list[str] = []
-    logs: list[TextSource] = []
+    logs = [FileLines(path) for path in access_logs]
+    problems += [problem for log in logs if (problem := log.check()) is not None]
     specs: list[TextSource] = []
-    for path in access_logs:
-        read = _read_file(path, MAX_INPUT)
-        logs.append(read) if isinstance(read, TextSource) else problems.append(read)
     for where in openapi:
         is_url = where.startswith(("http://", "https://"))
         read = _fetch(where) if is_url else _read_file(Path(where), MAX_DOCUMENT)
@@ -138,6 +174,9 @@ def learn_command(
     if problems:
         _fail(problems)
     result = learn(logs, specs, options)
+    stopped = [log.error for log in logs if log.error is not None]
+    if stopped:
+        _fail(stopped)
     for line in result.summary:
         click.echo(line, err=True)
     if isinstance(result, LearnFailed):

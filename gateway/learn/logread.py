@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -57,40 +57,51 @@ class LineProblem:
         return f"{self.where}: {self.problem}"
 
 
-@dataclass(slots=True)
-class LogRead:
-    """What the lines of one or more logs gave."""
+KEPT_PROBLEMS: Final = 100
+"""Unreadable lines kept with their number (all are counted)."""
 
-    requests: list[Request] = field(default_factory=list)
-    unreadable: list[LineProblem] = field(default_factory=list)
+
+@dataclass(slots=True)
+class LogCounts:
+    """What the lines of one or more logs gave, counted as they stream by."""
+
+    requests: int = 0
+    unreadable: int = 0
+    problems: list[LineProblem] = field(default_factory=list)
+    """The first ``KEPT_PROBLEMS`` unreadable lines."""
     other_lines: int = 0
     """Well-formed lines that are not access lines (Gatehold's start or shutdown line)."""
     blank: int = 0
 
-    def extend(self, other: LogRead) -> None:
-        self.requests += other.requests
-        self.unreadable += other.unreadable
-        self.other_lines += other.other_lines
-        self.blank += other.blank
 
-
-def read_log(lines: Iterable[str], *, source: str, format: LogFormat = "auto") -> LogRead:
-    """Every request in ``lines`` (``source`` names the file in messages)."""
-    read = LogRead()
+def iter_log(
+    lines: Iterable[str], *, source: str, counts: LogCounts, format: LogFormat = "auto"
+) -> Iterator[Request]:
+    """Each request in ``lines``, one at a time (``source`` names the file in
+    messages); everything else is counted in ``counts``."""
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip("\r\n")
-        where = f"{source}:{number}"
         if not line.strip():
-            read.blank += 1
+            counts.blank += 1
             continue
-        parsed = _parse(line, where, format)
+        parsed = _parse(line, f"{source}:{number}", format)
         if isinstance(parsed, Request):
-            read.requests.append(parsed)
+            counts.requests += 1
+            yield parsed
         elif parsed is None:
-            read.other_lines += 1
+            counts.other_lines += 1
         else:
-            read.unreadable.append(LineProblem(where, parsed))
-    return read
+            counts.unreadable += 1
+            if len(counts.problems) < KEPT_PROBLEMS:
+                counts.problems.append(LineProblem(f"{source}:{number}", parsed))
+
+
+def read_log(
+    lines: Iterable[str], *, source: str, format: LogFormat = "auto"
+) -> tuple[list[Request], LogCounts]:
+    """Every request in ``lines`` at once, and the counts."""
+    counts = LogCounts()
+    return list(iter_log(lines, source=source, counts=counts, format=format)), counts
 
 
 def _parse(line: str, where: str, format: LogFormat) -> Request | str | None:

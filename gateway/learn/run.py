@@ -7,9 +7,9 @@ error, never a file written.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 from gateway.config import yamlsource
 from gateway.config.lints import Lint, lint
@@ -17,12 +17,21 @@ from gateway.config.loader import check_rules_text
 from gateway.learn.cluster import DEFAULT_MAX_LITERALS, Skipped, cluster
 from gateway.learn.draft import QUESTION, build_draft, merge_endpoints
 from gateway.learn.evidence import Endpoint
-from gateway.learn.logread import LogFormat, LogRead, read_log
+from gateway.learn.logread import LogCounts, LogFormat, iter_log
 from gateway.learn.openapi import SpecRead, parse_document, read_spec
 from gateway.learn.writer import Upstream, write_draft
 
 SHOWN_PROBLEMS: Final = 5
 DEFAULT_UPSTREAM: Final = Upstream("app", f"http://{QUESTION}-app-address.invalid", given=False)
+
+
+class LineSource(Protocol):
+    """A log to read line by line (a file is streamed, never held whole)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def lines(self) -> Iterable[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,9 @@ class TextSource:
 
     name: str
     text: str
+
+    def lines(self) -> Iterable[str]:
+        return self.text.splitlines()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,23 +71,26 @@ class LearnFailed:
 
 
 def learn(
-    logs: Sequence[TextSource], specs: Sequence[TextSource], options: LearnOptions
+    logs: Sequence[LineSource], specs: Sequence[TextSource], options: LearnOptions
 ) -> Learned | LearnFailed:
     summary: list[str] = []
-    read = LogRead()
-    for log in logs:
-        read.extend(read_log(log.text.splitlines(), source=log.name, format=options.format))
+    counts = LogCounts()
+    requests = (
+        request
+        for log in logs
+        for request in iter_log(log.lines(), source=log.name, counts=counts, format=options.format)
+    )
+    from_logs, skipped = cluster(requests, max_literals=options.max_literals)
     if logs:
         summary.append(
-            f"read {len(read.requests)} requests from {len(logs)} log"
-            f"{'s' if len(logs) != 1 else ''}; {len(read.unreadable)} unreadable line"
-            f"{'s' if len(read.unreadable) != 1 else ''}"
-            + (f", {read.other_lines} other lines" if read.other_lines else "")
+            f"read {counts.requests} requests from {len(logs)} log"
+            f"{'s' if len(logs) != 1 else ''}; {counts.unreadable} unreadable line"
+            f"{'s' if counts.unreadable != 1 else ''}"
+            + (f", {counts.other_lines} other lines" if counts.other_lines else "")
         )
-        summary += [f"  unreadable: {problem}" for problem in read.unreadable[:SHOWN_PROBLEMS]]
-        if len(read.unreadable) > SHOWN_PROBLEMS:
-            summary.append(f"  … and {len(read.unreadable) - SHOWN_PROBLEMS} more")
-    from_logs, skipped = cluster(read.requests, max_literals=options.max_literals)
+        summary += [f"  unreadable: {problem}" for problem in counts.problems[:SHOWN_PROBLEMS]]
+        if counts.unreadable > SHOWN_PROBLEMS:
+            summary.append(f"  … and {counts.unreadable - SHOWN_PROBLEMS} more")
     summary += _skipped_lines(skipped)
     groups: list[list[Endpoint]] = []
     failures: list[str] = []
@@ -98,7 +113,7 @@ def learn(
     summary += [f"  fewer than --min-requests: {item}" for item in draft.left_out[:SHOWN_PROBLEMS]]
     if not draft.routes:
         why = "no request in the input counts as evidence of an address the app serves"
-        if logs and not read.requests:
+        if logs and not counts.requests:
             why = "no request could be read from the logs (is --format right?)"
         return LearnFailed([f"nothing to learn: {why}"], summary)
     text = write_draft(draft, upstream=options.upstream, header=_header(logs, specs, options))
@@ -125,7 +140,7 @@ def _skipped_lines(skipped: Skipped) -> list[str]:
 
 
 def _header(
-    logs: Sequence[TextSource], specs: Sequence[TextSource], options: LearnOptions
+    logs: Sequence[LineSource], specs: Sequence[TextSource], options: LearnOptions
 ) -> list[str]:
     sources = [f"access log {log.name}" for log in logs] + [f"OpenAPI {s.name}" for s in specs]
     return [

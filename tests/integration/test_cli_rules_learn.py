@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from pathlib import Path
 
@@ -141,3 +142,23 @@ paths:
     assert 'body_ids: [{type: related_invoice, pointer: "/related_invoice_id"}]' in result.stdout
     assert '"/api/invoices/{id:int}", methods: [GET]' in result.stdout, "one template"
     assert "  # seen 1 time: 200×1" in result.stdout
+
+
+def test_rotated_gzip_logs_are_read_and_a_broken_one_is_reported(tmp_path: Path) -> None:
+    plain = write_log(tmp_path / "access.log", "GET /a/7", "GET /a/8")
+    rotated = tmp_path / "access.log.1.gz"
+    rotated.write_bytes(gzip.compress(plain.read_bytes().replace(b"/a/", b"/b/")))
+    result = gatehold("rules", "learn", "--access-log", str(plain), "--access-log", str(rotated))
+    assert result.returncode == 0, result.stderr
+    assert '"/a/{a_id:int}"' in result.stdout and '"/b/{b_id:int}"' in result.stdout
+    assert result.stderr.startswith("read 4 requests from 2 logs")
+    broken = tmp_path / "access.log.2.gz"
+    broken.write_bytes(gzip.compress(plain.read_bytes() * 50)[:60])
+    failed = gatehold("rules", "learn", "--access-log", str(broken))
+    assert failed.returncode == 2
+    assert f"error: {broken}: reading stopped:" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    not_gzip = tmp_path / "access.log.3.gz"
+    not_gzip.write_text("plain text\n")
+    refused = gatehold("rules", "learn", "--access-log", str(not_gzip))
+    assert refused.returncode == 2 and f"{not_gzip}: cannot read" in refused.stderr
