@@ -156,6 +156,7 @@ def _header(
             if options.min_requests > 1
             else "."
         ),
+        "Counts are log lines: two logs of the same traffic count each request twice.",
         "Every typed path parameter is taken to name an object (its route checks it); remove",
         "the resource where it names none. Each owner lookup is a placeholder that cannot",
         "answer, so every object is refused until its lookup is written;",

@@ -143,8 +143,10 @@ async def _demo_traffic(base: str, cookies: dict[str, str]) -> list[tuple[str, s
     return sent
 
 
-@pytest.fixture
-def demo_logs(tmp_path: Path) -> Iterator[DemoLogs]:
+@pytest.fixture(scope="module")
+def demo_logs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoLogs]:
+    """One run of demo traffic for the module's tests (Ledger keeps running for them)."""
+    tmp_path = tmp_path_factory.mktemp("demo")
     with ledger_process(tmp_path) as ledger:
         config = settings_file(
             tmp_path / "gatehold.yaml",
@@ -265,7 +267,7 @@ def test_a_draft_from_the_demos_own_traffic_routes_every_id_checked_route(
     assert ("/api/invoices/{invoice_id:int}", "GET") in learned
     assert ("/api/invoices/{invoice_id:int}", "HEAD") not in learned, "GET covers HEAD"
 
-    checked = gatehold("rules", "check", str(draft_file))
+    checked = gatehold("rules", "check", str(draft_file), process=True)
     assert checked.returncode == 0, checked.stderr
     assert checked.stdout.startswith(f"{draft_file}: valid")
 
