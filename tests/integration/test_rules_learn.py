@@ -286,7 +286,8 @@ async def test_a_gateway_serving_the_draft_refuses_the_unseen_and_every_unfilled
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     text = result.stdout.replace("http://127.0.0.1:9", "${LEDGER_URL}")
-    async with running_stack(tmp_path / "stack", rules_text=text) as stack:
+    guessing = {"enumeration": {"window": "60s", "slow_after": 2, "block_after": 4}}
+    async with running_stack(tmp_path / "stack", rules_text=text, policy=guessing) as stack:
         before = await stack.ledger_total()
         alice = stack.cookie("alice@acme.test") | {"Accept": "application/json"}
         cases = [
@@ -306,6 +307,9 @@ async def test_a_gateway_serving_the_draft_refuses_the_unseen_and_every_unfilled
             assert rows and rows[0]["decision"] == "deny", rows
             assert rows[0]["reason"] == reason
         assert await stack.ledger_total() == before, "nothing reached Ledger"
+        for invoice in range(20, 25):  # an unfilled lookup is no id guessing: nobody is blocked
+            response = await stack.client.get(f"/api/invoices/{invoice}", headers=alice)
+            assert response.status == 503
         # What the draft allows without an object still works: the upstream is real.
         listed = await stack.client.get("/api/reports/recent", headers=alice)
         assert listed.status == 200
