@@ -112,6 +112,11 @@ def _base_path(data: Mapping[str, Any]) -> str:
     servers = data.get("servers")
     if isinstance(servers, list) and servers and isinstance(servers[0], dict):
         url = servers[0].get("url")
+        variables = servers[0].get("variables")
+        if isinstance(url, str) and isinstance(variables, dict):
+            for name, variable in variables.items():
+                if isinstance(variable, dict) and isinstance(variable.get("default"), str):
+                    url = url.replace(f"{{{name}}}", variable["default"])
         if isinstance(url, str) and "{" not in url:
             path = urlsplit(url).path if "//" in url else url
             return path.rstrip("/") if path.startswith("/") else ""
@@ -145,7 +150,14 @@ def _declared_type(param: Mapping[str, Any]) -> tuple[str, str]:
     """(type, format) of a parameter, from 2.0's fields or 3.x's ``schema``."""
     nested = param.get("schema")
     schema: Mapping[str, Any] = nested if isinstance(nested, dict) else param
-    return str(schema.get("type") or ""), str(schema.get("format") or "")
+    return _type_name(schema.get("type")), str(schema.get("format") or "")
+
+
+def _type_name(declared: Any) -> str:
+    """A schema's type; of 3.1's lists (``[integer, "null"]``) the one not null."""
+    if isinstance(declared, list):
+        declared = next((t for t in declared if t != "null"), "")
+    return str(declared or "")
 
 
 def _id_type(type_: str, format_: str) -> str:
@@ -287,7 +299,7 @@ def _walk(
         resolved = refs.resolve(prop)
         token = str(name).replace("~", "~0").replace("/", "~1")
         if isinstance(resolved, dict) and name_reads_as_id(str(name)):
-            type_, format_ = str(resolved.get("type") or ""), str(resolved.get("format") or "")
+            type_, format_ = _type_name(resolved.get("type")), str(resolved.get("format") or "")
             id_type = _id_type(type_, format_) or ("slug" if type_ == "string" else "")
             if id_type:
                 out.append(IdField(f"{pointer}/{token}", resource_of(str(name), here), id_type))

@@ -199,3 +199,15 @@ def test_id_names() -> None:
     assert resource_of("invoice_id", "x") == "invoice"
     assert resource_of("relatedInvoiceId", "x") == "related_invoice"
     assert resource_of("id", "thing") == "thing"
+
+
+def test_server_variables_and_openapi_3_1_type_lists() -> None:
+    doc = {
+        "openapi": "3.1.0",
+        "servers": [{"url": "https://{host}/{base}", "variables": {
+            "host": {"default": "api.example"}, "base": {"default": "v3"}}}],
+        "paths": {"/pets/{id}": {"get": {"parameters": [
+            {"name": "id", "in": "path", "schema": {"type": ["integer", "null"]}}]}}},
+    }  # fmt: skip
+    (endpoint,) = read_spec(doc, source="s").endpoints
+    assert endpoint.template == "/v3/pets/{id:int}"
