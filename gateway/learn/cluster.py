@@ -78,6 +78,8 @@ class _Key:
     literal: str | None
     type: str = ""
     suffix: str = ""
+    tenant: bool = False
+    """A tenant id the operator named (``--tenant``): the path names the tenant."""
 
 
 @dataclass(slots=True)
@@ -150,9 +152,13 @@ class _Node:
 
 
 def cluster(
-    requests: Iterable[Request], *, max_literals: int = DEFAULT_MAX_LITERALS
+    requests: Iterable[Request],
+    *,
+    max_literals: int = DEFAULT_MAX_LITERALS,
+    tenants: frozenset[str] = frozenset(),
 ) -> tuple[list[Endpoint], Skipped]:
-    """Endpoints seen in ``requests``, and what was left out."""
+    """Endpoints seen in ``requests``, and what was left out. A whole segment that is
+    one of ``tenants`` (ids the operator knows) becomes a tenant parameter."""
     skipped = Skipped()
     root = _Node()
     for request in requests:
@@ -170,7 +176,8 @@ def cluster(
         if "{" in unquote(target.path) or "}" in unquote(target.path):
             skipped.add("a brace in the path (no template can spell it)", request)
             continue
-        _insert(root, target.path, parse_qsl(target.query, keep_blank_values=True), request)
+        query = parse_qsl(target.query, keep_blank_values=True)
+        _insert(root, target.path, query, request, tenants)
     _generalise(root, max_literals)
     endpoints: list[Endpoint] = []
     _collect(root, [], endpoints)
@@ -199,7 +206,13 @@ def _static_key(segments: list[str]) -> bool:
     )
 
 
-def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Request) -> None:
+def _insert(
+    root: _Node,
+    path: str,
+    query: list[tuple[str, str]],
+    request: Request,
+    tenants: frozenset[str],
+) -> None:
     segments = path[1:].split("/")
     node = root
     if _static_key(segments):
@@ -209,6 +222,10 @@ def _insert(root: _Node, path: str, query: list[tuple[str, str]], request: Reque
         node.hit(request, path, query)
         return
     for segment in segments:
+        if unquote(segment) in tenants:
+            node = node.children.setdefault(_Key(None, "slug", tenant=True), _Node())
+            add_sample(node.values, segment)
+            continue
         core, suffix = split_suffix(segment)
         id_type = id_type_of(unquote(core)) if core else None
         # Templates spell literals decoded (the loader encodes them as ingress does).
@@ -252,7 +269,7 @@ def _generalise(node: _Node, max_literals: int) -> None:
             node.children[key] = merged
     by_suffix: dict[str, list[_Key]] = {}
     for key in node.children:
-        if key.literal is None and key.type != "path":
+        if key.literal is None and key.type != "path" and not key.tenant:
             by_suffix.setdefault(key.suffix, []).append(key)
     for suffix, keys in by_suffix.items():
         if len(keys) > 1:
@@ -284,8 +301,10 @@ def identifier(text: str) -> str:
     return f"x{name}" if name[0].isdigit() else name
 
 
-def _param_name(before: str | None, type_: str, taken: set[str]) -> str:
-    if type_ == "path":
+def _param_name(before: str | None, type_: str, taken: set[str], tenant: bool) -> str:
+    if tenant:
+        base = "tenant"
+    elif type_ == "path":
         base = "asset"
     elif before:
         base = identifier(singular(before))
@@ -320,10 +339,11 @@ def _endpoint(keys: list[_Key], hits: _Hits) -> Endpoint:
             parts.append(key.literal)
             before = key.literal if key.literal else before
             continue
-        name = _param_name(before, key.type, taken)
+        name = _param_name(before, key.type, taken, key.tenant)
         typed = f"{name}:{key.type}" if key.type else name
         parts.append(f"{{{typed}}}{key.suffix}")
-        params.append(PathParam(name, key.type, is_id=key.type != "path"))
+        is_id = key.type != "path" and not key.tenant
+        params.append(PathParam(name, key.type, is_id=is_id, is_tenant=key.tenant))
         before = None
     endpoint = Endpoint(
         "/" + "/".join(parts),

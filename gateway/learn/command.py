@@ -25,6 +25,7 @@ from gateway.learn.run import DEFAULT_UPSTREAM, LearnFailed, LearnOptions, TextS
 from gateway.learn.writer import Upstream
 
 MAX_DOCUMENT: Final = 20 * 1024 * 1024
+_TENANT_ID: Final = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _UPSTREAM: Final = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_-]{0,62})=(?P<url>https?://\S+)")
 
 
@@ -139,6 +140,13 @@ def _upstream(value: str | None) -> Upstream:
     help="Leave out a method of a path seen fewer times than this in the logs.",
 )
 @click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    help="A tenant id (repeatable): a path segment spelled as one names the tenant "
+    "(tenant: path.tenant) instead of being a literal.",
+)
+@click.option(
     "--max-literals",
     type=click.IntRange(2, 10_000),
     default=20,
@@ -154,6 +162,7 @@ def learn_command(
     force: bool,
     min_requests: int,
     max_literals: int,
+    tenants: tuple[str, ...],
 ) -> None:
     """Write a DRAFT rules file from what an app serves: its access logs and/or its
     OpenAPI document. Every route has its evidence beside it; every owner lookup is a
@@ -162,7 +171,12 @@ def learn_command(
         _fail(["nothing to learn from: give --access-log FILE and/or --openapi FILE_OR_URL"])
     if output is not None and output.exists() and not force:
         _fail([f"{output} exists: give --force to overwrite it"])
-    options = LearnOptions(log_format, _upstream(upstream), min_requests, max_literals)
+    bad = [t for t in tenants if not _TENANT_ID.fullmatch(t)]
+    if bad:
+        _fail([f"--tenant {t!r}: a tenant id is lower-case letters, digits and '-'" for t in bad])
+    options = LearnOptions(
+        log_format, _upstream(upstream), min_requests, max_literals, frozenset(tenants)
+    )
     problems: list[str] = []
     logs = [FileLines(path) for path in access_logs]
     problems += [problem for log in logs if (problem := log.check()) is not None]

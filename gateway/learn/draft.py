@@ -74,6 +74,8 @@ class DraftRoute:
     body_ids: list[IdField] = field(default_factory=list)
     form_ids: list[IdField] = field(default_factory=list)
     query_allow: list[str] | None = None
+    tenant: str | None = None
+    """The path parameter that names the tenant."""
     evidence: list[str] = field(default_factory=list)
     questions: list[str] = field(default_factory=list)
 
@@ -174,6 +176,7 @@ def _route(
     route.evidence = _evidence(endpoint, seen)
     literals = [s for s in endpoint.template.split("/") if s and "{" not in s]
     fallback = identifier(singular(literals[-1])) if literals else "object"
+    route.tenant = next((p.name for p in endpoint.params if p.is_tenant), None)
     ids = [p for p in endpoint.params if p.is_id]
     if ids:
         last = ids[-1]
@@ -199,7 +202,9 @@ def _route(
         resource = draft.resource(field_id.resource, field_id.id_type, route.name)
         route.form_ids.append(IdField(field_id.where, resource, field_id.id_type))
     _query_constraints(route, endpoint, method)
-    names_ids = route.resource or route.query_ids or route.body_ids or route.form_ids
+    names_ids = (
+        route.resource or route.query_ids or route.body_ids or route.form_ids or route.tenant
+    )
     if method not in ("GET", "HEAD") and not names_ids:
         route.questions.append(
             "this write names no object or tenant the gateway can check (writes-unchecked): "
@@ -237,6 +242,7 @@ def _query_id_type(name: str, seen: QuerySeen) -> str | None:
 def _query_constraints(route: DraftRoute, endpoint: Endpoint, method: str) -> None:
     last = endpoint.template.rstrip("/").rsplit("/", 1)[-1]
     is_list = method in ("GET", "HEAD") and "{" not in last and not endpoint.static
+    is_list = is_list and route.tenant is None
     seen = sorted(endpoint.query)
     if is_list:
         route.query_allow = seen

@@ -66,6 +66,8 @@ class PathParam:
     samples: list[str] = field(default_factory=list)
     is_id: bool = True
     """Whether it names an object (``path`` catch-alls of static assets do not)."""
+    is_tenant: bool = False
+    """It names the tenant (a value the operator gave as a tenant id)."""
 
 
 @dataclass(slots=True)

@@ -51,6 +51,8 @@ class LearnOptions:
     upstream: Upstream = DEFAULT_UPSTREAM
     min_requests: int = 1
     max_literals: int = DEFAULT_MAX_LITERALS
+    tenants: frozenset[str] = frozenset()
+    """Tenant ids the operator knows: a path segment that is one names the tenant."""
 
 
 @dataclass(slots=True)
@@ -80,7 +82,9 @@ def learn(
         for log in logs
         for request in iter_log(log.lines(), source=log.name, counts=counts, format=options.format)
     )
-    from_logs, skipped = cluster(requests, max_literals=options.max_literals)
+    from_logs, skipped = cluster(
+        requests, max_literals=options.max_literals, tenants=options.tenants
+    )
     if logs:
         summary.append(
             f"read {counts.requests} requests from {len(logs)} log"
@@ -167,7 +171,8 @@ def _header(
         "  form_ids) come only from an OpenAPI document's request schemas;",
         "- Gatehold's JSON access log writes no query strings: no query_ids or",
         "  allow-lists from it;",
-        "- who owns an object, which tenant a path names (tenant: path.…), which roles exist,",
+        "- who owns an object, which tenant a path names (tenant: path.…; only the tenant",
+        "  ids given with --tenant are recognised), which roles exist,",
         "  which routes export, download or need a recent sign-in (action, file, step_up);",
         "- addresses nobody asked for while the log was written.",
     ]

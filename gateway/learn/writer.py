@@ -83,6 +83,8 @@ def write_draft(draft: Draft, *, upstream: Upstream, header: Sequence[str]) -> s
             f"    match: {{path: {scalar(route.path)}, methods: [{route.method}]}}",
             f"    upstream: {scalar(upstream.name)}",
         ]
+        if route.tenant is not None:
+            lines.append(f"    tenant: {scalar('path.' + route.tenant)}")
         if route.resource is not None:
             kind, param = route.resource
             lines.append(f"    resource: {{type: {scalar(kind)}, id: {scalar('path.' + param)}}}")

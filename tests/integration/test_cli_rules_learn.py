@@ -162,3 +162,14 @@ def test_rotated_gzip_logs_are_read_and_a_broken_one_is_reported(tmp_path: Path)
     not_gzip.write_text("plain text\n")
     refused = gatehold("rules", "learn", "--access-log", str(not_gzip))
     assert refused.returncode == 2 and f"{not_gzip}: cannot read" in refused.stderr
+
+
+def test_tenant_ids(tmp_path: Path) -> None:
+    log = write_log(tmp_path / "access.log", "GET /t/acme/home", "GET /t/globex/home")
+    learned = gatehold("rules", "learn", "--access-log", str(log), "--tenant", "acme",
+                       "--tenant", "globex")  # fmt: skip
+    assert learned.returncode == 0, learned.stderr
+    assert "    tenant: path.tenant" in learned.stdout
+    bad = gatehold("rules", "learn", "--access-log", str(log), "--tenant", "Acme Corp")
+    assert bad.returncode == 2
+    assert "--tenant 'Acme Corp': a tenant id is lower-case letters, digits and '-'" in bad.stderr

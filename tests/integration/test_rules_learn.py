@@ -245,6 +245,7 @@ def test_a_draft_from_the_demos_own_traffic_routes_every_id_checked_route(
         "--access-log", str(demo_logs.combined),
         "--access-log", str(demo_logs.json_log),
         "--upstream", f"ledger={demo_logs.ledger.url}",
+        "--tenant", "acme", "--tenant", "globex",
         "--output", str(draft_file),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -266,6 +267,10 @@ def test_a_draft_from_the_demos_own_traffic_routes_every_id_checked_route(
     assert not any(m == "OPTIONS" for _, m in learned)
     assert ("/api/invoices/{invoice_id:int}", "GET") in learned
     assert ("/api/invoices/{invoice_id:int}", "HEAD") not in learned, "GET covers HEAD"
+    # The demo's tenant area (not id-checked, so not compared above) is learned as the
+    # addresses seen, with the tenant named by the path as the demo names it.
+    (area,) = [r for r in draft.routes if r.pattern.startswith("/t/")]
+    assert (area.pattern, area.tenant_param) == ("/t/{tenant:slug}/dashboard", "tenant")
 
     checked = gatehold("rules", "check", str(draft_file), process=True)
     assert checked.returncode == 0, checked.stderr

@@ -153,3 +153,20 @@ def test_singular_names() -> None:
     assert [singular(w) for w in ("invoices", "categories", "boxes", "status", "files", "s")] == [
         "invoice", "category", "box", "status", "file", "s",
     ]  # fmt: skip
+
+
+def test_tenant_ids_the_operator_names_become_a_tenant_parameter() -> None:
+    requests = [req("/t/acme/dashboard"), req("/t/globex/dashboard"), req("/t/acme/invoices/7"),
+                req("/t/other/dashboard"), req("/acme-tools/x")]  # fmt: skip
+    endpoints, _ = cluster(requests, tenants=frozenset({"acme", "globex"}))
+    found = {e.template: e for e in endpoints}
+    assert set(found) == {
+        "/t/{tenant:slug}/dashboard",
+        "/t/{tenant:slug}/invoices/{invoice_id:int}",
+        "/t/other/dashboard",
+        "/acme-tools/x",
+    }, "only whole segments spelled as a named tenant"
+    (tenant, invoice) = found["/t/{tenant:slug}/invoices/{invoice_id:int}"].params
+    assert tenant.is_tenant and not tenant.is_id
+    assert invoice.is_id and not invoice.is_tenant
+    assert found["/t/{tenant:slug}/dashboard"].params[0].samples == ["acme", "globex"]

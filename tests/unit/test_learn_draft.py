@@ -174,3 +174,21 @@ def test_scalars() -> None:
     assert scalar("/a/{b:int}") == '"/a/{b:int}"'
     assert scalar("n") == '"n"'
     assert yaml.safe_load(scalar("a: #b\n'")) == "a: #b\n'"
+
+
+def test_a_tenant_in_the_path_is_checked_as_the_tenant() -> None:
+    draft = learned(
+        log("GET /t/acme/dashboard", "POST /t/globex/notes", "GET /t/acme/invoices/7"),
+        tenants=frozenset({"acme", "globex"}),
+    )
+    found = routes(draft.text)
+    assert found["post-t-tenant-notes"]["tenant"] == "path.tenant"
+    assert found["get-t-tenant-invoices-invoice-id"]["tenant"] == "path.tenant"
+    assert found["get-t-tenant-invoices-invoice-id"]["resource"] == {
+        "type": "invoice",
+        "id": "path.invoice_id",
+    }
+    assert "query" not in found["get-t-tenant-dashboard"], "a tenant's page is no list"
+    assert draft.lints == [], "a write in a named tenant is checked"
+    ruleset = loaded(draft.text)
+    assert {r.tenant_param for r in ruleset.routes} == {"tenant"}
