@@ -232,6 +232,8 @@ def _query_id_type(name: str, seen: QuerySeen) -> str | None:
     if seen.declared_id or name_reads_as_id(name):
         known = {t for t in types if t}
         return widest(known) or "slug" if known else "slug"
+    if seen.count == 0:
+        return None  # a document's parameter is an id only when it says so
     if name.lower() in NOT_IDS or not types or None in seen.types:
         return None
     if types <= {"int", "uuid"}:

@@ -192,3 +192,18 @@ def test_a_tenant_in_the_path_is_checked_as_the_tenant() -> None:
     assert draft.lints == [], "a write in a named tenant is checked"
     ruleset = loaded(draft.text)
     assert {r.tenant_param for r in ruleset.routes} == {"tenant"}
+
+
+def test_a_documents_integer_query_parameter_is_an_id_only_when_named_so() -> None:
+    doc = {
+        "openapi": "3.0.0",
+        "paths": {"/rows": {"get": {"parameters": [
+            {"name": "amount", "in": "query", "schema": {"type": "integer"}},
+            {"name": "owner_id", "in": "query", "schema": {"type": "integer"}},
+        ]}}},
+    }  # fmt: skip
+    result = learn([], [TextSource("api.json", json.dumps(doc))], LearnOptions())
+    assert isinstance(result, Learned), result
+    rows = routes(result.text)["get-rows"]
+    assert rows["query_ids"] == [{"type": "owner", "param": "owner_id"}]
+    assert rows["query"] == {"allow": ["amount", "owner_id"]}
