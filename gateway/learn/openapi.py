@@ -26,6 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from gateway.jsonpointer import WILDCARD, PointerError, unparse
+from gateway.jsonpointer import parse as parse_pointer
 from gateway.learn.cluster import identifier, singular
 from gateway.learn.evidence import Endpoint, IdField, MethodSeen, PathParam, QuerySeen
 
@@ -139,8 +141,11 @@ class _Refs:
                 return {}
             seen = seen | {ref}
             target: Any = self.document
-            for token in ref[2:].split("/"):
-                token = token.replace("~1", "/").replace("~0", "~")
+            try:
+                tokens = parse_pointer(ref[1:])
+            except PointerError:
+                return {}
+            for token in tokens:
                 target = target.get(token) if isinstance(target, dict) else None
             value = target if isinstance(target, dict) else {}
         return value
@@ -194,7 +199,7 @@ def _endpoint(
             for media, content in body["content"].items():
                 schema = content.get("schema") if isinstance(content, dict) else None
                 if _JSON_TYPE.fullmatch(str(media).split(";")[0].strip()):
-                    _walk(schema, "", seen.body_ids, fallback, refs, 0, frozenset())
+                    _walk(schema, (), seen.body_ids, fallback, refs, 0, frozenset())
                 elif str(media).split(";")[0].strip().lower() in _FORM_TYPES:
                     _form_fields(schema, seen.form_ids, fallback, refs)
     return endpoint
@@ -258,12 +263,12 @@ def _read_param(
         id_type = _id_type(type_, format_) or "slug"
         seen_method.form_ids.append(IdField(name, resource_of(name, fallback), id_type))
     elif where == "body":
-        _walk(param.get("schema"), "", seen_method.body_ids, fallback, refs, 0, frozenset())
+        _walk(param.get("schema"), (), seen_method.body_ids, fallback, refs, 0, frozenset())
 
 
 def _walk(
     schema: Any,
-    pointer: str,
+    tokens: tuple[str, ...],
     out: list[IdField],
     fallback: str,
     refs: _Refs,
@@ -275,7 +280,8 @@ def _walk(
         return
     if isinstance(schema.get("$ref"), str):
         if schema["$ref"] in seen:
-            note = f"{schema['$ref']} refers to itself: ids under {pointer} are not proposed"
+            where = unparse(tokens)
+            note = f"{schema['$ref']} refers to itself: ids under {where} are not proposed"
             if note not in refs.problems:
                 refs.problems.append(note)
             return
@@ -283,28 +289,24 @@ def _walk(
     schema = refs.resolve(schema)
     for combined in ("allOf", "oneOf", "anyOf"):
         for part in schema.get(combined, []) if isinstance(schema.get(combined), list) else []:
-            _walk(part, pointer, out, fallback, refs, depth + 1, seen)
+            _walk(part, tokens, out, fallback, refs, depth + 1, seen)
     if schema.get("type") == "array" or "items" in schema:
-        _walk(schema.get("items"), f"{pointer}/*", out, fallback, refs, depth + 1, seen)
+        _walk(schema.get("items"), (*tokens, WILDCARD), out, fallback, refs, depth + 1, seen)
     properties = schema.get("properties")
     if not isinstance(properties, dict):
         return
-    container = pointer.rsplit("/", 2)[-2] if pointer.endswith("/*") else pointer.rsplit("/", 1)[-1]
-    here = (
-        identifier(singular(container.replace("~1", "/").replace("~0", "~")))
-        if container
-        else fallback
-    )
+    named = [token for token in tokens if token != WILDCARD]
+    here = identifier(singular(named[-1])) if named else fallback
     for name, prop in properties.items():
         resolved = refs.resolve(prop)
-        token = str(name).replace("~", "~0").replace("/", "~1")
+        inner = (*tokens, str(name))
         if isinstance(resolved, dict) and name_reads_as_id(str(name)):
             type_, format_ = _type_name(resolved.get("type")), str(resolved.get("format") or "")
             id_type = _id_type(type_, format_) or ("slug" if type_ == "string" else "")
             if id_type:
-                out.append(IdField(f"{pointer}/{token}", resource_of(str(name), here), id_type))
+                out.append(IdField(unparse(inner), resource_of(str(name), here), id_type))
                 continue
-        _walk(prop, f"{pointer}/{token}", out, fallback, refs, depth + 1, seen)
+        _walk(prop, inner, out, fallback, refs, depth + 1, seen)
 
 
 def _form_fields(schema: Any, out: list[IdField], fallback: str, refs: _Refs) -> None:
