@@ -34,12 +34,12 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
-from gateway.ingress import canonicalize
+from gateway.ingress import SEGMENT_SAFE, canonicalize
 from gateway.learn.evidence import Endpoint, MethodSeen, PathParam, QuerySeen, add_sample
 from gateway.learn.logread import Request
-from gateway.learn.shapes import id_type_of, split_suffix, widest
+from gateway.learn.shapes import fits, id_type_of, split_suffix, widest
 from gateway.model import Rejection
 
 EVIDENT_4XX: Final = frozenset({400, 401, 403, 409, 412, 422, 429})
@@ -259,8 +259,8 @@ def _generalise(node: _Node, max_literals: int) -> None:
         values = [key.literal for key in literals if key.literal is not None]
         for key in literals:
             _merge(merged, node.children.pop(key))
-        slugs = all(id_type_of(v) is not None or re.fullmatch(r"[A-Za-z0-9][\w-]*", v)
-                    for v in values)  # fmt: skip
+        # The path matched is the canonical (encoded) one: ``café`` is no slug there.
+        slugs = all(fits(quote(v, safe=SEGMENT_SAFE), "slug") for v in values)
         merged.values = values[:3]
         key = _Key(None, "slug" if slugs else "")
         if key in node.children:

@@ -170,3 +170,8 @@ def test_tenant_ids_the_operator_names_become_a_tenant_parameter() -> None:
     assert tenant.is_tenant and not tenant.is_id
     assert invoice.is_id and not invoice.is_tenant
     assert found["/t/{tenant:slug}/dashboard"].params[0].samples == ["acme", "globex"]
+
+
+def test_many_words_that_are_not_all_slugs_become_a_plain_parameter() -> None:
+    pages = [req(f"/wiki/{name}") for name in ("caf%C3%A9", "tea", "milk", "water")]
+    assert set(templates(*pages, max_literals=3)) == {"/wiki/{wiki}"}
