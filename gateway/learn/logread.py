@@ -131,7 +131,7 @@ def _request_line(request: str, status: str, where: str) -> Request | str:
 def _json_line(line: str, where: str) -> Request | str | None:
     try:
         data = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return "not a JSON object"
     if not isinstance(data, dict):
         return "not a JSON object"

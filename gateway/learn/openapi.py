@@ -53,6 +53,8 @@ def parse_document(text: str, *, source: str) -> dict[str, Any] | str:
     """The document as a mapping (JSON or YAML), or why it is not one."""
     try:
         data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+    except RecursionError:
+        return f"{source}: nested too deeply to read"
     except (ValueError, yaml.YAMLError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
         return f"{source}: neither JSON nor YAML: {first}"

@@ -86,3 +86,8 @@ def test_only_the_first_unreadable_lines_are_kept() -> None:
     _, counts = read_log(["x"] * 250, source="f")
     assert counts.unreadable == 250 and len(counts.problems) == KEPT_PROBLEMS
     assert str(counts.problems[-1]) == f"f:{KEPT_PROBLEMS}: not a combined or common log line"
+
+
+def test_a_deeply_nested_json_line_is_unreadable() -> None:
+    requests, counts = read_log(['{"a": ' * 100_000], source="f")
+    assert not requests and str(counts.problems[0]) == "f:1: not a JSON object"

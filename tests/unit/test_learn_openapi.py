@@ -164,6 +164,9 @@ def test_documents_that_are_not_openapi() -> None:
     assert "no 'swagger" in str(parse_document("title: x\n", source="x"))
     assert parse_document("openapi: 3.1.0\n", source="x") == "x: the document has no 'paths'"
     assert "neither JSON nor YAML" in str(parse_document("a: [\n", source="x"))
+    assert parse_document("[" * 100_000, source="x") == "x: nested too deeply to read"
+    deep = "{" + '"a": {' * 100_000
+    assert parse_document(deep, source="x") == "x: nested too deeply to read"
 
 
 def test_a_reference_cycle_and_a_foreign_ref_end() -> None:
