@@ -9,6 +9,7 @@ traceback.
 from __future__ import annotations
 
 import gzip
+import http.client
 import re
 import sys
 import urllib.error
@@ -86,7 +87,7 @@ def _fetch(url: str) -> TextSource | str:
     try:
         with urllib.request.urlopen(url, timeout=15) as response:  # noqa: S310 (http/https only)
             data = response.read(MAX_DOCUMENT + 1)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
         return f"{url}: cannot fetch: {getattr(error, 'reason', error)}"
     if len(data) > MAX_DOCUMENT:
         return f"{url}: larger than {MAX_DOCUMENT // (1024 * 1024)} MiB"

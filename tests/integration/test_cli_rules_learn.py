@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
 from pathlib import Path
 
 from tests.support.cli import gatehold
@@ -173,3 +175,24 @@ def test_tenant_ids(tmp_path: Path) -> None:
     bad = gatehold("rules", "learn", "--access-log", str(log), "--tenant", "Acme Corp")
     assert bad.returncode == 2
     assert "--tenant 'Acme Corp': a tenant id is lower-case letters, digits and '-'" in bad.stderr
+
+
+def test_a_document_url_that_answers_garbage_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+
+        def answer() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(4096)
+                connection.sendall(b"NOT HTTP AT ALL\r\n\r\n")
+
+        thread = threading.Thread(target=answer)
+        thread.start()
+        result = gatehold("rules", "learn", "--openapi", f"http://127.0.0.1:{port}/spec.json")
+        thread.join(10)
+    assert result.returncode == 2, result.stderr
+    assert f"http://127.0.0.1:{port}/spec.json: cannot fetch" in result.stderr
+    assert "Traceback" not in result.stderr
