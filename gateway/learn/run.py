@@ -75,6 +75,8 @@ class LearnFailed:
 def learn(
     logs: Sequence[LineSource], specs: Sequence[TextSource], options: LearnOptions
 ) -> Learned | LearnFailed:
+    """A draft from ``logs`` (streamed) and OpenAPI ``specs``, verified by the rules
+    loader; or why there is none. ``summary`` says what was read and left out."""
     summary: list[str] = []
     counts = LogCounts()
     requests = (
@@ -92,9 +94,7 @@ def learn(
             f"{'s' if counts.unreadable != 1 else ''}"
             + (f", {counts.other_lines} other lines" if counts.other_lines else "")
         )
-        summary += [f"  unreadable: {problem}" for problem in counts.problems[:SHOWN_PROBLEMS]]
-        if counts.unreadable > SHOWN_PROBLEMS:
-            summary.append(f"  … and {counts.unreadable - SHOWN_PROBLEMS} more")
+        summary += _first("unreadable", counts.problems, counts.unreadable)
     summary += _skipped_lines(skipped)
     groups: list[list[Endpoint]] = []
     failures: list[str] = []
@@ -109,12 +109,12 @@ def learn(
             f"{spec.name}: {len(spec_read.endpoints)} paths"
             + (f" ({spec_read.title} {spec_read.version})".rstrip() if spec_read.title else "")
         )
-        summary += [f"  left out: {problem}" for problem in spec_read.problems[:SHOWN_PROBLEMS]]
+        summary += _first("left out", spec_read.problems, len(spec_read.problems))
     if failures:
         return LearnFailed(failures, summary)
     groups.append(from_logs)
     draft = build_draft(merge_endpoints(groups), min_requests=options.min_requests)
-    summary += [f"  fewer than --min-requests: {item}" for item in draft.left_out[:SHOWN_PROBLEMS]]
+    summary += _first("fewer than --min-requests", draft.left_out, len(draft.left_out))
     if not draft.routes:
         why = "no request in the input counts as evidence of an address the app serves"
         if logs and not counts.requests:
@@ -133,6 +133,14 @@ def learn(
         f"{text.count(QUESTION)} {QUESTION} marks, {len(lints)} lint warnings"
     )
     return Learned(text, len(draft.routes), len(draft.resources), summary, lints)
+
+
+def _first(label: str, items: Sequence[object], total: int) -> list[str]:
+    """The first few ``items`` as summary lines, and how many more there are."""
+    lines = [f"  {label}: {item}" for item in items[:SHOWN_PROBLEMS]]
+    if total > SHOWN_PROBLEMS:
+        lines.append(f"  … and {total - SHOWN_PROBLEMS} more")
+    return lines
 
 
 def _skipped_lines(skipped: Skipped) -> list[str]:
