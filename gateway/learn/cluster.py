@@ -50,6 +50,8 @@ STATIC_EXTENSIONS: Final = frozenset(
     | {"woff", "woff2", "ttf", "otf", "eot"}
 )
 DEFAULT_MAX_LITERALS: Final = 20
+MAX_SKELETONS: Final = 32
+_HEX_DIGITS: Final = frozenset("0123456789abcdefABCDEF")
 RESERVED_PREFIX: Final = "/.gatehold/"
 _PARAM_NAME: Final = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -144,6 +146,8 @@ class _Node:
     """Sample values of the parameter this node stands for."""
     hits: _Hits | None = None
     """The requests whose paths end here."""
+    skeletons: set[str] = field(default_factory=set)
+    """The shapes (``skeleton``) of the slug ids this node stood for."""
 
     def hit(self, request: Request, path: str, query: list[tuple[str, str]]) -> None:
         if self.hits is None:
@@ -180,7 +184,7 @@ def cluster(
         _insert(root, target.path, query, request, tenants)
     _generalise(root, max_literals)
     endpoints: list[Endpoint] = []
-    _collect(root, [], endpoints)
+    _collect(root, [], endpoints, [])
     return endpoints, skipped
 
 
@@ -233,12 +237,15 @@ def _insert(
         node = node.children.setdefault(key, _Node())
         if id_type:
             add_sample(node.values, core)
+            if id_type == "slug" and len(node.skeletons) < MAX_SKELETONS:
+                node.skeletons.add(skeleton(unquote(core)))
     node.hit(request, path, query)
 
 
 def _merge(into: _Node, other: _Node) -> None:
     for value in other.values:
         add_sample(into.values, value)
+    into.skeletons |= other.skeletons
     if other.hits is not None:
         if into.hits is None:
             into.hits = _Hits()
@@ -277,8 +284,30 @@ def _generalise(node: _Node, max_literals: int) -> None:
             for key in keys:
                 _merge(merged, node.children.pop(key))
             node.children[_Key(None, widest({key.type for key in keys}), suffix)] = merged
+    _absorb_id_shaped_literals(node)
     for child in node.children.values():
         _generalise(child, max_literals)
+
+
+def skeleton(value: str) -> str:
+    """The shape of an id: hex digits ``h``, other letters ``a``, the rest as is
+    (``r-1a2b3c4d`` and ``r-efdcffaf`` are both ``a-hhhhhhhh``)."""
+    return "".join("h" if c in _HEX_DIGITS else "a" if c.isalpha() else c for c in value)
+
+
+def _absorb_id_shaped_literals(node: _Node) -> None:
+    """A literal beside slug ids with the very shape of one of them is one of them
+    whose random letters held no digit (``r-efdcffaf`` beside ``r-1a2b3c4d``): left a
+    literal, its route would reach that one object unchecked."""
+    for key in [k for k in node.children if k.literal is None and k.type == "slug"]:
+        shapes = node.children[key].skeletons
+        for literal in [k for k in node.children if k.literal]:
+            text = literal.literal or ""
+            core = text[: len(text) - len(key.suffix)] if key.suffix else text
+            if (not key.suffix or text.endswith(key.suffix)) and skeleton(core) in shapes:
+                child = node.children.pop(literal)
+                add_sample(child.values, core)
+                _merge(node.children[key], child)
 
 
 def singular(word: str) -> str:
@@ -318,11 +347,30 @@ def _param_name(before: str | None, type_: str, taken: set[str], tenant: bool) -
     return name
 
 
-def _collect(node: _Node, keys: list[_Key], out: list[Endpoint]) -> None:
+def _collect(node: _Node, keys: list[_Key], out: list[Endpoint], beside: list[str]) -> None:
     if node.hits is not None:
-        out.append(_endpoint(keys, node.hits))
+        endpoint = _endpoint(keys, node.hits)
+        endpoint.beside_ids = beside
+        out.append(endpoint)
     for key, child in sorted(node.children.items(), key=lambda item: _order(item[0])):
-        _collect(child, [*keys, key], out)
+        _collect(child, [*keys, key], out, beside + _id_shaped(node, key))
+
+
+def _id_shaped(node: _Node, key: _Key) -> list[str]:
+    """``literal (where {type} ids go)`` if ``key`` is a literal that a sibling id
+    parameter would also match: an object, maybe, rather than an endpoint."""
+    if not key.literal:
+        return []
+    return [
+        f"{key.literal} (where {{{other.type}}} ids go)"
+        for other in node.children
+        if other.literal is None
+        and other.type in ("int", "uuid", "slug")
+        and not other.tenant
+        and key.literal.endswith(other.suffix)
+        and fits(quote(key.literal[: len(key.literal) - len(other.suffix)] or "-",
+                       safe=SEGMENT_SAFE), other.type)
+    ][:1]  # fmt: skip
 
 
 def _order(key: _Key) -> tuple[int, str]:

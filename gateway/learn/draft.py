@@ -211,6 +211,11 @@ def _route(
             "name the ids its body carries (body_ids, form_ids), the tenant in its path, or "
             "bind the body's tenant (body_tenant)."
         )
+    for literal in endpoint.beside_ids:
+        route.questions.append(
+            f"is {literal} an object rather than an endpoint? This route reaches it "
+            "without checking it: if so, drop this route (the id route checks it)."
+        )
     if endpoint.static:
         route.questions.append(
             "static assets: if none is secret, `public: true` lets them load before sign-in."

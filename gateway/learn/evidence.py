@@ -85,6 +85,8 @@ class Endpoint:
     """Static assets gathered under one prefix."""
     skipped_names: list[str] = field(default_factory=list)
     """Query parameter names the rules format cannot list (``a[b]``, ``a.b``)."""
+    beside_ids: list[str] = field(default_factory=list)
+    """Literal segments of the template that a sibling id parameter would match too."""
 
     def method(self, name: str) -> MethodSeen:
         return self.methods.setdefault(name, MethodSeen())

@@ -175,3 +175,22 @@ def test_tenant_ids_the_operator_names_become_a_tenant_parameter() -> None:
 def test_many_words_that_are_not_all_slugs_become_a_plain_parameter() -> None:
     pages = [req(f"/wiki/{name}") for name in ("caf%C3%A9", "tea", "milk", "water")]
     assert set(templates(*pages, max_literals=3)) == {"/wiki/{wiki}"}
+
+
+def test_an_id_whose_random_letters_hold_no_digit_is_still_an_id() -> None:
+    found = templates(req("/reports/r-1a2b3c4d"), req("/reports/r-9f8e7d6c"),
+                      req("/reports/r-efdcffaf"), req("/reports/recent"),
+                      req("/reports/r-abcdefab.pdf"), req("/reports/r-12345678.pdf"))  # fmt: skip
+    assert set(found) == {
+        "/reports/{report_id:slug}",
+        "/reports/{report_id:slug}.pdf",
+        "/reports/recent",
+    }, "left a literal, r-efdcffaf's route would reach that one report unchecked"
+    assert "r-efdcffaf" in found["/reports/{report_id:slug}"].params[0].samples
+    assert found["/reports/recent"].beside_ids == ["recent (where {slug} ids go)"]
+
+
+def test_literals_an_id_parameter_could_not_match_are_not_questioned() -> None:
+    found = templates(req("/invoices/7"), req("/invoices/export"), req("/invoices/export/x"))
+    assert found["/invoices/export"].beside_ids == [], "export is no int id"
+    assert found["/invoices/export/x"].beside_ids == []

@@ -207,3 +207,8 @@ def test_a_documents_integer_query_parameter_is_an_id_only_when_named_so() -> No
     rows = routes(result.text)["get-rows"]
     assert rows["query_ids"] == [{"type": "owner", "param": "owner_id"}]
     assert rows["query"] == {"allow": ["amount", "owner_id"]}
+
+
+def test_a_literal_where_ids_go_is_a_question() -> None:
+    text = learned(log("GET /reports/r-1a2b3c4d", "GET /reports/recent")).text
+    assert "QUESTION: is recent (where {slug} ids go) an object rather than an endpoint?" in text
