@@ -33,6 +33,7 @@ from gateway.config.probe import probe_resolvers
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings, resolve_config_path
 from gateway.errors import ConfigError, StoreUnavailable
+from gateway.learn.command import learn_command
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -345,6 +346,9 @@ def rules_check(
 
 def default_settings_exist() -> bool:
     return resolve_config_path(None, os.environ, Path.cwd()).is_file()
+
+
+rules.add_command(learn_command)
 
 
 @rules.command(name="schema")
