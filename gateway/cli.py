@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,7 +33,6 @@ from gateway.config.probe import probe_resolvers
 from gateway.config.rules import rules_json_schema
 from gateway.config.settings import Settings, load_settings, resolve_config_path
 from gateway.errors import ConfigError, StoreUnavailable
-from gateway.learn.command import learn_command
 from gateway.model import GLOBAL_TENANT, Membership
 from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
@@ -291,7 +290,25 @@ def migrate_command(config_path: Path | None) -> None:
 # ---------------------------------------------------------------- rules
 
 
-@main.group()
+class LazyGroup(click.Group):
+    """A group some of whose subcommands are built when first asked for: their modules
+    are imported by the commands that run them, not by every serving process."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, Callable[[], click.Command]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        build = self.lazy.get(cmd_name)
+        if build is not None and cmd_name not in self.commands:
+            self.add_command(build(), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@main.group(cls=LazyGroup)
 def rules() -> None:
     """Check, simulate and describe rule sets."""
 
@@ -348,7 +365,19 @@ def default_settings_exist() -> bool:
     return resolve_config_path(None, os.environ, Path.cwd()).is_file()
 
 
-rules.add_command(learn_command)
+def _learn_command() -> click.Command:
+    from gateway.learn.command import learn_command
+
+    return learn_command
+
+
+def _shadow_command() -> click.Command:
+    from gateway.shadow_cli import CliTools, shadow_group
+
+    return shadow_group(CliTools(config_option, settings_from, admin_run, stamp))
+
+
+cast(LazyGroup, rules).lazy |= {"learn": _learn_command, "shadow": _shadow_command}
 
 
 @rules.command(name="schema")
@@ -1461,12 +1490,3 @@ def _add_export() -> None:
 
 
 _add_export()
-
-
-def _add_shadow() -> None:
-    from gateway.shadow_cli import CliTools, shadow_group
-
-    rules.add_command(shadow_group(CliTools(config_option, settings_from, admin_run, stamp)))
-
-
-_add_shadow()

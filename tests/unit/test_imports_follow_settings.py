@@ -87,3 +87,26 @@ def test_a_password_check_imports_zxcvbn_when_passwords_are_on(tmp_path: Path) -
 
 def test_malloc_arenas_are_left_to_an_operator_who_chose() -> None:
     assert limit_malloc_arenas({"MALLOC_ARENA_MAX": "8"}) is False
+
+
+def test_the_command_line_imports_a_tool_only_when_it_runs() -> None:
+    """``gatehold serve`` starts by importing the command line: the rules tools that no
+    serving process uses (``rules learn``, ``rules shadow``) are loaded when run."""
+    probe = (
+        "import sys, json, gateway.cli\n"
+        "tools = ('gateway.learn', 'gateway.shadow_cli')\n"
+        "before = [m for m in sys.modules if m.startswith(tools)]\n"
+        "cmd = gateway.cli.rules.get_command(None, 'learn')\n"
+        "after = sorted(m for m in sys.modules if m.startswith(tools))\n"
+        "print(json.dumps([before, cmd.name, 'gateway.learn.command' in after]))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[], "learn", True]
