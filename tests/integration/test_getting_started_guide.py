@@ -26,9 +26,9 @@ import pytest
 import yaml
 from sqlalchemy import text
 
+from gateway import logs
 from gateway.app import ENGINE
 from gateway.cli import main
-from gateway import logs
 from gateway.logs import ACCESS_LOG, JsonLines
 from gateway.shadow import SHADOW
 from gateway.shadow_sync import SHADOW_FOLLOWER
@@ -37,8 +37,17 @@ from tests.support.stack import DEMO_RULES, REPO, Stack, running_stack
 
 GUIDE = REPO / "docs" / "getting-started-with-an-existing-app.md"
 ALICE, BOB, RITA, CAROL = "alice@acme.test", "bob@globex.test", "rita@acme.test", "carol@acme.test"
-PLACEHOLDER = '{{http: "GET http://QUESTION-owner-of-{0}.invalid/{{id}}", tenant_field: "/QUESTION-tenant-field"}}'
+PLACEHOLDER = (
+    '{{http: "GET http://QUESTION-owner-of-{0}.invalid/{{id}}", '
+    'tenant_field: "/QUESTION-tenant-field"}}'
+)
 INVOICE_LOOKUP = '{http: "GET {upstream}/internal/invoices/{id}", tenant_field: /tenant}'
+DOCUMENT_LOOKUP = '{sql: "SELECT tenant FROM documents WHERE id = :id", dsn: "${LEDGER_DB_DSN}"}'
+NO_QUERY = "\n    upstream: app\n    query: {allow: []}"
+INVOICE_LIST = '    match: {path: "/api/invoices", methods: [GET]}' + NO_QUERY
+RECENT_LIST = '    match: {path: "/api/reports/recent", methods: [GET]}' + NO_QUERY
+SEARCH = '    match: {path: "/api/search", methods: [GET]}' + NO_QUERY
+CREATE = '    match: {path: "/api/invoices", methods: [POST]}\n    upstream: app'
 
 REVIEW = [
     ('app: {url: "http://QUESTION-app-address.invalid"}', 'app: {url: "${LEDGER_URL}"}'),
@@ -49,17 +58,11 @@ REVIEW = [
     (f"owner: {PLACEHOLDER.format('invoice')}", f"owner: {INVOICE_LOOKUP}"),
     (f"owner: {PLACEHOLDER.format('item')}", f"owner: {INVOICE_LOOKUP}"),
     (f"owner: {PLACEHOLDER.format('report')}", "owner: {registry: true, learn_on_create: true}"),
-    (f"owner: {PLACEHOLDER.format('file')}",
-     'owner: {sql: "SELECT tenant FROM documents WHERE id = :id", dsn: "${LEDGER_DB_DSN}"}'),
-    ('    match: {path: "/api/invoices", methods: [GET]}\n    upstream: app\n    query: {allow: []}',
-     '    match: {path: "/api/invoices", methods: [GET]}\n    upstream: app\n    query: {allow: []}\n'
-     '    guard: {tenant_field: "/items/*/tenant", mode: block}'),
-    ('    match: {path: "/api/invoices", methods: [POST]}\n    upstream: app',
-     '    match: {path: "/api/invoices", methods: [POST]}\n    upstream: app\n'
-     "    ignore_lints: [writes-unchecked]  # Ledger files it under X-Gatehold-Tenant"),
-    ('    match: {path: "/api/reports/recent", methods: [GET]}\n    upstream: app\n    query: {allow: []}',
-     '    match: {path: "/api/reports/recent", methods: [GET]}\n    upstream: app\n    query: {allow: []}\n'
-     '    guard: {tenant_field: "/items/*/tenant", mode: filter}'),
+    (f"owner: {PLACEHOLDER.format('file')}", f"owner: {DOCUMENT_LOOKUP}"),
+    (INVOICE_LIST, INVOICE_LIST + '\n    guard: {tenant_field: "/items/*/tenant", mode: block}'),
+    (CREATE, CREATE + "\n    ignore_lints: [writes-unchecked]"
+                      "  # Ledger files it under X-Gatehold-Tenant"),
+    (RECENT_LIST, RECENT_LIST + '\n    guard: {tenant_field: "/items/*/tenant", mode: filter}'),
 ]  # fmt: skip
 """The guide's step 3: every owner lookup and list question answered, as text edits."""
 
@@ -71,9 +74,7 @@ FIXES = [
     ("    upstream: app\n    resource: {type: file, id: path.file_id}",
      "    upstream: app\n    action: download\n    resource: {type: document, id: path.file_id}\n"
      "    file: {disposition: attachment}"),
-    ('    match: {path: "/api/search", methods: [GET]}\n    upstream: app\n    query: {allow: []}',
-     '    match: {path: "/api/search", methods: [GET]}\n    upstream: app\n'
-     "    query_ids: [{type: invoice, param: invoice}]"),
+    (SEARCH, SEARCH.replace("query: {allow: []}", "query_ids: [{type: invoice, param: invoice}]")),
 ]  # fmt: skip
 """The guide's step 6: what the first shadow report asked for."""
 
@@ -142,7 +143,11 @@ async def first_day(stack: Stack) -> None:
     for who, own in ((ALICE, (1, 3, 5)), (BOB, (2, 4, 6)), (RITA, (7, 9))):
         await call(stack, who, "GET", "/api/invoices")
         for invoice in own:
-            for target in (f"/api/invoices/{invoice}", f"/files/{invoice}", f"/api/items/{invoice}"):
+            for target in (
+                f"/api/invoices/{invoice}",
+                f"/files/{invoice}",
+                f"/api/items/{invoice}",
+            ):
                 await call(stack, who, "GET", target)
         await call(stack, who, "GET", f"/api/search?invoice={own[0]}")
         await call(stack, who, "GET", "/documents")
@@ -207,20 +212,26 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
     admin_managed = {"rules": {"path": str(DEMO_RULES), "managed_by": "admin"}}
     log = tmp_path / "access.jsonl"
     with json_access_log(log, monkeypatch):
-        async with running_stack(tmp_path, follow=True, access_lines=True, **admin_managed) as stack:
+        async with running_stack(
+            tmp_path, follow=True, access_lines=True, **admin_managed
+        ) as stack:
             config = tmp_path / "gatehold.yaml"
             config.write_text(yaml.safe_dump({"data_dir": str(tmp_path), **admin_managed,
                                               "rules_env": stack.settings.rules_env}))  # fmt: skip
             await first_day(stack)
             lines = [json.loads(line) for line in log.read_text().splitlines()]
-            seen = {(line["caller"], line["method"], line["path"], line["status"]) for line in lines}
+            seen = {
+                (line["caller"], line["method"], line["path"], line["status"]) for line in lines
+            }
             assert (ALICE, "GET", "/api/invoices/1", 200) in seen
             assert (ALICE, "GET", "/api/invoices/2", 404) in seen
 
             # 2. learn
             draft = tmp_path / "draft.yaml"
-            learned = await asyncio.to_thread(gatehold, "rules", "learn", "--access-log", str(log), "--tenant", "acme",
-                               "--tenant", "globex", "--output", str(draft))  # fmt: skip
+            learn = ["rules", "learn", "--access-log", str(log), "--output", str(draft)]
+            learned = await asyncio.to_thread(
+                gatehold, *learn, "--tenant", "acme", "--tenant", "globex"
+            )
             assert learned.returncode == 0, learned.stderr
             assert "not evidence: 4 × refused by the gateway" in learned.stderr
             assert "draft: 11 routes, 4 resources to fill in, 23 QUESTION marks" in learned.stderr
@@ -236,7 +247,9 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
             assert "reviewed.yaml: valid" in checked and "FAILED" not in checked
 
             # 5. propose, shadow, report
-            assert (await run(config, "rules", "propose", str(reviewed))).startswith("rules version 2 stored")
+            assert (await run(config, "rules", "propose", str(reviewed))).startswith(
+                "rules version 2 stored"
+            )
             report = await shadow_traffic(stack, config, 2)
             assert "decided 15, agreed 7, unjudged 4, dropped 0" in report
             assert report_groups(report) == FIRST_REPORT
@@ -248,7 +261,9 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
             fixed = tmp_path / "reviewed2.yaml"
             fixed.write_text(edited(reviewed.read_text(), FIXES) + MORE_ROUTES)
             await run(config, "rules", "check", "--strict", "--probe", str(fixed))
-            assert (await run(config, "rules", "propose", str(fixed))).startswith("rules version 3 stored")
+            assert (await run(config, "rules", "propose", str(fixed))).startswith(
+                "rules version 3 stored"
+            )
             await run(config, "rules", "shadow", "stop")
             report = await shadow_traffic(stack, config, 3)
             assert "clean: no differences over 15 decisions" in report, report
