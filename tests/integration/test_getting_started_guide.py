@@ -15,8 +15,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import re
 import shlex
+import signal
+import subprocess
+import sys
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +38,8 @@ from gateway.logs import ACCESS_LOG, JsonLines
 from gateway.shadow import SHADOW
 from gateway.shadow_sync import SHADOW_FOLLOWER
 from tests.support.cli import gatehold
+from tests.support.served import wait_for_port
+from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES, REPO, Stack, running_stack
 
 GUIDE = REPO / "docs" / "getting-started-with-an-existing-app.md"
@@ -324,6 +331,43 @@ def test_every_gatehold_command_in_the_guide_parses() -> None:
         context = click.Context(command, info_name=name)
         options, extra, _ = command.make_parser(context).parse_args(list(args))
         assert not extra, f"{line}: more arguments than {name} takes: {extra}"
+        # the parser leaves a sentinel, not a string, for an argument it was not given
+        given = {name for name, value in options.items() if isinstance(value, str | tuple | list)}
         for param in command.params:
             if param.required:
-                assert options.get(param.name) is not None, f"{line}: {param.name} missing"
+                assert param.name in given, f"{line}: {param.name} missing"
+
+
+def test_the_demo_writes_the_json_access_log_the_guide_learns_from(tmp_path: Path) -> None:
+    """Step 1 on the real ``gatehold demo``: ``GATEHOLD_LOGGING__FORMAT=json`` makes its
+    standard error an access log that ``rules learn`` reads."""
+    port = free_port()
+    log = tmp_path / "access.jsonl"
+    data = tmp_path / "demo"
+    command = [sys.executable, "-m", "gateway", "demo", "--port", str(port), "--data", str(data)]
+    env = {**os.environ, "GATEHOLD_LOGGING__FORMAT": "json"}
+    with (
+        log.open("w") as errors,
+        subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors, env=env) as demo,
+    ):
+        try:
+            wait_for_port(port, demo, log)
+            minted = gatehold("session", "mint", ALICE, config=data / "gatehold.yaml")
+            assert minted.returncode == 0, minted.stderr
+            for invoice in (1, 3):
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/invoices/{invoice}",
+                    headers={"Cookie": minted.stdout.strip(), "Accept": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=10) as reply:  # noqa: S310 (loopback)
+                    assert reply.status == 200
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            assert demo.wait(30) == 0
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(line.get("caller") == ALICE and line.get("status") == 200 for line in lines)
+    draft = tmp_path / "draft.yaml"
+    learned = gatehold("rules", "learn", "--access-log", str(log), "--output", str(draft))
+    assert learned.returncode == 0, learned.stderr
+    assert learned.stderr.startswith("read 2 requests from 1 log; 0 unreadable lines")
+    assert 'path: "/api/invoices/{invoice_id:int}"' in draft.read_text()
