@@ -54,6 +54,10 @@ NO_QUERY = "\n    upstream: app\n    query: {allow: []}"
 INVOICE_LIST = '    match: {path: "/api/invoices", methods: [GET]}' + NO_QUERY
 RECENT_LIST = '    match: {path: "/api/reports/recent", methods: [GET]}' + NO_QUERY
 SEARCH = '    match: {path: "/api/search", methods: [GET]}' + NO_QUERY
+PUT_ITEM = (
+    '    match: {path: "/api/items/{item_id:int}", methods: [PUT]}\n'
+    "    upstream: app\n    resource: {type: invoice, id: path.item_id}"
+)
 CREATE = '    match: {path: "/api/invoices", methods: [POST]}\n    upstream: app'
 
 REVIEW = [
@@ -77,6 +81,8 @@ FIXES = [
     ("  item:  # named by get-api-items-item-id, put-api-items-item-id\n    id_type: int\n"
      f"    owner: {INVOICE_LOOKUP}\n", ""),
     ("resource: {type: item, id: path.item_id}", "resource: {type: invoice, id: path.item_id}"),
+    # an update must not move the row to another tenant (the live rules refused one)
+    (PUT_ITEM, PUT_ITEM + "\n    body_tenant: {pointer: /tenant, on_missing: set}"),
     ("  file:  # named by get-files-file-id", "  document:  # named by get-files-file-id"),
     ("    upstream: app\n    resource: {type: file, id: path.file_id}",
      "    upstream: app\n    action: download\n    resource: {type: document, id: path.file_id}\n"
@@ -106,6 +112,7 @@ FIRST_REPORT = {
     ("invoice-search -> get-api-search", "ALLOW role-allowed -> DENY param-forbidden"): 2,
     ("document-file -> get-files-file-id", "ALLOW role-allowed -> UNJUDGED owner-unknown"): 1,
     ("document-file -> get-files-file-id", "DENY role-forbidden -> UNJUDGED owner-unknown"): 1,
+    ("item-update -> put-api-items-item-id", "DENY tenant-mismatch -> UNJUDGED owner-unknown"): 1,
     ("invoice-export -> (no route)", "ALLOW role-allowed -> DENY route-not-found"): 1,
     ("items-list -> (no route)", "ALLOW role-allowed -> DENY route-not-found"): 1,
 }
@@ -179,6 +186,8 @@ async def next_day(stack: Stack) -> None:
                         (ALICE, "/api/reports/r-acme-1")):  # fmt: skip
         await call(stack, who, "GET", target)
     await call(stack, ALICE, "PATCH", "/api/invoices/3", {"status": "paid"})
+    moved = await call(stack, ALICE, "PUT", "/api/items/1", {"status": "open", "tenant": "globex"})
+    assert moved == 403
     assert await call(stack, CAROL, "POST", "/api/invoices/export", {}) == 200
     assert await call(stack, ALICE, "GET", "/api/items?limit=5") == 200
 
@@ -250,6 +259,8 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
             # 3. review: fill every owner lookup, answer the list questions
             reviewed = tmp_path / "reviewed.yaml"
             reviewed.write_text(edited(draft_text, REVIEW))
+            review_diff, fix_diff = guide_blocks("diff")
+            shows_the_edit(review_diff, draft_text, reviewed.read_text())
             checked = await run(config, "rules", "check", "--strict", "--probe", str(reviewed))
             assert "reviewed.yaml: valid" in checked and "FAILED" not in checked
 
@@ -258,22 +269,25 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
                 "rules version 2 stored"
             )
             report = await shadow_traffic(stack, config, 2)
-            assert "decided 15, agreed 7, unjudged 4, dropped 0" in report
+            assert "decided 16, agreed 7, unjudged 5, dropped 0" in report
             assert report_groups(report) == FIRST_REPORT
+            shown = [b for b in guide_blocks("console") if "shadow run 1: rules version 2" in b]
+            assert len(shown) == 1 and report_groups(shown[0]) == FIRST_REPORT
             refused = await run(config, "rules", "shadow", "activate", expect=2)
-            assert "is not clean: 8 of 15 decisions differ (6 group(s))" in refused
+            assert "is not clean: 9 of 16 decisions differ (7 group(s))" in refused
             assert stack.follower.applied == 1
 
             # 6. fix the draft, propose again, shadow again: clean, activate
             fixed = tmp_path / "reviewed2.yaml"
             fixed.write_text(edited(reviewed.read_text(), FIXES) + MORE_ROUTES)
+            shows_the_edit(fix_diff, reviewed.read_text(), fixed.read_text())
             await run(config, "rules", "check", "--strict", "--probe", str(fixed))
             assert (await run(config, "rules", "propose", str(fixed))).startswith(
                 "rules version 3 stored"
             )
             await run(config, "rules", "shadow", "stop")
             report = await shadow_traffic(stack, config, 3)
-            assert "clean: no differences over 15 decisions" in report, report
+            assert "clean: no differences over 16 decisions" in report, report
             activated = await run(config, "rules", "shadow", "activate")
             assert activated.startswith("rules version 3 is active (clean: no differences")
 
@@ -296,6 +310,21 @@ async def test_the_guide_from_an_access_log_to_enforced_rules(
 
             # 7. rollback
             assert "rules version 1 is active" in await run(config, "rules", "rollback", "1")
+
+
+def guide_blocks(kind: str) -> list[str]:
+    """The guide's fenced blocks of one kind (``diff``, ``console``), in order."""
+    return re.findall(rf"```{kind}\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
+
+
+def shows_the_edit(diff: str, before: str, after: str) -> None:
+    """Every line the guide's diff removes is in ``before``, every line it adds in ``after``."""
+    before_lines, after_lines = set(before.splitlines()), set(after.splitlines())
+    for line in diff.splitlines():
+        if line.startswith("-"):
+            assert line[1:] in before_lines, f"the guide removes a line the file lacks: {line}"
+        elif line.startswith("+"):
+            assert line[1:] in after_lines, f"the guide adds a line the file lacks: {line}"
 
 
 def guide_commands() -> list[str]:
