@@ -451,7 +451,10 @@ async def _replay(row: AuditRow, active: Deciders, draft: Deciders) -> ImpactCha
     query = str(data.get("query") or "")
     target = row.path + (f"?{query}" if query else "")
     if _reads_body(active, row.method, target) or _reads_body(draft, row.method, target):
-        return "its route reads object ids from the body, which the audit record does not hold"
+        return (
+            "its route reads the body (object ids, the tenant it binds or the files it"
+            " checks), which the audit record does not hold"
+        )
     before = await explain(active, principal=caller, method=row.method, target=target)
     after = await explain(draft, principal=caller, method=row.method, target=target)
     old, new = before.decision, after.decision
@@ -469,12 +472,17 @@ async def _replay(row: AuditRow, active: Deciders, draft: Deciders) -> ImpactCha
 
 
 def _reads_body(deciders: Deciders, method: str, target: str) -> bool:
-    """Whether the route ``method target`` matches takes object ids from the body."""
+    """Whether the route ``method target`` matches decides by the body: takes object ids
+    from it, binds the tenant it names (``body_tenant``) or checks the files it carries.
+    Replayed without the body, such a route would refuse what it allowed live."""
     canonical = canonicalize(target)
     if isinstance(canonical, Rejection):
         return False
     match = deciders.router.match(canonical, method)
-    return isinstance(match, RouteMatch) and reads_body_ids(match.route)
+    if not isinstance(match, RouteMatch):
+        return False
+    route = match.route
+    return reads_body_ids(route) or route.body_tenant is not None or route.upload is not None
 
 
 async def _recorded_caller(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import click
 import yaml
@@ -132,9 +134,17 @@ async def start_ledger(db_path: Path, port: int = 0) -> tuple[web.AppRunner, str
     return runner, f"http://127.0.0.1:{port}"
 
 
+def demo_log_format(env: Mapping[str, str]) -> Literal["json", "text"]:
+    """Text, since a person watches the demo's terminal, unless
+    ``GATEHOLD_LOGGING__FORMAT=json`` asks for JSON lines: the access log that
+    ``gatehold rules learn`` reads. (The demo writes its own settings file, so the
+    environment is the one place to ask.)"""
+    return "json" if env.get("GATEHOLD_LOGGING__FORMAT", "").strip().lower() == "json" else "text"
+
+
 def run_demo(*, port: int, data_dir: Path, app_port: int = 0) -> None:
     """Seed, print how to sign in, and serve until Ctrl-C."""
-    configure_logging(format="text", level="info")  # a person watches the demo's terminal
+    configure_logging(format=demo_log_format(os.environ), level="info")
     install_uvloop()
     data_dir.mkdir(parents=True, exist_ok=True)
     seed(data_dir / "ledger.db")

@@ -256,7 +256,7 @@ def _query_constraints(route: DraftRoute, endpoint: Endpoint, method: str) -> No
         route.questions.append(
             "a list or search? Bind its tenant parameter (bind: {query: {NAME: caller.tenant}}) "
             "and guard its answer (guard: {tenant_field: …}): see docs/rules.md, "
-            '"Lists, searches and writes".'
+            '"Protecting list and search endpoints".'
         )
         if not endpoint.query_known:
             route.questions.append(

@@ -103,3 +103,35 @@ async def test_impact_preview_lists_every_changed_decision_with_both_reasons(
         }, "the preview forwarded a request"
         assert await version_store.active_id(stack.app[ENGINE]) == active, "nothing activated"
         assert key_id > 0
+
+
+BODY_TENANT_LINE = (
+    "    body_tenant: {pointer: /tenant, on_missing: set}   # an update cannot move the row"
+)
+NO_ITEM_BODY_TENANT = DEMO_RULES.read_text().replace(BODY_TENANT_LINE + " to another tenant\n", "")
+
+
+async def test_a_request_whose_route_binds_the_body_tenant_is_skipped_not_misjudged(
+    tmp_path: Path,
+) -> None:
+    """The audit row holds no body: replayed without one, a ``body_tenant`` route would
+    refuse (``tenant-mismatch``) what it allowed live, a difference that never was."""
+    assert (
+        NO_ITEM_BODY_TENANT.count("body_tenant") == DEMO_RULES.read_text().count("body_tenant") - 1
+    )
+    async with running_stack(tmp_path, follow=True, **ADMIN_MANAGED) as stack:
+        ctx = context(stack)
+        alice = stack.cookie("alice@acme.test")
+        async with stack.client.put("/api/items/1", headers=alice, json={"status": "open"}) as ok:
+            assert ok.status == 200
+            update = ok.headers["X-Request-Id"]
+        await stack.settled()
+        draft = await lifecycle.propose_version(ctx, NO_ITEM_BODY_TENANT, "no body tenant")
+        assert isinstance(draft, VersionRow)
+
+        preview = await lifecycle.impact_preview(ctx, draft.id, last_n=50)
+
+        assert isinstance(preview, lifecycle.ImpactPreview), preview
+        assert [c.request_id for c in preview.changes] == []
+        assert [s.split(":")[0] for s in preview.skipped] == [f"request {update}"]
+        assert "the tenant it binds" in preview.skipped[0]

@@ -28,6 +28,7 @@ from gateway.config.settings import Settings
 from gateway.context import GATEWAY
 from gateway.demo.ledger import build_ledger_app, seed
 from gateway.demo.run import DEMO_USERS, seed_gateway
+from gateway.logs import ACCESS_LOG, AccessLine
 from gateway.model import AuthMethod, RuleSet
 from gateway.rules_sync import FOLLOWER, RulesFollower, follow_store, initial_rules
 from gateway.server import GatewayRunner
@@ -132,7 +133,13 @@ class Stack:
 class GatewayTestServer(TestServer):
     """pytest-aiohttp's test server, serving through the production runner."""
 
+    access_lines = False
+    """Write access lines as ``gatehold serve`` does (logger ``gatehold.access``), instead
+    of aiohttp's default access log."""
+
     async def _make_runner(self, **kwargs: Any) -> GatewayRunner:
+        if self.access_lines:
+            kwargs.update(access_log=ACCESS_LOG, access_log_class=AccessLine)
         return GatewayRunner(self.app, **kwargs)
 
 
@@ -198,6 +205,7 @@ async def running_stack(
     rules_text: str | None = None,
     port: int | None = None,
     follow: bool = False,
+    access_lines: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
     """Ledger + gateway + the demo users, each with a fresh session.
@@ -205,7 +213,8 @@ async def running_stack(
     With ``port`` the gateway listens on that loopback port and knows itself as
     ``http://127.0.0.1:<port>`` (for browsers); otherwise as ``http://gatehold.test``.
     With ``follow`` it runs and follows the store's active rules version, as ``gatehold
-    serve`` does (``rules.managed_by`` as the settings say).
+    serve`` does (``rules.managed_by`` as the settings say). With ``access_lines`` its
+    access lines go to the ``gatehold.access`` logger, as ``gatehold serve`` writes them.
     """
     async with ledger_server(data_dir) as ledger_url:
         if port is not None:
@@ -220,6 +229,7 @@ async def running_stack(
         server = (
             GatewayTestServer(app, host="127.0.0.1", port=port) if port else GatewayTestServer(app)
         )
+        server.access_lines = access_lines
         client = TestClient(server)
         await client.start_server()
         http = aiohttp.ClientSession()
