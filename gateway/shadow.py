@@ -36,6 +36,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -157,12 +158,58 @@ class CachedOwners(Ownership):
     async def resolve(
         self, refs: Sequence[ObjectRef], *, upstream: str
     ) -> tuple[ResolvedRef, ...] | Rejection:
+        live = _LIVE.get()
+        if live is not None and _same_refs(live, refs):
+            return tuple(live.owners)  # the live decision's own answers: no cache read
         found = self._shadow.cached(
             refs, upstream=upstream, cache=self._live, grace=OWNER_GRACE_SECONDS
         )
         if found is None:
             return tuple(ResolvedRef(ref, _NOT_LOOKED_UP) for ref in refs)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    """What the live decision of the request being judged found, for the shadow to use
+    where both versions read it alike."""
+
+    owners: Sequence[ResolvedRef]
+    alike: frozenset[str]
+    """Resource types both versions look up alike (``same_resources``)."""
+    match: MatchResult
+
+
+_LIVE: ContextVar[_Live | None] = ContextVar("gatehold_shadow_live", default=None)
+"""Set while a request's shadow decision runs (a context variable: each request's task
+sees its own)."""
+
+
+def _same_refs(live: _Live, refs: Sequence[ObjectRef]) -> bool:
+    """Whether ``refs`` are the very ids the live decision resolved, all of resource types
+    both versions look up alike: then the live answers are the shadow's."""
+    return len(live.owners) == len(refs) and all(
+        found.ref == ref and ref.type in live.alike
+        for found, ref in zip(live.owners, refs, strict=True)
+    )
+
+
+def _same_ids(live: _Live, match: RouteMatch) -> bool:
+    """Whether the shadow's route reads the very ids the live route read: the live
+    decision read some, with the same id specs on the same path parameters, from the
+    path and query only (no body), of resource types both versions define alike (their
+    id types included)."""
+    theirs = live.match
+    return (
+        bool(live.owners)  # ids were read live: not skipped (public route, screen, no caller)
+        and isinstance(theirs, RouteMatch)
+        and match.route.ids == theirs.route.ids
+        and match.params == theirs.params
+        and all(
+            spec.source in (IdSource.PATH, IdSource.QUERY) and spec.type in live.alike
+            for spec in match.route.ids
+        )
+    )
 
 
 class ReadObjects(ObjectExtractor):
@@ -182,6 +229,9 @@ class ReadObjects(ObjectExtractor):
     ) -> Extracted | Rejection:
         if body is None and reads_body_ids(match.route):
             return _NOT_READ
+        live = _LIVE.get()
+        if body is None and live is not None and _same_ids(live, match):
+            return Extracted(tuple(found.ref for found in live.owners), None)
         return await self._live.extract(request, match, query=query, body=body)
 
 
@@ -198,6 +248,8 @@ class ShadowRules:
     ruleset: RuleSet
     same_routes: frozenset[str] = frozenset()
     """Routes that decide exactly as the live version's (``same_routes``)."""
+    same_resources: frozenset[str] = frozenset()
+    """Resource types whose owners both versions look up alike (``same_resources``)."""
     compared_with: int | None = None
     """The live version ``same_routes`` was found against; ``None``: not compared yet."""
 
@@ -216,6 +268,17 @@ def same_routes(live: RuleSet, shadow: RuleSet) -> frozenset[str]:
         return frozenset()
     theirs = {route.name: route for route in live.routes}
     return frozenset(route.name for route in shadow.routes if theirs.get(route.name) == route)
+
+
+def same_resources(live: RuleSet, shadow: RuleSet) -> frozenset[str]:
+    """The resource types whose owners the shadow looks up exactly as the live version
+    does (the same definition, the same upstreams its lookups may name): for these the
+    owners the live decision of the same request found are the shadow's too."""
+    if live.upstreams != shadow.upstreams:
+        return frozenset()
+    return frozenset(
+        name for name, resource in shadow.resources.items() if live.resources.get(name) == resource
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,9 +497,19 @@ class ShadowRunner:
             return Judged(_route_name(match), False, unfit.reason.value, unfit.detail)
         websocket = request.headers.get("Upgrade", "").lower() == "websocket"
         assert prepared is not None  # noqa: S101 (judge returned early otherwise)
-        decision, objects = await self._decide(
-            deciders, request, admitted, verdict.principal, match, prepared, websocket
+        owners = verdict.objects
+        shared = (
+            None
+            if isinstance(owners, Rejection) or not rules.same_resources
+            else _Live(owners, rules.same_resources, verdict.match)
         )
+        token = _LIVE.set(shared)
+        try:
+            decision, objects = await self._decide(
+                deciders, request, admitted, verdict.principal, match, prepared, websocket
+            )
+        finally:
+            _LIVE.reset(token)
         route = _route_name(match)
         owners = objects.owners
         if owners is _NOT_READ:

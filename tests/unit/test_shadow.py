@@ -192,3 +192,46 @@ def test_same_routes_are_those_defined_alike_under_the_same_roles_and_resources(
     assert changed == names - {"invoice-search"}
     roles = text.replace("readonly: {can: [read]}", "readonly: {can: [write]}")
     assert same_routes(live, load_rules_text(roles, source="s", env=env)) == frozenset()
+
+
+# ---------------------------------------------------------------- the live decision's ids
+
+
+def _live(owners: tuple[object, ...], match: object, alike: frozenset[str]) -> object:
+    from gateway.shadow import _Live
+
+    return _Live(owners, alike, match)  # type: ignore[arg-type]
+
+
+def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_alike() -> None:
+    """The shadow takes the ids and owners the live decision found only when it would
+    read the very same ones: the same id specs on the same path values, from the path or
+    the query, of resource types defined alike; anything else is read again (from the
+    cache, never looked up)."""
+    from gateway.model import IdSource, IdSpec, ResolvedRef, Route, RouteMatch
+    from gateway.shadow import _same_ids, _same_refs
+
+    path_id = IdSpec("report", IdSource.PATH, "report_id", "slug")
+    route = Route("report-read", "/r/{report_id}", None, "app", ids=(path_id,))
+    match = RouteMatch(route, {"report_id": "r-1"})
+    found = (ResolvedRef(REF, Owned("acme")),)
+    alike = frozenset({"report"})
+    live = _live(found, match, alike)
+    assert _same_ids(live, match) and _same_refs(live, [REF])  # type: ignore[arg-type]
+
+    other_value = RouteMatch(route, {"report_id": "r-2"})
+    body_id = IdSpec("report", IdSource.BODY, "/report", "slug")
+    from_body = RouteMatch(Route("report-edit", "/r", None, "app", ids=(body_id,)), {})
+    other_type = IdSpec("report", IdSource.PATH, "report_id", "int")
+    typed = RouteMatch(Route("report-read", "/r/{report_id}", None, "app", ids=(other_type,)), {})
+    for shadow_match in (other_value, from_body, typed):
+        assert not _same_ids(live, shadow_match)  # type: ignore[arg-type]
+    # the resource is defined otherwise in the shadow: read again
+    unlike = _live(found, match, frozenset())
+    assert not _same_ids(unlike, match) and not _same_refs(unlike, [REF])  # type: ignore[arg-type]
+    # the live decision read no ids (a public route, a refusal before any id was read,
+    # nobody signed in): the shadow reads its own, it never takes "none" for an answer
+    nothing = _live((), match, alike)
+    assert not _same_ids(nothing, match)  # type: ignore[arg-type]
+    # other ids than the live ones: their owners are not the live answers
+    assert not _same_refs(live, [ObjectRef("report", "r-2", "path.report_id")])  # type: ignore[arg-type]
