@@ -816,6 +816,12 @@ def quick(args: argparse.Namespace) -> None:
             rows += [
                 Row(shadow_ab.KEY, "Gatehold, 1 process, shadow: another route", gh_port, [gh1]),
                 Row(shadow_ab.FULL_KEY, "Gatehold, 1 process, shadow: a role", gh_port, [gh1]),
+                Row(
+                    shadow_ab.RESOURCE_KEY,
+                    "Gatehold, 1 process, shadow: a resource",
+                    gh_port,
+                    [gh1],
+                ),
             ]
         for row in rows:
             bench.wrk(row, connections=50, seconds=2)

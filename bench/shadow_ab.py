@@ -1,12 +1,15 @@
 """The cost of a rules version in shadow: the same Gatehold with and without one.
 
-``run.py --quick --shadow`` adds two rows, each the very process of the ``gh1`` row
+``run.py --quick --shadow`` adds three rows, each the very process of the ``gh1`` row
 measured while a version runs in shadow beside the active one (started before each of
 its rounds and stopped before each round of the other rows, so the rounds stay
 interleaved): ``gh1+shadow``, a version that changes a route the load does not use
-(the common case: the loaded route is alike in both versions), and
-``gh1+shadow-full``, a version that changes a role (no route is alike: every request
-is decided again in full, the most work a shadow does per request).
+(the common case: the loaded route is alike in both versions); ``gh1+shadow-full``, a
+version that changes a role (no route is alike: every request is decided again in full,
+with the ids and owners the live decision found, its resources being alike); and
+``gh1+shadow-resource``, a version that changes the loaded route's resource (its cache
+time): every request is decided again in full and its ids read and its owners looked
+for in the cache again, the most work a shadow does per request.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from procs import get
 
 KEY = "gh1+shadow"
 FULL_KEY = "gh1+shadow-full"
+RESOURCE_KEY = "gh1+shadow-resource"
 PICKED_UP_SECONDS = 1.5
 """Time for the serving process to follow a start or stop (it polls every 0.5 s on SQLite)."""
 
@@ -26,16 +30,21 @@ PICKED_UP_SECONDS = 1.5
 def variants(rules_text: str) -> dict[str, str]:
     """The shadow version of each row: ``KEY`` changes a route the load does not use (the
     loaded route takes the live decision), ``FULL_KEY`` a role the load does not use (no
-    route is alike under other roles: every request is decided again in full)."""
+    route is alike under other roles: every request is decided again in full),
+    ``RESOURCE_KEY`` the loaded resource (nor are its ids and owners taken from the live
+    decision)."""
     data = yaml.safe_load(rules_text)
     other_route = yaml.safe_load(rules_text)
     other_route["routes"][1]["file"] = {"disposition": "inline"}
     other_role = yaml.safe_load(rules_text)
     other_role["roles"]["auditor"] = {"can": ["read"]}
-    assert other_route != data and other_role != data
+    other_resource = yaml.safe_load(rules_text)
+    other_resource["resources"]["item"]["cache"] = "59s"
+    assert other_route != data and other_role != data and other_resource != data
     return {
         KEY: yaml.safe_dump(other_route, sort_keys=False),
         FULL_KEY: yaml.safe_dump(other_role, sort_keys=False),
+        RESOURCE_KEY: yaml.safe_dump(other_resource, sort_keys=False),
     }
 
 

@@ -196,19 +196,16 @@ def _same_refs(live: _Live, refs: Sequence[ObjectRef]) -> bool:
 
 def _same_ids(live: _Live, match: RouteMatch) -> bool:
     """Whether the shadow's route reads the very ids the live route read: the live
-    decision read some, with the same id specs on the same path parameters, from the
-    path and query only (no body), of resource types both versions define alike (their
-    id types included)."""
+    decision read some, with the same id specs (their id types included) on the same
+    path parameters, from the path and query only (no body). Reading ids needs nothing
+    else of the rules; their owners are another matter (``_same_refs``)."""
     theirs = live.match
     return (
         bool(live.owners)  # ids were read live: not skipped (public route, screen, no caller)
         and isinstance(theirs, RouteMatch)
         and match.route.ids == theirs.route.ids
         and match.params == theirs.params
-        and all(
-            spec.source in (IdSource.PATH, IdSource.QUERY) and spec.type in live.alike
-            for spec in match.route.ids
-        )
+        and all(spec.source in (IdSource.PATH, IdSource.QUERY) for spec in match.route.ids)
     )
 
 
@@ -500,7 +497,7 @@ class ShadowRunner:
         owners = verdict.objects
         shared = (
             None
-            if isinstance(owners, Rejection) or not rules.same_resources
+            if isinstance(owners, Rejection)
             else _Live(owners, rules.same_resources, verdict.match)
         )
         token = _LIVE.set(shared)

@@ -204,10 +204,10 @@ def _live(owners: tuple[object, ...], match: object, alike: frozenset[str]) -> o
 
 
 def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_alike() -> None:
-    """The shadow takes the ids and owners the live decision found only when it would
-    read the very same ones: the same id specs on the same path values, from the path or
-    the query, of resource types defined alike; anything else is read again (from the
-    cache, never looked up)."""
+    """The shadow takes the ids the live decision found only when it would read the very
+    same ones (the same id specs on the same path values, from the path or the query),
+    and their owners only for resource types defined alike; anything else is read again
+    (owners from the cache, never looked up)."""
     from gateway.model import IdSource, IdSpec, ResolvedRef, Route, RouteMatch
     from gateway.shadow import _same_ids, _same_refs
 
@@ -226,9 +226,9 @@ def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_a
     typed = RouteMatch(Route("report-read", "/r/{report_id}", None, "app", ids=(other_type,)), {})
     for shadow_match in (other_value, from_body, typed):
         assert not _same_ids(live, shadow_match)  # type: ignore[arg-type]
-    # the resource is defined otherwise in the shadow: read again
+    # the resource is defined otherwise in the shadow: the same ids, owners read again
     unlike = _live(found, match, frozenset())
-    assert not _same_ids(unlike, match) and not _same_refs(unlike, [REF])  # type: ignore[arg-type]
+    assert _same_ids(unlike, match) and not _same_refs(unlike, [REF])  # type: ignore[arg-type]
     # the live decision read no ids (a public route, a refusal before any id was read,
     # nobody signed in): the shadow reads its own, it never takes "none" for an answer
     nothing = _live((), match, alike)
