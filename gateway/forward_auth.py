@@ -26,7 +26,6 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway.audit import event_entry
 from gateway.config.settings import ForwardAuthSettings
 from gateway.context import Gateway
 from gateway.errors import StoreUnavailable
@@ -47,7 +46,13 @@ from gateway.model import (
 )
 from gateway.observe import note_observed, verdict_of
 from gateway.original import FRONT_PROXY_HEADERS, Original, original_request, spoofed
-from gateway.pipeline import AUDIT_UNAVAILABLE_DETAIL, Verdict, decide, request_record
+from gateway.pipeline import (
+    AUDIT_UNAVAILABLE_DETAIL,
+    Verdict,
+    busy_record,
+    decide,
+    request_record,
+)
 from gateway.refusals import caller_of, observe_denial, reject_unread
 from gateway.shadow import SHADOW
 
@@ -166,19 +171,7 @@ async def _audited(
     if (unlike := forwarded_as_judged(original.raw_path, admitted.target)) is not None:
         return await _reject(gw, request, unlike, original=original)
     if verdict.held is not None:  # too many of the caller's requests in progress: 429
-        gw.audit.record(
-            event_entry(
-                "request",
-                actor=principal.email if isinstance(principal, Principal) else "anonymous",
-                request_id=admitted.request_id,
-                decision="deny",
-                reason=verdict.held.reason.value,
-                method=original.method,
-                path=admitted.target.path,
-                client=admitted.client_ip,
-                via=VIA,
-            )
-        )
+        gw.audit.record(busy_record(principal, admitted, verdict.held, original.method, via=VIA))
         return _render(gw, request, admitted.request_id, admitted.target.raw, verdict.held)
     route = match.route.name if isinstance(match, RouteMatch) else ""
     entry = request_record(verdict, admitted, original.headers.get("User-Agent", ""))

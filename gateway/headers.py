@@ -258,3 +258,8 @@ def _sets_gateway_cookie(value: str, prefix: str) -> bool:
     except CookieError:
         return value.strip().startswith(prefix)
     return any(name.startswith(prefix) for name in cookie) or value.strip().startswith(prefix)
+
+
+def is_websocket_upgrade(headers: Mapping[str, str]) -> bool:
+    """Whether a request asks to become a WebSocket (``Upgrade: websocket``)."""
+    return headers.get("Upgrade", "").lower() == "websocket"

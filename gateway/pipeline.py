@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from functools import partial
-from typing import IO, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from aiohttp import web
 
@@ -31,6 +31,7 @@ from gateway.context import Deciders, Gateway
 from gateway.created import learn_created
 from gateway.errors import BodyTooLarge, StoreUnavailable, UpstreamFailed
 from gateway.forward import Refused
+from gateway.headers import is_websocket_upgrade
 from gateway.live import LIVE
 from gateway.logs import note_refused
 from gateway.metrics import LoopHistogram
@@ -344,20 +345,26 @@ def _refuse_busy(
     busy: Rejection,
 ) -> web.StreamResponse:
     """429 for a caller with too many requests in progress; audited, nothing forwarded."""
-    gw.audit.record(
-        event_entry(
-            "request",
-            actor=principal.email if isinstance(principal, Principal) else "anonymous",
-            request_id=admitted.request_id,
-            decision="deny",
-            reason=busy.reason.value,
-            method=request.method,
-            path=admitted.target.path,
-            client=admitted.client_ip,
-            limit=busy.detail,
-        )
-    )
+    gw.audit.record(busy_record(principal, admitted, busy, request.method, limit=busy.detail))
     return refuse(gw, request, admitted, busy, receipt=None)
+
+
+def busy_record(
+    principal: Caller, admitted: Admitted, busy: Rejection, method: str, **data: Any
+) -> AuditEntry:
+    """The request record of one held by the in-flight cap before any body was read:
+    the proxy's and forward-auth's alike."""
+    return event_entry(
+        "request",
+        actor=principal.email if isinstance(principal, Principal) else "anonymous",
+        request_id=admitted.request_id,
+        decision="deny",
+        reason=busy.reason.value,
+        method=method,
+        path=admitted.target.path,
+        client=admitted.client_ip,
+        **data,
+    )
 
 
 def _lap(stage: LoopHistogram, since: float) -> float:
@@ -502,4 +509,4 @@ async def _check_upload(
 
 
 def _is_websocket(request: IncomingRequest) -> bool:
-    return request.headers.get("Upgrade", "").lower() == "websocket"
+    return is_websocket_upgrade(request.headers)

@@ -48,6 +48,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.bodies import Body
 from gateway.context import Deciders, Gateway
 from gateway.errors import StoreUnavailable
+from gateway.headers import is_websocket_upgrade
 from gateway.model import (
     Admitted,
     Anonymous,
@@ -492,7 +493,7 @@ class ShadowRunner:
             return Judged(match.route.name, live.allowed, live.reason.value, "")
         if fit is not None and (unfit := fit(match, verdict.method)) is not None:
             return Judged(_route_name(match), False, unfit.reason.value, unfit.detail)
-        websocket = request.headers.get("Upgrade", "").lower() == "websocket"
+        websocket = is_websocket_upgrade(request.headers)
         assert prepared is not None  # noqa: S101 (judge returned early otherwise)
         owners = verdict.objects
         shared = (
