@@ -134,7 +134,7 @@ async def test_a_store_locked_by_another_process_answers_503_then_recovers(
         before = await ask(stack.client, alice)
         assert before.status == 200
         database = Path(str(stack.app[ENGINE].url.database))
-        with sqlite_locked(database):
+        async with sqlite_locked(database):
             answers = await asyncio.gather(*(ask(stack.client, alice) for _ in range(5)))
             answers += [await ask(stack.client, alice)]  # and one on its own
         for answer in answers:

@@ -395,7 +395,7 @@ async def test_the_audit_record_is_committed_before_the_200(tmp_path: Path) -> N
             )
             assert [row.decision for row in found] == ["allow"]
         database = Path(str(stack.app[ENGINE].url.database))
-        with sqlite_locked(database):
+        async with sqlite_locked(database):
             began = time.monotonic()
             async with asyncio.timeout(30):
                 status, headers, problem = await ask(

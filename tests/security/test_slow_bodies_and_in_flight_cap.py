@@ -14,6 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.app import ENGINE
+from gateway.context import GATEWAY
+from gateway.store.users import get_user_by_email
 from tests.support.stack import Stack, running_stack
 from tests.support.trickle import Trickled, trickle
 
@@ -167,7 +170,11 @@ async def test_a_callers_request_beyond_the_in_flight_cap_gets_429_unforwarded(
             asyncio.ensure_future(trickle(host, port, "/t/acme/upload", headers, every=0.2))
             for _ in range(3)
         ]
-        await asyncio.sleep(0.4)
+        alice = await get_user_by_email(stack.app[ENGINE], "alice@acme.test")
+        assert alice is not None
+        async with asyncio.timeout(10):  # until all three are counted, however busy the machine
+            while stack.app[GATEWAY].in_flight.count(f"user:{alice.id}") < 3:
+                await asyncio.sleep(0.02)
         before = await stack.ledger_total()
         for path in ("/api/invoices", "/t/acme/anything"):
             response = await stack.client.get(path, headers=headers)
@@ -191,13 +198,14 @@ async def test_waiting_for_a_pooled_upstream_connection_is_bounded(tmp_path: Pat
     overrides = limits(upstream_pool=2, in_flight_per_principal=100)
     async with running_stack(tmp_path, rules_text=UPLOAD_RULES, **overrides) as stack:
         headers = stack.cookie("alice@acme.test") | JSON
-        # Two slow answers hold both pooled connections for 2.5 s.
+        # Two slow answers hold both pooled connections for 2.5 s, from the moment
+        # Ledger has both in hand.
+        before = await stack.ledger_total() + 2
         busy = [
             asyncio.ensure_future(stack.client.get("/slow?seconds=2.5", headers=headers))
             for _ in range(2)
         ]
-        await asyncio.sleep(0.3)
-        before = await stack.ledger_total()
+        await stack.ledger_reaches(before)
         status, seconds = await timed_get(stack, "bob@globex.test")
         assert status == 504
         assert seconds < 2.0, f"waited {seconds:.2f}s for a pooled connection"

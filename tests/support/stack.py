@@ -72,6 +72,14 @@ class Stack:
         async with self.http.get(f"{self.ledger_url}/__ledger/hits/total") as response:
             return int((await response.json())["total"])
 
+    async def ledger_reaches(self, total: int, *, timeout: float = 10.0) -> None:
+        """Wait until Ledger has counted ``total`` requests (it counts each on arrival,
+        so requests it is still answering count); a fixed sleep is too short on a busy
+        machine."""
+        async with asyncio.timeout(timeout):
+            while await self.ledger_total() < total:
+                await asyncio.sleep(0.02)
+
     async def settled(self) -> None:
         """Wait until every audit entry queued so far is committed.
 

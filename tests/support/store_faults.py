@@ -7,12 +7,13 @@ EXCLUSIVE`` on a ``sqlite3`` connection of a child Python), as a backup tool, a
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 _LOCKER = """
@@ -25,9 +26,14 @@ db.execute("ROLLBACK")
 """
 
 
-@contextmanager
-def sqlite_locked(database: Path) -> Iterator[subprocess.Popen[str]]:
-    """Another process holds ``database``'s write lock until the block ends."""
+@asynccontextmanager
+async def sqlite_locked(database: Path) -> AsyncIterator[subprocess.Popen[str]]:
+    """Another process holds ``database``'s write lock until the block ends.
+
+    The waits for the locker run in a thread, never on the event loop: a gateway served
+    in the test's own loop may be between a write and its commit when the locker asks
+    for the lock, and it can only commit (and let the locker in) while the loop runs.
+    """
     with subprocess.Popen(
         [sys.executable, "-c", _LOCKER, str(database)],
         stdin=subprocess.PIPE,
@@ -36,11 +42,11 @@ def sqlite_locked(database: Path) -> Iterator[subprocess.Popen[str]]:
     ) as locker:
         assert locker.stdout is not None and locker.stdin is not None
         try:
-            assert locker.stdout.readline().strip() == "locked"
+            assert (await asyncio.to_thread(locker.stdout.readline)).strip() == "locked"
             yield locker
         finally:
             locker.stdin.close()
-            assert locker.wait(30) == 0
+            assert await asyncio.to_thread(locker.wait, 30) == 0
 
 
 def on_small_tmpfs(command: Sequence[str], *, folder: Path, seed: Path, size_kib: int) -> list[str]:
