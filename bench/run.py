@@ -884,7 +884,7 @@ def quick(args: argparse.Namespace) -> None:
                     cpu <= 1.10,
                     f"{row.label}: CPU {row.median_cpu():.0f} vs {gh.median_cpu():.0f} µs/req, "
                     f"{cpu:.3f}× (≤ 1.10×); req/s {row.ratio(gh, 'loaded', rps):.2f}×; "
-                    f"time in shadow {each:.1f} µs/req over {judged:,.0f} requests = "
+                    f"time in shadow {each:.1f} µs/req over {judged:,.0f} timed requests = "
                     f"{each / gh.median_cpu():.1%} of Gatehold's CPU µs/req",
                 )
             )

@@ -67,7 +67,12 @@ class Lookup:
     object_id: str
     source: str
     """Where the owner is read: ``GET <url>`` with the id filled in, ``sql <dsn> <query>``,
-    or ``registry``. It holds everything besides the id that the answer depends on."""
+    or ``registry``."""
+    reads: str = ""
+    """How the tenant is read from what ``source`` answers: the tenant field's pointer of
+    an HTTP lookup, the id type of an SQL one (an ``int`` id is bound as a number). With
+    ``source`` and the id it holds everything the answer depends on, so a rules version
+    that reads another field never takes another version's answer for its own."""
 
 
 class RegistryStore(Protocol):
@@ -151,6 +156,11 @@ class Ownership:
         answers = await asyncio.gather(*(self._answer(ref, upstream) for ref in refs))
         return tuple(ResolvedRef(ref, answer) for ref, answer in zip(refs, answers, strict=True))
 
+    def upstream_url(self, name: str) -> str | None:
+        """The base URL of upstream ``name`` in these rules (what ``{upstream}`` reads)."""
+        upstream = self._upstreams.get(name)
+        return None if upstream is None else upstream.url
+
     def cached(
         self,
         refs: Sequence[ObjectRef],
@@ -158,6 +168,7 @@ class Ownership:
         upstream: str,
         cache: Ownership | None = None,
         grace: float = 0.0,
+        names: Mapping[str, str] | None = None,
     ) -> tuple[ResolvedRef, ...] | Rejection | None:
         """The owners of ``refs`` as this instance's rules look them up, read from the
         cache of ``cache`` (default: this one) only; ``None`` when one is not cached.
@@ -166,6 +177,8 @@ class Ownership:
         what the live version's lookups already learned (``gateway/shadow.py``).
         ``grace``: seconds an answer may be past its cache time and still be read (the
         live decision of the same request read it moments ago, while it was fresh).
+        ``names``: the name ``cache``'s rules give a resource type these rules name
+        otherwise (looked up alike: see ``shadow.alike_resources``).
         """
         if len(refs) > self._max_ids:
             return Rejection(
@@ -180,6 +193,8 @@ class Ownership:
             if isinstance(key, ResolverFailed):
                 found.append(ResolvedRef(ref, key))
                 continue
+            if names is not None and (theirs := names.get(ref.type, ref.type)) != ref.type:
+                key = Lookup(theirs, key.object_id, key.source, key.reads)
             cached = store.get(key)
             if cached is None or cached[1] + grace <= now:
                 return None
@@ -230,9 +245,9 @@ class Ownership:
                     return ResolverFailed(f"no upstream {owner.upstream or upstream!r}")
                 url = owner.url.replace("{upstream}", base.url)
                 url = url.replace("{id}", quote(ref.id, safe=""))
-                return Lookup(ref.type, ref.id, f"{owner.method} {url}")
+                return Lookup(ref.type, ref.id, f"{owner.method} {url}", owner.tenant_field)
             case SqlOwner() as owner:
-                return Lookup(ref.type, ref.id, f"sql {owner.dsn} {owner.query}")
+                return Lookup(ref.type, ref.id, f"sql {owner.dsn} {owner.query}", resource.id_type)
             case RegistryOwner():
                 return Lookup(ref.type, ref.id, REGISTRY)
 

@@ -31,7 +31,7 @@ from gateway.shadow import (
     ShadowMetrics,
     ShadowRules,
     ShadowRunner,
-    same_resources,
+    alike_resources,
     same_routes,
 )
 from gateway.store import rule_versions as version_store
@@ -128,10 +128,10 @@ class ShadowFollower:
                 version.yaml, source=f"rules version {live}", env=self._env
             )
         same = frozenset() if ruleset is None else same_routes(ruleset, rules.ruleset)
-        alike = frozenset() if ruleset is None else same_resources(ruleset, rules.ruleset)
+        alike = {} if ruleset is None else alike_resources(ruleset, rules.ruleset)
         if self._runner.current is rules:  # not replaced meanwhile
             self._runner.run(
-                replace(rules, same_routes=same, same_resources=alike, compared_with=live)
+                replace(rules, same_routes=same, alike_resources=alike, compared_with=live)
             )
 
     def _compile(self, run_id: int, version: version_store.VersionRow) -> ShadowRules | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ from gateway.model import (
     Rejection,
     ResolverFailed,
     ResourceDef,
+    RuleSet,
+    UpstreamDef,
 )
 from gateway.ownership import Ownership
 from gateway.shadow import DifferenceWriter
@@ -197,10 +200,10 @@ def test_same_routes_are_those_defined_alike_under_the_same_roles_and_resources(
 # ---------------------------------------------------------------- the live decision's ids
 
 
-def _live(owners: tuple[object, ...], match: object, alike: frozenset[str]) -> object:
+def _live(owners: tuple[object, ...], match: object, alike: dict[str, str]) -> object:
     from gateway.shadow import _Live
 
-    return _Live(owners, alike, match)  # type: ignore[arg-type]
+    return _Live(owners, alike, match, "http://app")  # type: ignore[arg-type]
 
 
 def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_alike() -> None:
@@ -209,15 +212,15 @@ def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_a
     and their owners only for resource types defined alike; anything else is read again
     (owners from the cache, never looked up)."""
     from gateway.model import IdSource, IdSpec, ResolvedRef, Route, RouteMatch
-    from gateway.shadow import _same_ids, _same_refs
+    from gateway.shadow import _live_owners, _same_ids
 
     path_id = IdSpec("report", IdSource.PATH, "report_id", "slug")
     route = Route("report-read", "/r/{report_id}", None, "app", ids=(path_id,))
     match = RouteMatch(route, {"report_id": "r-1"})
     found = (ResolvedRef(REF, Owned("acme")),)
-    alike = frozenset({"report"})
+    alike = {"report": "report"}
     live = _live(found, match, alike)
-    assert _same_ids(live, match) and _same_refs(live, [REF])  # type: ignore[arg-type]
+    assert _same_ids(live, match) and _live_owners(live, [REF]) == found  # type: ignore[arg-type]
 
     other_value = RouteMatch(route, {"report_id": "r-2"})
     body_id = IdSpec("report", IdSource.BODY, "/report", "slug")
@@ -227,11 +230,88 @@ def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_a
     for shadow_match in (other_value, from_body, typed):
         assert not _same_ids(live, shadow_match)  # type: ignore[arg-type]
     # the resource is defined otherwise in the shadow: the same ids, owners read again
-    unlike = _live(found, match, frozenset())
-    assert _same_ids(unlike, match) and not _same_refs(unlike, [REF])  # type: ignore[arg-type]
+    unlike = _live(found, match, {})
+    assert _same_ids(unlike, match)  # type: ignore[arg-type]
+    assert _live_owners(unlike, [REF]) is None  # type: ignore[arg-type]
     # the live decision read no ids (a public route, a refusal before any id was read,
     # nobody signed in): the shadow reads its own, it never takes "none" for an answer
     nothing = _live((), match, alike)
     assert not _same_ids(nothing, match)  # type: ignore[arg-type]
     # other ids than the live ones: their owners are not the live answers
-    assert not _same_refs(live, [ObjectRef("report", "r-2", "path.report_id")])  # type: ignore[arg-type]
+    assert _live_owners(live, [ObjectRef("report", "r-2", "path.report_id")]) is None  # type: ignore[arg-type]
+    # a resource the shadow names otherwise, looked up alike: the live answer, under the
+    # shadow's own name (its explanation names its own type)
+    renamed = ObjectRef("item", "r-1", "path.item_id")
+    under_other_name = _live(found, match, {"item": "report"})
+    shared = _live_owners(under_other_name, [renamed])  # type: ignore[arg-type]
+    assert shared == (ResolvedRef(renamed, Owned("acme")),)
+    assert _live_owners(live, [renamed]) is None, "not alike: not the live answer"  # type: ignore[arg-type]
+
+
+def _rules(**resources: ResourceDef) -> RuleSet:
+    return RuleSet(upstreams=dict(UPSTREAMS), roles={}, resources=dict(resources), routes=())
+
+
+def test_owners_looked_up_alike_whatever_their_cache_time_or_name() -> None:
+    """``alike_resources``: the shadow's resource types whose owners the live ones read
+    exactly alike, and under which live name."""
+    from gateway.shadow import alike_resources
+
+    invoice = ResourceDef("invoice", HttpOwner("GET", "{upstream}/i/{id}", "/tenant"), "int")
+    kept_longer = replace(invoice, cache_seconds=600, negative_cache_seconds=1)
+    renamed = replace(invoice, name="item")
+    other_field = replace(invoice, owner=HttpOwner("GET", "{upstream}/i/{id}", "/org"))
+    other_type = replace(invoice, id_type="slug")
+    live = _rules(invoice=invoice, report=REPORT)
+    assert alike_resources(live, _rules(invoice=kept_longer)) == {"invoice": "invoice"}
+    assert alike_resources(live, _rules(item=renamed)) == {"item": "invoice"}
+    assert alike_resources(live, _rules(invoice=other_field)) == {}
+    assert alike_resources(live, _rules(invoice=other_type)) == {}
+    # registry answers are kept per type name: a renamed registry type is another one
+    assert alike_resources(live, _rules(report=REPORT)) == {"report": "report"}
+    assert alike_resources(live, _rules(other=replace(REPORT, name="other"))) == {}
+    # a lookup at a named upstream: alike where that upstream has the same address
+    at_billing = replace(invoice, owner=replace(invoice.owner, upstream="billing"))
+    billing = {"billing": UpstreamDef("billing", "http://billing:8080")}
+    moved = {"billing": UpstreamDef("billing", "http://billing-2:8080")}
+    live_billing = replace(live, resources={"invoice": at_billing}, upstreams=billing)
+    assert alike_resources(live_billing, replace(live_billing)) == {"invoice": "invoice"}
+    assert alike_resources(live_billing, replace(live_billing, upstreams=moved)) == {}
+
+
+async def test_a_cached_answer_is_read_only_as_it_was_made() -> None:
+    """The cache key holds everything the answer depends on: a shadow that reads the
+    tenant from another field finds nothing; one that names the resource otherwise, with
+    the live name given, finds the live answer."""
+    clock = Clock()
+    invoice = ResourceDef("invoice", HttpOwner("GET", "http://app/i/{id}", "/tenant"))
+    ref = ObjectRef("invoice", "7", "path.invoice_id")
+    live = Ownership(
+        resources={"invoice": invoice},
+        upstreams=UPSTREAMS,
+        registry=MemoryRegistry({}),
+        clock=clock,
+    )
+    key = live._plan(ref, "app")
+    assert not isinstance(key, ResolverFailed)
+    live._remember(key, Owned("acme"))
+
+    def shadow(resource: ResourceDef) -> Ownership:
+        return Ownership(
+            resources={resource.name: resource},
+            upstreams=UPSTREAMS,
+            registry=MemoryRegistry({}),
+            clock=clock,
+        )
+
+    same = shadow(invoice).cached([ref], upstream="app", cache=live)
+    assert same is not None and not isinstance(same, Rejection)
+    assert [r.answer for r in same] == [Owned("acme")]
+    other_field = replace(invoice, owner=HttpOwner("GET", "http://app/i/{id}", "/org"))
+    assert shadow(other_field).cached([ref], upstream="app", cache=live) is None
+    item = replace(invoice, name="item")
+    as_item = ObjectRef("item", "7", "path.item_id")
+    assert shadow(item).cached([as_item], upstream="app", cache=live) is None
+    named = shadow(item).cached([as_item], upstream="app", cache=live, names={"item": "invoice"})
+    assert named is not None and not isinstance(named, Rejection)
+    assert [(r.ref, r.answer) for r in named] == [(as_item, Owned("acme"))]
