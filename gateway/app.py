@@ -54,6 +54,7 @@ from gateway.live import LIVE, LiveRules
 from gateway.metrics import Metrics
 from gateway.model import Membership, Reason, Rejection, RuleSet, Target
 from gateway.observe import observing_now, warn_observing
+from gateway.observe_trail import ObserveTrail
 from gateway.pipeline import handle
 from gateway.refusals import reject_unadmitted, reject_unread, unexpected_error
 from gateway.registry_sync import RegistryFollower
@@ -255,7 +256,8 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         },
     )
     app[GATEWAY] = gateway
-    live = app[LIVE] = LiveRules(gateway)
+    trail = ObserveTrail(gateway.audit, clock=lambda: live.current.clock())
+    live = app[LIVE] = LiveRules(gateway, trail=trail)
     warn_observing(ruleset.routes, gateway.clock())
     gateway.metrics.watch_observing(lambda: observing_now(live.current))
     app[TEMPLATES] = pages
@@ -272,6 +274,7 @@ def build_app(settings: Settings, ruleset: RuleSet) -> web.Application:
         trusted_proxies=settings.server.trusted_proxies,
     )
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(partial(_observe_trail, ruleset))  # once the audit writer runs
     app.on_response_prepare.append(mark_own_page)
     app.router.add_get("/.gatehold/health", health)
     app.router.add_get("/.gatehold/jwks.json", jwks)
@@ -347,6 +350,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await _open(opened, stage)
         opened.push_async_callback(app[LIVE].close)  # the versions reloads started
         yield
+
+
+async def _observe_trail(ruleset: RuleSet, app: web.Application) -> AsyncIterator[None]:
+    """Audit the observe windows of the rules the process starts with; stop watching them
+    at the end."""
+    trail = app[LIVE].trail
+    if trail is None:
+        yield
+        return
+    trail.loaded(ruleset.routes, source=ruleset.source, digest=ruleset.digest)
+    try:
+        yield
+    finally:
+        trail.close()
 
 
 class _Stage(Protocol):

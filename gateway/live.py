@@ -21,6 +21,7 @@ from gateway.audit import event_entry
 from gateway.context import Gateway
 from gateway.errors import ConfigError
 from gateway.model import RuleSet
+from gateway.observe_trail import ObserveTrail
 
 log = logging.getLogger("gatehold")
 
@@ -31,10 +32,12 @@ Rebuild = Callable[[Gateway, RuleSet], Gateway]
 class LiveRules:
     """The gateway of the rules in force, and the versions still finishing requests."""
 
-    __slots__ = ("_closing", "_lock", "_retired", "_started", "_users", "current")
+    __slots__ = ("_closing", "_lock", "_retired", "_started", "_users", "current", "trail")
 
-    def __init__(self, gateway: Gateway) -> None:
+    def __init__(self, gateway: Gateway, *, trail: ObserveTrail | None = None) -> None:
         self.current = gateway
+        self.trail = trail
+        """Audits the observe windows of each version loaded (``observe_trail.py``)."""
         self._users: dict[int, int] = {}
         self._retired: dict[int, Gateway] = {}
         self._started: list[Gateway] = []
@@ -70,7 +73,8 @@ class LiveRules:
         """Load, validate and activate new rules; on any problem keep the running ones.
 
         Every problem is logged on a line of its own and audited as ``rules-rejected``;
-        a success is audited as ``event`` with the rules' digest (and ``details``).
+        a success is audited as ``event`` with the rules' digest (and ``details``), then
+        its observe windows, if any, as ``rules-observing``.
         """
         async with self._lock:
             audit = self.current.audit
@@ -119,6 +123,9 @@ class LiveRules:
                 )
             )
             log.info("rules reloaded from %s (sha256 %s)", source, ruleset.digest)
+            if self.trail is not None:
+                version = {"version": details["version"]} if "version" in details else {}
+                self.trail.loaded(ruleset.routes, source=source, digest=ruleset.digest, **version)
             if self._users.get(id(old)):
                 self._retired[id(old)] = old
             else:

@@ -21,6 +21,7 @@ from gateway.admin.activity import (
     HourFigures,
     activity_summary,
 )
+from gateway.observe import OBSERVED
 
 
 def hour_href(hour: HourFigures, **filters: str) -> str:
@@ -30,6 +31,10 @@ def hour_href(hour: HourFigures, **filters: str) -> str:
 
 def _allowed(hour: HourFigures) -> str:
     return hour_href(hour, kind=REQUEST_KIND, decision="allow")
+
+
+def _observed(hour: HourFigures) -> str:
+    return hour_href(hour, kind=REQUEST_KIND, decision=OBSERVED)
 
 
 def _denied(hour: HourFigures) -> str:
@@ -45,8 +50,14 @@ def _failed_logins(hour: HourFigures) -> str:
 
 
 def charts(summary: ActivitySummary) -> dict[str, Chart]:
-    """The three hourly charts: requests (allowed and denied), denials, sign-ins."""
+    """The three hourly charts: requests (allowed, observed and denied), denials, sign-ins."""
     allowed: Series[HourFigures] = Series("bar", "allowed", lambda h: h.allowed, _allowed)
+    observed: Series[HourFigures] = Series(
+        "bar observed",
+        "forwarded in observe mode (the rules would refuse)",
+        lambda h: h.observed,
+        _observed,
+    )
     denied: Series[HourFigures] = Series("bar deny", "denied", lambda h: h.denied, _denied)
     logins: Series[HourFigures] = Series("bar login", "sign-ins", lambda h: h.logins, _logins)
     failed: Series[HourFigures] = Series(
@@ -58,9 +69,10 @@ def charts(summary: ActivitySummary) -> dict[str, Chart]:
 
     return {
         "requests": hourly_chart(
-            f"Requests per hour: {summary.requests} in 24 hours, {summary.denied} denied",
+            f"Requests per hour: {summary.requests} in 24 hours, {summary.denied} denied"
+            + _observed_text(summary),
             summary.hours,
-            [allowed, denied],
+            [allowed, observed, denied],
             start_of=start,
         ),
         "denials": hourly_chart(
@@ -76,6 +88,13 @@ def charts(summary: ActivitySummary) -> dict[str, Chart]:
             start_of=start,
         ),
     }
+
+
+def _observed_text(summary: ActivitySummary) -> str:
+    """``, 3 forwarded in observe mode that the rules would refuse`` (nothing if none)."""
+    if not summary.observed:
+        return ""
+    return f", {summary.observed} forwarded in observe mode that the rules would refuse"
 
 
 def _window(summary: ActivitySummary) -> dict[str, str]:
@@ -98,14 +117,23 @@ async def dashboard(view: View) -> web.StreamResponse:
         totals={
             "requests": audit_href(kind=REQUEST_KIND, **window),
             "denied": audit_href(kind=REQUEST_KIND, decision="deny", **window),
+            "observed": audit_href(kind=REQUEST_KIND, decision=OBSERVED, **window),
             "logins": audit_href(kind=LOGIN_KIND, **window),
             "failed": audit_href(kind=FAILED_LOGIN_KIND, **window),
         },
         route_href=lambda route: audit_href(
             route=route, kind=REQUEST_KIND, decision="deny", **window
         ),
+        observed_route_href=lambda route: audit_href(
+            route=route, kind=REQUEST_KIND, decision=OBSERVED, **window
+        ),
         caller_href=lambda actor: audit_href(user=actor, kind=REQUEST_KIND, **window),
-        hour_links={"allowed": _allowed, "denied": _denied, "logins": _logins},
+        hour_links={
+            "allowed": _allowed,
+            "observed": _observed,
+            "denied": _denied,
+            "logins": _logins,
+        },
         failed_href=_failed_logins,
         share=share,
         hour_text=lambda ts: datetime.fromtimestamp(ts, UTC).strftime("%H:00"),

@@ -7,9 +7,19 @@ a test fails while the committed schema is stale.
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
 
 from gateway.idtypes import RULES_PATTERN
 
@@ -34,11 +44,41 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]*)?")
+
+
+def _written_out(value: object) -> object:
+    """Refuse a Unix timestamp (a number, or a string of digits) where a time is meant.
+
+    pydantic would read one as seconds since 1970, in UTC: a typo or a millisecond
+    count would then open or close a window at a time nobody wrote down.
+    """
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number or (isinstance(value, str) and _NUMBER.fullmatch(value.strip())):
+        raise ValueError(
+            f"observe_until is a Unix timestamp ({value!r}) — write an ISO 8601 time with "
+            f"its zone instead, such as 2026-12-01T18:00:00Z{_as_time(value)}"
+        )
+    return value
+
+
+def _as_time(value: object) -> str:
+    """``"; as seconds since 1970, 1780000000 would be 2026-05-28T20:26:40Z"``, when the
+    number is a time at all (the time it would have meant, to copy)."""
+    try:
+        when = datetime.fromtimestamp(float(str(value)), UTC)
+    except (ValueError, OverflowError, OSError):
+        return ""
+    return f"; as seconds since 1970, {value} would be {when:%Y-%m-%dT%H:%M:%SZ}"
+
+
 ObserveUntil = Annotated[
     AwareDatetime | None,
+    BeforeValidator(_written_out),
     Field(
         description="With mode: observe, when observing ends and enforcing starts by itself: "
-        "an ISO 8601 time with its zone (2026-12-01T18:00:00Z), at most 30 days ahead.",
+        "an ISO 8601 time with its zone (2026-12-01T18:00:00Z), at most 30 days ahead; "
+        "not a Unix timestamp.",
     ),
 ]
 

@@ -6,6 +6,7 @@ Screenshots: ``test-artifacts/admin-ui/observe-banner-*.png`` and ``observe-audi
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from playwright.async_api import Browser
 from gateway.config.observe_window import stamp
 from gateway.live import LIVE
 from tests.browser.admin_ui import ADMIN, UI, admin_page, base_url, capture
+from tests.browser.audit_pages import audit_rows
 from tests.support.observing import observing_rules
 from tests.support.servers_base import free_port
 from tests.support.stack import running_stack
@@ -66,3 +68,34 @@ async def test_the_banner_names_observing_routes_on_every_page_until_they_enforc
             await page.goto(base_url(stack) + UI + "/")
             await page.get_by_role("heading", name="Dashboard", level=1).wait_for()
             assert await page.get_by_role("region", name="Observe mode").count() == 0
+
+
+async def test_the_dashboard_counts_observed_requests_apart_and_leads_to_them(
+    tmp_path: Path, browser: Browser
+) -> None:
+    rules = observing_rules(time.time() + 86400)
+    async with running_stack(tmp_path, rules_text=rules, port=free_port()) as stack:
+        alice = stack.cookie("alice@acme.test")
+        for path, status in (("/api/invoices/8", 200), ("/api/invoices/7", 200)):
+            assert (await stack.client.get(path, headers=alice)).status == status
+        await stack.settled()
+        async with admin_page(browser, stack, ADMIN) as page:
+            await page.goto(base_url(stack) + UI + "/")
+            assert await page.locator("#total-requests").inner_text() == "2"
+            assert await page.locator("#total-denied").inner_text() == "0"
+            observed = page.locator("#total-observed")
+            assert await observed.inner_text() == "1"
+            panel = page.locator(".panel", has=observed)
+            assert "the rules would refuse" in await panel.inner_text()
+            chart = page.get_by_role("group", name=re.compile("^Requests per hour"))
+            assert "1 forwarded in observe mode" in (await chart.get_attribute("aria-label") or "")
+            assert await capture(page, "dashboard-observed") == []
+
+            await observed.click()
+            await page.get_by_role("heading", name="Audit trail").wait_for()
+            assert "decision=observed" in page.url
+            assert await page.get_by_label("Decision").input_value() == "observed"
+            rows = await audit_rows(page)
+            assert [(row["Route"], row["Decision"], row["Reason"]) for row in rows] == [
+                ("invoice-read", "observed", "would deny: tenant-foreign")
+            ]

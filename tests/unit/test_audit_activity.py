@@ -106,3 +106,37 @@ async def test_a_tenant_admin_gets_the_figures_of_their_tenants_only(
         allowed = sum(hour.allowed for hour in summary.hours)
         assert (summary.requests, allowed, summary.denied, summary.logins) == expected
         assert summary.hours[1].denied == (0 if actor.name == "gina" else 2)
+
+
+async def test_observed_requests_are_counted_on_their_own_never_as_allowed(
+    engine: AsyncEngine,
+) -> None:
+    """A request forwarded in observe mode was refused by the rules: counting it as
+    allowed would hide from the admin what enforcing is about to refuse."""
+    await write(
+        engine,
+        START + 60,
+        request("alice@acme.test", "acme", "r1", "allow"),
+        request("alice@acme.test", "globex", "r1", "observed"),
+        request("rita@acme.test", "acme", "r2", "observed"),
+        request("rita@acme.test", "acme", "r1", "observed"),
+        request("bob@globex.test", "acme", "r1", "deny"),
+    )
+    ctx = AdminContext(
+        engine, AuditWriter(engine, key=KEY), Admin("root", superadmin=True), frozenset()
+    )
+    summary = await activity_summary(ctx, START + 23 * 3600 + 60)
+    hour = summary.hours[0]
+    assert (hour.allowed, hour.observed, hour.denied, hour.requests) == (1, 3, 1, 5)
+    assert (summary.requests, summary.observed, summary.denied) == (5, 3, 1)
+    assert summary.observed_routes == [ValueCount("r1", 2, 0), ValueCount("r2", 1, 0)]
+    assert summary.denied_routes == [ValueCount("r1", 1, 1)]
+    acme = AdminContext(
+        engine,
+        AuditWriter(engine, key=KEY),
+        Admin("carol", tenants=frozenset({"acme"})),
+        frozenset(),
+    )
+    assert (await activity_summary(acme, START + 23 * 3600 + 60)).observed == 2, (
+        "their tenants' only"
+    )

@@ -104,6 +104,57 @@ def test_an_expiry_must_be_a_time_with_its_zone(until: str, expected: str) -> No
     assert any(expected in problem for problem in problems), problems
 
 
+@pytest.mark.parametrize(
+    ("where", "until", "field"),
+    [
+        ("upstream", "1780000000", "upstreams.app.observe_until"),
+        ("route", "1780000000", "routes[0].observe_until"),
+        ("route", "1780000000.5", "routes[0].observe_until"),
+        ("route", "'1780000000'", "routes[0].observe_until"),
+        ("route", "-5", "routes[0].observe_until"),
+        ("route", "1780000000000", "routes[0].observe_until"),
+    ],
+    ids=[
+        "a number on an upstream",
+        "a number on a route",
+        "a fraction",
+        "a quoted number",
+        "a negative number",
+        "milliseconds",
+    ],
+)
+def test_an_expiry_given_as_a_unix_timestamp_is_refused_saying_what_to_write(
+    where: str, until: str, field: str
+) -> None:
+    """pydantic alone reads a number as seconds (or milliseconds) since 1970 in UTC: the
+    window would end at a time nobody wrote down."""
+    window = f"mode: observe, observe_until: {until}"
+    text = rules(window) if where == "upstream" else rules("", window)
+    ruleset, problems = load(text)
+    assert ruleset is None
+    (problem,) = problems
+    assert problem.startswith("rules.yaml:")
+    assert f"{field}: observe_until is a Unix timestamp (" in problem
+    assert "write an ISO 8601 time with its zone instead, such as 2026-12-01T18:00:00Z" in problem
+
+
+def test_a_timestamp_refusal_shows_the_time_the_number_would_have_meant() -> None:
+    ruleset, problems = load(rules("", "mode: observe, observe_until: 1780000000"))
+    assert ruleset is None
+    assert problems[0].endswith("1780000000 would be 2026-05-28T20:26:40Z")
+
+
+@pytest.mark.parametrize(
+    "until",
+    [in_(HOUR), f"'{in_(HOUR)}'", in_(HOUR).replace("Z", "+02:00").replace("T", " ")],
+    ids=["a YAML time", "a quoted string", "another zone, a space for the T"],
+)
+def test_a_written_out_expiry_with_its_zone_loads(until: str) -> None:
+    ruleset, problems = load(rules("", f"mode: observe, observe_until: {until}"))
+    assert problems == [] and ruleset is not None
+    assert ruleset.routes[0].observe_until is not None
+
+
 def test_an_expiry_without_observe_mode_is_refused() -> None:
     ruleset, problems = load(rules("", f"observe_until: {in_(HOUR)}"))
     assert ruleset is None
