@@ -153,21 +153,27 @@ async def test_a_store_that_cannot_write_loses_the_batch_counted_not_raised(
 async def test_a_new_run_writes_what_the_old_one_had_and_starts_from_zero(
     store: AsyncEngine,
 ) -> None:
+    """A process that missed the old run's drain writes what it held when the new run
+    reaches it: too late for the old run (ended), which only counts its differences as
+    dropped; the new run starts from zero."""
     first = await running_run(store)
     stopped = await shadow_store.stop(store, by="t", now=3.0)
     assert stopped is not None
     version = await version_store.add_version(store, "v2", author="t", comment="", now=4.0)
     second, _ = await shadow_store.start(store, version.id, by="t", comment="", now=5.0)
     writer = DifferenceWriter(store)
-    for _ in range(3):
-        writer.counted(first, agreed=True, unjudged=False)
+    for n in range(3):
+        writer.counted(first, agreed=n > 0, unjudged=False)
+    writer.differed(first, key("late"), sample(1))
     writer.counted(second.id, agreed=False, unjudged=True)
     await writer.close()  # waits for the old run's write, then flushes the new one
     old, new = (
         await shadow_store.get_run(store, first),
         await shadow_store.get_run(store, second.id),
     )
-    assert old is not None and (old.decided, old.agreed) == (3, 3)
+    assert old is not None and (old.decided, old.agreed, old.dropped) == (0, 0, 1)
+    assert await shadow_store.differences(store, first) == []
+    assert writer.dropped_total == 1
     assert new is not None and (new.decided, new.agreed, new.unjudged) == (1, 0, 1)
 
 
@@ -235,3 +241,53 @@ def test_the_live_ids_and_owners_are_reused_only_where_both_versions_read_them_a
     assert not _same_ids(nothing, match)  # type: ignore[arg-type]
     # other ids than the live ones: their owners are not the live answers
     assert not _same_refs(live, [ObjectRef("report", "r-2", "path.report_id")])  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- draining and ending a run
+
+
+def batch(run: int, *, decided: int, differing: int) -> shadow_store.Batch:
+    groups = {key("hot"): shadow_store.PendingGroup(differing, 1.0, 1.0, [sample(1)])}
+    return shadow_store.Batch(run, decided, decided - differing, 0, 0, groups if differing else {})
+
+
+async def test_a_draining_run_takes_the_last_writes_and_cannot_be_started_over(
+    store: AsyncEngine,
+) -> None:
+    run = await running_run(store)
+    draining = await shadow_store.drain(store, now=3.0)
+    assert draining is not None and draining.draining and not draining.ended
+    assert await shadow_store.running(store) is None, "followers stop judging"
+    assert await shadow_store.drain(store, now=4.0) == draining, "drained once"
+    assert await shadow_store.record(store, batch(run, decided=2, differing=1)) == 0
+    other = await version_store.add_version(store, "v2", author="t", comment="", now=5.0)
+    found, started = await shadow_store.start(store, other.id, by="t", comment="", now=5.0)
+    assert not started and found.id == run, "no second run while one drains"
+
+    refused = await shadow_store.finish(store, run, accept=lambda *_: False, by="t", now=6.0)
+    assert refused.outcome is shadow_store.Outcome.REFUSED and refused.run is not None
+    assert (refused.run.decided, [g.count for g in refused.groups]) == (2, [1])
+    again = await shadow_store.running(store)
+    assert again is not None and again.id == run, "refused: the same run judges again"
+    assert await version_store.active_id(store) is None, "nothing activated"
+    late = await shadow_store.finish(store, run, accept=lambda *_: True, by="t", now=7.0)
+    assert late.outcome is shadow_store.Outcome.NOT_DRAINING, "only a drained run is decided"
+
+
+async def test_finishing_activates_and_ends_the_run_in_one_step_and_later_writes_are_dropped(
+    store: AsyncEngine,
+) -> None:
+    run = await running_run(store)
+    assert await shadow_store.drain(store, now=3.0) is not None
+    done = await shadow_store.finish(store, run, accept=lambda *_: True, by="root", now=4.0)
+    assert done.outcome is shadow_store.Outcome.ACTIVATED and done.activation is not None
+    assert done.run is not None and done.run.ended and done.run.stopped_by == "root"
+    assert await version_store.active_id(store) == done.run.version_id
+    assert await shadow_store.current(store) is None
+    assert await shadow_store.record(store, batch(run, decided=5, differing=3)) == 3
+    assert await shadow_store.record(store, batch(run, decided=4, differing=0)) == 0
+    ended = await shadow_store.get_run(store, run)
+    assert ended is not None and (ended.decided, ended.dropped) == (0, 3)
+    assert await shadow_store.differences(store, run) == []
+    twice = await shadow_store.finish(store, run, accept=lambda *_: True, by="t", now=5.0)
+    assert twice.outcome is shadow_store.Outcome.NOT_DRAINING
