@@ -237,10 +237,13 @@ async def _after_finish(
             "`gatehold rules shadow report`",
             "conflict",
         )
-    report = ShadowReport(run, await version_store.active_id(ctx.engine), finished.groups)
+    activation = finished.activation
+    beside = (  # the version the shadow was compared with, active until now
+        activation.previous if activation is not None else await version_store.active_id(ctx.engine)
+    )
+    report = ShadowReport(run, beside, finished.groups)
     if finished.outcome is Outcome.REFUSED:
         return _not_clean(report)
-    activation = finished.activation
     if activation is None:
         return rules.unknown_version(run.version_id)
     why = comment.strip() or f"activated from shadow run {run.id}: {report.verdict}"

@@ -119,6 +119,7 @@ async def test_two_activations_at_once_only_one_goes_ahead(
 ) -> None:
     async with running_stack(tmp_path, follow=True, **store) as first:
         async with replica(first) as second:
+            before = await version_store.active_id(first.app[ENGINE])
             run = await in_shadow(first, second, SAME_DECISIONS)
             for gateway in (first, second):
                 await get(gateway, "/api/invoices", RITA)
@@ -133,6 +134,7 @@ async def test_two_activations_at_once_only_one_goes_ahead(
             lost = [o for o in outcomes if isinstance(o, AdminError)]
             assert len(won) == 1 and len(lost) == 1, outcomes
             assert won[0].clean and won[0].run.id == run.id and won[0].run.ended
+            assert won[0].active == before, "the report names the version it was beside"
             assert lost[0].code == "conflict", lost[0]
             assert await version_store.active_id(first.app[ENGINE]) == run.version_id
             activated = [
