@@ -43,8 +43,9 @@ DRAIN_SECONDS = POLL_SECONDS + FLUSH_SECONDS + DRAIN_MARGIN_SECONDS
 """How long an activation waits, once judging has ended, before it reads the report: a
 process notices the drain within ``POLL_SECONDS`` (at once by NOTIFY on PostgreSQL) and
 writes what it holds then, or at its next flush within ``FLUSH_SECONDS``. A write
-later still is not lost silently: it is counted as dropped on the ended run. Read at
-each activation, so tests can shorten it."""
+later still (a process cut off from the store, or one whose LISTEN connection died
+unnoticed and polls every ``NOTIFIED_POLL_SECONDS``) is not lost silently: it is
+counted as dropped on the ended run. Read at each activation, so tests can shorten it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,7 @@ counts what it cannot keep instead of waiting or growing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -291,3 +292,49 @@ async def test_finishing_activates_and_ends_the_run_in_one_step_and_later_writes
     assert await shadow_store.differences(store, run) == []
     twice = await shadow_store.finish(store, run, accept=lambda *_: True, by="t", now=5.0)
     assert twice.outcome is shadow_store.Outcome.NOT_DRAINING
+
+
+async def test_on_postgresql_a_batch_being_written_as_the_activation_reads_is_waited_for() -> None:
+    """A process's write that holds the run's row when the activation decides: the
+    decision waits for it and reads it (the row is locked, not read from a snapshot)."""
+    from sqlalchemy import update
+
+    from gateway.store import tables
+    from tests.support.postgres import fresh_pg_engine
+
+    async with fresh_pg_engine("shadowact") as engine:
+        run = await running_run(engine)
+        assert await shadow_store.drain(engine, now=3.0) is not None
+        runs, groups = tables.shadow_runs, tables.shadow_groups
+        async with engine.connect() as writer:  # a flush under way, not committed yet
+            await writer.execute(
+                update(runs).where(runs.c.id == run).values(decided=runs.c.decided + 1)
+            )
+            await writer.execute(
+                groups.insert().values(
+                    run_id=run,
+                    live_version=1,
+                    live_route="a",
+                    shadow_route="a",
+                    live_decision="allow",
+                    live_reason="role-allowed",
+                    shadow_decision="deny",
+                    shadow_reason="role-forbidden",
+                    count=1,
+                    first_at=1.0,
+                    last_at=1.0,
+                )  # fmt: skip
+            )
+            deciding = asyncio.create_task(
+                shadow_store.finish(
+                    engine, run, accept=lambda r, g: r.decided > 0 and not g, by="t", now=4.0
+                )
+            )
+            await asyncio.sleep(0.5)
+            assert not deciding.done(), "the decision waits for the write in flight"
+            await writer.commit()
+        finished = await deciding
+        assert finished.outcome is shadow_store.Outcome.REFUSED, "the difference was read"
+        assert finished.run is not None and finished.run.decided == 1
+        assert [g.count for g in finished.groups] == [1]
+        assert await version_store.active_id(engine) is None
