@@ -213,8 +213,8 @@ async def activate_shadow(
     version = await rules.activatable(ctx, found.version_id)
     if isinstance(version, AdminError):
         return version
-    if await shadow_store.drain(ctx.engine, now=ctx.clock()) is None:
-        return AdminError("no rules version is in shadow", "not-found")
+    if await shadow_store.drain(ctx.engine, now=ctx.clock(), run_id=found.id) is None:
+        return AdminError(f"shadow run {found.id} was stopped meanwhile", "conflict")
     await asyncio.sleep(DRAIN_SECONDS)
     finished = await shadow_store.finish(
         ctx.engine,

@@ -215,14 +215,17 @@ async def stop(engine: AsyncEngine, *, by: str, now: float) -> ShadowRun | None:
         return await _set_state(conn, found.id, stopped_at=found.stopped_at or now, stopped_by=by)
 
 
-async def drain(engine: AsyncEngine, *, now: float) -> ShadowRun | None:
+async def drain(engine: AsyncEngine, *, now: float, run_id: int | None = None) -> ShadowRun | None:
     """End the judging of the running shadow, keeping the run open for the last writes
     of every process (``draining``): followers stop deciding in shadow and flush. A run
-    draining already is returned as it is; ``None`` when no run is running or draining."""
+    draining already is returned as it is; ``None`` when no run is running or draining
+    (or, given ``run_id``, when that run is not the one)."""
     async with writing(engine) as conn:
         await lock_rules(conn)
         found = await _current(conn)
-        if found is None or found.draining:
+        if found is None or (run_id is not None and found.id != run_id):
+            return None
+        if found.draining:
             return found
         return await _set_state(conn, found.id, stopped_at=now, stopped_by=None)
 

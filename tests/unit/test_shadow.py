@@ -260,6 +260,7 @@ async def test_a_draining_run_takes_the_last_writes_and_cannot_be_started_over(
     assert draining is not None and draining.draining and not draining.ended
     assert await shadow_store.running(store) is None, "followers stop judging"
     assert await shadow_store.drain(store, now=4.0) == draining, "drained once"
+    assert await shadow_store.drain(store, now=4.0, run_id=run + 1) is None, "not that run"
     assert await shadow_store.record(store, batch(run, decided=2, differing=1)) == 0
     other = await version_store.add_version(store, "v2", author="t", comment="", now=5.0)
     found, started = await shadow_store.start(store, other.id, by="t", comment="", now=5.0)
