@@ -434,7 +434,7 @@ class DifferenceWriter:
             return
         async with self._lock:
             try:
-                await shadow_store.record(self._engine, batch)
+                late = await shadow_store.record(self._engine, batch)
             except (StoreUnavailable, OSError) as error:
                 lost = sum(group.count for group in batch.groups.values())
                 self.dropped_total += lost
@@ -443,6 +443,19 @@ class DifferenceWriter:
             except Exception:  # a broken store must not end the loop; said once per batch
                 self.flushes_failed += 1
                 log.exception("shadow: differences not recorded")
+            else:
+                self._late(batch, late)
+
+    def _late(self, batch: Batch, late: int) -> None:
+        """Say so when a batch reached its run after the run ended (``record``)."""
+        if late:
+            self.dropped_total += late
+            log.warning(
+                "shadow: run %d had ended; %d differences written after its end are "
+                "counted as dropped, not in its report",
+                batch.run_id,
+                late,
+            )
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._loop())

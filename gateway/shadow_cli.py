@@ -104,7 +104,11 @@ def shadow_group(tools: CliTools) -> click.Group:
     )
     @click.option("--comment", default="", help="Why (kept in the audit record).")
     def shadow_activate(config_path: Path | None, even_if_different: bool, comment: str) -> None:
-        """Activate the version in shadow when its report is clean, and stop the shadow."""
+        """Activate the version in shadow when its report is clean, and stop the shadow.
+
+        Pauses the shadow first and waits about two seconds for every gateway to write
+        what it found, so the report it decides on is complete; a report that is not
+        clean leaves the shadow running."""
         settings = settings_from(config_path)
         report = admin_run(
             settings,
@@ -122,7 +126,13 @@ def shadow_group(tools: CliTools) -> click.Group:
 def report_lines(report: ShadowReport, stamp: Callable[[float | None], str]) -> list[str]:
     """The report as the terminal shows it: a summary, then one block per group."""
     run = report.run
-    state = "running" if run.running else f"stopped {stamp(run.stopped_at)}"
+    state = (
+        "running"
+        if run.running
+        else f"paused {stamp(run.stopped_at)} for an activation"
+        if run.draining
+        else f"stopped {stamp(run.stopped_at)}"
+    )
     lines = [
         f"shadow run {run.id}: rules version {run.version_id} beside active version "
         f"{report.active} ({state}; started {stamp(run.started_at)} by {run.started_by})",
@@ -152,6 +162,7 @@ def report_document(report: ShadowReport) -> dict[str, Any]:
         "version": run.version_id,
         "active": report.active,
         "running": run.running,
+        "draining": run.draining,
         "started_at": run.started_at,
         "started_by": run.started_by,
         "stopped_at": run.stopped_at,

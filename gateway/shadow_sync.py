@@ -4,7 +4,9 @@ The running shadow (``store/shadow_runs.py``) is read at start and then whenever
 ``gatehold_rules`` is notified (a shadow start or stop sends ``shadow``, an activation
 its id) and, as a fallback, every ``POLL_SECONDS`` without notifications (SQLite, LISTEN
 lost) or ``NOTIFIED_POLL_SECONDS`` while listening. A run whose version does not
-compile here is logged and not run (the live rules are untouched either way).
+compile here is logged and not run (the live rules are untouched either way). When the
+run stops or drains (an activation is deciding), the process stops deciding in shadow
+and writes what it holds at once; ``admin/shadow.py`` waits ``DRAIN_SECONDS`` for that.
 """
 
 from __future__ import annotations
@@ -96,10 +98,11 @@ class ShadowFollower:
         """Read the running shadow and switch to it (or stop) if it changed."""
         run = await shadow_store.running(self._engine)
         if run is None:
-            if self.run_id is not None:
-                log.info("shadow run %d stopped", self.run_id)
-            self.run_id = None
             self._runner.run(None)
+            if self.run_id is not None:  # stopped, or draining for an activation:
+                log.info("shadow run %d stopped", self.run_id)
+                self.run_id = None
+                await self._runner.writer.flush()  # what it found goes in now
             return
         if run.id == self.run_id:
             await self._compare()

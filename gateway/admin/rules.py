@@ -126,20 +126,23 @@ async def ruleset_of(
             return AdminError("; ".join(error.problems))
     version = await version_store.get_version(engine, version_id)
     if version is None:
-        return _no_version(version_id)
+        return unknown_version(version_id)
     ruleset, problems = compile_version(version, env)
     if ruleset is None:
         return AdminError("; ".join(str(problem) for problem in problems))
     return ruleset
 
 
-def _no_version(version_id: int) -> AdminError:
+def unknown_version(version_id: int) -> AdminError:
+    """The refusal for a version id the store does not hold (``not-found``)."""
     return AdminError(
         f"no rules version {version_id}; `gatehold rules versions` lists them", "not-found"
     )
 
 
-def _settings(ctx: AdminContext) -> Settings | AdminError:
+def lifecycle_settings(ctx: AdminContext) -> Settings | AdminError:
+    """The gateway's settings, which every rules workflow needs (to compile a version in
+    this environment); an ``invalid`` refusal for a context made without them."""
     if ctx.settings is None:
         return AdminError("the rules lifecycle needs the gateway's settings", "invalid")
     return ctx.settings
@@ -153,7 +156,7 @@ def _superadmin(ctx: AdminContext, what: str) -> AdminError | None:
 
 def _editable(ctx: AdminContext) -> Settings | AdminError:
     """The settings, if rules are changed here (``managed_by: admin``)."""
-    settings = _settings(ctx)
+    settings = lifecycle_settings(ctx)
     if isinstance(settings, AdminError):
         return settings
     if settings.rules_managed_by == "file":
@@ -224,7 +227,7 @@ async def get_version(ctx: AdminContext, version_id: int) -> VersionRow | AdminE
     if refused is not None:
         return refused
     version = await version_store.get_version(ctx.engine, version_id)
-    return _no_version(version_id) if version is None else version
+    return unknown_version(version_id) if version is None else version
 
 
 async def diff_versions(ctx: AdminContext, a: int, b: int) -> str | AdminError:
@@ -247,6 +250,20 @@ async def activate_version(
     a version older than the active one is a rollback and says so (``rollback: true``).
     The version must compile here; refused (``conflict``) when the file manages rules.
     """
+    version = await activatable(ctx, version_id)
+    if isinstance(version, AdminError):
+        return version
+    activation = await version_store.activate(
+        ctx.engine, version_id, by=ctx.actor.name, now=ctx.clock()
+    )
+    if activation is None:
+        return unknown_version(version_id)
+    return await audit_activation(ctx, activation, comment)
+
+
+async def activatable(ctx: AdminContext, version_id: int) -> VersionRow | AdminError:
+    """``version_id``, if this actor may activate it here: a superadmin, rules managed
+    by the admin (not the file), a stored version that compiles in this environment."""
     refused = _superadmin(ctx, "activates rules")
     if refused is not None:
         return refused
@@ -255,33 +272,37 @@ async def activate_version(
         return settings
     version = await version_store.get_version(ctx.engine, version_id)
     if version is None:
-        return _no_version(version_id)
+        return unknown_version(version_id)
     ruleset, problems = compile_version(version, rules_env(settings))
     if ruleset is None:
         return AdminError(
             f"version {version_id} does not compile here: "
             + "; ".join(str(problem) for problem in problems)
         )
-    activation = await version_store.activate(
-        ctx.engine, version_id, by=ctx.actor.name, now=ctx.clock()
-    )
-    if activation is None:
-        return _no_version(version_id)
+    return version
+
+
+async def audit_activation(
+    ctx: AdminContext, activation: version_store.Activation, comment: str
+) -> VersionRow | AdminError:
+    """Audit an activation the store made (``rules-activated``, a rollback said so);
+    refused when the version was active already (nothing changed, nothing audited)."""
+    version = activation.version
     if not activation.changed:
-        return AdminError(f"version {version_id} is the active version already")
+        return AdminError(f"version {version.id} is the active version already")
     previous = activation.previous
     await ctx.audit_event(
         "rules-activated",
-        source=f"rules version {version_id}",
-        version=version_id,
+        source=f"rules version {version.id}",
+        version=version.id,
         digest=version.source_hash,
         comment=comment.strip(),
-        rollback=previous is not None and version_id < previous,
+        rollback=previous is not None and version.id < previous,
         problems=[],
         before={"version": previous},
-        after={"version": version_id},
+        after={"version": version.id},
     )
-    return activation.version
+    return version
 
 
 async def rollback_version(
@@ -318,7 +339,7 @@ async def simulate(
     ``version_id`` ``None`` means the active version. ``tenant`` picks a user's active
     tenant. A tenant admin simulates only as people and keys of their tenants.
     """
-    settings = _settings(ctx)
+    settings = lifecycle_settings(ctx)
     if isinstance(settings, AdminError):
         return settings
     refused = await _may_act_as(ctx, caller)
@@ -397,7 +418,7 @@ async def impact_preview(
     refused = _superadmin(ctx, "previews the impact of rules")
     if refused is not None:
         return refused
-    settings = _settings(ctx)
+    settings = lifecycle_settings(ctx)
     if isinstance(settings, AdminError):
         return settings
     if not 1 <= last_n <= MAX_REPLAY:

@@ -47,6 +47,8 @@ class Run(BaseModel):
     comment: str
     stopped_at: float | None
     running: bool
+    draining: bool
+    """Paused by an activation that waits for every gateway's last findings."""
     decided: int
     agreed: int
     unjudged: int
@@ -62,6 +64,7 @@ class Run(BaseModel):
             comment=run.comment,
             stopped_at=run.stopped_at,
             running=run.running,
+            draining=run.draining,
             decided=run.decided,
             agreed=run.agreed,
             unjudged=run.unjudged,
@@ -166,7 +169,10 @@ async def stop_shadow(call: Call[StopShadow, Empty]) -> Run | AdminError:
 
 @API.post("/rules/shadow/activate", body=ActivateShadow, response=Report, errors=(404, 409))
 async def activate_shadow(call: Call[ActivateShadow, Empty]) -> Report | AdminError:
-    """Activate the version in shadow if its report is clean (or ``even_if_different``)."""
+    """Activate the version in shadow if its report is clean (or ``even_if_different``).
+
+    Pauses the shadow and waits about two seconds for every gateway's last findings
+    first; a report that is not clean leaves the shadow running."""
     report = await shadow_admin.activate_shadow(
         call.ctx, even_if_different=call.body.even_if_different, comment=call.body.comment
     )

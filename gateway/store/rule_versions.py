@@ -146,7 +146,7 @@ async def active_version(engine: AsyncEngine) -> VersionRow | None:
         return None if found is None else await _get(conn, found)
 
 
-async def _lock(conn: AsyncConnection) -> None:
+async def lock_rules(conn: AsyncConnection) -> None:
     """Serialise rules changes (SQLite: the transaction holds the write lock already)."""
     if conn.dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": RULES_LOCK_KEY})
@@ -182,11 +182,19 @@ async def activate(
 ) -> Activation | None:
     """Make ``version_id`` the active version; ``None`` if there is no such version."""
     async with writing(engine) as conn:
-        await _lock(conn)
-        version = await _get(conn, version_id)
-        if version is None:
-            return None
-        return await _make_active(conn, version, by=by, now=now)
+        return await activate_within(conn, version_id, by=by, now=now)
+
+
+async def activate_within(
+    conn: AsyncConnection, version_id: int, *, by: str, now: float
+) -> Activation | None:
+    """``activate`` inside the caller's writing transaction (which then holds the rules
+    lock), for a change that must commit together with the activation or not at all."""
+    await lock_rules(conn)
+    version = await _get(conn, version_id)
+    if version is None:
+        return None
+    return await _make_active(conn, version, by=by, now=now)
 
 
 async def store_and_activate(
@@ -199,7 +207,7 @@ async def store_and_activate(
     """
     digest = source_hash(yaml_text)
     async with writing(engine) as conn:
-        await _lock(conn)
+        await lock_rules(conn)
         current = await _active_id(conn)
         running = None if current is None else await _get(conn, current)
         if running is not None and running.source_hash == digest:
@@ -213,7 +221,7 @@ async def seed(
 ) -> Activation | None:
     """Store and activate the first version; ``None`` if the store has an active one."""
     async with writing(engine) as conn:
-        await _lock(conn)
+        await lock_rules(conn)
         if await _active_id(conn) is not None:
             return None
         version = await _insert(conn, yaml_text, author=author, comment=comment, now=now)

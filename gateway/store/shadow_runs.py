@@ -1,18 +1,27 @@
 """Shadow runs: a rules version decided beside the active one, and where they differed.
 
-``shadow_runs`` holds one row per run; the run without ``stopped_at`` is the one every
-gateway process follows (at most one: starting and stopping take the rules lock, and
-on PostgreSQL notify ``gatehold_rules`` with the payload ``shadow``). Differences are
-written in batches by each process (``gateway/shadow.py``): one ``shadow_groups`` row
-per (live version, routes, decisions, reasons) with a count, and at most
-``SAMPLES_PER_GROUP`` sample requests per group, so a hot differing endpoint adds to a
-count instead of rows.
+``shadow_runs`` holds one row per run, in one of three states:
+
+- *running* (no ``stopped_at``): every gateway process follows it and decides in shadow;
+- *draining* (``stopped_at`` set, no ``stopped_by``): an activation has ended the
+  judging; processes stop deciding in shadow and write what they hold, which is still
+  counted; the run then ends (``finish``) or runs again;
+- *ended* (``stopped_by`` set): stopped or activated; a batch arriving later is not
+  added to it, its differences are only counted in ``dropped`` (``record``).
+
+At most one run is running or draining: starting, draining, stopping and finishing take
+the rules lock, and on PostgreSQL notify ``gatehold_rules`` with the payload ``shadow``.
+Differences are written in batches by each process (``gateway/shadow.py``): one
+``shadow_groups`` row per (live version, routes, decisions, reasons) with a count, and
+at most ``SAMPLES_PER_GROUP`` sample requests per group, so a hot differing endpoint
+adds to a count instead of rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Row, func, select, update
@@ -21,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from gateway.store import tables
 from gateway.store.engine import _dialect_insert, reading, writing
 from gateway.store.notify import RULES, notify
-from gateway.store.rule_versions import _lock
+from gateway.store.rule_versions import Activation, activate_within, lock_rules
 
 SAMPLES_PER_GROUP = 5
 """Sample requests kept per difference group and run; the rest are only counted."""
@@ -49,6 +58,16 @@ class ShadowRun:
     @property
     def running(self) -> bool:
         return self.stopped_at is None
+
+    @property
+    def draining(self) -> bool:
+        """Judging ended by an activation that waits for every process's last writes."""
+        return self.stopped_at is not None and self.stopped_by is None
+
+    @property
+    def ended(self) -> bool:
+        """Stopped or activated: later writes are only counted as dropped."""
+        return self.stopped_by is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,16 +173,29 @@ async def latest(engine: AsyncEngine) -> ShadowRun | None:
     return None if raw is None else _run(raw)
 
 
+async def current(engine: AsyncEngine) -> ShadowRun | None:
+    """The run that is running or draining (not ended); ``None`` when there is none."""
+    async with reading(engine) as conn:
+        return await _current(conn)
+
+
+async def _current(conn: AsyncConnection) -> ShadowRun | None:
+    runs = tables.shadow_runs
+    query = select(runs).where(runs.c.stopped_by.is_(None)).order_by(runs.c.id.desc()).limit(1)
+    raw = (await conn.execute(query)).first()
+    return None if raw is None else _run(raw)
+
+
 async def start(
     engine: AsyncEngine, version_id: int, *, by: str, comment: str, now: float
 ) -> tuple[ShadowRun, bool]:
     """Start running ``version_id`` in shadow: the new run and ``True``; or the run
-    already going and ``False`` (then nothing was written)."""
+    already running or draining and ``False`` (then nothing was written)."""
     async with writing(engine) as conn:
-        await _lock(conn)
-        current = await _running(conn)
-        if current is not None:
-            return current, False
+        await lock_rules(conn)
+        found = await _current(conn)
+        if found is not None:
+            return found, False
         result = await conn.execute(
             tables.shadow_runs.insert()
             .values(version_id=version_id, started_at=now, started_by=by, comment=comment)
@@ -174,34 +206,106 @@ async def start(
 
 
 async def stop(engine: AsyncEngine, *, by: str, now: float) -> ShadowRun | None:
-    """Stop the running shadow; ``None`` when none was running."""
+    """End the running (or draining) shadow; ``None`` when there was none."""
     async with writing(engine) as conn:
-        await _lock(conn)
-        return await _stop(conn, by=by, now=now)
+        await lock_rules(conn)
+        found = await _current(conn)
+        if found is None:
+            return None
+        return await _set_state(conn, found.id, stopped_at=found.stopped_at or now, stopped_by=by)
 
 
-async def _stop(conn: AsyncConnection, *, by: str, now: float) -> ShadowRun | None:
-    current = await _running(conn)
-    if current is None:
-        return None
+async def drain(engine: AsyncEngine, *, now: float, run_id: int | None = None) -> ShadowRun | None:
+    """End the judging of the running shadow, keeping the run open for the last writes
+    of every process (``draining``): followers stop deciding in shadow and flush. A run
+    draining already is returned as it is; ``None`` when no run is running or draining
+    (or, given ``run_id``, when that run is not the one)."""
+    async with writing(engine) as conn:
+        await lock_rules(conn)
+        found = await _current(conn)
+        if found is None or (run_id is not None and found.id != run_id):
+            return None
+        if found.draining:
+            return found
+        return await _set_state(conn, found.id, stopped_at=now, stopped_by=None)
+
+
+async def _set_state(
+    conn: AsyncConnection, run_id: int, *, stopped_at: float | None, stopped_by: str | None
+) -> ShadowRun:
     runs = tables.shadow_runs
     result = await conn.execute(
         update(runs)
-        .where(runs.c.id == current.id)
-        .values(stopped_at=now, stopped_by=by)
+        .where(runs.c.id == run_id)
+        .values(stopped_at=stopped_at, stopped_by=stopped_by)
         .returning(*runs.c)
     )
     await notify(conn, RULES, SHADOW_PAYLOAD)
     return _run(result.one())
 
 
-async def record(engine: AsyncEngine, batch: Batch) -> None:
-    """Add one process's batch to its run: counters, group counts, capped samples."""
+class Outcome(StrEnum):
+    """How ``finish`` left a draining run."""
+
+    ACTIVATED = "activated"
+    """Its version is active and the run ended, in one transaction."""
+    REFUSED = "refused"
+    """Its evidence was not accepted: the run runs again (judging restarts)."""
+    NOT_DRAINING = "not-draining"
+    """Another admin stopped, activated or restarted it meanwhile: nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    outcome: Outcome
+    run: ShadowRun | None
+    """The run as the decision read it (its counters final); ``None``: no such run."""
+    groups: tuple[DifferenceGroup, ...] = ()
+    activation: Activation | None = None
+
+
+Accept = Callable[[ShadowRun, Sequence[DifferenceGroup]], bool]
+"""Whether a run's final counters and differences allow activating its version."""
+
+
+async def finish(
+    engine: AsyncEngine, run_id: int, *, accept: Accept, by: str, now: float
+) -> Finished:
+    """Decide a draining run in one transaction: read its final counters and differences
+    (the run's row locked, so no batch is added meanwhile), then activate its version and
+    end the run if ``accept`` says so, else run it again. Two activations finishing at
+    once take turns on the rules lock; the second finds the run no longer draining."""
+    async with writing(engine) as conn:
+        await lock_rules(conn)
+        runs = tables.shadow_runs
+        raw = (
+            await conn.execute(select(runs).where(runs.c.id == run_id).with_for_update())
+        ).first()
+        run = None if raw is None else _run(raw)
+        if run is None or not run.draining:
+            return Finished(Outcome.NOT_DRAINING, run)
+        groups = tuple(await _differences(conn, run_id))
+        if not accept(run, groups):
+            await _set_state(conn, run_id, stopped_at=None, stopped_by=None)
+            return Finished(Outcome.REFUSED, run, groups)
+        activation = await activate_within(conn, run.version_id, by=by, now=now)
+        ended = await _set_state(conn, run_id, stopped_at=run.stopped_at, stopped_by=by)
+        return Finished(Outcome.ACTIVATED, ended, groups, activation)
+
+
+async def record(engine: AsyncEngine, batch: Batch) -> int:
+    """Add one process's batch to its run: counters, group counts, capped samples.
+
+    A batch for a run that has ended (stopped or activated) is late: only its
+    differences are counted, in the run's ``dropped``, so a closed report never changes
+    its decisions or groups but shows that something arrived after it closed. Returns
+    how many differences were late (0 for a batch added in full).
+    """
     runs = tables.shadow_runs
     async with writing(engine) as conn:
-        await conn.execute(
+        added = await conn.execute(
             update(runs)
-            .where(runs.c.id == batch.run_id)
+            .where(runs.c.id == batch.run_id, runs.c.stopped_by.is_(None))
             .values(
                 decided=runs.c.decided + batch.decided,
                 agreed=runs.c.agreed + batch.agreed,
@@ -209,9 +313,19 @@ async def record(engine: AsyncEngine, batch: Batch) -> None:
                 dropped=runs.c.dropped + batch.dropped,
             )
         )
+        if added.rowcount == 0:
+            late = batch.dropped + sum(group.count for group in batch.groups.values())
+            if late:
+                await conn.execute(
+                    update(runs)
+                    .where(runs.c.id == batch.run_id)
+                    .values(dropped=runs.c.dropped + late)
+                )
+            return late
         for key, pending in batch.groups.items():
             group_id = await _add_to_group(conn, batch.run_id, key, pending)
             await _add_samples(conn, group_id, pending.samples)
+        return 0
 
 
 async def _add_to_group(
@@ -283,33 +397,37 @@ async def _add_samples(conn: AsyncConnection, group_id: int, samples: Sequence[S
 
 async def differences(engine: AsyncEngine, run_id: int) -> list[DifferenceGroup]:
     """Every difference group of a run with its samples, the most frequent first."""
-    groups, samples = tables.shadow_groups, tables.shadow_samples
     async with reading(engine) as conn:
-        rows = (
-            await conn.execute(
-                select(groups)
-                .where(groups.c.run_id == run_id)
-                .order_by(groups.c["count"].desc(), groups.c.id)
-            )
-        ).all()
-        ids = [int(row.id) for row in rows]
-        found: dict[int, list[Sample]] = {}
-        if ids:
-            for raw in await conn.execute(
-                select(samples).where(samples.c.group_id.in_(ids)).order_by(samples.c.id)
-            ):
-                found.setdefault(int(raw.group_id), []).append(
-                    Sample(
-                        at=float(raw.at),
-                        request_id=str(raw.request_id),
-                        method=str(raw.method),
-                        target=str(raw.target),
-                        principal=str(raw.principal),
-                        tenant=str(raw.tenant),
-                        live_detail=str(raw.live_detail),
-                        shadow_detail=str(raw.shadow_detail),
-                    )
+        return await _differences(conn, run_id)
+
+
+async def _differences(conn: AsyncConnection, run_id: int) -> list[DifferenceGroup]:
+    groups, samples = tables.shadow_groups, tables.shadow_samples
+    rows = (
+        await conn.execute(
+            select(groups)
+            .where(groups.c.run_id == run_id)
+            .order_by(groups.c["count"].desc(), groups.c.id)
+        )
+    ).all()
+    ids = [int(row.id) for row in rows]
+    found: dict[int, list[Sample]] = {}
+    if ids:
+        for raw in await conn.execute(
+            select(samples).where(samples.c.group_id.in_(ids)).order_by(samples.c.id)
+        ):
+            found.setdefault(int(raw.group_id), []).append(
+                Sample(
+                    at=float(raw.at),
+                    request_id=str(raw.request_id),
+                    method=str(raw.method),
+                    target=str(raw.target),
+                    principal=str(raw.principal),
+                    tenant=str(raw.tenant),
+                    live_detail=str(raw.live_detail),
+                    shadow_detail=str(raw.shadow_detail),
                 )
+            )
     return [
         DifferenceGroup(
             key=GroupKey(

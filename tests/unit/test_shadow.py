@@ -3,6 +3,7 @@ counts what it cannot keep instead of waiting or growing."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -156,21 +157,27 @@ async def test_a_store_that_cannot_write_loses_the_batch_counted_not_raised(
 async def test_a_new_run_writes_what_the_old_one_had_and_starts_from_zero(
     store: AsyncEngine,
 ) -> None:
+    """A process that missed the old run's drain writes what it held when the new run
+    reaches it: too late for the old run (ended), which only counts its differences as
+    dropped; the new run starts from zero."""
     first = await running_run(store)
     stopped = await shadow_store.stop(store, by="t", now=3.0)
     assert stopped is not None
     version = await version_store.add_version(store, "v2", author="t", comment="", now=4.0)
     second, _ = await shadow_store.start(store, version.id, by="t", comment="", now=5.0)
     writer = DifferenceWriter(store)
-    for _ in range(3):
-        writer.counted(first, agreed=True, unjudged=False)
+    for n in range(3):
+        writer.counted(first, agreed=n > 0, unjudged=False)
+    writer.differed(first, key("late"), sample(1))
     writer.counted(second.id, agreed=False, unjudged=True)
     await writer.close()  # waits for the old run's write, then flushes the new one
     old, new = (
         await shadow_store.get_run(store, first),
         await shadow_store.get_run(store, second.id),
     )
-    assert old is not None and (old.decided, old.agreed) == (3, 3)
+    assert old is not None and (old.decided, old.agreed, old.dropped) == (0, 0, 1)
+    assert await shadow_store.differences(store, first) == []
+    assert writer.dropped_total == 1
     assert new is not None and (new.decided, new.agreed, new.unjudged) == (1, 0, 1)
 
 
@@ -315,3 +322,100 @@ async def test_a_cached_answer_is_read_only_as_it_was_made() -> None:
     named = shadow(item).cached([as_item], upstream="app", cache=live, names={"item": "invoice"})
     assert named is not None and not isinstance(named, Rejection)
     assert [(r.ref, r.answer) for r in named] == [(as_item, Owned("acme"))]
+
+
+# ---------------------------------------------------------------- draining and ending a run
+
+
+def batch(run: int, *, decided: int, differing: int) -> shadow_store.Batch:
+    groups = {key("hot"): shadow_store.PendingGroup(differing, 1.0, 1.0, [sample(1)])}
+    return shadow_store.Batch(run, decided, decided - differing, 0, 0, groups if differing else {})
+
+
+async def test_a_draining_run_takes_the_last_writes_and_cannot_be_started_over(
+    store: AsyncEngine,
+) -> None:
+    run = await running_run(store)
+    draining = await shadow_store.drain(store, now=3.0)
+    assert draining is not None and draining.draining and not draining.ended
+    assert await shadow_store.running(store) is None, "followers stop judging"
+    assert await shadow_store.drain(store, now=4.0) == draining, "drained once"
+    assert await shadow_store.drain(store, now=4.0, run_id=run + 1) is None, "not that run"
+    assert await shadow_store.record(store, batch(run, decided=2, differing=1)) == 0
+    other = await version_store.add_version(store, "v2", author="t", comment="", now=5.0)
+    found, started = await shadow_store.start(store, other.id, by="t", comment="", now=5.0)
+    assert not started and found.id == run, "no second run while one drains"
+
+    refused = await shadow_store.finish(store, run, accept=lambda *_: False, by="t", now=6.0)
+    assert refused.outcome is shadow_store.Outcome.REFUSED and refused.run is not None
+    assert (refused.run.decided, [g.count for g in refused.groups]) == (2, [1])
+    again = await shadow_store.running(store)
+    assert again is not None and again.id == run, "refused: the same run judges again"
+    assert await version_store.active_id(store) is None, "nothing activated"
+    late = await shadow_store.finish(store, run, accept=lambda *_: True, by="t", now=7.0)
+    assert late.outcome is shadow_store.Outcome.NOT_DRAINING, "only a drained run is decided"
+
+
+async def test_finishing_activates_and_ends_the_run_in_one_step_and_later_writes_are_dropped(
+    store: AsyncEngine,
+) -> None:
+    run = await running_run(store)
+    assert await shadow_store.drain(store, now=3.0) is not None
+    done = await shadow_store.finish(store, run, accept=lambda *_: True, by="root", now=4.0)
+    assert done.outcome is shadow_store.Outcome.ACTIVATED and done.activation is not None
+    assert done.run is not None and done.run.ended and done.run.stopped_by == "root"
+    assert await version_store.active_id(store) == done.run.version_id
+    assert await shadow_store.current(store) is None
+    assert await shadow_store.record(store, batch(run, decided=5, differing=3)) == 3
+    assert await shadow_store.record(store, batch(run, decided=4, differing=0)) == 0
+    ended = await shadow_store.get_run(store, run)
+    assert ended is not None and (ended.decided, ended.dropped) == (0, 3)
+    assert await shadow_store.differences(store, run) == []
+    twice = await shadow_store.finish(store, run, accept=lambda *_: True, by="t", now=5.0)
+    assert twice.outcome is shadow_store.Outcome.NOT_DRAINING
+
+
+async def test_on_postgresql_a_batch_being_written_as_the_activation_reads_is_waited_for() -> None:
+    """A process's write that holds the run's row when the activation decides: the
+    decision waits for it and reads it (the row is locked, not read from a snapshot)."""
+    from sqlalchemy import update
+
+    from gateway.store import tables
+    from tests.support.postgres import fresh_pg_engine
+
+    async with fresh_pg_engine("shadowact") as engine:
+        run = await running_run(engine)
+        assert await shadow_store.drain(engine, now=3.0) is not None
+        runs, groups = tables.shadow_runs, tables.shadow_groups
+        async with engine.connect() as writer:  # a flush under way, not committed yet
+            await writer.execute(
+                update(runs).where(runs.c.id == run).values(decided=runs.c.decided + 1)
+            )
+            await writer.execute(
+                groups.insert().values(
+                    run_id=run,
+                    live_version=1,
+                    live_route="a",
+                    shadow_route="a",
+                    live_decision="allow",
+                    live_reason="role-allowed",
+                    shadow_decision="deny",
+                    shadow_reason="role-forbidden",
+                    count=1,
+                    first_at=1.0,
+                    last_at=1.0,
+                )  # fmt: skip
+            )
+            deciding = asyncio.create_task(
+                shadow_store.finish(
+                    engine, run, accept=lambda r, g: r.decided > 0 and not g, by="t", now=4.0
+                )
+            )
+            await asyncio.sleep(0.5)
+            assert not deciding.done(), "the decision waits for the write in flight"
+            await writer.commit()
+        finished = await deciding
+        assert finished.outcome is shadow_store.Outcome.REFUSED, "the difference was read"
+        assert finished.run is not None and finished.run.decided == 1
+        assert [g.count for g in finished.groups] == [1]
+        assert await version_store.active_id(engine) is None
