@@ -96,7 +96,7 @@ async def test_the_next_request_after_a_command_is_judged_by_the_new_state(
         await allowed(stack, alice, path)
 
         await gatehold(stack, *arguments)
-        await asyncio.sleep(1.0)  # the gateway's revocation poll (0.5 s) runs
+        await stack.revocations_noticed(sessions=[stack.cookies[ALICE]])
 
         assert await refused(stack, alice, path=path) == (401, "session-invalid")
         fresh = cookie(await stack.mint(ALICE))
@@ -127,7 +127,7 @@ async def test_an_invited_person_who_signed_in_loses_a_removed_membership_at_onc
         await gatehold(
             stack, "users", "ungrant", "dora@acme.test", "--tenant", "globex", "--role", "readonly"
         )
-        await asyncio.sleep(1.0)
+        await stack.revocations_noticed(sessions=[cookies_set(signed_in)["__Host-gatehold"]])
 
         assert await refused(stack, dora, path="/api/invoices/8") == (401, "session-invalid")
         fresh = cookie(await stack.mint("dora@acme.test"))

@@ -14,10 +14,12 @@ import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import ENGINE
 from gateway.store import api_keys
 from tests.support.stack import Stack, running_stack
+from tests.support.waiting import until
 
 API = {"Accept": "application/json"}
 ISSUER = "https://idp.partner.example"
@@ -48,7 +50,7 @@ async def test_an_api_key_acts_in_its_one_tenant_and_role_until_revoked(tmp_path
         )
         assert update.status == 403, "readonly may not write"
         await api_keys.revoke_key(engine, key_id, time.time())
-        await asyncio.sleep(0.7)
+        await stack.revocations_noticed(api_keys=[key])
         assert (await get(stack, "/api/invoices/7", key))[0] == 401
 
 
@@ -165,6 +167,12 @@ async def test_bearer_jwts_are_verified_and_follow_key_rotation(
         assert idp.fetches >= 2, "the JWKS was fetched again after the rotation"
 
 
+async def used_at(engine: AsyncEngine, key_id: int) -> bool:
+    """Whether a use of the key is written down."""
+    row = await api_keys.get_key(engine, key_id)
+    return row is not None and row.last_used_at is not None
+
+
 async def test_a_keyed_request_records_when_the_key_was_last_used(tmp_path: Path) -> None:
     async with running_stack(tmp_path) as stack:
         engine = stack.app[ENGINE]
@@ -175,20 +183,20 @@ async def test_a_keyed_request_records_when_the_key_was_last_used(tmp_path: Path
         assert fresh is not None and fresh.last_used_at is None
         before = time.time()
         assert (await get(stack, "/api/invoices/7", key))[0] == 200
-        await asyncio.sleep(1.2)  # the revocation poll (0.5 s) writes noted uses
+        await until(lambda: used_at(engine, key_id), "the revocation poll writes noted uses")
         first = await api_keys.get_key(engine, key_id)
         assert first is not None and first.last_used_at is not None
         assert before <= first.last_used_at <= time.time()
         for _ in range(5):  # within the minute, further uses are not written again
             assert (await get(stack, "/api/invoices/7", key))[0] == 200
-        await asyncio.sleep(1.2)
+        await asyncio.sleep(1.2)  # two polls (0.5 s) that must write nothing
         again = await api_keys.get_key(engine, key_id)
         assert again is not None and again.last_used_at == first.last_used_at
         refused = await api_keys.create_key(
             engine, tenant="acme", role="readonly", label="other", ttl=3600, now=time.time()
         )
         assert (await get(stack, "/api/invoices/8", refused[1]))[0] == 404
-        await asyncio.sleep(1.2)
+        await until(lambda: used_at(engine, refused[0]), "a refused request's use is written")
         listed = {row.id: row for row in await api_keys.list_keys(engine)}
         assert listed[key_id].last_used_at == first.last_used_at
         assert listed[refused[0]].last_used_at is not None, "a refused request still used it"

@@ -47,6 +47,7 @@ from gateway.app import ENGINE
 from gateway.audit_keys import audit_key
 from gateway.auth.sessions import SessionManager, hash_token
 from gateway.config.settings import load_settings
+from gateway.context import GATEWAY
 from gateway.demo.run import DEMO_USERS, seed_gateway
 from gateway.model import AuthMethod
 from gateway.readiness import not_ready_reasons
@@ -59,6 +60,7 @@ from tests.integration.test_rules_reload_on_sighup import _wait_for_port
 from tests.support.pg_cluster import Cluster, StopMode, started_cluster
 from tests.support.servers_base import free_port
 from tests.support.stack import DEMO_RULES, Stack, ledger_server, replica, running_stack
+from tests.support.waiting import until
 
 ANSWER_BOUND = 5.0
 """No request may wait longer than this for its answer, store or no store."""
@@ -491,7 +493,10 @@ async def test_a_caller_the_store_cannot_look_up_gets_503_never_500(tmp_path: Pa
         engine = stack.app[ENGINE]
         async with engine.begin() as conn:
             await conn.execute(text("ALTER TABLE sessions RENAME TO sessions_away"))
-        await asyncio.sleep(1.2)  # the revocation poll fails and forgets every session
+        sessions = stack.app[GATEWAY].sessions
+        await until(  # the revocation poll fails and forgets every session
+            lambda: sessions.cached_sessions() == 0, "the failed poll empties the cache"
+        )
         forwarded = await stack.ledger_total()
         ids = []
         for path in ("/api/invoices/7", "/.gatehold/api/me", "/.gatehold/access/request"):

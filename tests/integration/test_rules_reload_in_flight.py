@@ -15,6 +15,7 @@ from gateway.app import ENGINE, with_rules
 from gateway.config.loader import load_rules
 from gateway.live import LIVE
 from tests.support.stack import DEMO_RULES, Stack, running_stack
+from tests.support.waiting import until
 
 SLOW_ROUTE = '  - name: slow\n    match: {path: "/slow", methods: [GET]}\n    upstream: ledger\n'
 
@@ -28,14 +29,6 @@ async def _reload(stack: Stack, rules: Path) -> bool:
     )
 
 
-async def _wait_for_hits(stack: Stack, count: int) -> None:
-    for _ in range(200):
-        if await stack.ledger_total() >= count:
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError("the slow request never reached Ledger")
-
-
 async def test_a_request_begun_before_a_reload_finishes_under_the_old_rules(
     tmp_path: Path,
 ) -> None:
@@ -43,7 +36,7 @@ async def test_a_request_begun_before_a_reload_finishes_under_the_old_rules(
         alice = stack.cookie("alice@acme.test")
         old = stack.app[LIVE].current
         begun = asyncio.create_task(stack.client.get("/slow?seconds=1.5", headers=alice))
-        await _wait_for_hits(stack, 1)
+        await stack.ledger_reaches(1)
 
         rules = tmp_path / "rules.yaml"
         rules.write_text(DEMO_RULES.read_text())  # the slow route is gone
@@ -64,8 +57,10 @@ async def test_a_request_begun_before_a_reload_finishes_under_the_old_rules(
         rows = await stack.audit_rows(request_id)
         assert rows[0]["decision"] == "allow" and rows[0]["route"] == "slow"
 
-        await asyncio.sleep(0.1)  # the old version's pools close once its request ended
-        assert all(session.closed for session in old.forward._sessions.values())
+        await until(  # the old version's pools close once its request ended
+            lambda: all(session.closed for session in old.forward._sessions.values()),
+            "the old version's pools close",
+        )
         assert not any(s.closed for s in stack.app[LIVE].current.forward._sessions.values())
 
         activated = await stack.events("rules-activated")
@@ -78,8 +73,9 @@ async def test_old_pools_stay_open_while_a_request_uses_them(tmp_path: Path) -> 
     async with running_stack(tmp_path, rules_text=DEMO_RULES.read_text() + SLOW_ROUTE) as stack:
         alice = stack.cookie("alice@acme.test")
         old = stack.app[LIVE].current
-        begun = asyncio.create_task(stack.client.get("/slow?seconds=1", headers=alice))
-        await _wait_for_hits(stack, 1)
+        # Slow enough to be under way through the reload, however busy the machine.
+        begun = asyncio.create_task(stack.client.get("/slow?seconds=3", headers=alice))
+        await stack.ledger_reaches(1)
         rules = tmp_path / "rules.yaml"
         rules.write_text(DEMO_RULES.read_text())
         assert await _reload(stack, rules)

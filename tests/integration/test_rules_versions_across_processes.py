@@ -32,6 +32,7 @@ from gateway.store import rule_versions as version_store
 from gateway.store.rule_versions import VersionRow
 from tests.support.components import require_component
 from tests.support.stack import DEMO_RULES, Stack, replica, running_stack
+from tests.support.waiting import until
 
 READONLY = "  readonly: {can: [read]}\n"
 NARROWED = DEMO_RULES.read_text().replace(READONLY, "  readonly: {can: [download]}\n")
@@ -141,17 +142,11 @@ async def test_a_request_begun_before_an_activation_keeps_its_version(tmp_path: 
         alice = second.cookie("alice@acme.test")
         old = second.app[LIVE].current
         begun = asyncio.create_task(second.client.get("/slow?seconds=1.5", headers=alice))
-        for _ in range(200):
-            if await first.ledger_total() >= 1:
-                break
-            await asyncio.sleep(0.02)
+        await first.ledger_reaches(1)
         version = await propose(first, DEMO_RULES.read_text())  # the slow route is gone
         assert isinstance(await lifecycle.activate_version(context(first), version.id), VersionRow)
-        for _ in range(50):
-            if second.follower.applied == version.id:
-                break
-            await asyncio.sleep(0.02)
-        assert second.follower.applied == version.id and second.app[LIVE].current is not old
+        await until(lambda: second.follower.applied == version.id, "the replica applies it")
+        assert second.app[LIVE].current is not old
 
         after = await second.client.get("/slow?seconds=0", headers=alice)
         assert after.status == 404
@@ -175,10 +170,7 @@ async def test_a_version_this_process_cannot_compile_keeps_the_running_rules(
             engine, unset, author="elsewhere", comment="", now=time.time()
         )
         assert await version_store.activate(engine, broken.id, by="elsewhere", now=time.time())
-        for _ in range(100):
-            if await stack.events("rules-rejected"):
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: stack.events("rules-rejected"), "the broken version is rejected")
         await asyncio.sleep(1.2)  # a few more polls: tried once, not in a loop
         (rejected,) = await stack.events("rules-rejected")
         assert rejected["data"]["version"] == broken.id
@@ -188,8 +180,5 @@ async def test_a_version_this_process_cannot_compile_keeps_the_running_rules(
 
         fixed = await propose(stack, NARROWED)
         assert isinstance(await lifecycle.activate_version(context(stack), fixed.id), VersionRow)
-        for _ in range(100):
-            if stack.follower.applied == fixed.id:
-                break
-            await asyncio.sleep(0.02)
+        await until(lambda: stack.follower.applied == fixed.id, "the fixed version applies")
         assert await status(stack, "/api/invoices", "rita@acme.test") == 403

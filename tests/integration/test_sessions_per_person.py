@@ -84,7 +84,7 @@ async def test_list_then_end_one_session_then_all(tmp_path: Path) -> None:
         )
         assert ended.returncode == 0, ended.stderr
         assert "1 session(s)" in ended.stdout
-        await asyncio.sleep(1.0)  # the gateway's revocation poll (0.5 s) runs
+        await stack.revocations_noticed(sessions=[first])  # the gateway's poll saw it
         await refused(stack, first)
         assert await status(stack, second) == 200
         assert await status(stack, rita) == 200
@@ -98,7 +98,7 @@ async def test_list_then_end_one_session_then_all(tmp_path: Path) -> None:
         everything = await gatehold(config, "sessions", "end", "alice@acme.test")
         assert everything.returncode == 0, everything.stderr
         assert "2 session(s)" in everything.stdout
-        await asyncio.sleep(1.0)
+        await stack.revocations_noticed(sessions=[second, third])
         await refused(stack, second)
         await refused(stack, third)
         assert await status(stack, rita) == 200

@@ -24,6 +24,7 @@ import aiohttp
 
 from tests.support.faulty_upstream import SENT_BEFORE_CUT, FaultyUpstream, faulty_upstream
 from tests.support.stack import Stack, running_stack
+from tests.support.waiting import until
 
 UPSTREAM_TIMEOUT = 1.0
 """The faulty upstream's ``timeout`` in the rules: the deadline for its answer."""
@@ -172,8 +173,9 @@ async def test_a_hanging_upstream_holds_up_no_one_else(tmp_path: Path) -> None:
             asyncio.create_task(stack.client.get("/faulty/hang", headers=cookie | JSON))
             for _ in range(5)
         ]
-        while sum(faulty.seen.values()) < len(hung):  # every hanging request is upstream
-            await asyncio.sleep(0.01)
+        await until(
+            lambda: sum(faulty.seen.values()) >= len(hung), "every hanging request is upstream"
+        )
         # Meanwhile: another upstream, and the same upstream's other paths, answer.
         other = await stack.client.get("/api/echo/x", headers=cookie)
         assert other.status == 200

@@ -12,10 +12,8 @@ served at the root), so no ``X-Forwarded-Prefix`` is sent.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.served import wait_for_port
 from tests.support.servers_base import free_port
 from tests.support.stack import REPO, Stack, running_stack
 
@@ -88,14 +87,7 @@ def _serve(app: str, log: Path) -> Iterator[str]:
             cwd=REPO,
         )
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    if process.poll() is not None:
-                        pytest.fail(f"{app} did not start: {log.read_text()}")
-                    time.sleep(0.1)
+            wait_for_port(port, process, log)  # fails, with the log, if it never listens
             yield f"http://127.0.0.1:{port}"
         finally:
             process.terminate()

@@ -19,6 +19,7 @@ from gateway.context import GATEWAY
 from gateway.store.users import get_user_by_email
 from tests.support.stack import Stack, running_stack
 from tests.support.trickle import Trickled, trickle
+from tests.support.waiting import until
 
 JSON = {"Accept": "application/json"}
 OCTETS = {"Content-Type": "application/octet-stream"}
@@ -106,6 +107,16 @@ async def test_a_body_read_for_its_object_ids_is_under_the_same_limits(
             assert [(r["kind"], r["reason"]) for r in rows][:1] == [("request", "body-timeout")]
 
 
+async def held_in_flight(stack: Stack, email: str, count: int) -> None:
+    """Until ``count`` requests of ``email`` are counted in flight, however busy the machine."""
+    person = await get_user_by_email(stack.app[ENGINE], email)
+    assert person is not None
+    in_flight = stack.app[GATEWAY].in_flight
+    await until(
+        lambda: in_flight.count(f"user:{person.id}") >= count, f"{count} requests in flight"
+    )
+
+
 async def test_trickling_bodies_hold_no_upstream_connection_and_end_at_the_deadline(
     tmp_path: Path,
 ) -> None:
@@ -118,7 +129,7 @@ async def test_trickling_bodies_hold_no_upstream_connection_and_end_at_the_deadl
             asyncio.ensure_future(trickle(host, port, "/t/acme/upload", headers, every=0.2))
             for _ in range(12)
         ]
-        await asyncio.sleep(0.5)
+        await held_in_flight(stack, "alice@acme.test", 12)
         # Meanwhile another caller's requests to the same upstream answer promptly.
         for _ in range(5):
             status, seconds = await timed_get(stack, "bob@globex.test")
@@ -139,13 +150,14 @@ async def test_streamed_uploads_may_hold_only_half_the_pool(tmp_path: Path) -> N
         headers = stack.cookie("alice@acme.test") | JSON | OCTETS
         # Past the 16-byte buffer these bodies are streamed upstream (Ledger's echo reads
         # them to the end), then trickle.
+        before = await stack.ledger_total()
         uploads = [
             asyncio.ensure_future(
                 trickle(host, port, "/api/echo/upload", headers, first=b"z" * 64, every=0.3)
             )
             for _ in range(5)
         ]
-        await asyncio.sleep(0.3)
+        await stack.ledger_reaches(before + 2)  # two uploads hold their upload slots
         for _ in range(5):
             status, seconds = await timed_get(stack, "bob@globex.test")
             assert (status, seconds < 1.0) == (200, True), seconds
@@ -170,11 +182,7 @@ async def test_a_callers_request_beyond_the_in_flight_cap_gets_429_unforwarded(
             asyncio.ensure_future(trickle(host, port, "/t/acme/upload", headers, every=0.2))
             for _ in range(3)
         ]
-        alice = await get_user_by_email(stack.app[ENGINE], "alice@acme.test")
-        assert alice is not None
-        async with asyncio.timeout(10):  # until all three are counted, however busy the machine
-            while stack.app[GATEWAY].in_flight.count(f"user:{alice.id}") < 3:
-                await asyncio.sleep(0.02)
+        await held_in_flight(stack, "alice@acme.test", 3)
         before = await stack.ledger_total()
         for path in ("/api/invoices", "/t/acme/anything"):
             response = await stack.client.get(path, headers=headers)

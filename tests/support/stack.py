@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +22,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import text
 
 from gateway.app import ENGINE, build_app
-from gateway.auth.sessions import SessionManager
+from gateway.auth.revocations import Revocations
+from gateway.auth.sessions import SessionManager, hash_token
 from gateway.config.loader import load_rules
 from gateway.config.settings import Settings
 from gateway.context import GATEWAY
@@ -33,6 +34,8 @@ from gateway.model import AuthMethod, RuleSet
 from gateway.rules_sync import FOLLOWER, RulesFollower, follow_store, initial_rules
 from gateway.server import GatewayRunner
 from gateway.store import users as user_store
+from gateway.store.api_keys import key_hash
+from tests.support.waiting import until
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_RULES = REPO / "rules" / "demo.yaml"
@@ -81,13 +84,45 @@ class Stack:
                 await asyncio.sleep(0.02)
 
     async def settled(self) -> None:
-        """Wait until every audit entry queued so far is committed.
+        """Wait until every audit entry of the requests answered so far is committed.
 
-        Outcomes are recorded after the answer is sent, so give the handler a moment to
-        queue them first.
+        A streamed answer's outcome is queued after its last byte went out, so the
+        client may hold the whole answer while the handler has yet to queue it: first
+        wait until no handler whose answer is complete is still running.
         """
-        await asyncio.sleep(0.02)
+        await until(self._answered_handlers_done, "handlers of answered requests return")
         await self.app[GATEWAY].audit.settled()
+
+    def _answered_handlers_done(self) -> bool:
+        # aiohttp keeps the request a handler runs for, and the writer knows whether
+        # the answer's end went out; requests still being answered are not waited for.
+        server = self.client.server.runner
+        assert server is not None and server.server is not None
+        for handler in server.server.connections:
+            request = handler._current_request
+            if request is not None and getattr(request.writer, "_eof", False):
+                return False
+        return True
+
+    async def revocations_noticed(
+        self, *, sessions: Iterable[str] = (), api_keys: Iterable[str] = ()
+    ) -> None:
+        """Wait until this gateway's revocation poll has reported these session cookies
+        and API keys revoked (it evicts each from its cache before it reports it).
+
+        For changes made as another process makes them, in the store only; a fixed
+        sleep of "a few polls" may end before one ran on a busy machine.
+        """
+        gateway = self.app[GATEWAY]
+        waits = [
+            _reported(gateway.sessions.revocations, {hash_token(t) for t in sessions}),
+            _reported(gateway.api_keys.revocations, {key_hash(k) for k in api_keys}),
+        ]
+        try:
+            async with asyncio.timeout(10):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            raise AssertionError("the revocation poll never reported them revoked") from None
 
     async def audit_rows(self, request_id: str) -> list[dict[str, Any]]:
         """Committed audit rows for one request id, oldest first."""
@@ -251,6 +286,24 @@ async def running_stack(
         finally:
             await http.close()
             await client.close()
+
+
+async def _reported(revocations: Revocations, hashes: set[str]) -> None:
+    """Until ``revocations`` has reported every one of ``hashes`` (each poll reports
+    every credential revoked in its look-back, so a revocation made before this call
+    is reported by the next poll)."""
+    missing = set(hashes)
+    if not missing:
+        return
+    all_reported = asyncio.Event()
+
+    def heard(revoked: Sequence[str]) -> None:
+        missing.difference_update(revoked)
+        if not missing:
+            all_reported.set()
+
+    revocations.subscribe(heard)
+    await all_reported.wait()
 
 
 def problem(body: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.auth.api_clients import ApiKeys
 from gateway.store import api_keys as key_store
+from tests.support.waiting import until
 
 
 class Clock:
@@ -38,6 +39,15 @@ async def used_at(engine: AsyncEngine, key_id: int) -> float | None:
     return row.last_used_at
 
 
+async def written(engine: AsyncEngine, key_id: int, when: float) -> None:
+    """Until the poll has written ``when`` as the key's last use."""
+
+    async def done() -> bool:
+        return await used_at(engine, key_id) == when
+
+    await until(done, f"the key's use at {when} is written")
+
+
 async def test_uses_are_written_once_a_minute_per_key(engine: AsyncEngine) -> None:
     clock = Clock()
     keys = ApiKeys(engine, clock=clock, cache_seconds=3600)
@@ -49,19 +59,18 @@ async def test_uses_are_written_once_a_minute_per_key(engine: AsyncEngine) -> No
     try:
         for _ in range(50):
             assert await keys.principal(key) is not None
-        await asyncio.sleep(0.1)
-        assert await used_at(engine, key_id) == clock.now
+        await written(engine, key_id, clock.now)
         assert writes == [1], "fifty requests within a minute: one write"
 
         clock.now += 59
         assert await keys.principal(key) is not None
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # ten polls, which must not write it
         assert writes == [1] and await used_at(engine, key_id) == clock.now - 59
 
         clock.now += 2
         assert await keys.principal(key) is not None
-        await asyncio.sleep(0.1)
-        assert writes == [2] and await used_at(engine, key_id) == clock.now
+        await written(engine, key_id, clock.now)
+        assert writes == [2]
     finally:
         await keys.close()
 

@@ -44,6 +44,7 @@ from gateway.store.engine import open_engine
 from gateway.store.migrate import migrate
 from gateway.store.tables import GENESIS_HASH
 from tests.support.store_backends import StoreUnderTest
+from tests.support.waiting import until
 
 KEY = AuditKey.from_secret(b"unit-test audit secret, 32+ bytes long")
 
@@ -235,8 +236,10 @@ async def test_begins_queued_while_a_commit_fails_fail_with_it_not_one_timeout_e
     locker.execute("BEGIN EXCLUSIVE")
     try:
         first = asyncio.ensure_future(writer.begin(entry(0)))
-        await asyncio.sleep(0.5)  # taken at once; its transaction waits 2 s for the lock
-        assert writer.pending == 0 and not first.done()
+        await asyncio.sleep(0)  # begin queues its entry at once
+        # The writer takes it at once; its transaction then waits 2 s for the lock.
+        await until(lambda: writer.pending == 0, "the writer takes the first entry")
+        assert not first.done()
         later = [asyncio.ensure_future(writer.begin(entry(n))) for n in range(1, 5)]
         results = await asyncio.gather(first, *later, return_exceptions=True)
         locker.execute("ROLLBACK")

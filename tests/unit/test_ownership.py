@@ -33,6 +33,7 @@ from gateway.model import (
 from gateway.ownership import Ownership
 from tests.support.scripted_upstream import Answer, Scripted, scripted_upstream
 from tests.support.servers_base import free_port
+from tests.support.waiting import until
 
 
 class MemoryRegistry:
@@ -314,9 +315,9 @@ async def test_a_cancelled_lookup_fails_its_waiters_and_is_asked_again() -> None
         http_ownership(lookups, http_resource()) as owners,
     ):
         leader = asyncio.create_task(answer_for(owners, "5"))
-        await asyncio.sleep(0.05)
+        await until(lambda: lookups.in_flight == 1, "the leader's lookup is under way")
         follower = asyncio.create_task(answer_for(owners, "5"))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # the follower joins it (no I/O: a few loop turns)
         leader.cancel()
         assert await follower == ResolverFailed("lookup was cancelled")
         with pytest.raises(asyncio.CancelledError):

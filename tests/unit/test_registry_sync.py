@@ -143,7 +143,7 @@ async def test_a_lookup_under_way_during_an_eviction_is_not_cached() -> None:
     owners = ownership(registry)
     ref = [ObjectRef("report", "r-1", "path")]
     lookup = asyncio.create_task(owners.resolve(ref, upstream="app"))
-    await asyncio.sleep(0.05)  # it has read the old owner
+    await until(lambda: registry.reads == 1, within=5.0)  # it has read the old owner
     registry.owners[("report", "r-1")] = "globex"
     owners.invalidate("report", "r-1")
     first = await lookup
