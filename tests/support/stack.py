@@ -96,11 +96,13 @@ class Stack:
     def _answered_handlers_done(self) -> bool:
         # aiohttp keeps the request a handler runs for, and the writer knows whether
         # the answer's end went out; requests still being answered are not waited for.
+        # Both are private to aiohttp: read strictly, so an upgrade that renames them
+        # fails here, loudly, instead of making this wait a silent no-op.
         server = self.client.server.runner
         assert server is not None and server.server is not None
         for handler in server.server.connections:
             request = handler._current_request
-            if request is not None and getattr(request.writer, "_eof", False):
+            if request is not None and request.writer._eof:
                 return False
         return True
 
