@@ -161,7 +161,9 @@ async def decide(
     lap = _lap(stage.route, lap)
     if fit is not None and (unfit := fit(match, method)) is not None:
         return Verdict(admitted, caller, method, prepared, match, (), refused(unfit))
-    decision, objects = await _decide(gw, request, admitted, caller, match, prepared, websocket)
+    decision, objects = await decide_stages(
+        gw, request, admitted, caller, match, prepared, websocket
+    )
     observed = None
     anyway = forwarded_anyway(caller, match, decision, gw.clock(), websocket=websocket)
     if anyway is not None:
@@ -374,7 +376,7 @@ def _lap(stage: LoopHistogram, since: float) -> float:
     return now
 
 
-async def _decide(
+async def decide_stages(
     gw: Deciders,
     request: IncomingRequest,
     admitted: Admitted,

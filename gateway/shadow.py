@@ -3,7 +3,7 @@
 The live decision answers; the shadow's never does. ``ShadowRunner.judge`` runs after
 the request's audit record is written and before it is forwarded, on the admitted
 request, caller and method override the live decision found, through the same
-``pipeline._decide`` the live decision ran, with the shadow version's router and
+``pipeline.decide_stages`` the live decision ran, with the shadow version's router and
 policy. It costs no call to anything:
 
 - no second identity resolution (the live caller is reused);
@@ -125,7 +125,7 @@ AFTER_POLICY = frozenset(
 
 
 class Resolved(Protocol):
-    """What ``pipeline._decide`` found of the ids (its ``_Objects``)."""
+    """What ``pipeline.decide_stages`` found of the ids (its ``_Objects``)."""
 
     @property
     def owners(self) -> Sequence[ResolvedRef] | Rejection: ...
@@ -143,7 +143,7 @@ DecideStages = Callable[
     ],
     Awaitable[tuple[Decision, Resolved]],
 ]
-"""``pipeline._decide``: objects → ownership → policy, as the live decision runs it."""
+"""``pipeline.decide_stages``: objects → ownership → policy, as the live decision runs it."""
 
 _NOT_LOOKED_UP = ResolverFailed(UNJUDGED_DETAIL[OWNER_UNKNOWN])
 _NOT_READ = Rejection(Reason.BODY_UNSUPPORTED, UNJUDGED_DETAIL[BODY_NOT_READ])
@@ -479,7 +479,7 @@ class ShadowRunner:
     def __init__(
         self, writer: DifferenceWriter, live_version: Callable[[], int], decide: DecideStages
     ) -> None:
-        """``decide``: ``pipeline._decide``, the live decision's own objects → ownership →
+        """``decide``: ``pipeline.decide_stages``, the live decision's own objects → ownership →
         policy step (handed in: the pipeline imports this module, not the reverse)."""
         self.current: ShadowRules | None = None
         self.writer = writer

@@ -26,7 +26,7 @@ from gateway.deciders import rule_deciders
 from gateway.errors import StoreUnavailable
 from gateway.live import LIVE
 from gateway.outage import OutageNotice, poll_store
-from gateway.pipeline import _decide
+from gateway.pipeline import decide_stages
 from gateway.shadow import (
     SHADOW,
     DifferenceWriter,
@@ -174,7 +174,7 @@ def follow_shadow(
         if flush_seconds is None
         else DifferenceWriter(engine, flush_seconds=flush_seconds)
     )
-    runner = ShadowRunner(writer, live_version, _decide)
+    runner = ShadowRunner(writer, live_version, decide_stages)
     app[SHADOW] = runner
     app[LIVE].current.metrics.registry.register(ShadowMetrics(runner))
     follower = ShadowFollower(

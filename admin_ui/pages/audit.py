@@ -35,6 +35,8 @@ COMMON_KINDS = (
     "admin-api",
     "audit-exported",
     "rejected",
+    "rules-observing",
+    "rules-observe-ended",
 )
 
 

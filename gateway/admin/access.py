@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 
-def _text(value: str, *, field: str, limit: int, required: bool = True) -> str | AdminError:
+def stored_text(value: str, *, field: str, limit: int, required: bool = True) -> str | AdminError:
     """``value`` trimmed, or why it cannot be stored (empty, too long, control characters)."""
     text = value.strip()
     if required and not text:
@@ -136,10 +136,10 @@ async def _checked_request(
     ctx: AdminContext, *, tenant: str, what: str, why: str, role: str | None
 ) -> tuple[str, str | None, str, str] | AdminError:
     """(tenant, role, what, why) as they will be stored, or the first problem."""
-    what_text = _text(what, field="what you need access to", limit=WHAT_MAX)
+    what_text = stored_text(what, field="what you need access to", limit=WHAT_MAX)
     if isinstance(what_text, AdminError):
         return what_text
-    why_text = _text(why, field="why you need it", limit=WHY_MAX)
+    why_text = stored_text(why, field="why you need it", limit=WHY_MAX)
     if isinstance(why_text, AdminError):
         return why_text
     wanted = (role or "").strip() or None
@@ -266,7 +266,7 @@ async def decline_access_request(
     row = await _pending(ctx, request_id)
     if isinstance(row, AdminError):
         return row
-    text = _text(comment, field="the comment", limit=COMMENT_MAX, required=False)
+    text = stored_text(comment, field="the comment", limit=COMMENT_MAX, required=False)
     if isinstance(text, AdminError):
         return text
     decided = await request_store.decide(

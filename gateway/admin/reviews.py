@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from gateway.admin import service
-from gateway.admin.access import COMMENT_MAX, _text
+from gateway.admin.access import COMMENT_MAX, stored_text
 from gateway.admin.service import AdminContext, AdminError
 from gateway.model import GLOBAL_TENANT
 from gateway.store import access_reviews as review_store
@@ -146,7 +146,7 @@ async def attest_review(
     refused = await _reviewable(ctx, tenant)
     if refused is not None:
         return refused
-    text = _text(comment, field="the comment", limit=COMMENT_MAX, required=False)
+    text = stored_text(comment, field="the comment", limit=COMMENT_MAX, required=False)
     if isinstance(text, AdminError):
         return text
     earlier = await review_store.list_attestations(ctx.engine, tenant)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.active_rules import active_ruleset
 from gateway.admin.explain import Explanation, explain, principal_for, principal_for_key
-from gateway.admin.service import AdminContext, AdminError, _may_see
+from gateway.admin.service import AdminContext, AdminError, may_see
 from gateway.audit import MAX_AUDITED_OBJECTS
 from gateway.config import yamlsource
 from gateway.config.loader import RuleProblem, check_rules_text
@@ -380,7 +380,7 @@ async def _may_act_as(ctx: AdminContext, caller: str | int | None) -> AdminError
     if caller is None:
         return None
     user = await user_store.get_user_by_email(ctx.engine, caller.strip().lower())
-    if user is None or not _may_see(ctx.actor, user):
+    if user is None or not may_see(ctx.actor, user):
         return AdminError(f"no user {caller!r}", "not-found")
     return None
 

@@ -293,7 +293,7 @@ async def _user(ctx: AdminContext, email: str) -> UserRow | AdminError:
     if isinstance(address, AdminError):
         return address
     user = await user_store.get_user_by_email(ctx.engine, address)
-    if user is None or not _may_see(ctx.actor, user):
+    if user is None or not may_see(ctx.actor, user):
         return AdminError(f"no user {address!r}", "not-found")
     return user
 
@@ -303,7 +303,9 @@ async def get_user(ctx: AdminContext, email: str) -> UserRow | AdminError:
     return await _user(ctx, email)
 
 
-def _may_see(actor: Admin, user: UserRow) -> bool:
+def may_see(actor: Admin, user: UserRow) -> bool:
+    """Whether ``actor`` may see ``user``: a superadmin anyone, a tenant admin the members
+    of a tenant they manage."""
     return actor.superadmin or any(actor.manages(m.tenant) for m in user.memberships)
 
 
@@ -380,7 +382,7 @@ async def invite_sso(
 ) -> AdminError | None:
     """Let the first sign-in through ``provider`` with this verified email become theirs;
     until then they are ``invited``."""
-    if not _may_see(ctx.actor, user):
+    if not may_see(ctx.actor, user):
         return _forbidden_user(ctx.actor, user)
     await sso_invites.invite(
         ctx.engine, email=user.email, provider=provider, user_id=user.id, ttl=ttl, now=ctx.clock()
@@ -536,7 +538,7 @@ async def list_users(ctx: AdminContext, *, search: str = "") -> list[UserRow]:
     return [
         u
         for u in await user_store.list_users(ctx.engine)
-        if _may_see(ctx.actor, u)
+        if may_see(ctx.actor, u)
         and (needle in u.email.casefold() or needle in u.display_name.casefold())
     ]
 

@@ -193,7 +193,8 @@ async def lock_name(conn: AsyncConnection, name: str) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
-def _dialect_insert(conn: AsyncConnection, table: Table) -> Any:
+def dialect_insert(conn: AsyncConnection, table: Table) -> Any:
+    """An ``INSERT`` of the connection's dialect, for its ``ON CONFLICT`` clauses."""
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
@@ -201,7 +202,7 @@ def _dialect_insert(conn: AsyncConnection, table: Table) -> Any:
 
 def insert_ignoring_duplicates(conn: AsyncConnection, table: Table, keys: Sequence[str]) -> Insert:
     """``INSERT … ON CONFLICT (keys) DO NOTHING``."""
-    stmt = _dialect_insert(conn, table)
+    stmt = dialect_insert(conn, table)
     result: Insert = stmt.on_conflict_do_nothing(index_elements=list(keys))
     return result
 
@@ -218,7 +219,7 @@ def upsert(
 
     With nothing to update, an existing row is left alone (``DO NOTHING``).
     """
-    stmt = _dialect_insert(conn, table).values(**values)
+    stmt = dialect_insert(conn, table).values(**values)
     if not update:
         ignored: Insert = stmt.on_conflict_do_nothing(index_elements=list(keys))
         return ignored

@@ -28,7 +28,7 @@ from sqlalchemy import Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables
-from gateway.store.engine import _dialect_insert, reading, writing
+from gateway.store.engine import dialect_insert, reading, writing
 from gateway.store.notify import RULES, notify
 from gateway.store.rule_versions import Activation, activate_within, lock_rules
 
@@ -345,7 +345,7 @@ async def _add_to_group(
         "first_at": pending.first_at,
         "last_at": pending.last_at,
     }
-    stmt = _dialect_insert(conn, groups).values(**values)
+    stmt = dialect_insert(conn, groups).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[
             "run_id",
