@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import ColumnElement, Row, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from gateway.store import tables
@@ -151,8 +151,12 @@ async def running(engine: AsyncEngine) -> ShadowRun | None:
 
 
 async def _running(conn: AsyncConnection) -> ShadowRun | None:
+    return await _newest(conn, tables.shadow_runs.c.stopped_at.is_(None))
+
+
+async def _newest(conn: AsyncConnection, where: ColumnElement[bool]) -> ShadowRun | None:
     runs = tables.shadow_runs
-    query = select(runs).where(runs.c.stopped_at.is_(None)).order_by(runs.c.id.desc()).limit(1)
+    query = select(runs).where(where).order_by(runs.c.id.desc()).limit(1)
     raw = (await conn.execute(query)).first()
     return None if raw is None else _run(raw)
 
@@ -180,10 +184,7 @@ async def current(engine: AsyncEngine) -> ShadowRun | None:
 
 
 async def _current(conn: AsyncConnection) -> ShadowRun | None:
-    runs = tables.shadow_runs
-    query = select(runs).where(runs.c.stopped_by.is_(None)).order_by(runs.c.id.desc()).limit(1)
-    raw = (await conn.execute(query)).first()
-    return None if raw is None else _run(raw)
+    return await _newest(conn, tables.shadow_runs.c.stopped_by.is_(None))
 
 
 async def start(
