@@ -276,6 +276,7 @@ class AuditWriter:
                     "duration_ms": round(outcome.duration_ms, 3),
                     "ref_seq": receipt.seq,
                 }
+                | ({"client_gone": True} if outcome.client_gone else {})
                 | guard_data(outcome),
             )
         )

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlsplit
@@ -317,19 +317,22 @@ class Forwarder:
                 response.content_length = len(reply.body)
             elif reply.response is not None and reply.response.content_length is not None:
                 response.content_length = reply.response.content_length
-            await response.prepare(request)
+            await _to_client(response.prepare(request), sent)
             if request.method != "HEAD" and reply.status not in (204, 304):
                 if reply.body is not None:
-                    await response.write(reply.body)
+                    await _to_client(response.write(reply.body), sent)
                     sent = len(reply.body)
                 elif reply.response is not None:
                     sent = await _copy_body(response, reply)
-            await response.write_eof()
+            await _to_client(response.write_eof(), sent)
         except _Cut as cut:
             if request.transport is not None:
                 request.transport.close()
             duration = (time.monotonic() - started) * 1000
             return response, Outcome(reply.status, cut.sent, duration, cut=True)
+        except _ClientGone as gone:
+            duration = (time.monotonic() - started) * 1000
+            return response, Outcome(reply.status, gone.sent, duration, client_gone=True)
         finally:
             if reply.response is not None:
                 reply.response.release()
@@ -438,18 +441,41 @@ class _Cut(Exception):
         self.sent = sent
 
 
+class _ClientGone(Exception):
+    """The client closed its connection while its answer was being sent, after ``sent``
+    bytes of the body: nobody's fault to log, and not the upstream's."""
+
+    def __init__(self, sent: int) -> None:
+        super().__init__(sent)
+        self.sent = sent
+
+
+async def _to_client(write: Awaitable[object], sent: int) -> None:
+    """Await one write to the client; a client that went away is ``_ClientGone``."""
+    try:
+        await write
+    except ConnectionResetError:  # aiohttp: "Cannot write to closing transport"
+        raise _ClientGone(sent) from None
+
+
 async def _copy_body(response: web.StreamResponse, reply: UpstreamReply) -> int:
-    """Copy the upstream's body to the client; the bytes copied, or ``_Cut``."""
+    """Copy the upstream's body to the client; the bytes copied, ``_Cut`` when the
+    upstream breaks off, ``_ClientGone`` when the client does."""
     assert reply.response is not None  # noqa: S101 (checked by the caller)
     sent = 0
-    try:
-        async for chunk in reply.response.content.iter_chunked(CHUNK):
-            await response.write(chunk)
-            sent += len(chunk)
-    except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
-        log.warning("upstream %s broke off its answer at byte %d: %r", reply.upstream, sent, error)
-        raise _Cut(sent) from None
-    return sent
+    chunks = reply.response.content.iter_chunked(CHUNK).__aiter__()
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return sent
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, TimeoutError) as error:
+            log.warning(
+                "upstream %s broke off its answer at byte %d: %r", reply.upstream, sent, error
+            )
+            raise _Cut(sent) from None
+        await _to_client(response.write(chunk), sent)
+        sent += len(chunk)
 
 
 def _client(connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:

@@ -275,6 +275,9 @@ class Outcome:
     cut: bool = False
     """The upstream broke off the body midway (reset, closed early, stalled): the client's
     connection was closed, and ``bytes_sent`` says how far the answer got."""
+    client_gone: bool = False
+    """The client closed its connection before the whole answer went out (a person who
+    navigated away, a client that timed out): ``bytes_sent`` says how far it got."""
 
 
 @dataclass(slots=True)

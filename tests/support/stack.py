@@ -183,6 +183,9 @@ class GatewayTestServer(TestServer):
     of aiohttp's default access log."""
 
     async def _make_runner(self, **kwargs: Any) -> GatewayRunner:
+        # aiohttp's test server cancels a handler whose client went away; `gatehold
+        # serve` does not (aiohttp's default), and the tests see what it does.
+        kwargs["handler_cancellation"] = False
         if self.access_lines:
             kwargs.update(access_log=ACCESS_LOG, access_log_class=AccessLine)
         return GatewayRunner(self.app, **kwargs)
