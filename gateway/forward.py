@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import IO
 from urllib.parse import urlsplit
@@ -317,22 +317,25 @@ class Forwarder:
                 response.content_length = len(reply.body)
             elif reply.response is not None and reply.response.content_length is not None:
                 response.content_length = reply.response.content_length
-            await _to_client(response.prepare(request), sent)
+            await response.prepare(request)
             if request.method != "HEAD" and reply.status not in (204, 304):
                 if reply.body is not None:
-                    await _to_client(response.write(reply.body), sent)
+                    await response.write(reply.body)
                     sent = len(reply.body)
                 elif reply.response is not None:
                     sent = await _copy_body(response, reply)
-            await _to_client(response.write_eof(), sent)
+            await response.write_eof()
         except _Cut as cut:
             if request.transport is not None:
                 request.transport.close()
             duration = (time.monotonic() - started) * 1000
             return response, Outcome(reply.status, cut.sent, duration, cut=True)
-        except _ClientGone as gone:
+        except (_ClientGone, ConnectionResetError) as gone:
+            # The client went away (aiohttp: "Cannot write to closing transport"); only
+            # writes to the client raise it here, the upstream's failures are ``_Cut``.
+            got = gone.sent if isinstance(gone, _ClientGone) else sent
             duration = (time.monotonic() - started) * 1000
-            return response, Outcome(reply.status, gone.sent, duration, client_gone=True)
+            return response, Outcome(reply.status, got, duration, client_gone=True)
         finally:
             if reply.response is not None:
                 reply.response.release()
@@ -450,14 +453,6 @@ class _ClientGone(Exception):
         self.sent = sent
 
 
-async def _to_client(write: Awaitable[object], sent: int) -> None:
-    """Await one write to the client; a client that went away is ``_ClientGone``."""
-    try:
-        await write
-    except ConnectionResetError:  # aiohttp: "Cannot write to closing transport"
-        raise _ClientGone(sent) from None
-
-
 async def _copy_body(response: web.StreamResponse, reply: UpstreamReply) -> int:
     """Copy the upstream's body to the client; the bytes copied, ``_Cut`` when the
     upstream breaks off, ``_ClientGone`` when the client does."""
@@ -474,7 +469,10 @@ async def _copy_body(response: web.StreamResponse, reply: UpstreamReply) -> int:
                 "upstream %s broke off its answer at byte %d: %r", reply.upstream, sent, error
             )
             raise _Cut(sent) from None
-        await _to_client(response.write(chunk), sent)
+        try:
+            await response.write(chunk)
+        except ConnectionResetError:
+            raise _ClientGone(sent) from None
         sent += len(chunk)
 
 

@@ -28,14 +28,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.errors import StoreUnavailable
 from gateway.outage import OutageNotice, poll_store
 from gateway.store import registry as registry_store
-from gateway.store.notify import REGISTRY, ChangeFeed, stop_task
+from gateway.store.notify import NOTIFIED_POLL_SECONDS, REGISTRY, ChangeFeed, stop_task
 
 log = logging.getLogger("gatehold")
 
 SETTLE_SECONDS = 10.0
 """How long a gap in ``seq`` is waited for before it counts as a rolled-back write."""
-NOTIFIED_POLL_SECONDS = 5.0
-"""The fallback poll while the change feed listens."""
 
 Evict = Callable[[str, str | None], None]
 """Forget the cached owner of (type, id); of every object of the type for id ``None``."""

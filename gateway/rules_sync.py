@@ -44,8 +44,6 @@ from gateway.store.rule_versions import Activation
 
 log = logging.getLogger("gatehold")
 
-NOTIFIED_POLL_SECONDS = 5.0
-"""The fallback poll on PostgreSQL while LISTEN works."""
 FILE_AUTHOR = "file"
 
 
@@ -198,7 +196,7 @@ class RulesFollower:
         await poll_store(
             self._step,
             wake=self._wake,
-            interval=lambda: NOTIFIED_POLL_SECONDS if self.listening else self._poll,
+            interval=lambda: self._feed.poll_seconds(unnotified=self._poll),
             outage=OutageNotice(
                 log,
                 "rules: cannot read the active version",

@@ -42,8 +42,6 @@ from gateway.store.notify import POLL_SECONDS, RULES, ChangeFeed, stop_task
 
 log = logging.getLogger("gatehold")
 
-NOTIFIED_POLL_SECONDS = 5.0
-
 
 class ShadowFollower:
     """Keeps one process's ``ShadowRunner`` on the store's running shadow."""
@@ -88,7 +86,7 @@ class ShadowFollower:
         await poll_store(
             self.step,
             wake=self._wake,
-            interval=lambda: NOTIFIED_POLL_SECONDS if self._feed.listening else self._poll,
+            interval=lambda: self._feed.poll_seconds(unnotified=self._poll),
             outage=OutageNotice(
                 log, "shadow: cannot read the shadow run", "shadow: the shadow run can be read"
             ),

@@ -48,6 +48,9 @@ RESYNC = ""
 """The payload subscribers get when notifications may have been missed: read the store."""
 POLL_SECONDS = 0.5
 """How often subscribers read the store while no notification can wake them."""
+NOTIFIED_POLL_SECONDS = 5.0
+"""The fallback poll of a subscriber while LISTEN works: a notification lost is noticed
+this long after at the latest."""
 RETRY_FIRST, RETRY_LAST = 0.2, 10.0
 """Reconnection back-off: doubles from the first delay up to the last."""
 CHECK_SECONDS = 5.0
@@ -109,9 +112,12 @@ class ChangeFeed:
         """Whether notifications reach this process now (else subscribers poll fast)."""
         return self._connection is not None and not self._connection.is_closed()
 
-    def poll_seconds(self, notified: float) -> float:
-        """A subscriber's poll period: ``notified`` while listening, else ``POLL_SECONDS``."""
-        return notified if self.listening else POLL_SECONDS
+    def poll_seconds(
+        self, notified: float = NOTIFIED_POLL_SECONDS, *, unnotified: float = POLL_SECONDS
+    ) -> float:
+        """A subscriber's poll period: ``notified`` while listening (the fallback for a
+        notification lost), else ``unnotified``."""
+        return notified if self.listening else unnotified
 
     async def start(self) -> None:
         """Listen now if possible (so a started process hears at once), then keep at it."""

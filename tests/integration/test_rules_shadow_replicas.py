@@ -18,7 +18,7 @@ import pytest
 from gateway.admin import shadow as shadow_admin
 from gateway.admin.shadow import ShadowReport
 from gateway.shadow import SHADOW
-from gateway.shadow_sync import NOTIFIED_POLL_SECONDS
+from gateway.store.notify import NOTIFIED_POLL_SECONDS
 from gateway.store.shadow_runs import ShadowRun
 from tests.integration.test_rules_shadow import ADMIN_MANAGED, WRITE_NOT_READ, context, propose
 from tests.support.postgres import create_database, database_dsn, drop_database

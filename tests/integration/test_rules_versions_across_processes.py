@@ -27,8 +27,8 @@ from gateway.admin.service import AdminContext
 from gateway.app import ENGINE
 from gateway.context import GATEWAY
 from gateway.live import LIVE
-from gateway.rules_sync import NOTIFIED_POLL_SECONDS
 from gateway.store import rule_versions as version_store
+from gateway.store.notify import NOTIFIED_POLL_SECONDS
 from gateway.store.rule_versions import VersionRow
 from tests.support.components import require_component
 from tests.support.stack import DEMO_RULES, Stack, replica, running_stack
